@@ -1,0 +1,121 @@
+//! The closed set of algorithm names used in configuration and on the command line.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A balancing algorithm, by the name used in configuration files and flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// `round-robin`: each instance in turn, weights ignored.
+    RoundRobin,
+    /// `weighted-round-robin`: NGINX's smooth weighted round-robin.
+    WeightedRoundRobin,
+    /// `least-connections`: fewest requests in flight.
+    LeastConnections,
+    /// `wlc`: fewest requests in flight per unit of weight (LVS's weighted least-connection).
+    WeightedLeastConnections,
+    /// `random`: uniform, or proportional to weight when weights differ.
+    Random,
+    /// `p2c-ewma`: the cheaper of two random instances by peak-EWMA latency × (in-flight + 1).
+    P2cEwma,
+    /// `consistent-hash`: a hash ring over a header or the path.
+    ConsistentHash,
+}
+
+impl Algorithm {
+    /// Every algorithm, in the order `foresight algorithms` lists them.
+    pub const ALL: [Algorithm; 7] = [
+        Algorithm::RoundRobin,
+        Algorithm::WeightedRoundRobin,
+        Algorithm::LeastConnections,
+        Algorithm::WeightedLeastConnections,
+        Algorithm::Random,
+        Algorithm::P2cEwma,
+        Algorithm::ConsistentHash,
+    ];
+
+    /// The name used in configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::RoundRobin => "round-robin",
+            Algorithm::WeightedRoundRobin => "weighted-round-robin",
+            Algorithm::LeastConnections => "least-connections",
+            Algorithm::WeightedLeastConnections => "wlc",
+            Algorithm::Random => "random",
+            Algorithm::P2cEwma => "p2c-ewma",
+            Algorithm::ConsistentHash => "consistent-hash",
+        }
+    }
+
+    /// One line on what it does.
+    pub fn description(self) -> &'static str {
+        match self {
+            Algorithm::RoundRobin => "each instance in turn; weights ignored",
+            Algorithm::WeightedRoundRobin => {
+                "NGINX's smooth weighted round-robin: in proportion to weight, interleaved"
+            }
+            Algorithm::LeastConnections => {
+                "fewest requests in flight; ties broken in rotation"
+            }
+            Algorithm::WeightedLeastConnections => {
+                "LVS weighted least-connection: fewest (in-flight + 1) / weight"
+            }
+            Algorithm::Random => "uniform at random, or proportional to weight when weights differ",
+            Algorithm::P2cEwma => {
+                "power of two choices over peak-EWMA latency x (in-flight + 1) / weight (Finagle, Linkerd)"
+            }
+            Algorithm::ConsistentHash => {
+                "hash ring over a header or the path; an instance keeps its keys when others change"
+            }
+        }
+    }
+
+    /// Whether the algorithm reads the instances' live load (dynamic) or not (static), the
+    /// paper's classification.
+    pub fn is_dynamic(self) -> bool {
+        matches!(
+            self,
+            Algorithm::LeastConnections | Algorithm::WeightedLeastConnections | Algorithm::P2cEwma
+        )
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An algorithm name that is not one of [`Algorithm::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown algorithm `{given}`; expected one of: {}", Algorithm::ALL.iter().map(|a| a.name()).collect::<Vec<_>>().join(", "))]
+pub struct UnknownAlgorithm {
+    /// What was given.
+    pub given: String,
+}
+
+impl FromStr for Algorithm {
+    type Err = UnknownAlgorithm;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| UnknownAlgorithm {
+                given: s.to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_lists_choices() {
+        for a in Algorithm::ALL {
+            assert_eq!(a.name().parse::<Algorithm>().unwrap(), a);
+        }
+        let err = "fastest".parse::<Algorithm>().unwrap_err().to_string();
+        assert!(err.contains("`fastest`") && err.contains("p2c-ewma"), "{err}");
+    }
+}

@@ -1,0 +1,141 @@
+//! # foresight-balance
+//!
+//! Every balancing algorithm Foresight offers, behind one small trait, [`Balancer`].
+//!
+//! The design decisions, so a reader need not rediscover them:
+//! - **Pure and time-injected.** An algorithm never reads a clock, never does I/O and never
+//!   sleeps: `pick` receives `now`. The proxy passes its monotonic clock, the simulator its
+//!   virtual one, and both run the same objects, so a result measured in the simulator is a
+//!   result about the product.
+//! - **Built per backend set, shared by every thread.** [`build`] is called once for each
+//!   snapshot of eligible backends (a place for precomputation: the smooth weighted
+//!   round-robin cycle, the hash ring); `pick(&self, …)` is then called concurrently without a
+//!   lock. Mutable selection state is atomics only.
+//! - **Seeded.** Random choices come from [`foresight_core::rng::AtomicSplitMix`] seeded by the
+//!   configuration, so a single-threaded run replays exactly.
+//! - **Load is observed, not owned.** Each [`Endpoint`] carries an `Arc<`[`Load`]`>` (in-flight
+//!   requests, peak-EWMA latency) that outlives snapshots: rebuilding the balancer after a health
+//!   change does not forget what was learnt about an instance.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod algorithm;
+mod consistent_hash;
+mod least_connections;
+mod load;
+mod p2c_ewma;
+mod random;
+mod round_robin;
+mod weighted_least_connections;
+mod weighted_round_robin;
+
+use std::fmt;
+use std::sync::Arc;
+
+use foresight_core::Time;
+
+pub use algorithm::{Algorithm, UnknownAlgorithm};
+pub use load::{peak_ewma_decay, peak_ewma_update, EwmaParams, Load, DEFAULT_DECAY, DEFAULT_RTT};
+
+/// One instance as the balancer sees it.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// A stable identity (hash of the configured address), used by consistent hashing so that an
+    /// instance keeps its keys when others come and go.
+    pub key: u64,
+    /// Relative capacity, at least 1.
+    pub weight: u32,
+    /// Live load counters, shared with whoever forwards the requests.
+    pub load: Arc<Load>,
+}
+
+impl Endpoint {
+    /// An endpoint with a fresh load tracker created at `now`.
+    pub fn new(key: u64, weight: u32, params: EwmaParams, now: Time) -> Self {
+        Endpoint {
+            key,
+            weight: weight.max(1),
+            load: Arc::new(Load::new(params, now)),
+        }
+    }
+}
+
+/// What an algorithm may know about the request being placed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RequestInfo {
+    /// The request's hash key (from a header or the path), for consistent hashing.
+    pub hash_key: Option<u64>,
+}
+
+/// Chooses an instance for each request.
+///
+/// Contract (tested for every algorithm in `tests/contract.rs`): `pick` is called with the same
+/// endpoint slice the balancer was built for; it returns an index into it, or `None` only when the
+/// slice is empty.
+pub trait Balancer: Send + Sync + fmt::Debug {
+    /// Which algorithm this is.
+    fn algorithm(&self) -> Algorithm;
+    /// The index of the endpoint that should serve `request`.
+    fn pick(&self, endpoints: &[Endpoint], request: &RequestInfo, now: Time) -> Option<usize>;
+}
+
+/// Everything needed to build a balancer other than the endpoints.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BalancerConfig {
+    /// The algorithm.
+    pub algorithm: Algorithm,
+    /// Seed for every random choice.
+    pub seed: u64,
+}
+
+/// Builds the balancer for one snapshot of eligible endpoints.
+pub fn build(config: &BalancerConfig, endpoints: &[Endpoint]) -> Box<dyn Balancer> {
+    let seed = config.seed;
+    match config.algorithm {
+        Algorithm::RoundRobin => Box::new(round_robin::RoundRobin::new(seed)),
+        Algorithm::WeightedRoundRobin => {
+            Box::new(weighted_round_robin::WeightedRoundRobin::new(endpoints, seed))
+        }
+        Algorithm::LeastConnections => {
+            Box::new(least_connections::LeastConnections::new(seed))
+        }
+        Algorithm::WeightedLeastConnections => {
+            Box::new(weighted_least_connections::WeightedLeastConnections::new(seed))
+        }
+        Algorithm::Random => Box::new(random::Random::new(endpoints, seed)),
+        Algorithm::P2cEwma => Box::new(p2c_ewma::P2cPeakEwma::new(seed)),
+        Algorithm::ConsistentHash => {
+            Box::new(consistent_hash::ConsistentHash::new(endpoints, seed))
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// `n` endpoints with the given weights (1 when the slice is short), created at time zero.
+    pub fn endpoints(weights: &[u32]) -> Vec<Endpoint> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                Endpoint::new(
+                    foresight_core::rng::mix64(i as u64 + 1),
+                    *w,
+                    EwmaParams::default(),
+                    Time::ZERO,
+                )
+            })
+            .collect()
+    }
+
+    /// How many of `n` picks went to each endpoint, with no load changes in between.
+    pub fn histogram(b: &dyn Balancer, eps: &[Endpoint], n: usize) -> Vec<usize> {
+        let mut counts = vec![0; eps.len()];
+        for _ in 0..n {
+            counts[b.pick(eps, &RequestInfo::default(), Time::ZERO).unwrap()] += 1;
+        }
+        counts
+    }
+}

@@ -1,0 +1,52 @@
+//! The `Balancer` contract, checked for every algorithm: an index in range for every non-empty
+//! set, `None` for an empty one, and the same choices for the same seed.
+
+use std::time::Duration;
+
+use foresight_balance::{build, Algorithm, BalancerConfig, Endpoint, EwmaParams, RequestInfo};
+use foresight_core::Time;
+
+fn endpoints(n: usize) -> Vec<Endpoint> {
+    (0..n)
+        .map(|i| Endpoint::new(i as u64 * 7919, 1 + (i as u32 % 3), EwmaParams::default(), Time::ZERO))
+        .collect()
+}
+
+#[test]
+fn every_algorithm_honours_the_contract() {
+    for algorithm in Algorithm::ALL {
+        let config = BalancerConfig { algorithm, seed: 42 };
+        let empty = build(&config, &[]);
+        assert_eq!(empty.pick(&[], &RequestInfo::default(), Time::ZERO), None, "{algorithm}");
+        for n in [1, 2, 3, 10] {
+            let eps = endpoints(n);
+            let b = build(&config, &eps);
+            assert_eq!(b.algorithm(), algorithm);
+            for k in 0..200u64 {
+                let req = RequestInfo { hash_key: Some(k) };
+                let now = Time::ZERO + Duration::from_millis(k);
+                let i = b.pick(&eps, &req, now).expect("non-empty set");
+                assert!(i < n, "{algorithm} picked {i} of {n}");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_algorithm_replays_for_the_same_seed() {
+    for algorithm in Algorithm::ALL {
+        let config = BalancerConfig { algorithm, seed: 7 };
+        let run = || {
+            let eps = endpoints(5);
+            let b = build(&config, &eps);
+            (0..100u64)
+                .map(|k| {
+                    let i = b.pick(&eps, &RequestInfo { hash_key: Some(k) }, Time::ZERO).unwrap();
+                    eps[i].load.begin();
+                    i
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(), run(), "{algorithm}");
+    }
+}
