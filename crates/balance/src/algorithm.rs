@@ -116,6 +116,9 @@ mod tests {
             assert_eq!(a.name().parse::<Algorithm>().unwrap(), a);
         }
         let err = "fastest".parse::<Algorithm>().unwrap_err().to_string();
-        assert!(err.contains("`fastest`") && err.contains("p2c-ewma"), "{err}");
+        assert!(
+            err.contains("`fastest`") && err.contains("p2c-ewma"),
+            "{err}"
+        );
     }
 }

@@ -40,7 +40,8 @@ impl ConsistentHash {
         };
         let mut ring = Vec::new();
         for (i, e) in endpoints.iter().enumerate() {
-            let points = ((f64::from(e.weight) * f64::from(VNODES_PER_WEIGHT) * scale) as u64).max(1);
+            let points =
+                ((f64::from(e.weight) * f64::from(VNODES_PER_WEIGHT) * scale) as u64).max(1);
             for r in 0..points {
                 ring.push((mix64(e.key ^ mix64(r)), i as u32));
             }
@@ -79,7 +80,13 @@ mod tests {
 
     fn place(b: &ConsistentHash, eps: &[Endpoint], key: u64) -> u64 {
         let i = b
-            .pick(eps, &RequestInfo { hash_key: Some(key) }, Time::ZERO)
+            .pick(
+                eps,
+                &RequestInfo {
+                    hash_key: Some(key),
+                },
+                Time::ZERO,
+            )
             .unwrap();
         eps[i].key
     }
@@ -97,7 +104,11 @@ mod tests {
     fn removing_one_moves_only_its_keys() {
         let eps = endpoints(&[1, 1, 1, 1]);
         let full = ConsistentHash::new(&eps, 0);
-        let fewer: Vec<Endpoint> = eps.iter().filter(|e| e.key != eps[1].key).cloned().collect();
+        let fewer: Vec<Endpoint> = eps
+            .iter()
+            .filter(|e| e.key != eps[1].key)
+            .cloned()
+            .collect();
         let partial = ConsistentHash::new(&fewer, 0);
         let mut moved = 0;
         for k in 0..10_000 {
@@ -116,7 +127,9 @@ mod tests {
     fn shares_follow_weights() {
         let eps = endpoints(&[1, 3]);
         let b = ConsistentHash::new(&eps, 0);
-        let heavy = (0..20_000u64).filter(|k| place(&b, &eps, *k) == eps[1].key).count();
+        let heavy = (0..20_000u64)
+            .filter(|k| place(&b, &eps, *k) == eps[1].key)
+            .count();
         assert!((13_500..16_500).contains(&heavy), "{heavy}");
     }
 }

@@ -93,15 +93,13 @@ pub fn build(config: &BalancerConfig, endpoints: &[Endpoint]) -> Box<dyn Balance
     let seed = config.seed;
     match config.algorithm {
         Algorithm::RoundRobin => Box::new(round_robin::RoundRobin::new(seed)),
-        Algorithm::WeightedRoundRobin => {
-            Box::new(weighted_round_robin::WeightedRoundRobin::new(endpoints, seed))
-        }
-        Algorithm::LeastConnections => {
-            Box::new(least_connections::LeastConnections::new(seed))
-        }
-        Algorithm::WeightedLeastConnections => {
-            Box::new(weighted_least_connections::WeightedLeastConnections::new(seed))
-        }
+        Algorithm::WeightedRoundRobin => Box::new(weighted_round_robin::WeightedRoundRobin::new(
+            endpoints, seed,
+        )),
+        Algorithm::LeastConnections => Box::new(least_connections::LeastConnections::new(seed)),
+        Algorithm::WeightedLeastConnections => Box::new(
+            weighted_least_connections::WeightedLeastConnections::new(seed),
+        ),
         Algorithm::Random => Box::new(random::Random::new(endpoints, seed)),
         Algorithm::P2cEwma => Box::new(p2c_ewma::P2cPeakEwma::new(seed)),
         Algorithm::ConsistentHash => {

@@ -117,7 +117,8 @@ impl Load {
             self.params.decay.as_nanos() as f64,
         );
         self.ewma_ns.store(next.to_bits(), Ordering::Relaxed);
-        self.ewma_at.store(now.as_nanos().max(at.as_nanos()), Ordering::Relaxed);
+        self.ewma_at
+            .store(now.as_nanos().max(at.as_nanos()), Ordering::Relaxed);
     }
 
     /// The peak-EWMA latency estimate at `now`, in nanoseconds.
@@ -138,14 +139,20 @@ mod tests {
     fn slower_sample_is_taken_at_once_faster_one_blended() {
         let decay = 10e9;
         let t0 = Time::ZERO;
-        assert_eq!(peak_ewma_update(10.0 * MS, t0, 50.0 * MS, t0, decay), 50.0 * MS);
+        assert_eq!(
+            peak_ewma_update(10.0 * MS, t0, 50.0 * MS, t0, decay),
+            50.0 * MS
+        );
         // One decay constant later a faster sample moves the estimate 63% of the way.
         let t1 = t0 + Duration::from_secs(10);
         let v = peak_ewma_update(50.0 * MS, t0, 10.0 * MS, t1, decay);
         let expected = 50.0 * MS * (-1f64).exp() + 10.0 * MS * (1.0 - (-1f64).exp());
         assert!((v - expected).abs() < 1.0, "{v} vs {expected}");
         // Same instant: a faster sample changes nothing.
-        assert_eq!(peak_ewma_update(50.0 * MS, t0, 10.0 * MS, t0, decay), 50.0 * MS);
+        assert_eq!(
+            peak_ewma_update(50.0 * MS, t0, 10.0 * MS, t0, decay),
+            50.0 * MS
+        );
     }
 
     #[test]

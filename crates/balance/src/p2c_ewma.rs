@@ -87,7 +87,8 @@ mod tests {
             let rtt = if i == 2 { 100 } else { 5 };
             // The first sample replaces the default only if slower, so feed a few.
             for _ in 0..50 {
-                e.load.observe(Duration::from_millis(rtt), now + Duration::from_secs(60));
+                e.load
+                    .observe(Duration::from_millis(rtt), now + Duration::from_secs(60));
             }
         }
         let later = now + Duration::from_secs(60);

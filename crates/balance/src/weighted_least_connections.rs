@@ -34,7 +34,12 @@ impl Balancer for WeightedLeastConnections {
             return None;
         }
         let start = self.start.fetch_add(1, Ordering::Relaxed) % n;
-        let cost = |i: usize| (u64::from(endpoints[i].load.in_flight()) + 1, u64::from(endpoints[i].weight));
+        let cost = |i: usize| {
+            (
+                u64::from(endpoints[i].load.in_flight()) + 1,
+                u64::from(endpoints[i].weight),
+            )
+        };
         let mut best = start;
         let (mut bl, mut bw) = cost(start);
         for k in 1..n {

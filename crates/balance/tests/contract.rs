@@ -8,16 +8,30 @@ use foresight_core::Time;
 
 fn endpoints(n: usize) -> Vec<Endpoint> {
     (0..n)
-        .map(|i| Endpoint::new(i as u64 * 7919, 1 + (i as u32 % 3), EwmaParams::default(), Time::ZERO))
+        .map(|i| {
+            Endpoint::new(
+                i as u64 * 7919,
+                1 + (i as u32 % 3),
+                EwmaParams::default(),
+                Time::ZERO,
+            )
+        })
         .collect()
 }
 
 #[test]
 fn every_algorithm_honours_the_contract() {
     for algorithm in Algorithm::ALL {
-        let config = BalancerConfig { algorithm, seed: 42 };
+        let config = BalancerConfig {
+            algorithm,
+            seed: 42,
+        };
         let empty = build(&config, &[]);
-        assert_eq!(empty.pick(&[], &RequestInfo::default(), Time::ZERO), None, "{algorithm}");
+        assert_eq!(
+            empty.pick(&[], &RequestInfo::default(), Time::ZERO),
+            None,
+            "{algorithm}"
+        );
         for n in [1, 2, 3, 10] {
             let eps = endpoints(n);
             let b = build(&config, &eps);
@@ -41,7 +55,9 @@ fn every_algorithm_replays_for_the_same_seed() {
             let b = build(&config, &eps);
             (0..100u64)
                 .map(|k| {
-                    let i = b.pick(&eps, &RequestInfo { hash_key: Some(k) }, Time::ZERO).unwrap();
+                    let i = b
+                        .pick(&eps, &RequestInfo { hash_key: Some(k) }, Time::ZERO)
+                        .unwrap();
                     eps[i].load.begin();
                     i
                 })

@@ -1,1 +1,267 @@
-fn main() {}
+//! `foresight`: one binary for the whole product. Each subcommand is a thin shell over a library
+//! crate; this file parses flags, sets up logging and the runtime, and maps errors to exit codes
+//! (64 for configuration and usage errors, 1 for the rest).
+
+mod demo;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use foresight_balance::Algorithm;
+use foresight_proxy::config::{Overrides, RawConfig};
+
+/// Exit status for configuration and usage errors (`EX_USAGE` from sysexits.h).
+const EX_USAGE: u8 = 64;
+
+#[derive(Parser)]
+#[command(name = "foresight", version, about = "A load balancer and auto-scaler that forecasts traffic", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the reverse proxy in front of a pool of instances.
+    Serve(ServeArgs),
+    /// Run an example service instance with emulated capacity (for demos, tests, experiments).
+    Backend(BackendArgs),
+    /// List the balancing algorithms.
+    Algorithms,
+    /// Start a few backends of different speeds and the proxy, send a burst, show the result.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML configuration file (see docs/configuration.md); flags override it.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Client-facing listen address [default: 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Admin API and /metrics listen address [default: 127.0.0.1:9900].
+    #[arg(long)]
+    admin: Option<String>,
+    /// An instance, e.g. http://127.0.0.1:9001; repeat for more. Replaces the file's list.
+    #[arg(long = "backend")]
+    backends: Vec<String>,
+    /// Balancing algorithm [default: p2c-ewma]; see `foresight algorithms`.
+    #[arg(long)]
+    algorithm: Option<String>,
+    /// Seed for the balancer's random choices [default: 1].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Runtime worker threads [default: number of cores].
+    #[arg(long)]
+    workers: Option<i64>,
+}
+
+#[derive(Args)]
+struct BackendArgs {
+    /// Listen address; port 0 picks a free port (printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    listen: SocketAddr,
+    /// Requests served at once.
+    #[arg(long, default_value_t = 8)]
+    workers: usize,
+    /// Requests that may wait for a worker; beyond it the instance answers 503.
+    #[arg(long, default_value_t = 128)]
+    queue: usize,
+    /// Service-time distribution: exponential, lognormal, lognormal:SIGMA or constant.
+    #[arg(long, default_value = "exponential")]
+    distribution: String,
+    /// A route and its mean service time, e.g. /auth=5ms; repeat for more. Replaces the
+    /// defaults (/auth=5ms, /process=20ms, /external=50ms).
+    #[arg(long = "route")]
+    routes: Vec<String>,
+    /// Multiply every service time (3 = three times slower).
+    #[arg(long, default_value_t = 1.0)]
+    slowdown: f64,
+    /// Time before /ready answers 200 and routes serve, e.g. 5s.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    startup_delay: Duration,
+    /// Seed of the service-time draws.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Instance name in the x-foresight-instance header [default: the listen address].
+    #[arg(long, default_value = "")]
+    name: String,
+}
+
+/// Logs go to stderr (stdout carries results), filtered by `RUST_LOG` or `default`.
+fn init_logging(default: &str) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let mut raw = match &args.config {
+        Some(path) => match RawConfig::from_file(path) {
+            Ok(r) => r,
+            Err(e) => return usage_error(e),
+        },
+        None => RawConfig::default(),
+    };
+    raw.apply(Overrides {
+        listen: args.listen,
+        admin: args.admin,
+        workers: args.workers,
+        algorithm: args.algorithm,
+        seed: args.seed,
+        backends: args.backends,
+    });
+    let config = match raw.validate() {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
+    let rt = match runtime(config.workers) {
+        Ok(rt) => rt,
+        Err(e) => return failure(e),
+    };
+    let result = rt.block_on(async move {
+        let listener = foresight_http::bind(config.listen).await?;
+        let admin = foresight_http::bind(config.admin).await?;
+        println!(
+            "foresight serve: proxy={} admin={}",
+            listener.local_addr()?,
+            admin.local_addr()?
+        );
+        tracing::info!(
+            proxy = %listener.local_addr()?,
+            admin = %admin.local_addr()?,
+            algorithm = %config.balancer.config.algorithm,
+            backends = config.backends.len(),
+            workers = config.workers,
+            "serving"
+        );
+        foresight_proxy::run(config, listener, admin, shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => failure(e),
+    }
+}
+
+fn backend(args: BackendArgs) -> ExitCode {
+    let distribution = match args.distribution.parse() {
+        Ok(d) => d,
+        Err(e) => return usage_error(e),
+    };
+    let routes = if args.routes.is_empty() {
+        foresight_backend::BackendConfig::default().routes
+    } else {
+        match args
+            .routes
+            .iter()
+            .map(|r| r.parse())
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(r) => r,
+            Err(e) => return usage_error(e),
+        }
+    };
+    let config = foresight_backend::BackendConfig {
+        workers: args.workers,
+        queue: args.queue,
+        distribution,
+        routes,
+        slowdown: args.slowdown,
+        startup_delay: args.startup_delay,
+        seed: args.seed,
+        name: args.name,
+    };
+    if let Err(e) = config.validate() {
+        return usage_error(e);
+    }
+    // One thread: an instance emulates capacity with timers, and twenty of them must fit on two
+    // cores.
+    let rt = match runtime(1) {
+        Ok(rt) => rt,
+        Err(e) => return failure(e),
+    };
+    let result = rt.block_on(async move {
+        let listener = foresight_http::bind(args.listen).await?;
+        println!("foresight backend: listen={}", listener.local_addr()?);
+        tracing::info!(listen = %listener.local_addr()?, slowdown = config.slowdown, "backend serving");
+        foresight_backend::run(config, listener, shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => failure(e),
+    }
+}
+
+fn algorithms() -> ExitCode {
+    println!("{:<22} {:<8} DESCRIPTION", "NAME", "CLASS");
+    for a in Algorithm::ALL {
+        let class = if a.is_dynamic() { "dynamic" } else { "static" };
+        println!("{:<22} {:<8} {}", a.name(), class, a.description());
+    }
+    ExitCode::SUCCESS
+}
+
+fn usage_error(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(EX_USAGE)
+}
+
+pub(crate) fn failure(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e:#}");
+    ExitCode::FAILURE
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The demo prints its own progress; the proxy's info logs would bury it.
+    init_logging(if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    });
+    match cli.command {
+        Command::Serve(a) => serve(a),
+        Command::Backend(a) => backend(a),
+        Command::Algorithms => algorithms(),
+        Command::Demo(a) => demo::run(a),
+    }
+}

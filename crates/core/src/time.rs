@@ -80,9 +80,18 @@ mod tests {
     fn arithmetic_saturates_instead_of_wrapping() {
         let t = Time::from_nanos(5);
         assert_eq!(t - Duration::from_nanos(10), Time::ZERO);
-        assert_eq!(Time::from_nanos(u64::MAX) + Duration::from_secs(1), Time::from_nanos(u64::MAX));
-        assert_eq!(Time::from_nanos(3).saturating_since(Time::from_nanos(9)), Duration::ZERO);
-        assert_eq!(Time::from_nanos(9).saturating_since(Time::from_nanos(3)), Duration::from_nanos(6));
+        assert_eq!(
+            Time::from_nanos(u64::MAX) + Duration::from_secs(1),
+            Time::from_nanos(u64::MAX)
+        );
+        assert_eq!(
+            Time::from_nanos(3).saturating_since(Time::from_nanos(9)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            Time::from_nanos(9).saturating_since(Time::from_nanos(3)),
+            Duration::from_nanos(6)
+        );
     }
 
     #[test]

@@ -1,1 +1,108 @@
-//! placeholder
+//! # foresight-proxy
+//!
+//! The data plane: an HTTP reverse proxy on hyper 1.x and tokio that puts every request on one
+//! instance chosen by a [`foresight_balance::Balancer`].
+//!
+//! ## Layout
+//! - [`config`]: the TOML file and flags, validated once into [`ProxyConfig`].
+//! - `pool`: members and the lock-free snapshot the request path reads; drain.
+//! - `forward`: the request path (pick, rewrite headers, forward, retry a refused connection,
+//!   account for the response until its body is done).
+//! - `health`, `outlier`: active checks (rise/fall) and passive ejection, as pure state
+//!   machines plus the tasks that feed them.
+//! - `admin`: the admin API and `/metrics`.
+//!
+//! Things this proxy deliberately leaves out for now: TLS, WebSocket upgrades and retries of
+//! requests with bodies (they would need buffering).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod admin;
+pub mod config;
+mod forward;
+mod headers;
+pub mod health;
+mod metrics;
+pub mod outlier;
+mod pool;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+pub use config::{ConfigError, ProxyConfig};
+pub use pool::{BackendStatus, Clock, DrainReport, Pool};
+
+/// How often ended ejections are noticed and their instances returned to rotation.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Runs the proxy on `listener` and the admin API on `admin` until `shutdown` completes; then
+/// stops accepting and lets open requests finish.
+pub async fn run(
+    config: ProxyConfig,
+    listener: TcpListener,
+    admin: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let metrics = Arc::new(metrics::ProxyMetrics::new());
+    let pool = Pool::new(
+        config.balancer.clone(),
+        config.outlier,
+        config.health_check.clone(),
+        &config.timeouts,
+        Clock::new(),
+        metrics,
+    );
+    for spec in &config.backends {
+        pool.add(spec.clone(), true)?;
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let ticker = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(TICK);
+            loop {
+                t.tick().await;
+                pool.tick();
+            }
+        })
+    };
+
+    let admin_router = admin::router(pool.clone(), config.drain_timeout);
+    let admin_stop = stopped(stop_rx.clone());
+    let admin_task = tokio::spawn(async move {
+        axum::serve(admin, admin_router)
+            .with_graceful_shutdown(admin_stop)
+            .await
+    });
+
+    let forwarder = Arc::new(forward::Forwarder::new(pool.clone(), &config));
+    let options = foresight_http::ServerOptions {
+        header_read_timeout: config.timeouts.client_idle,
+        grace: config.drain_timeout,
+    };
+    foresight_http::serve(
+        listener,
+        options,
+        move |req, peer: SocketAddr| {
+            let f = forwarder.clone();
+            async move { f.handle(req, peer).await }
+        },
+        stopped(stop_rx),
+    )
+    .await;
+    ticker.abort();
+    let _ = admin_task.await;
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! The request handler and its capacity model.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use foresight_core::rng::mix64;
+use foresight_http::{text, Body, ServerOptions};
+use http::{header::HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use rand::{rngs::SmallRng, SeedableRng};
+use rand_distr::{Distribution as _, Exp, LogNormal};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::config::{BackendConfig, Distribution};
+use crate::metrics::{Metrics, RouteCode, RouteLabel};
+
+/// Response header naming the instance that served a request, so clients and tests can count.
+pub const INSTANCE_HEADER: &str = "x-foresight-instance";
+
+struct State {
+    config: BackendConfig,
+    name: HeaderValue,
+    started: Instant,
+    workers: Semaphore,
+    waiting: AtomicUsize,
+    draws: AtomicU64,
+    metrics: Metrics,
+}
+
+/// Serves the instance on `listener` until `shutdown` completes, then lets in-flight requests
+/// finish.
+pub async fn run(
+    config: BackendConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    config.validate()?;
+    let name = if config.name.is_empty() {
+        listener.local_addr()?.to_string()
+    } else {
+        config.name.clone()
+    };
+    let state = Arc::new(State {
+        name: HeaderValue::from_str(&name)?,
+        started: Instant::now(),
+        workers: Semaphore::new(config.workers),
+        waiting: AtomicUsize::new(0),
+        draws: AtomicU64::new(0),
+        metrics: Metrics::new(config.workers, config.queue),
+        config,
+    });
+    foresight_http::serve(
+        listener,
+        ServerOptions::default(),
+        move |req, _peer| {
+            let state = state.clone();
+            async move { state.handle(req).await }
+        },
+        shutdown,
+    )
+    .await;
+    Ok(())
+}
+
+impl State {
+    fn ready(&self) -> bool {
+        self.started.elapsed() >= self.config.startup_delay
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let path = req.uri().path();
+        match path {
+            "/ready" => {
+                return if self.ready() {
+                    text(StatusCode::OK, "ready\n")
+                } else {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+                }
+            }
+            "/healthz" => return text(StatusCode::OK, "ok\n"),
+            "/metrics" => {
+                let mut r = text(StatusCode::OK, self.metrics.render());
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static(
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    ),
+                );
+                return r;
+            }
+            _ => {}
+        }
+        let route = if path == "/" {
+            &self.config.routes[0]
+        } else {
+            match self.config.routes.iter().find(|r| r.path == path) {
+                Some(r) => r,
+                None => return text(StatusCode::NOT_FOUND, "no such route\n"),
+            }
+        };
+        let forced = req.uri().query().and_then(forced_ms);
+        let arrived = Instant::now();
+        let status = self.serve(route.mean, forced).await;
+        self.metrics
+            .requests
+            .get_or_create(&RouteCode {
+                route: route.path.clone(),
+                code: status.as_u16(),
+            })
+            .inc();
+        self.metrics
+            .duration
+            .get_or_create(&RouteLabel {
+                route: route.path.clone(),
+            })
+            .observe(arrived.elapsed().as_secs_f64());
+        let body = match status {
+            StatusCode::OK => format!("ok {}\n", route.path),
+            StatusCode::SERVICE_UNAVAILABLE if !self.ready() => "starting\n".to_string(),
+            _ => "queue full\n".to_string(),
+        };
+        let mut r = text(status, body);
+        r.headers_mut().insert(INSTANCE_HEADER, self.name.clone());
+        r
+    }
+
+    /// Waits for a worker (or refuses when the queue is full), then holds it for a service time.
+    async fn serve(&self, mean: Duration, forced: Option<Duration>) -> StatusCode {
+        if !self.ready() {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
+        let permit = match self.workers.try_acquire() {
+            Ok(p) => p,
+            Err(_) => {
+                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.config.queue {
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    return StatusCode::SERVICE_UNAVAILABLE;
+                }
+                self.metrics.queue_length.inc();
+                let p = self.workers.acquire().await;
+                self.metrics.queue_length.dec();
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                match p {
+                    Ok(p) => p,
+                    Err(_) => return StatusCode::SERVICE_UNAVAILABLE,
+                }
+            }
+        };
+        self.metrics.in_flight.inc();
+        let service = forced.unwrap_or_else(|| self.draw(mean));
+        tokio::time::sleep(service.mul_f64(self.config.slowdown)).await;
+        self.metrics.in_flight.dec();
+        drop(permit);
+        StatusCode::OK
+    }
+
+    /// One service time around `mean`; the n-th draw is the same for the same seed.
+    fn draw(&self, mean: Duration) -> Duration {
+        let n = self.draws.fetch_add(1, Ordering::Relaxed);
+        let mut rng = SmallRng::seed_from_u64(mix64(self.config.seed ^ mix64(n)));
+        sample(self.config.distribution, mean, &mut rng)
+    }
+}
+
+/// A service time drawn from `dist` with the given mean.
+pub(crate) fn sample(dist: Distribution, mean: Duration, rng: &mut SmallRng) -> Duration {
+    let m = mean.as_secs_f64();
+    if m <= 0.0 {
+        return Duration::ZERO;
+    }
+    let secs = match dist {
+        Distribution::Constant => m,
+        Distribution::Exponential => match Exp::new(1.0 / m) {
+            Ok(d) => d.sample(rng),
+            Err(_) => m,
+        },
+        Distribution::Lognormal { sigma } => {
+            // E[X] = exp(mu + sigma^2 / 2) = m.
+            let mu = m.ln() - sigma * sigma / 2.0;
+            match LogNormal::new(mu, sigma) {
+                Ok(d) => d.sample(rng),
+                Err(_) => m,
+            }
+        }
+    };
+    Duration::from_secs_f64(secs.clamp(0.0, 3600.0))
+}
+
+/// `ms=N` in a query string: a forced constant service time.
+fn forced_ms(query: &str) -> Option<Duration> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("ms="))
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|ms| Duration::from_millis(ms.min(3_600_000)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mean_of(dist: Distribution) -> f64 {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let n = 20_000;
+        (0..n)
+            .map(|_| sample(dist, Duration::from_millis(20), &mut rng).as_secs_f64())
+            .sum::<f64>()
+            / n as f64
+    }
+
+    #[test]
+    fn every_distribution_has_the_requested_mean() {
+        for d in [
+            Distribution::Constant,
+            Distribution::Exponential,
+            Distribution::Lognormal { sigma: 0.5 },
+        ] {
+            let m = mean_of(d);
+            assert!((m - 0.020).abs() < 0.001, "{d}: {m}");
+        }
+    }
+
+    #[test]
+    fn forced_service_time_from_query() {
+        assert_eq!(forced_ms("a=1&ms=250"), Some(Duration::from_millis(250)));
+        assert_eq!(forced_ms("ms=x"), None);
+        assert_eq!(forced_ms("a=1"), None);
+    }
+}

@@ -1,0 +1,788 @@
+//! Configuration: a TOML file and/or flags, parsed once into typed values.
+//!
+//! Two phases, as in ripgrep: [`RawConfig`] mirrors the file (every field optional, unknown keys
+//! rejected by serde with their line), command-line [`Overrides`] are laid over it, then
+//! [`RawConfig::validate`] turns it into a [`ProxyConfig`] or the first [`ConfigError`], which
+//! names the key, the value and what would be valid. Every key is documented in
+//! `docs/configuration.md`; the defaults below are the ones written there.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use foresight_balance::{Algorithm, BalancerConfig, EwmaParams};
+use http::uri::{Authority, Scheme};
+use http::Uri;
+use serde::Deserialize;
+
+/// A configuration problem, with enough detail to fix it. The CLI exits with status 64
+/// (`EX_USAGE`) on any of these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A value that parsed but is not allowed.
+    #[error("invalid value `{value}` for `{key}`: expected {expected}")]
+    Invalid {
+        /// Dotted key, e.g. `outlier.max_ejection_percent` or `backends[1].address`.
+        key: String,
+        /// The value as given.
+        value: String,
+        /// What would be valid.
+        expected: String,
+    },
+    /// The file is not valid TOML or has an unknown key or a value of the wrong type.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The TOML parser's message, with line and column.
+        message: String,
+    },
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {message}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+}
+
+fn invalid(
+    key: impl Into<String>,
+    value: impl fmt::Display,
+    expected: impl Into<String>,
+) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.to_string(),
+        expected: expected.into(),
+    }
+}
+
+/// The file, as written. Every field is optional; see the typed config for defaults.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Client-facing listen address.
+    pub listen: Option<String>,
+    /// Admin API and `/metrics` listen address.
+    pub admin: Option<String>,
+    /// Runtime worker threads.
+    pub workers: Option<i64>,
+    /// Longest wait for a draining instance's requests to finish.
+    pub drain_timeout: Option<String>,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub balancer: RawBalancer,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub health_check: RawHealthCheck,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub outlier: RawOutlier,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub retries: RawRetries,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub backends: Vec<RawBackend>,
+}
+
+#[allow(missing_docs)]
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBalancer {
+    pub algorithm: Option<String>,
+    pub seed: Option<u64>,
+    pub hash_on: Option<String>,
+    pub ewma_decay: Option<String>,
+    pub default_rtt: Option<String>,
+}
+
+#[allow(missing_docs)]
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub connect: Option<String>,
+    pub request: Option<String>,
+    pub client_idle: Option<String>,
+    pub upstream_idle: Option<String>,
+}
+
+#[allow(missing_docs)]
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    pub enabled: Option<bool>,
+    pub path: Option<String>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub rise: Option<i64>,
+    pub fall: Option<i64>,
+}
+
+#[allow(missing_docs)]
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutlier {
+    pub enabled: Option<bool>,
+    pub consecutive_errors: Option<i64>,
+    pub base_ejection_time: Option<String>,
+    pub max_ejection_time: Option<String>,
+    pub max_ejection_percent: Option<i64>,
+}
+
+#[allow(missing_docs)]
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetries {
+    pub attempts: Option<i64>,
+}
+
+#[allow(missing_docs)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackend {
+    pub address: String,
+    pub weight: Option<i64>,
+}
+
+/// Command-line flags that override the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--listen`
+    pub listen: Option<String>,
+    /// `--admin`
+    pub admin: Option<String>,
+    /// `--workers`
+    pub workers: Option<i64>,
+    /// `--algorithm`
+    pub algorithm: Option<String>,
+    /// `--seed`
+    pub seed: Option<u64>,
+    /// `--backend`, repeated; when any is given they replace the file's list.
+    pub backends: Vec<String>,
+}
+
+/// What to hash for `consistent-hash`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HashOn {
+    /// The request path (without the query).
+    Path,
+    /// The value of a request header; requests without it are placed at random.
+    Header(http::HeaderName),
+}
+
+/// Balancer settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BalancerSettings {
+    /// Algorithm and seed.
+    pub config: BalancerConfig,
+    /// Key source for consistent hashing.
+    pub hash_on: HashOn,
+    /// Peak-EWMA parameters for every instance.
+    pub ewma: EwmaParams,
+}
+
+/// Timeouts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timeouts {
+    /// TCP connect to an instance; a connect failure is retried on another instance.
+    pub connect: Duration,
+    /// From sending the request upstream to receiving the response headers; beyond it, 504.
+    pub request: Duration,
+    /// How long a kept-alive client connection may sit before its next request's headers.
+    pub client_idle: Duration,
+    /// How long an idle pooled upstream connection is kept.
+    pub upstream_idle: Duration,
+}
+
+/// Active health checks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthCheckConfig {
+    /// Path requested with GET; 2xx is healthy.
+    pub path: String,
+    /// Time between checks of one instance.
+    pub interval: Duration,
+    /// Time a check may take.
+    pub timeout: Duration,
+    /// Consecutive successes that make an unhealthy instance healthy.
+    pub rise: u32,
+    /// Consecutive failures that make a healthy instance unhealthy.
+    pub fall: u32,
+}
+
+/// Passive outlier ejection.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OutlierConfig {
+    /// Consecutive 5xx responses or connect errors that eject an instance.
+    pub consecutive_errors: u32,
+    /// Ejection time the first time; the n-th ejection in a row lasts n times as long.
+    pub base_ejection_time: Duration,
+    /// Cap on one ejection's length.
+    pub max_ejection_time: Duration,
+    /// At most this share of the pool is ejected at once.
+    pub max_ejection_percent: u32,
+}
+
+/// One instance from the configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendSpec {
+    /// As configured; the `backend` label in metrics and the key in the admin API.
+    pub address: String,
+    /// `host:port` to connect to.
+    pub authority: Authority,
+    /// Relative capacity.
+    pub weight: u32,
+}
+
+/// The validated configuration of `foresight serve`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProxyConfig {
+    /// Client-facing listener.
+    pub listen: SocketAddr,
+    /// Admin listener (admin API and `/metrics`).
+    pub admin: SocketAddr,
+    /// Runtime worker threads.
+    pub workers: usize,
+    /// Longest wait for a draining instance's requests to finish before it is removed anyway.
+    pub drain_timeout: Duration,
+    /// Balancing.
+    pub balancer: BalancerSettings,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Active health checks, if enabled.
+    pub health_check: Option<HealthCheckConfig>,
+    /// Outlier ejection, if enabled.
+    pub outlier: Option<OutlierConfig>,
+    /// Extra attempts on another instance after a connect error, for requests without a body.
+    pub retries: u32,
+    /// The initial instances.
+    pub backends: Vec<BackendSpec>,
+}
+
+/// Defaults, as documented in `docs/configuration.md`.
+pub mod defaults {
+    use std::time::Duration;
+    /// `listen`
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    /// `admin`: loopback only, since the admin API can remove instances.
+    pub const ADMIN: &str = "127.0.0.1:9900";
+    /// `drain_timeout`
+    pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+    /// `balancer.algorithm`
+    pub const ALGORITHM: &str = "p2c-ewma";
+    /// `timeouts.connect`
+    pub const CONNECT: Duration = Duration::from_secs(1);
+    /// `timeouts.request`
+    pub const REQUEST: Duration = Duration::from_secs(30);
+    /// `timeouts.client_idle`
+    pub const CLIENT_IDLE: Duration = Duration::from_secs(60);
+    /// `timeouts.upstream_idle`
+    pub const UPSTREAM_IDLE: Duration = Duration::from_secs(90);
+    /// `health_check.path`
+    pub const HEALTH_PATH: &str = "/ready";
+    /// `health_check.interval`
+    pub const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+    /// `health_check.timeout`
+    pub const HEALTH_TIMEOUT: Duration = Duration::from_millis(500);
+    /// `health_check.rise`
+    pub const RISE: u32 = 2;
+    /// `health_check.fall`
+    pub const FALL: u32 = 3;
+    /// `outlier.consecutive_errors`
+    pub const CONSECUTIVE_ERRORS: u32 = 5;
+    /// `outlier.base_ejection_time`
+    pub const BASE_EJECTION: Duration = Duration::from_secs(5);
+    /// `outlier.max_ejection_time`
+    pub const MAX_EJECTION: Duration = Duration::from_secs(60);
+    /// `outlier.max_ejection_percent`
+    pub const MAX_EJECTION_PERCENT: u32 = 50;
+    /// `retries.attempts`
+    pub const RETRIES: u32 = 1;
+}
+
+impl RawConfig {
+    /// Reads and parses a TOML file (unknown keys and wrong types are errors with line numbers).
+    pub fn from_file(path: &Path) -> Result<RawConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        RawConfig::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Parses TOML text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+
+    /// Lays flags over the file.
+    pub fn apply(&mut self, o: Overrides) {
+        if o.listen.is_some() {
+            self.listen = o.listen;
+        }
+        if o.admin.is_some() {
+            self.admin = o.admin;
+        }
+        if o.workers.is_some() {
+            self.workers = o.workers;
+        }
+        if o.algorithm.is_some() {
+            self.balancer.algorithm = o.algorithm;
+        }
+        if o.seed.is_some() {
+            self.balancer.seed = o.seed;
+        }
+        if !o.backends.is_empty() {
+            self.backends = o
+                .backends
+                .into_iter()
+                .map(|address| RawBackend {
+                    address,
+                    weight: None,
+                })
+                .collect();
+        }
+    }
+
+    /// Checks every value once and builds the typed configuration.
+    pub fn validate(&self) -> Result<ProxyConfig, ConfigError> {
+        let listen = addr("listen", self.listen.as_deref().unwrap_or(defaults::LISTEN))?;
+        let admin = addr("admin", self.admin.as_deref().unwrap_or(defaults::ADMIN))?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = match self.workers {
+            None => cores,
+            Some(w) if (1..=1024).contains(&w) => w as usize,
+            Some(w) => return Err(invalid("workers", w, "a thread count in 1..=1024")),
+        };
+        let drain_timeout = duration(
+            "drain_timeout",
+            &self.drain_timeout,
+            defaults::DRAIN_TIMEOUT,
+        )?;
+
+        let b = &self.balancer;
+        let algorithm: Algorithm = b
+            .algorithm
+            .as_deref()
+            .unwrap_or(defaults::ALGORITHM)
+            .parse()
+            .map_err(|e: foresight_balance::UnknownAlgorithm| {
+                let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+                invalid(
+                    "balancer.algorithm",
+                    e.given,
+                    format!("one of: {}", names.join(", ")),
+                )
+            })?;
+        let hash_on = match b.hash_on.as_deref().unwrap_or("path") {
+            "path" => HashOn::Path,
+            other => match other.strip_prefix("header:") {
+                Some(name) => {
+                    HashOn::Header(http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                        invalid(
+                            "balancer.hash_on",
+                            other,
+                            "`path` or `header:NAME` with a valid header name",
+                        )
+                    })?)
+                }
+                None => {
+                    return Err(invalid(
+                        "balancer.hash_on",
+                        other,
+                        "`path` or `header:NAME`",
+                    ))
+                }
+            },
+        };
+        let ewma = EwmaParams {
+            decay: positive(
+                "balancer.ewma_decay",
+                &b.ewma_decay,
+                foresight_balance::DEFAULT_DECAY,
+            )?,
+            default_rtt: positive(
+                "balancer.default_rtt",
+                &b.default_rtt,
+                foresight_balance::DEFAULT_RTT,
+            )?,
+        };
+        let balancer = BalancerSettings {
+            config: BalancerConfig {
+                algorithm,
+                seed: b.seed.unwrap_or(1),
+            },
+            hash_on,
+            ewma,
+        };
+
+        let t = &self.timeouts;
+        let timeouts = Timeouts {
+            connect: positive("timeouts.connect", &t.connect, defaults::CONNECT)?,
+            request: positive("timeouts.request", &t.request, defaults::REQUEST)?,
+            client_idle: positive(
+                "timeouts.client_idle",
+                &t.client_idle,
+                defaults::CLIENT_IDLE,
+            )?,
+            upstream_idle: positive(
+                "timeouts.upstream_idle",
+                &t.upstream_idle,
+                defaults::UPSTREAM_IDLE,
+            )?,
+        };
+
+        let h = &self.health_check;
+        let health_check = if h.enabled.unwrap_or(true) {
+            let path = h
+                .path
+                .clone()
+                .unwrap_or_else(|| defaults::HEALTH_PATH.to_string());
+            if !path.starts_with('/') || path.parse::<http::uri::PathAndQuery>().is_err() {
+                return Err(invalid(
+                    "health_check.path",
+                    &path,
+                    "a path starting with `/`",
+                ));
+            }
+            let interval = positive(
+                "health_check.interval",
+                &h.interval,
+                defaults::HEALTH_INTERVAL,
+            )?;
+            let timeout = positive("health_check.timeout", &h.timeout, defaults::HEALTH_TIMEOUT)?;
+            if timeout > interval {
+                return Err(invalid(
+                    "health_check.timeout",
+                    humantime::format_duration(timeout),
+                    format!(
+                        "at most health_check.interval ({})",
+                        humantime::format_duration(interval)
+                    ),
+                ));
+            }
+            Some(HealthCheckConfig {
+                path,
+                interval,
+                timeout,
+                rise: count("health_check.rise", h.rise, defaults::RISE, 1, 100)?,
+                fall: count("health_check.fall", h.fall, defaults::FALL, 1, 100)?,
+            })
+        } else {
+            None
+        };
+
+        let o = &self.outlier;
+        let outlier = if o.enabled.unwrap_or(true) {
+            let base = positive(
+                "outlier.base_ejection_time",
+                &o.base_ejection_time,
+                defaults::BASE_EJECTION,
+            )?;
+            let max = positive(
+                "outlier.max_ejection_time",
+                &o.max_ejection_time,
+                defaults::MAX_EJECTION,
+            )?;
+            if max < base {
+                return Err(invalid(
+                    "outlier.max_ejection_time",
+                    humantime::format_duration(max),
+                    "at least outlier.base_ejection_time",
+                ));
+            }
+            Some(OutlierConfig {
+                consecutive_errors: count(
+                    "outlier.consecutive_errors",
+                    o.consecutive_errors,
+                    defaults::CONSECUTIVE_ERRORS,
+                    1,
+                    1000,
+                )?,
+                base_ejection_time: base,
+                max_ejection_time: max,
+                max_ejection_percent: count(
+                    "outlier.max_ejection_percent",
+                    o.max_ejection_percent,
+                    defaults::MAX_EJECTION_PERCENT,
+                    0,
+                    100,
+                )?,
+            })
+        } else {
+            None
+        };
+
+        let retries = count(
+            "retries.attempts",
+            self.retries.attempts,
+            defaults::RETRIES,
+            0,
+            10,
+        )?;
+
+        let mut backends: Vec<BackendSpec> = Vec::with_capacity(self.backends.len());
+        for (i, raw) in self.backends.iter().enumerate() {
+            let key = format!("backends[{i}]");
+            let spec = parse_backend(&key, &raw.address, raw.weight)?;
+            if backends.iter().any(|b| b.address == spec.address) {
+                return Err(invalid(
+                    format!("{key}.address"),
+                    &spec.address,
+                    "an address not already listed",
+                ));
+            }
+            backends.push(spec);
+        }
+
+        Ok(ProxyConfig {
+            listen,
+            admin,
+            workers,
+            drain_timeout,
+            balancer,
+            timeouts,
+            health_check,
+            outlier,
+            retries,
+            backends,
+        })
+    }
+}
+
+/// Parses one instance address (`http://host:port` or `host:port`) and weight; `key` names it in
+/// errors. Used for the file, the flags and the admin API alike.
+pub fn parse_backend(
+    key: &str,
+    address: &str,
+    weight: Option<i64>,
+) -> Result<BackendSpec, ConfigError> {
+    let expected = "an address like http://127.0.0.1:9001 or 127.0.0.1:9001";
+    let bad = || invalid(format!("{key}.address"), address, expected);
+    let uri: Uri = if address.contains("://") {
+        address.parse().map_err(|_| bad())?
+    } else {
+        format!("http://{address}").parse().map_err(|_| bad())?
+    };
+    if uri.scheme() != Some(&Scheme::HTTP) {
+        return Err(invalid(
+            format!("{key}.address"),
+            address,
+            "an http:// address (TLS to instances is not supported yet)",
+        ));
+    }
+    let authority = uri.authority().cloned().ok_or_else(bad)?;
+    if authority.port_u16().is_none()
+        || authority.host().is_empty()
+        || authority.as_str().contains('@')
+    {
+        return Err(bad());
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(invalid(
+            format!("{key}.address"),
+            address,
+            "an address without a path",
+        ));
+    }
+    let weight = match weight {
+        None => 1,
+        Some(w) if (1..=10_000).contains(&w) => w as u32,
+        Some(w) => {
+            return Err(invalid(
+                format!("{key}.weight"),
+                w,
+                "an integer in 1..=10000",
+            ))
+        }
+    };
+    Ok(BackendSpec {
+        address: address.to_string(),
+        authority,
+        weight,
+    })
+}
+
+fn addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value
+        .parse()
+        .map_err(|_| invalid(key, value, "an IP address and port, e.g. 127.0.0.1:8080"))
+}
+
+fn duration(key: &str, value: &Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => humantime::parse_duration(v)
+            .map_err(|_| invalid(key, v, "a duration such as 500ms, 5s or 1m")),
+    }
+}
+
+fn positive(key: &str, value: &Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+    let d = duration(key, value, default)?;
+    if d.is_zero() {
+        return Err(invalid(key, "0s", "a duration greater than zero"));
+    }
+    Ok(d)
+}
+
+fn count(
+    key: &str,
+    value: Option<i64>,
+    default: u32,
+    min: u32,
+    max: u32,
+) -> Result<u32, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) if v >= i64::from(min) && v <= i64::from(max) => Ok(v as u32),
+        Some(v) => Err(invalid(key, v, format!("an integer in {min}..={max}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate(text: &str) -> Result<ProxyConfig, ConfigError> {
+        RawConfig::from_toml(text, "test.toml")?.validate()
+    }
+
+    fn key_of(e: ConfigError) -> String {
+        match e {
+            ConfigError::Invalid { key, .. } => key,
+            other => panic!("expected Invalid, got {other}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = validate("").unwrap();
+        assert_eq!(c.listen.to_string(), defaults::LISTEN);
+        assert_eq!(c.balancer.config.algorithm, Algorithm::P2cEwma);
+        assert_eq!(c.retries, 1);
+        assert!(c.health_check.is_some() && c.outlier.is_some());
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let c = validate(
+            r#"
+            listen = "127.0.0.1:18080"
+            admin = "127.0.0.1:19900"
+            workers = 1
+            drain_timeout = "5s"
+            [balancer]
+            algorithm = "consistent-hash"
+            hash_on = "header:x-user"
+            seed = 9
+            [timeouts]
+            connect = "200ms"
+            [health_check]
+            enabled = false
+            [outlier]
+            consecutive_errors = 2
+            [[backends]]
+            address = "http://127.0.0.1:9001"
+            weight = 3
+            [[backends]]
+            address = "127.0.0.1:9002"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.workers, 1);
+        assert_eq!(
+            c.balancer.hash_on,
+            HashOn::Header(http::HeaderName::from_static("x-user"))
+        );
+        assert_eq!(c.backends[0].weight, 3);
+        assert_eq!(c.backends[1].authority.as_str(), "127.0.0.1:9002");
+        assert!(c.health_check.is_none());
+        assert_eq!(c.outlier.unwrap().consecutive_errors, 2);
+    }
+
+    #[test]
+    fn each_bad_value_names_its_key() {
+        let cases = [
+            ("listen = \"nowhere\"", "listen"),
+            ("workers = 0", "workers"),
+            ("[balancer]\nalgorithm = \"fastest\"", "balancer.algorithm"),
+            ("[balancer]\nhash_on = \"cookie\"", "balancer.hash_on"),
+            ("[timeouts]\nconnect = \"soon\"", "timeouts.connect"),
+            ("[timeouts]\nrequest = \"0s\"", "timeouts.request"),
+            ("[health_check]\npath = \"ready\"", "health_check.path"),
+            (
+                "[health_check]\ninterval = \"1s\"\ntimeout = \"2s\"",
+                "health_check.timeout",
+            ),
+            ("[health_check]\nrise = 0", "health_check.rise"),
+            (
+                "[outlier]\nmax_ejection_percent = 150",
+                "outlier.max_ejection_percent",
+            ),
+            (
+                "[outlier]\nbase_ejection_time = \"10s\"\nmax_ejection_time = \"1s\"",
+                "outlier.max_ejection_time",
+            ),
+            ("[retries]\nattempts = -1", "retries.attempts"),
+            (
+                "[[backends]]\naddress = \"https://a:1\"",
+                "backends[0].address",
+            ),
+            (
+                "[[backends]]\naddress = \"http://a\"",
+                "backends[0].address",
+            ),
+            (
+                "[[backends]]\naddress = \"a:1\"\nweight = 0",
+                "backends[0].weight",
+            ),
+            (
+                "[[backends]]\naddress = \"a:1\"\n[[backends]]\naddress = \"a:1\"",
+                "backends[1].address",
+            ),
+        ];
+        for (text, key) in cases {
+            assert_eq!(key_of(validate(text).unwrap_err()), key, "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_types_give_the_line() {
+        let e = validate("listen = \"127.0.0.1:1\"\n[balancer]\nalgoritm = \"x\"\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("test.toml") && msg.contains("line 3") && msg.contains("algoritm"),
+            "{msg}"
+        );
+        let e = validate("workers = \"two\"").unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let mut raw = RawConfig::from_toml(
+            "listen = \"127.0.0.1:1\"\n[[backends]]\naddress = \"a:1\"",
+            "f",
+        )
+        .unwrap();
+        raw.apply(Overrides {
+            listen: Some("127.0.0.1:2".into()),
+            backends: vec!["b:2".into(), "c:3".into()],
+            algorithm: Some("random".into()),
+            ..Default::default()
+        });
+        let c = raw.validate().unwrap();
+        assert_eq!(c.listen.port(), 2);
+        assert_eq!(c.backends.len(), 2);
+        assert_eq!(c.balancer.config.algorithm, Algorithm::Random);
+    }
+}

@@ -1,0 +1,116 @@
+//! Active health checking: a pure rise/fall state machine, and the task that feeds it.
+//!
+//! An instance changes state only after `rise` consecutive successes or `fall` consecutive
+//! failures (HAProxy's `rise`/`fall`), so one lost probe does not flap the pool.
+
+use std::sync::{Arc, Weak};
+
+use http::Request;
+use http_body_util::BodyExt;
+
+use crate::config::HealthCheckConfig;
+use crate::pool::{Backend, Pool};
+
+/// Rise/fall bookkeeping for one instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthState {
+    healthy: bool,
+    streak: u32,
+}
+
+impl HealthState {
+    /// Starts healthy or not.
+    pub fn new(healthy: bool) -> Self {
+        HealthState { healthy, streak: 0 }
+    }
+
+    /// Whether the instance is currently considered healthy.
+    pub fn healthy(&self) -> bool {
+        self.healthy
+    }
+
+    /// Records one probe; returns the new state when it changed.
+    pub fn record(&mut self, ok: bool, rise: u32, fall: u32) -> Option<bool> {
+        if ok == self.healthy {
+            self.streak = 0;
+            return None;
+        }
+        self.streak += 1;
+        let needed = if ok { rise } else { fall };
+        if self.streak >= needed {
+            self.healthy = ok;
+            self.streak = 0;
+            Some(ok)
+        } else {
+            None
+        }
+    }
+}
+
+/// Probes one instance every `interval` until it leaves the pool.
+pub(crate) async fn check_loop(pool: Arc<Pool>, backend: Weak<Backend>, config: HealthCheckConfig) {
+    let mut tick = tokio::time::interval(config.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(b) = backend.upgrade() else { return };
+        if b.is_removed() {
+            return;
+        }
+        let ok = probe(&pool, &b, &config).await;
+        pool.record_health(&b, ok);
+    }
+}
+
+async fn probe(pool: &Pool, backend: &Backend, config: &HealthCheckConfig) -> bool {
+    let uri = format!("http://{}{}", backend.authority, config.path);
+    let Ok(req) = Request::get(uri)
+        .header(http::header::USER_AGENT, "foresight-health-check")
+        .body(foresight_http::full(""))
+    else {
+        return false;
+    };
+    let fut = async {
+        let resp = pool.client().request(req).await.ok()?;
+        let status = resp.status();
+        // Read the (small) body so the connection can be reused.
+        let _ = resp.into_body().collect().await;
+        Some(status)
+    };
+    matches!(
+        tokio::time::timeout(config.timeout, fut).await,
+        Ok(Some(s)) if s.is_success()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn needs_rise_successes_and_fall_failures() {
+        let mut h = HealthState::new(true);
+        assert_eq!(h.record(false, 2, 3), None);
+        assert_eq!(h.record(false, 2, 3), None);
+        assert_eq!(h.record(false, 2, 3), Some(false));
+        assert!(!h.healthy());
+        assert_eq!(h.record(true, 2, 3), None);
+        assert_eq!(
+            h.record(false, 2, 3),
+            None,
+            "a failure resets the rise streak"
+        );
+        assert_eq!(h.record(true, 2, 3), None);
+        assert_eq!(h.record(true, 2, 3), Some(true));
+    }
+
+    #[test]
+    fn a_single_blip_does_not_flap() {
+        let mut h = HealthState::new(true);
+        for _ in 0..10 {
+            assert_eq!(h.record(false, 2, 3), None);
+            assert_eq!(h.record(true, 2, 3), None);
+        }
+        assert!(h.healthy());
+    }
+}

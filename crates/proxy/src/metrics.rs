@@ -1,0 +1,172 @@
+//! The proxy's Prometheus metrics (prometheus-client, the official Rust client; OpenMetrics
+//! text on the admin listener's `/metrics`). The label `backend` is the instance's address as
+//! configured.
+//!
+//! Families are looked up once per instance, not per request: each [`BackendMetrics`] keeps its
+//! histogram and gauge handles, and a lazily filled table of per-status-code counters, so the
+//! request path updates metrics without hashing label sets.
+
+use std::sync::OnceLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct BackendLabel {
+    pub backend: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct BackendCode {
+    pub backend: String,
+    pub code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct BackendError {
+    pub backend: String,
+    pub kind: &'static str,
+}
+
+/// Every metric family the proxy exports.
+pub(crate) struct ProxyMetrics {
+    pub registry: Registry,
+    requests: Family<BackendCode, Counter>,
+    duration: Family<BackendLabel, Histogram>,
+    in_flight: Family<BackendLabel, Gauge>,
+    pub healthy: Family<BackendLabel, Gauge>,
+    pub ejections: Family<BackendLabel, Counter>,
+    pub upstream_errors: Family<BackendError, Counter>,
+    pub no_backend: Counter,
+    pub retries: Counter,
+}
+
+impl ProxyMetrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<BackendCode, Counter>::default();
+        registry.register(
+            "foresight_requests",
+            "Responses from instances, by instance and status code",
+            requests.clone(),
+        );
+        let duration = Family::<BackendLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register(
+            "foresight_request_duration_seconds",
+            "Time from picking an instance to the end of its response body",
+            duration.clone(),
+        );
+        let in_flight = Family::<BackendLabel, Gauge>::default();
+        registry.register(
+            "foresight_in_flight",
+            "Requests sent to an instance and not yet finished",
+            in_flight.clone(),
+        );
+        let healthy = Family::<BackendLabel, Gauge>::default();
+        registry.register(
+            "foresight_backend_healthy",
+            "1 when the instance passes health checks and is not ejected, else 0",
+            healthy.clone(),
+        );
+        let ejections = Family::<BackendLabel, Counter>::default();
+        registry.register(
+            "foresight_ejections",
+            "Passive outlier ejections of an instance",
+            ejections.clone(),
+        );
+        let upstream_errors = Family::<BackendError, Counter>::default();
+        registry.register(
+            "foresight_upstream_errors",
+            "Requests that got no response from an instance, by kind (connect, timeout, protocol)",
+            upstream_errors.clone(),
+        );
+        let no_backend = Counter::default();
+        registry.register(
+            "foresight_no_backend",
+            "Requests answered 503 because no instance was eligible",
+            no_backend.clone(),
+        );
+        let retries = Counter::default();
+        registry.register(
+            "foresight_retries",
+            "Requests sent again to another instance after a connect error",
+            retries.clone(),
+        );
+        ProxyMetrics {
+            registry,
+            requests,
+            duration,
+            in_flight,
+            healthy,
+            ejections,
+            upstream_errors,
+            no_backend,
+            retries,
+        }
+    }
+
+    /// Handles for one instance.
+    pub fn for_backend(&self, address: &str) -> BackendMetrics {
+        let label = BackendLabel {
+            backend: address.to_string(),
+        };
+        BackendMetrics {
+            duration: self.duration.get_or_create(&label).clone(),
+            in_flight: self.in_flight.get_or_create(&label).clone(),
+            codes: (0..CODES).map(|_| OnceLock::new()).collect(),
+            requests: self.requests.clone(),
+            label,
+        }
+    }
+
+    /// Forgets an instance's gauges once it has left the pool (counters and histograms stay, as
+    /// Prometheus expects of monotonic series).
+    pub fn forget(&self, address: &str) {
+        let label = BackendLabel {
+            backend: address.to_string(),
+        };
+        self.in_flight.remove(&label);
+        self.healthy.remove(&label);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Status codes 100..=599 get a cached counter each.
+const CODES: usize = 500;
+
+/// One instance's metric handles.
+pub(crate) struct BackendMetrics {
+    pub label: BackendLabel,
+    pub duration: Histogram,
+    pub in_flight: Gauge,
+    codes: Box<[OnceLock<Counter>]>,
+    requests: Family<BackendCode, Counter>,
+}
+
+impl BackendMetrics {
+    pub fn count(&self, code: u16) {
+        let make = || {
+            self.requests
+                .get_or_create(&BackendCode {
+                    backend: self.label.backend.clone(),
+                    code,
+                })
+                .clone()
+        };
+        match self.codes.get(usize::from(code).wrapping_sub(100)) {
+            Some(slot) => slot.get_or_init(make).inc(),
+            None => make().inc(),
+        };
+    }
+}

@@ -1,0 +1,477 @@
+//! The pool of instances: every member with its state, and the immutable snapshot of eligible
+//! members that the request path reads.
+//!
+//! Readers never lock: a request loads the current [`Snapshot`] (arc-swap), picks, and goes.
+//! Writers (admin API, health checks, ejections) take the members lock, change state, and
+//! publish a new snapshot with a freshly built balancer. Per-instance load counters live in the
+//! members and survive snapshots.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use foresight_balance::{build, Balancer, Endpoint, Load};
+use foresight_core::{rng::stable_hash, Time};
+use http::uri::Authority;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+
+use crate::config::{BackendSpec, BalancerSettings, HealthCheckConfig, OutlierConfig, Timeouts};
+use crate::health::HealthState;
+use crate::metrics::{BackendMetrics, ProxyMetrics};
+use crate::outlier::EjectionState;
+
+/// The upstream HTTP client: pooled keep-alive HTTP/1.1 connections.
+pub type UpstreamClient = Client<HttpConnector, foresight_http::Body>;
+
+/// Maps the process's monotonic clock onto [`Time`] (epoch = proxy start), the one place the
+/// proxy reads a clock for the algorithms.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    origin: Instant,
+}
+
+impl Clock {
+    /// A clock whose epoch is now.
+    pub fn new() -> Self {
+        Clock {
+            origin: Instant::now(),
+        }
+    }
+
+    /// The current time.
+    pub fn now(&self) -> Time {
+        Time::from_nanos(self.origin.elapsed().as_nanos() as u64)
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+/// One instance and everything the proxy knows about it.
+pub struct Backend {
+    /// As configured: metrics label and admin key.
+    pub address: String,
+    /// `host:port` to connect to.
+    pub authority: Authority,
+    /// Relative capacity.
+    pub weight: u32,
+    /// In-flight and latency, read by the balancer.
+    pub load: Arc<Load>,
+    key: u64,
+    healthy: AtomicBool,
+    ejected: AtomicBool,
+    draining: AtomicBool,
+    removed: AtomicBool,
+    consecutive_errors: AtomicU32,
+    requests: AtomicU64,
+    control: Mutex<Control>,
+    pub(crate) metrics: BackendMetrics,
+}
+
+struct Control {
+    health: HealthState,
+    ejection: EjectionState,
+}
+
+impl Backend {
+    /// Whether the instance has left the pool.
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::SeqCst)
+    }
+
+    /// Whether the instance is draining (gets no new requests).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    fn eligible(&self) -> bool {
+        self.healthy.load(Ordering::SeqCst)
+            && !self.ejected.load(Ordering::SeqCst)
+            && !self.draining.load(Ordering::SeqCst)
+            && !self.removed.load(Ordering::SeqCst)
+    }
+
+    fn control(&self) -> MutexGuard<'_, Control> {
+        // A panic while holding this lock leaves plain data behind; keep using it.
+        self.control.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn count_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("address", &self.address)
+            .finish()
+    }
+}
+
+/// The eligible instances at one moment, with the balancer built for them.
+pub struct Snapshot {
+    /// Eligible instances; index `i` here is index `i` in `endpoints`.
+    pub backends: Vec<Arc<Backend>>,
+    /// The balancer's view of them.
+    pub endpoints: Vec<Endpoint>,
+    /// Built for exactly `endpoints`.
+    pub balancer: Box<dyn Balancer>,
+}
+
+/// What the admin API shows for an instance.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct BackendStatus {
+    /// As configured.
+    pub address: String,
+    /// Relative capacity.
+    pub weight: u32,
+    /// Passes active health checks.
+    pub healthy: bool,
+    /// Ejected by outlier detection.
+    pub ejected: bool,
+    /// Time left in the ejection.
+    pub ejected_for_ms: u64,
+    /// Draining: no new requests, removed when in-flight reaches zero.
+    pub draining: bool,
+    /// Gets new requests now.
+    pub eligible: bool,
+    /// Requests in flight.
+    pub in_flight: u32,
+    /// Requests sent to it since it joined.
+    pub requests: u64,
+    /// Peak-EWMA latency estimate.
+    pub rtt_estimate_ms: f64,
+}
+
+/// Result of a drain.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct DrainReport {
+    /// The instance.
+    pub address: String,
+    /// How long the drain waited for in-flight requests.
+    pub waited_ms: u64,
+    /// Requests still in flight when it was removed (non-zero only after `drain_timeout`).
+    pub abandoned_in_flight: u32,
+}
+
+/// Errors of pool changes.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PoolError {
+    /// Adding an address that is already a member.
+    #[error("backend {0} is already in the pool")]
+    Exists(String),
+    /// Naming an address that is not a member.
+    #[error("backend {0} is not in the pool")]
+    NotFound(String),
+}
+
+/// The pool.
+pub struct Pool {
+    members: Mutex<Vec<Arc<Backend>>>,
+    snapshot: ArcSwap<Snapshot>,
+    balancer: BalancerSettings,
+    outlier: Option<OutlierConfig>,
+    health: Option<HealthCheckConfig>,
+    clock: Clock,
+    client: UpstreamClient,
+    pub(crate) metrics: Arc<ProxyMetrics>,
+}
+
+impl Pool {
+    /// An empty pool.
+    pub(crate) fn new(
+        balancer: BalancerSettings,
+        outlier: Option<OutlierConfig>,
+        health: Option<HealthCheckConfig>,
+        timeouts: &Timeouts,
+        clock: Clock,
+        metrics: Arc<ProxyMetrics>,
+    ) -> Arc<Pool> {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(timeouts.connect));
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(timeouts.upstream_idle)
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+        let empty = Snapshot {
+            backends: Vec::new(),
+            endpoints: Vec::new(),
+            balancer: build(&balancer.config, &[]),
+        };
+        Arc::new(Pool {
+            members: Mutex::new(Vec::new()),
+            snapshot: ArcSwap::from_pointee(empty),
+            balancer,
+            outlier,
+            health,
+            clock,
+            client,
+            metrics,
+        })
+    }
+
+    /// The upstream client, shared with health checks.
+    pub fn client(&self) -> &UpstreamClient {
+        &self.client
+    }
+
+    /// The clock the algorithms are given.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// The current snapshot (lock-free).
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.snapshot.load()
+    }
+
+    fn members(&self) -> MutexGuard<'_, Vec<Arc<Backend>>> {
+        self.members.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds an instance. With health checks enabled, `start_healthy = false` keeps it out of
+    /// rotation until `rise` checks pass (instances added at run time may still be starting).
+    pub fn add(
+        self: &Arc<Self>,
+        spec: BackendSpec,
+        start_healthy: bool,
+    ) -> Result<Arc<Backend>, PoolError> {
+        let start_healthy = start_healthy || self.health.is_none();
+        let backend = {
+            let mut members = self.members();
+            if members.iter().any(|b| b.address == spec.address) {
+                return Err(PoolError::Exists(spec.address));
+            }
+            let backend = Arc::new(Backend {
+                key: stable_hash(spec.address.as_bytes()),
+                load: Arc::new(Load::new(self.balancer.ewma, self.clock.now())),
+                healthy: AtomicBool::new(start_healthy),
+                ejected: AtomicBool::new(false),
+                draining: AtomicBool::new(false),
+                removed: AtomicBool::new(false),
+                consecutive_errors: AtomicU32::new(0),
+                requests: AtomicU64::new(0),
+                control: Mutex::new(Control {
+                    health: HealthState::new(start_healthy),
+                    ejection: EjectionState::default(),
+                }),
+                metrics: self.metrics.for_backend(&spec.address),
+                address: spec.address,
+                authority: spec.authority,
+                weight: spec.weight,
+            });
+            members.push(backend.clone());
+            self.publish(&members);
+            backend
+        };
+        if let Some(h) = &self.health {
+            tokio::spawn(crate::health::check_loop(
+                self.clone(),
+                Arc::downgrade(&backend),
+                h.clone(),
+            ));
+        }
+        tracing::info!(backend = %backend.address, weight = backend.weight, healthy = start_healthy, "backend added");
+        Ok(backend)
+    }
+
+    /// Removes an instance at once; its in-flight requests still complete.
+    pub fn remove(&self, address: &str) -> Result<(), PoolError> {
+        let mut members = self.members();
+        let pos = members
+            .iter()
+            .position(|b| b.address == address)
+            .ok_or_else(|| PoolError::NotFound(address.to_string()))?;
+        let b = members.remove(pos);
+        b.removed.store(true, Ordering::SeqCst);
+        self.publish(&members);
+        self.metrics.forget(address);
+        tracing::info!(backend = %address, "backend removed");
+        Ok(())
+    }
+
+    /// Drains an instance: no new requests from now on; once its in-flight requests have
+    /// finished (or `timeout` passed) it is removed.
+    pub async fn drain(&self, address: &str, timeout: Duration) -> Result<DrainReport, PoolError> {
+        let backend = {
+            let members = self.members();
+            let b = members
+                .iter()
+                .find(|b| b.address == address)
+                .cloned()
+                .ok_or_else(|| PoolError::NotFound(address.to_string()))?;
+            // Set before publishing and before reading in-flight: a request that picked from
+            // an older snapshot increments in-flight and then checks this flag (both SeqCst),
+            // so either we see its request or it sees the flag and picks again.
+            b.draining.store(true, Ordering::SeqCst);
+            self.publish(&members);
+            b
+        };
+        tracing::info!(backend = %address, in_flight = backend.load.in_flight(), "draining");
+        let started = Instant::now();
+        while backend.load.in_flight() > 0 && started.elapsed() < timeout {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let left = backend.load.in_flight();
+        if left > 0 {
+            tracing::warn!(backend = %address, in_flight = left, "drain timed out; removing anyway");
+        }
+        // Already removed by someone else is fine: the drain's goal is met.
+        let _ = self.remove(address);
+        Ok(DrainReport {
+            address: address.to_string(),
+            waited_ms: started.elapsed().as_millis() as u64,
+            abandoned_in_flight: left,
+        })
+    }
+
+    /// Every member's state.
+    pub fn status(&self) -> Vec<BackendStatus> {
+        let now = self.clock.now();
+        self.members()
+            .iter()
+            .map(|b| {
+                let c = b.control();
+                BackendStatus {
+                    address: b.address.clone(),
+                    weight: b.weight,
+                    healthy: c.health.healthy(),
+                    ejected: c.ejection.is_ejected(now),
+                    ejected_for_ms: c.ejection.remaining(now).as_millis() as u64,
+                    draining: b.is_draining(),
+                    eligible: b.eligible(),
+                    in_flight: b.load.in_flight(),
+                    requests: b.requests.load(Ordering::Relaxed),
+                    rtt_estimate_ms: b.load.rtt_estimate_ns(now) / 1e6,
+                }
+            })
+            .collect()
+    }
+
+    /// Records an active health probe.
+    pub(crate) fn record_health(&self, b: &Backend, ok: bool) {
+        let cfg = match &self.health {
+            Some(h) => h,
+            None => return,
+        };
+        let now = self.clock.now();
+        let changed = {
+            let mut c = b.control();
+            let transition = c.health.record(ok, cfg.rise, cfg.fall);
+            let mut changed = transition.is_some();
+            // A passing check ends an ejection early (Envoy's default).
+            if ok && c.health.healthy() && c.ejection.is_ejected(now) {
+                c.ejection.clear(now);
+                b.ejected.store(false, Ordering::SeqCst);
+                b.consecutive_errors.store(0, Ordering::Relaxed);
+                changed = true;
+            }
+            if let Some(h) = transition {
+                b.healthy.store(h, Ordering::SeqCst);
+                if h {
+                    tracing::info!(backend = %b.address, "backend healthy");
+                } else {
+                    tracing::warn!(backend = %b.address, "backend unhealthy");
+                }
+            }
+            changed
+        };
+        if changed {
+            self.publish(&self.members());
+        }
+    }
+
+    /// Records the outcome of a request for outlier detection.
+    pub(crate) fn record_outcome(&self, b: &Backend, success: bool) {
+        if success {
+            if b.consecutive_errors.load(Ordering::Relaxed) != 0 {
+                b.consecutive_errors.store(0, Ordering::Relaxed);
+            }
+            return;
+        }
+        let Some(cfg) = &self.outlier else { return };
+        let n = b.consecutive_errors.fetch_add(1, Ordering::Relaxed) + 1;
+        if n < cfg.consecutive_errors {
+            return;
+        }
+        let members = self.members();
+        if b.is_removed() {
+            return;
+        }
+        let ejected_now = members
+            .iter()
+            .filter(|m| m.ejected.load(Ordering::SeqCst))
+            .count();
+        let now = self.clock.now();
+        let until = b
+            .control()
+            .ejection
+            .on_threshold(cfg, now, ejected_now, members.len());
+        if let Some(until) = until {
+            b.ejected.store(true, Ordering::SeqCst);
+            b.consecutive_errors.store(0, Ordering::Relaxed);
+            self.metrics.ejections.get_or_create(&b.metrics.label).inc();
+            tracing::warn!(
+                backend = %b.address,
+                errors = n,
+                for_ms = until.saturating_since(now).as_millis() as u64,
+                "backend ejected"
+            );
+            self.publish(&members);
+        }
+    }
+
+    /// Returns instances whose ejection has ended to rotation. Called periodically.
+    pub(crate) fn tick(&self) {
+        let now = self.clock.now();
+        let members = self.members();
+        let mut changed = false;
+        for b in members.iter() {
+            if b.ejected.load(Ordering::SeqCst) && !b.control().ejection.is_ejected(now) {
+                b.ejected.store(false, Ordering::SeqCst);
+                tracing::info!(backend = %b.address, "ejection ended");
+                changed = true;
+            }
+        }
+        if changed {
+            self.publish(&members);
+        }
+    }
+
+    /// Builds and swaps in a snapshot of the eligible members. Called with the members lock.
+    fn publish(&self, members: &[Arc<Backend>]) {
+        let eligible: Vec<Arc<Backend>> =
+            members.iter().filter(|b| b.eligible()).cloned().collect();
+        let endpoints: Vec<Endpoint> = eligible
+            .iter()
+            .map(|b| Endpoint {
+                key: b.key,
+                weight: b.weight,
+                load: b.load.clone(),
+            })
+            .collect();
+        let balancer = build(&self.balancer.config, &endpoints);
+        for b in members {
+            self.metrics
+                .healthy
+                .get_or_create(&b.metrics.label)
+                .set(i64::from(
+                    b.healthy.load(Ordering::SeqCst) && !b.ejected.load(Ordering::SeqCst),
+                ));
+        }
+        self.snapshot.store(Arc::new(Snapshot {
+            backends: eligible,
+            endpoints,
+            balancer,
+        }));
+    }
+}
