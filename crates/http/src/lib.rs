@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, Request, Response, StatusCode};
+use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -62,16 +62,28 @@ impl Default for ServerOptions {
     }
 }
 
+/// The client at the other end of a connection, computed once per connection.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its IP address as a header value (for `X-Forwarded-For`), rendered once per connection
+    /// rather than once per request.
+    pub ip_header: HeaderValue,
+}
+
 /// Serves `handler` on `listener` until `shutdown` completes, then drains open connections for
-/// at most `options.grace`. `handler` gets each request and the peer's address.
-pub async fn serve<H, F>(
+/// at most `options.grace`. `handler` gets each request and the [`Peer`] that sent it.
+pub async fn serve<H, F, B>(
     listener: TcpListener,
     options: ServerOptions,
     handler: H,
     shutdown: impl Future<Output = ()>,
 ) where
-    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Body>> + Send + 'static,
+    H: Fn(Request<Incoming>, Peer) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -97,15 +109,20 @@ pub async fn serve<H, F>(
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
+        let peer = Peer {
+            addr: peer,
+            ip_header: HeaderValue::from_str(&peer.ip().to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+        };
         let service = hyper::service::service_fn(move |req| {
-            let h = handler.clone();
-            async move { Ok::<_, Infallible>(h(req, peer).await) }
+            let fut = handler(req, peer.clone());
+            async move { Ok::<_, Infallible>(fut.await) }
         });
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {
             if let Err(e) = conn.await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+                tracing::debug!(error = %e, "connection ended with an error");
             }
         });
     }

@@ -1,28 +1,41 @@
 //! The request path: pick an instance, forward, stream the response back, account for it.
 
-use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use foresight_balance::RequestInfo;
 use foresight_core::rng::stable_hash;
-use foresight_http::{text, Body};
+use foresight_http::Peer;
+use http::header::{HeaderValue, CONTENT_TYPE, HOST};
 use http::{request::Parts, Request, Response, StatusCode, Uri, Version};
-use http_body::{Body as _, Frame, SizeHint};
-use http_body_util::BodyExt;
+use http_body::Body as _;
+use http_body_util::Full;
 use hyper::body::Incoming;
 
+use crate::body::{RequestBody, ResponseBody, Tracked};
 use crate::config::{HashOn, ProxyConfig};
 use crate::headers::{add_forwarded, strip_hop_by_hop};
 use crate::metrics::BackendError;
 use crate::pool::{Backend, Pool};
+use crate::upstream::{Conn, UpstreamError};
 
 /// How many times a pick may land on a draining instance or the one that just failed before we
 /// take what we get (a new snapshot is normally published within microseconds).
 const MAX_REPICKS: usize = 4;
+
+/// A short plain-text answer from the proxy itself.
+pub(crate) fn reply(status: StatusCode, msg: &'static str) -> Response<ResponseBody> {
+    let mut r = Response::new(ResponseBody::Full(Full::new(Bytes::from_static(
+        msg.as_bytes(),
+    ))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
 
 /// What the request path needs.
 pub(crate) struct Forwarder {
@@ -30,6 +43,24 @@ pub(crate) struct Forwarder {
     pub hash_on: HashOn,
     pub request_timeout: Duration,
     pub retries: u32,
+}
+
+/// A request in flight on one instance; dropping it (when the response body has been sent, or
+/// the request failed or was cancelled) ends it.
+pub(crate) struct InFlight {
+    backend: Arc<Backend>,
+    started: Instant,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.backend.load.end();
+        self.backend.metrics.in_flight.dec();
+        self.backend
+            .metrics
+            .duration
+            .observe(self.started.elapsed().as_secs_f64());
+    }
 }
 
 impl Forwarder {
@@ -73,7 +104,7 @@ impl Forwarder {
     }
 
     /// Forwards one client request.
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    pub async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<ResponseBody> {
         let (mut parts, body) = req.into_parts();
         let info = RequestInfo {
             hash_key: match &self.hash_on {
@@ -82,44 +113,57 @@ impl Forwarder {
             },
         };
         strip_hop_by_hop(&mut parts.headers);
-        add_forwarded(&mut parts.headers, peer.ip());
+        add_forwarded(&mut parts.headers, &peer.ip_header);
+        if !parts.headers.contains_key(HOST) {
+            // HTTP/2 clients send :authority instead of Host; HTTP/1.1 instances need Host.
+            if let Some(v) = parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            {
+                parts.headers.insert(HOST, v);
+            }
+        }
         // A request without a body can be sent again if the first instance refused the
         // connection: nothing of it reached anyone.
         let bodiless = body.is_end_stream();
-        let mut body = Some(body);
+        let mut body = if bodiless { None } else { Some(body) };
         let mut failed: Option<Arc<Backend>> = None;
         let mut attempt = 0;
         loop {
             let Some(flight) = self.pick(&info, failed.as_ref()) else {
                 self.pool.metrics.no_backend.inc();
-                return text(StatusCode::SERVICE_UNAVAILABLE, "no healthy instance\n");
-            };
-            let upstream_body = match body.take() {
-                Some(b) if !bodiless => b.boxed(),
-                _ => foresight_http::full(Bytes::new()),
-            };
-            let req = match upstream_request(&parts, &flight.backend, upstream_body) {
-                Ok(r) => r,
-                Err(_) => return text(StatusCode::BAD_REQUEST, "bad request target\n"),
+                return reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy instance\n");
             };
             let backend = flight.backend.clone();
-            let outcome =
-                tokio::time::timeout(self.request_timeout, self.pool.client().request(req)).await;
+            let outcome = tokio::time::timeout(
+                self.request_timeout,
+                exchange(&backend, &mut parts, &mut body),
+            )
+            .await;
             match outcome {
-                Ok(Ok(resp)) => {
+                Ok(Ok((resp, conn))) => {
                     let now = self.pool.clock().now();
                     backend.load.observe(flight.started.elapsed(), now);
                     let status = resp.status();
                     self.pool
                         .record_outcome(&backend, !status.is_server_error());
                     backend.metrics.count(status.as_u16());
-                    let (mut rparts, rbody) = resp.into_parts();
+                    let (mut rparts, inner) = resp.into_parts();
                     strip_hop_by_hop(&mut rparts.headers);
-                    let tracked = Tracked {
-                        inner: rbody,
-                        _flight: flight,
+                    let done = inner.is_end_stream();
+                    let mut tracked = Tracked {
+                        inner,
+                        conn: Some(conn),
+                        flight: Some(flight),
+                        done,
+                        upstream: backend,
                     };
-                    return Response::from_parts(rparts, tracked.boxed());
+                    if done {
+                        // Nothing to stream: finish now rather than when hyper drops the body.
+                        tracked.finish_now();
+                    }
+                    return Response::from_parts(rparts, ResponseBody::Upstream(tracked));
                 }
                 Ok(Err(e)) => {
                     let connect = e.is_connect();
@@ -135,18 +179,20 @@ impl Forwarder {
                     }
                     tracing::debug!(backend = %backend.address, error = %e, "upstream error");
                     backend.metrics.count(502);
-                    let msg = if connect {
-                        "upstream connect error\n"
-                    } else {
-                        "upstream error\n"
-                    };
-                    return text(StatusCode::BAD_GATEWAY, msg);
+                    return reply(
+                        StatusCode::BAD_GATEWAY,
+                        if connect {
+                            "upstream connect error\n"
+                        } else {
+                            "upstream error\n"
+                        },
+                    );
                 }
                 Err(_) => {
                     self.pool.record_outcome(&backend, false);
                     self.count_error(&backend, "timeout");
                     backend.metrics.count(504);
-                    return text(StatusCode::GATEWAY_TIMEOUT, "upstream timeout\n");
+                    return reply(StatusCode::GATEWAY_TIMEOUT, "upstream timeout\n");
                 }
             }
         }
@@ -164,66 +210,36 @@ impl Forwarder {
     }
 }
 
-/// The request as sent to `backend`: same method, path, query and (cleaned) headers, HTTP/1.1.
-fn upstream_request(
-    parts: &Parts,
+/// One exchange with `backend`: a connection (pooled or new), the request, the response head.
+/// The request's headers are moved into the request only once a connection exists, so a
+/// refused connection leaves `parts` intact for a retry elsewhere. A pooled connection that
+/// the instance closed while it sat idle hands the unsent request back, and it goes out again
+/// on a fresh connection.
+async fn exchange(
     backend: &Backend,
-    body: Body,
-) -> Result<Request<Body>, http::Error> {
-    let uri = Uri::builder()
-        .scheme("http")
-        .authority(backend.authority.clone())
-        .path_and_query(parts.uri.path_and_query().map_or("/", |p| p.as_str()))
-        .build()?;
-    let mut req = Request::builder()
-        .method(parts.method.clone())
-        .uri(uri)
-        .version(Version::HTTP_11)
-        .body(body)?;
-    *req.headers_mut() = parts.headers.clone();
-    Ok(req)
-}
-
-/// A request in flight on one instance; dropping it (when the response body has been sent, or
-/// the request failed or was cancelled) ends it.
-pub(crate) struct InFlight {
-    backend: Arc<Backend>,
-    started: Instant,
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.backend.load.end();
-        self.backend.metrics.in_flight.dec();
-        self.backend
-            .metrics
-            .duration
-            .observe(self.started.elapsed().as_secs_f64());
-    }
-}
-
-/// The instance's response body, keeping its request in flight until the body is done.
-struct Tracked {
-    inner: Incoming,
-    _flight: InFlight,
-}
-
-impl http_body::Body for Tracked {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+    parts: &mut Parts,
+    body: &mut Option<Incoming>,
+) -> Result<(Response<Incoming>, Conn), UpstreamError> {
+    let mut conn = backend.upstream.get().await?;
+    let mut req = Request::new(match body.take() {
+        Some(b) => RequestBody::Stream(b),
+        None => RequestBody::Empty,
+    });
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
+    *req.version_mut() = Version::HTTP_11;
+    *req.headers_mut() = std::mem::take(&mut parts.headers);
+    match conn.try_send(req).await {
+        Ok(resp) => Ok((resp, conn)),
+        Err((e, Some(unsent))) if conn.reused => {
+            tracing::debug!(error = %e, backend = %backend.address, "pooled connection was closed; reconnecting");
+            let mut fresh = backend.upstream.connect_new().await?;
+            let resp = fresh.try_send(unsent).await.map_err(|(e, _)| e)?;
+            Ok((resp, fresh))
+        }
+        Err((e, _)) => Err(e),
     }
 }

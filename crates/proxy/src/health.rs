@@ -5,9 +5,11 @@
 
 use std::sync::{Arc, Weak};
 
+use http::header::{HeaderValue, HOST, USER_AGENT};
 use http::Request;
 use http_body_util::BodyExt;
 
+use crate::body::RequestBody;
 use crate::config::HealthCheckConfig;
 use crate::pool::{Backend, Pool};
 
@@ -57,24 +59,31 @@ pub(crate) async fn check_loop(pool: Arc<Pool>, backend: Weak<Backend>, config: 
         if b.is_removed() {
             return;
         }
-        let ok = probe(&pool, &b, &config).await;
+        let ok = probe(&b, &config).await;
         pool.record_health(&b, ok);
     }
 }
 
-async fn probe(pool: &Pool, backend: &Backend, config: &HealthCheckConfig) -> bool {
-    let uri = format!("http://{}{}", backend.authority, config.path);
-    let Ok(req) = Request::get(uri)
-        .header(http::header::USER_AGENT, "foresight-health-check")
-        .body(foresight_http::full(""))
-    else {
-        return false;
-    };
+async fn probe(backend: &Backend, config: &HealthCheckConfig) -> bool {
     let fut = async {
-        let resp = pool.client().request(req).await.ok()?;
+        let mut conn = backend.upstream.get().await.ok()?;
+        let mut req = Request::new(RequestBody::Empty);
+        *req.uri_mut() = config.path.parse().ok()?;
+        let headers = req.headers_mut();
+        headers.insert(
+            HOST,
+            HeaderValue::from_str(backend.authority.as_str()).ok()?,
+        );
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static("foresight-health-check"),
+        );
+        let resp = conn.try_send(req).await.ok()?;
         let status = resp.status();
         // Read the (small) body so the connection can be reused.
-        let _ = resp.into_body().collect().await;
+        if resp.into_body().collect().await.is_ok() {
+            backend.upstream.put(conn);
+        }
         Some(status)
     };
     matches!(

@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 mod admin;
+mod body;
 pub mod config;
 mod forward;
 mod headers;
@@ -25,9 +26,9 @@ pub mod health;
 mod metrics;
 pub mod outlier;
 mod pool;
+mod upstream;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,7 +96,7 @@ pub async fn run(
     foresight_http::serve(
         listener,
         options,
-        move |req, peer: SocketAddr| {
+        move |req, peer: foresight_http::Peer| {
             let f = forwarder.clone();
             async move { f.handle(req, peer).await }
         },

@@ -14,17 +14,13 @@ use arc_swap::ArcSwap;
 use foresight_balance::{build, Balancer, Endpoint, Load};
 use foresight_core::{rng::stable_hash, Time};
 use http::uri::Authority;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 
 use crate::config::{BackendSpec, BalancerSettings, HealthCheckConfig, OutlierConfig, Timeouts};
 use crate::health::HealthState;
 use crate::metrics::{BackendMetrics, ProxyMetrics};
 use crate::outlier::EjectionState;
-
-/// The upstream HTTP client: pooled keep-alive HTTP/1.1 connections.
-pub type UpstreamClient = Client<HttpConnector, foresight_http::Body>;
+use crate::upstream::Upstream;
 
 /// Maps the process's monotonic clock onto [`Time`] (epoch = proxy start), the one place the
 /// proxy reads a clock for the algorithms.
@@ -72,6 +68,8 @@ pub struct Backend {
     requests: AtomicU64,
     control: Mutex<Control>,
     pub(crate) metrics: BackendMetrics,
+    /// Its kept-alive connections.
+    pub(crate) upstream: Upstream,
 }
 
 struct Control {
@@ -148,6 +146,8 @@ pub struct BackendStatus {
     pub requests: u64,
     /// Peak-EWMA latency estimate.
     pub rtt_estimate_ms: f64,
+    /// Kept-alive connections to it, idle now.
+    pub idle_connections: usize,
 }
 
 /// Result of a drain.
@@ -180,7 +180,7 @@ pub struct Pool {
     outlier: Option<OutlierConfig>,
     health: Option<HealthCheckConfig>,
     clock: Clock,
-    client: UpstreamClient,
+    timeouts: Timeouts,
     pub(crate) metrics: Arc<ProxyMetrics>,
 }
 
@@ -194,14 +194,6 @@ impl Pool {
         clock: Clock,
         metrics: Arc<ProxyMetrics>,
     ) -> Arc<Pool> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(timeouts.connect));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(timeouts.upstream_idle)
-            .pool_max_idle_per_host(1024)
-            .build(connector);
         let empty = Snapshot {
             backends: Vec::new(),
             endpoints: Vec::new(),
@@ -214,14 +206,9 @@ impl Pool {
             outlier,
             health,
             clock,
-            client,
+            timeouts: *timeouts,
             metrics,
         })
-    }
-
-    /// The upstream client, shared with health checks.
-    pub fn client(&self) -> &UpstreamClient {
-        &self.client
     }
 
     /// The clock the algorithms are given.
@@ -265,6 +252,11 @@ impl Pool {
                     ejection: EjectionState::default(),
                 }),
                 metrics: self.metrics.for_backend(&spec.address),
+                upstream: Upstream::new(
+                    spec.authority.clone(),
+                    self.timeouts.connect,
+                    self.timeouts.upstream_idle,
+                ),
                 address: spec.address,
                 authority: spec.authority,
                 weight: spec.weight,
@@ -352,6 +344,7 @@ impl Pool {
                     in_flight: b.load.in_flight(),
                     requests: b.requests.load(Ordering::Relaxed),
                     rtt_estimate_ms: b.load.rtt_estimate_ns(now) / 1e6,
+                    idle_connections: b.upstream.idle_count(),
                 }
             })
             .collect()

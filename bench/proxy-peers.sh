@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Foresight vs HAProxy vs NGINX as reverse proxies, side by side on this machine.
+#
+# Each proxy runs with ONE worker thread/process pinned to CPU 0, in front of the same two
+# upstream servers (an NGINX `return 200` server with two ports, so the upstream is never the
+# bottleneck), with keep-alive to the upstreams. wrk (1 thread, 50 connections) and the upstream
+# share CPU 1. Rounds alternate between the proxies; the table reports the median of the rounds.
+#
+# Usage: bench/proxy-peers.sh [ROUNDS=3] [SECONDS=10]
+# Needs: wrk, nginx, haproxy (apt-get install -y wrk nginx-light haproxy), a release build.
+set -euo pipefail
+ROUNDS=${1:-3}
+SECS=${2:-10}
+CONNS=${CONNS:-50}
+cd "$(dirname "$0")/.."
+for tool in wrk nginx haproxy taskset; do
+  command -v "$tool" >/dev/null || { echo "error: $tool not found (apt-get install -y wrk nginx-light haproxy)" >&2; exit 1; }
+done
+cargo build --release --quiet
+BIN=$PWD/target/release/foresight
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+UP1=18001; UP2=18002; P_FORESIGHT=18080; P_HAPROXY=18090; P_NGINX=18100
+
+cat > "$WORK/upstream.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/upstream.pid;
+error_log $WORK/upstream-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$UP1; location / { return 200 "ok\n"; } }
+  server { listen 127.0.0.1:$UP2; location / { return 200 "ok\n"; } }
+}
+CONF
+cat > "$WORK/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream pool { server 127.0.0.1:$UP1; server 127.0.0.1:$UP2; keepalive 128; }
+  server {
+    listen 127.0.0.1:$P_NGINX;
+    location / { proxy_pass http://pool; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+cat > "$WORK/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$P_HAPROXY
+  default_backend be
+backend be
+  balance roundrobin
+  server s1 127.0.0.1:$UP1
+  server s2 127.0.0.1:$UP2
+CONF
+
+taskset -c 1 nginx -c "$WORK/upstream.conf" -p "$WORK" & PIDS+=($!)
+taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK" & PIDS+=($!)
+taskset -c 0 haproxy -f "$WORK/haproxy.cfg" -db & PIDS+=($!)
+RUST_LOG=warn taskset -c 0 "$BIN" serve --workers 1 --listen 127.0.0.1:$P_FORESIGHT --admin 127.0.0.1:18081 \
+  --backend http://127.0.0.1:$UP1 --backend http://127.0.0.1:$UP2 --algorithm round-robin > /dev/null & PIDS+=($!)
+sleep 1
+for port in $P_FORESIGHT $P_HAPROXY $P_NGINX; do
+  curl -fsS "http://127.0.0.1:$port/" > /dev/null || { echo "error: nothing answers on $port" >&2; exit 1; }
+done
+
+declare -A RPS P99
+run() { # name port round
+  local out; out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$2/")
+  local rps; rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  local p99; p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  RPS[$1]+="$rps "; P99[$1]+="$p99 "
+  echo "round $3 $1: $rps req/s, p99 $p99" >&2
+}
+to_ms() { # wrk prints 1.23ms / 456.00us / 1.2s
+  awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; printf "%.3f\n", v}'
+}
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# Warm up connection pools.
+for port in $P_FORESIGHT $P_HAPROXY $P_NGINX; do taskset -c 1 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$port/" > /dev/null; done
+for r in $(seq 1 "$ROUNDS"); do
+  run foresight $P_FORESIGHT "$r"; run haproxy $P_HAPROXY "$r"; run nginx $P_NGINX "$r"
+done
+H_RPS=$(echo "${RPS[haproxy]}" | median)
+echo
+echo "| proxy (1 worker) | median req/s | ratio to HAProxy | median p99 ms | req/s per round |"
+echo "|---|---:|---:|---:|---|"
+for name in foresight haproxy nginx; do
+  m=$(echo "${RPS[$name]}" | median)
+  p=$(for v in ${P99[$name]}; do echo "$v" | to_ms; done | tr '\n' ' ' | median)
+  printf "| %s | %.0f | %.2f | %s | %s|\n" "$name" "$m" "$(awk -v a="$m" -v b="$H_RPS" 'BEGIN{print a/b}')" "$p" "${RPS[$name]}"
+done
+echo
+echo "versions: $(nginx -v 2>&1 | sed 's/.*\///'), HAProxy $(haproxy -v | head -1 | awk '{print $3}'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'); rounds=$ROUNDS, ${SECS}s each, $CONNS connections"

@@ -1,0 +1,198 @@
+//! Helpers for tests that run the real `foresight` binary: processes on loopback ports chosen by
+//! the OS (each prints its address on stdout), killed when dropped.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_foresight");
+
+/// A child process killed on drop.
+pub struct Proc {
+    pub child: Child,
+    /// `key=value` pairs from its first stdout line.
+    pub info: BTreeMap<String, String>,
+}
+
+impl Proc {
+    pub fn get(&self, key: &str) -> &str {
+        &self.info[key]
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `foresight ARGS…` and waits for its "… key=value" line.
+pub fn spawn(args: &[&str]) -> Proc {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn foresight");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    assert!(
+        !line.is_empty(),
+        "foresight {args:?} exited without reporting its address"
+    );
+    let info = line
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Proc { child, info }
+}
+
+/// A backend on a free port with extra flags; returns the process and its `http://` address.
+pub fn backend(name: &str, extra: &[&str]) -> (Proc, String) {
+    let mut args = vec!["backend", "--listen", "127.0.0.1:0", "--name", name];
+    args.extend_from_slice(extra);
+    let p = spawn(&args);
+    let addr = format!("http://{}", p.get("listen"));
+    (p, addr)
+}
+
+/// The proxy with a config file written from `toml` (may be empty) and extra flags.
+pub fn proxy(dir: &Path, toml: &str, extra: &[&str]) -> Proc {
+    let cfg = dir.join("foresight.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let mut args = vec![
+        "serve",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--workers",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    spawn(&args)
+}
+
+/// A fresh temporary directory for one test.
+pub fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("foresight-test-{}-{}", name, std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+pub fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub instance: Option<String>,
+    pub body: String,
+}
+
+/// Sends a request and reads the whole response.
+pub async fn send(c: &HttpClient, method: &str, url: &str, body: &str) -> Result<Resp, String> {
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .map_err(|e| e.to_string())?;
+    let resp = tokio::time::timeout(Duration::from_secs(30), c.request(req))
+        .await
+        .map_err(|_| "timeout".to_string())?
+        .map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let instance = resp
+        .headers()
+        .get("x-foresight-instance")
+        .map(|v| v.to_str().unwrap().to_string());
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok(Resp {
+        status,
+        instance,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
+}
+
+pub async fn get(c: &HttpClient, url: &str) -> Resp {
+    send(c, "GET", url, "")
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// The admin API's list of instances.
+pub async fn backends(c: &HttpClient, admin: &str) -> Vec<serde_json::Value> {
+    let r = get(c, &format!("http://{admin}/backends")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    serde_json::from_str(&r.body).unwrap()
+}
+
+/// The admin API's entry for one instance.
+pub async fn backend_status(
+    c: &HttpClient,
+    admin: &str,
+    address: &str,
+) -> Option<serde_json::Value> {
+    backends(c, admin)
+        .await
+        .into_iter()
+        .find(|b| b["address"] == address)
+}
+
+/// Polls `f` until it is true or `limit` passes.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {limit:?} waiting for: {what}");
+}
+
+/// Sends `n` sequential GETs and counts responses per instance; panics on any non-200.
+pub async fn count_sequential(c: &HttpClient, url: &str, n: usize) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for _ in 0..n {
+        let r = get(c, url).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        *counts.entry(r.instance.unwrap()).or_insert(0) += 1;
+    }
+    counts
+}
