@@ -3,7 +3,8 @@
 #
 # Each proxy runs with ONE worker thread/process pinned to CPU 0, in front of the same two
 # upstream servers (an NGINX `return 200` server with two ports, so the upstream is never the
-# bottleneck), with keep-alive to the upstreams. wrk (1 thread, 50 connections) and the upstream
+# bottleneck), with keep-alive to the upstreams, round-robin, and the same header work that
+# Foresight always does (Host kept, X-Forwarded-For appended, X-Forwarded-Proto set). wrk (1 thread, 50 connections) and the upstream
 # share CPU 1. Rounds alternate between the proxies; the table reports the median of the rounds.
 #
 # Usage: bench/proxy-peers.sh [ROUNDS=3] [SECONDS=10]
@@ -50,7 +51,12 @@ http {
   upstream pool { server 127.0.0.1:$UP1; server 127.0.0.1:$UP2; keepalive 128; }
   server {
     listen 127.0.0.1:$P_NGINX;
-    location / { proxy_pass http://pool; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    location / {
+      proxy_pass http://pool; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+    }
   }
 }
 CONF
@@ -64,9 +70,11 @@ defaults
   timeout client 30s
   timeout server 30s
   option http-keep-alive
+  option forwardfor
   http-reuse always
 frontend fe
   bind 127.0.0.1:$P_HAPROXY
+  http-request set-header X-Forwarded-Proto http
   default_backend be
 backend be
   balance roundrobin
