@@ -1,13 +1,13 @@
 //! The instance's own Prometheus metrics.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-
-use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteCode {
@@ -27,8 +27,38 @@ pub struct Metrics {
     pub duration: Family<RouteLabel, Histogram>,
     pub in_flight: Gauge,
     pub queue_length: Gauge,
-    pub cpu_seconds: Gauge<f64, AtomicU64>,
-    pub resident_bytes: Gauge,
+}
+
+/// Process CPU time and memory, read from `/proc/self` at each scrape, in the standard
+/// `process_*` names (CPU time is a counter, `process_cpu_seconds_total`).
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if let Some(cpu) = crate::procfs::cpu_seconds() {
+            let c = ConstCounter::new(cpu);
+            let e = encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "User and system CPU time of this process, in seconds",
+                None,
+                c.metric_type(),
+            )?;
+            c.encode(e)?;
+        }
+        if let Some(rss) = crate::procfs::resident_bytes() {
+            let g = Gauge::<i64>::default();
+            g.set(rss as i64);
+            let e = encoder.encode_descriptor(
+                "process_resident_memory_bytes",
+                "Resident memory of this process, in bytes",
+                None,
+                g.metric_type(),
+            )?;
+            g.encode(e)?;
+        }
+        Ok(())
+    }
 }
 
 impl Metrics {
@@ -66,37 +96,18 @@ impl Metrics {
         let q: Gauge = Gauge::default();
         q.set(queue as i64);
         registry.register("foresight_backend_queue_limit", "Queue limit", q);
-        let cpu_seconds = Gauge::<f64, AtomicU64>::default();
-        registry.register(
-            "process_cpu_seconds",
-            "User and system CPU time of this process, in seconds (a counter read from /proc)",
-            cpu_seconds.clone(),
-        );
-        let resident_bytes = Gauge::default();
-        registry.register(
-            "process_resident_memory_bytes",
-            "Resident memory of this process",
-            resident_bytes.clone(),
-        );
+        registry.register_collector(Box::new(ProcessCollector));
         Metrics {
             registry,
             requests,
             duration,
             in_flight,
             queue_length,
-            cpu_seconds,
-            resident_bytes,
         }
     }
 
-    /// Reads `/proc`, then renders the text exposition.
+    /// Renders the text exposition (reading `/proc` on the way).
     pub fn render(&self) -> String {
-        if let Some(c) = crate::procfs::cpu_seconds() {
-            self.cpu_seconds.set(c);
-        }
-        if let Some(r) = crate::procfs::resident_bytes() {
-            self.resident_bytes.set(r as i64);
-        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

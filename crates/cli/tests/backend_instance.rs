@@ -44,7 +44,7 @@ async fn a_full_queue_answers_503_and_startup_delay_gates_ready() {
         "foresight_backend_request_duration_seconds_bucket",
         "foresight_backend_in_flight 0",
         "foresight_backend_queue_length 0",
-        "process_cpu_seconds",
+        "process_cpu_seconds_total",
         "process_resident_memory_bytes",
     ] {
         assert!(m.contains(needle), "missing {needle} in\n{m}");
