@@ -4,58 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// How service times are drawn around a route's mean.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Distribution {
-    /// Memoryless: the M in M/M/c; coefficient of variation 1.
-    Exponential,
-    /// Log-normal with shape `sigma` (of the underlying normal), scaled to the route's mean;
-    /// heavy-tailed like real service times.
-    Lognormal {
-        /// Shape parameter; 0.5 gives a coefficient of variation of about 0.53.
-        sigma: f64,
-    },
-    /// Exactly the mean every time.
-    Constant,
-}
-
-impl FromStr for Distribution {
-    type Err = ConfigError;
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        match s {
-            "exponential" => Ok(Distribution::Exponential),
-            "constant" => Ok(Distribution::Constant),
-            "lognormal" => Ok(Distribution::Lognormal { sigma: 0.5 }),
-            _ => match s.strip_prefix("lognormal:") {
-                Some(sig) => match sig.parse::<f64>() {
-                    Ok(sigma) if sigma.is_finite() && sigma > 0.0 && sigma <= 5.0 => {
-                        Ok(Distribution::Lognormal { sigma })
-                    }
-                    _ => Err(ConfigError::new(
-                        "distribution",
-                        s,
-                        "lognormal:SIGMA with 0 < SIGMA <= 5",
-                    )),
-                },
-                None => Err(ConfigError::new(
-                    "distribution",
-                    s,
-                    "exponential, lognormal, lognormal:SIGMA or constant",
-                )),
-            },
-        }
-    }
-}
-
-impl fmt::Display for Distribution {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Distribution::Exponential => f.write_str("exponential"),
-            Distribution::Lognormal { sigma } => write!(f, "lognormal:{sigma}"),
-            Distribution::Constant => f.write_str("constant"),
-        }
-    }
-}
+pub use foresight_core::dist::Distribution;
 
 /// One service route and its mean service time.
 #[derive(Clone, Debug, PartialEq)]
@@ -188,18 +137,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_distributions_and_routes() {
-        assert_eq!(
-            "constant".parse::<Distribution>().unwrap(),
-            Distribution::Constant
-        );
-        assert_eq!(
-            "lognormal:1.5".parse::<Distribution>().unwrap(),
-            Distribution::Lognormal { sigma: 1.5 }
-        );
-        assert!("lognormal:-1".parse::<Distribution>().is_err());
-        let e = "gauss".parse::<Distribution>().unwrap_err();
-        assert_eq!(e.key, "distribution");
+    fn parses_routes() {
         let r: Route = "/pay=12ms".parse().unwrap();
         assert_eq!(r.mean, Duration::from_millis(12));
         assert!("pay=12ms".parse::<Route>().is_err());

@@ -10,11 +10,10 @@ use foresight_http::{text, Body, ServerOptions};
 use http::{header::HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use rand::{rngs::SmallRng, SeedableRng};
-use rand_distr::{Distribution as _, Exp, LogNormal};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::config::{BackendConfig, Distribution};
+use crate::config::BackendConfig;
 use crate::metrics::{Metrics, RouteCode, RouteLabel};
 
 /// Response header naming the instance that served a request, so clients and tests can count.
@@ -161,32 +160,8 @@ impl State {
     fn draw(&self, mean: Duration) -> Duration {
         let n = self.draws.fetch_add(1, Ordering::Relaxed);
         let mut rng = SmallRng::seed_from_u64(mix64(self.config.seed ^ mix64(n)));
-        sample(self.config.distribution, mean, &mut rng)
+        self.config.distribution.sample(mean, &mut rng)
     }
-}
-
-/// A service time drawn from `dist` with the given mean.
-pub(crate) fn sample(dist: Distribution, mean: Duration, rng: &mut SmallRng) -> Duration {
-    let m = mean.as_secs_f64();
-    if m <= 0.0 {
-        return Duration::ZERO;
-    }
-    let secs = match dist {
-        Distribution::Constant => m,
-        Distribution::Exponential => match Exp::new(1.0 / m) {
-            Ok(d) => d.sample(rng),
-            Err(_) => m,
-        },
-        Distribution::Lognormal { sigma } => {
-            // E[X] = exp(mu + sigma^2 / 2) = m.
-            let mu = m.ln() - sigma * sigma / 2.0;
-            match LogNormal::new(mu, sigma) {
-                Ok(d) => d.sample(rng),
-                Err(_) => m,
-            }
-        }
-    };
-    Duration::from_secs_f64(secs.clamp(0.0, 3600.0))
 }
 
 /// `ms=N` in a query string: a forced constant service time.
@@ -201,27 +176,6 @@ fn forced_ms(query: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn mean_of(dist: Distribution) -> f64 {
-        let mut rng = SmallRng::seed_from_u64(3);
-        let n = 20_000;
-        (0..n)
-            .map(|_| sample(dist, Duration::from_millis(20), &mut rng).as_secs_f64())
-            .sum::<f64>()
-            / n as f64
-    }
-
-    #[test]
-    fn every_distribution_has_the_requested_mean() {
-        for d in [
-            Distribution::Constant,
-            Distribution::Exponential,
-            Distribution::Lognormal { sigma: 0.5 },
-        ] {
-            let m = mean_of(d);
-            assert!((m - 0.020).abs() < 0.001, "{d}: {m}");
-        }
-    }
 
     #[test]
     fn forced_service_time_from_query() {

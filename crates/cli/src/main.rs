@@ -188,9 +188,9 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 fn backend(args: BackendArgs) -> ExitCode {
-    let distribution = match args.distribution.parse() {
+    let distribution = match args.distribution.parse::<foresight_backend::Distribution>() {
         Ok(d) => d,
-        Err(e) => return usage_error(e),
+        Err(e) => return usage_error(format!("invalid value for `--distribution`: {e}")),
     };
     let routes = if args.routes.is_empty() {
         foresight_backend::BackendConfig::default().routes
