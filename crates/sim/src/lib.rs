@@ -102,6 +102,58 @@ struct Instance {
     busy_ns: u128,
 }
 
+impl Instance {
+    /// A worker starts a request of `size` (ns at speed 1) at `now`; returns when it finishes.
+    fn start(&mut self, now: u64, size: u64) -> u64 {
+        self.busy += 1;
+        let service = (size as f64 / self.spec.speed) as u64;
+        self.busy_ns += u128::from(service);
+        now + service
+    }
+}
+
+/// Waiting times in consecutive batches, for the mean and its batch-means standard error.
+struct BatchMeans {
+    batch_len: u64,
+    sums: [f64; BATCHES],
+    count: u64,
+}
+
+impl BatchMeans {
+    fn new(expected: u64) -> Self {
+        BatchMeans {
+            batch_len: (expected / BATCHES as u64).max(1),
+            sums: [0.0; BATCHES],
+            count: 0,
+        }
+    }
+
+    fn add(&mut self, wait_secs: f64) {
+        self.sums[((self.count / self.batch_len) as usize).min(BATCHES - 1)] += wait_secs;
+        self.count += 1;
+    }
+
+    /// (mean, standard error of the mean).
+    fn result(&self) -> (f64, f64) {
+        let full = ((self.count / self.batch_len) as usize).clamp(1, BATCHES);
+        let means: Vec<f64> = (0..full)
+            .map(|b| {
+                let n = if b == BATCHES - 1 {
+                    self.count - self.batch_len * (BATCHES as u64 - 1)
+                } else {
+                    self.batch_len
+                };
+                self.sums[b] / n.max(1) as f64
+            })
+            .collect();
+        let mean = self.sums.iter().sum::<f64>() / self.count.max(1) as f64;
+        let m = means.iter().sum::<f64>() / means.len() as f64;
+        let var =
+            means.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (means.len().max(2) - 1) as f64;
+        (mean, (var / means.len() as f64).sqrt())
+    }
+}
+
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 enum Event {
     Arrival,
@@ -156,9 +208,7 @@ pub fn run(s: &Scenario) -> Outcome {
     let mut response_ns = Histogram::<u64>::new(3).expect("histogram");
     let mut served = vec![0u64; instances.len()];
     let (mut dropped, mut completed, mut events) = (0u64, 0u64, 0u64);
-    let batch_len = (s.requests / BATCHES as u64).max(1);
-    let mut batch_sums = vec![0f64; BATCHES];
-    let mut waits_counted = 0u64;
+    let mut waits = BatchMeans::new(s.requests);
     let mut first_counted_at: Option<u64> = None;
     let mut now = 0u64;
 
@@ -188,18 +238,11 @@ pub fn run(s: &Scenario) -> Outcome {
                 let inst = &mut instances[i];
                 if inst.busy < inst.spec.workers {
                     endpoints[i].load.begin();
-                    inst.busy += 1;
-                    let service = (size as f64 / inst.spec.speed) as u64;
-                    inst.busy_ns += u128::from(service);
+                    let done = inst.start(now, size);
                     seq += 1;
-                    heap.push(Reverse((
-                        now + service,
-                        seq,
-                        Event::Completion(i, now, counted),
-                    )));
+                    heap.push(Reverse((done, seq, Event::Completion(i, now, counted))));
                     if counted {
-                        batch_sums[((waits_counted / batch_len) as usize).min(BATCHES - 1)] += 0.0;
-                        waits_counted += 1;
+                        waits.add(0.0);
                     }
                 } else if inst
                     .spec
@@ -226,48 +269,29 @@ pub fn run(s: &Scenario) -> Outcome {
                 let inst = &mut instances[i];
                 inst.busy -= 1;
                 if let Some((queued_at, size, was_counted)) = inst.queue.pop_front() {
-                    inst.busy += 1;
-                    let service = (size as f64 / inst.spec.speed) as u64;
-                    inst.busy_ns += u128::from(service);
+                    let done = inst.start(now, size);
                     seq += 1;
                     heap.push(Reverse((
-                        now + service,
+                        done,
                         seq,
                         Event::Completion(i, queued_at, was_counted),
                     )));
                     if was_counted {
-                        let wait = (now - queued_at) as f64 / 1e9;
-                        batch_sums[((waits_counted / batch_len) as usize).min(BATCHES - 1)] += wait;
-                        waits_counted += 1;
+                        waits.add((now - queued_at) as f64 / 1e9);
                     }
                 }
             }
         }
     }
 
-    // Batch means: the mean of each batch of consecutive waits, then their spread.
-    let full = ((waits_counted / batch_len) as usize).clamp(1, BATCHES);
-    let means: Vec<f64> = (0..full)
-        .map(|b| {
-            let n = if b == BATCHES - 1 {
-                waits_counted - batch_len * (BATCHES as u64 - 1)
-            } else {
-                batch_len
-            };
-            batch_sums[b] / n.max(1) as f64
-        })
-        .collect();
-    let total_wait: f64 = batch_sums.iter().sum();
-    let mean_wait = total_wait / waits_counted.max(1) as f64;
-    let m = means.iter().sum::<f64>() / means.len() as f64;
-    let var = means.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (means.len().max(2) - 1) as f64;
+    let (mean_wait, mean_wait_stderr) = waits.result();
     let span = (now - first_counted_at.unwrap_or(0)).max(1) as f64;
     Outcome {
         completed,
         dropped,
         response_ns,
         mean_wait,
-        mean_wait_stderr: (var / means.len() as f64).sqrt(),
+        mean_wait_stderr,
         served,
         utilisation: instances
             .iter()
