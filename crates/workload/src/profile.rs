@@ -1,0 +1,206 @@
+//! Request rate as a function of time.
+
+use std::time::Duration;
+
+/// A traffic profile: requests per second at each moment from the start of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Profile {
+    /// The same rate throughout.
+    Constant {
+        /// Requests per second.
+        rate: f64,
+    },
+    /// `before` until `at`, then `after`.
+    Step {
+        /// Rate before the step.
+        before: f64,
+        /// Rate after it.
+        after: f64,
+        /// When it happens.
+        at: Duration,
+    },
+    /// Linear from `from` to `to` over `over`, then `to`.
+    Ramp {
+        /// Starting rate.
+        from: f64,
+        /// Final rate.
+        to: f64,
+        /// Length of the ramp.
+        over: Duration,
+    },
+    /// `mean × (1 + amplitude × sin(2πt / period))`, starting at the mean and rising.
+    Diurnal {
+        /// Mean rate.
+        mean: f64,
+        /// Relative swing, 0..=1.
+        amplitude: f64,
+        /// One cycle (a day, or a compressed day).
+        period: Duration,
+    },
+    /// `base`, then a linear rise to `peak` over `rise` starting at `at`, then an exponential
+    /// decay back toward `base` with time constant `decay`.
+    FlashCrowd {
+        /// Background rate.
+        base: f64,
+        /// Rate at the top.
+        peak: f64,
+        /// Start of the surge.
+        at: Duration,
+        /// Time to reach the peak.
+        rise: Duration,
+        /// Time constant of the decay after the peak.
+        decay: Duration,
+    },
+    /// Replay of per-minute counts, scaled so the largest count becomes `peak_rate`, each
+    /// trace minute lasting `minute` (60 s for real time; less to compress).
+    Trace {
+        /// Counts per trace minute (gaps already filled or cut away).
+        counts: Vec<f64>,
+        /// Rate that the largest count maps to.
+        peak_rate: f64,
+        /// Length of one trace minute in the run.
+        minute: Duration,
+    },
+}
+
+impl Profile {
+    /// Requests per second at `t` after the start (never negative).
+    pub fn rate_at(&self, t: Duration) -> f64 {
+        let s = t.as_secs_f64();
+        let r = match self {
+            Profile::Constant { rate } => *rate,
+            Profile::Step { before, after, at } => {
+                if t < *at {
+                    *before
+                } else {
+                    *after
+                }
+            }
+            Profile::Ramp { from, to, over } => {
+                let f = if over.is_zero() {
+                    1.0
+                } else {
+                    (s / over.as_secs_f64()).min(1.0)
+                };
+                from + (to - from) * f
+            }
+            Profile::Diurnal {
+                mean,
+                amplitude,
+                period,
+            } => {
+                mean * (1.0
+                    + amplitude * (2.0 * std::f64::consts::PI * s / period.as_secs_f64()).sin())
+            }
+            Profile::FlashCrowd {
+                base,
+                peak,
+                at,
+                rise,
+                decay,
+            } => {
+                if t < *at {
+                    *base
+                } else if t < *at + *rise {
+                    let f = (t - *at).as_secs_f64() / rise.as_secs_f64().max(1e-9);
+                    base + (peak - base) * f
+                } else {
+                    let after = (t - *at - *rise).as_secs_f64();
+                    base + (peak - base) * (-after / decay.as_secs_f64().max(1e-9)).exp()
+                }
+            }
+            Profile::Trace {
+                counts,
+                peak_rate,
+                minute,
+            } => {
+                let max = counts.iter().copied().fold(0.0, f64::max);
+                let i = (s / minute.as_secs_f64()) as usize;
+                match counts.get(i) {
+                    Some(c) if max > 0.0 => c / max * peak_rate,
+                    _ => 0.0,
+                }
+            }
+        };
+        r.max(0.0)
+    }
+
+    /// An upper bound of the rate over the whole profile (for thinning).
+    pub fn max_rate(&self) -> f64 {
+        match self {
+            Profile::Constant { rate } => *rate,
+            Profile::Step { before, after, .. } => before.max(*after),
+            Profile::Ramp { from, to, .. } => from.max(*to),
+            Profile::Diurnal {
+                mean, amplitude, ..
+            } => mean * (1.0 + amplitude),
+            Profile::FlashCrowd { base, peak, .. } => base.max(*peak),
+            Profile::Trace { peak_rate, .. } => *peak_rate,
+        }
+        .max(0.0)
+    }
+
+    /// The natural length of the profile, where it has one (a trace's span).
+    pub fn natural_length(&self) -> Option<Duration> {
+        match self {
+            Profile::Trace { counts, minute, .. } => Some(*minute * counts.len() as u32),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    #[test]
+    fn shapes() {
+        let step = Profile::Step {
+            before: 10.0,
+            after: 50.0,
+            at: S(60),
+        };
+        assert_eq!(step.rate_at(S(59)), 10.0);
+        assert_eq!(step.rate_at(S(60)), 50.0);
+        let ramp = Profile::Ramp {
+            from: 0.0,
+            to: 100.0,
+            over: S(100),
+        };
+        assert_eq!(ramp.rate_at(S(25)), 25.0);
+        assert_eq!(ramp.rate_at(S(1000)), 100.0);
+        let d = Profile::Diurnal {
+            mean: 100.0,
+            amplitude: 0.5,
+            period: S(400),
+        };
+        assert!((d.rate_at(S(100)) - 150.0).abs() < 1e-9);
+        assert!((d.rate_at(S(300)) - 50.0).abs() < 1e-9);
+        assert_eq!(d.max_rate(), 150.0);
+        let f = Profile::FlashCrowd {
+            base: 10.0,
+            peak: 110.0,
+            at: S(10),
+            rise: S(10),
+            decay: S(10),
+        };
+        assert_eq!(f.rate_at(S(5)), 10.0);
+        assert_eq!(f.rate_at(S(15)), 60.0);
+        assert!((f.rate_at(S(30)) - (10.0 + 100.0 * (-1f64).exp())).abs() < 1e-9);
+    }
+
+    #[test]
+    fn trace_scales_to_peak_and_compresses_time() {
+        let t = Profile::Trace {
+            counts: vec![10.0, 40.0, 20.0],
+            peak_rate: 400.0,
+            minute: S(1),
+        };
+        assert_eq!(t.rate_at(Duration::from_millis(500)), 100.0);
+        assert_eq!(t.rate_at(Duration::from_millis(1500)), 400.0);
+        assert_eq!(t.rate_at(S(5)), 0.0);
+        assert_eq!(t.natural_length(), Some(S(3)));
+    }
+}
