@@ -9,10 +9,15 @@
 //! nanoseconds, so a run is deterministic for a seed and independent of the machine.
 //!
 //! Model: each instance has `workers` servers and a FIFO queue (bounded or not; a full queue
-//! drops the request, like the example backend's 503). Requests arrive as a Poisson process.
-//! Each request's *size* (its service time on a speed-1 instance) is drawn at arrival from a
-//! stream of its own, so every algorithm sees the same arrivals and the same sizes; an instance
-//! of speed `s` serves a request of size `x` in `x / s`.
+//! drops the request, like the example backend's 503). Requests arrive as a Poisson process
+//! whose rate follows a [`foresight_workload::Profile`] (thinning). Each request has a class
+//! (route) drawn by share, and a *size* (its service time on a speed-1 instance) drawn from the
+//! class's distribution; both come from streams of their own, so every algorithm sees the same
+//! arrivals, classes and sizes. An instance of effective speed `s` serves size `x` in `x / s`;
+//! the effective speed includes a slow-down event and the warm-up after joining (speed rises
+//! linearly from `warmup_speed` to full over `warmup`). A crash fails the requests the
+//! instance holds and takes it out of the balancer's set; an instance joining late enters it.
+//! Membership changes rebuild the balancer, as the proxy's snapshots do.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -26,9 +31,19 @@ use foresight_balance::{build, Algorithm, BalancerConfig, Endpoint, EwmaParams, 
 use foresight_core::dist::Distribution;
 use foresight_core::rng::mix64;
 use foresight_core::Time;
+use foresight_workload::Profile;
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+
+/// Something that happens to an instance at a given time.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// Service times are multiplied by this factor from now on (2 = twice as slow).
+    Slowdown(f64),
+    /// The instance stops: requests it holds fail, it leaves the balancer's set.
+    Crash,
+}
 
 /// One instance of the simulated pool.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +56,43 @@ pub struct InstanceSpec {
     pub speed: f64,
     /// Balancer weight.
     pub weight: u32,
+    /// When it joins the pool (zero: from the start).
+    pub join_at: Duration,
+    /// How long after joining it serves slower.
+    pub warmup: Duration,
+    /// Relative speed at the moment it joins (rises linearly to 1 over `warmup`).
+    pub warmup_speed: f64,
+    /// Changes at given times after the start.
+    pub changes: Vec<(Duration, Change)>,
+}
+
+impl InstanceSpec {
+    /// An instance with `workers` workers, no queue limit, full speed, present from the start.
+    pub fn new(workers: u32) -> Self {
+        InstanceSpec {
+            workers,
+            queue_limit: None,
+            speed: 1.0,
+            weight: 1,
+            join_at: Duration::ZERO,
+            warmup: Duration::ZERO,
+            warmup_speed: 1.0,
+            changes: Vec::new(),
+        }
+    }
+}
+
+/// A kind of request (a route) with its own service times.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestClass {
+    /// Name, e.g. `/process`.
+    pub name: String,
+    /// Relative share of arrivals.
+    pub share: f64,
+    /// Mean size (service time on a speed-1 instance).
+    pub mean: Duration,
+    /// Distribution of sizes.
+    pub distribution: Distribution,
 }
 
 /// What to simulate.
@@ -48,29 +100,31 @@ pub struct InstanceSpec {
 pub struct Scenario {
     /// The pool.
     pub instances: Vec<InstanceSpec>,
-    /// Poisson arrival rate, requests per second.
-    pub arrival_rate: f64,
-    /// Requests to simulate (after the warm-up).
-    pub requests: u64,
-    /// Requests simulated first and left out of the statistics (the queue starts empty).
-    pub warmup: u64,
-    /// Mean request size (service time on a speed-1 instance).
-    pub service_mean: Duration,
-    /// Distribution of request sizes.
-    pub distribution: Distribution,
+    /// Request rate over time.
+    pub profile: Profile,
+    /// Simulated time in which requests arrive (after `warmup`).
+    pub duration: Duration,
+    /// Simulated time first, left out of the statistics (the queues start empty).
+    pub warmup: Duration,
+    /// Request classes (at least one).
+    pub classes: Vec<RequestClass>,
     /// The balancing algorithm.
     pub algorithm: Algorithm,
-    /// Seed of arrivals, sizes and the balancer.
+    /// Seed of arrivals, classes, sizes and the balancer.
     pub seed: u64,
 }
 
 /// What happened.
 #[derive(Debug)]
 pub struct Outcome {
+    /// Requests that arrived (after warm-up).
+    pub arrived: u64,
     /// Requests completed (after warm-up).
     pub completed: u64,
-    /// Requests dropped because the chosen instance's queue was full (after warm-up).
+    /// Requests refused because the chosen instance's queue was full, or no instance was up.
     pub dropped: u64,
+    /// Requests lost in a crash.
+    pub failed: u64,
     /// Response times (queueing + service), nanoseconds.
     pub response_ns: Histogram<u64>,
     /// Mean time waiting for a worker, seconds.
@@ -79,9 +133,9 @@ pub struct Outcome {
     pub mean_wait_stderr: f64,
     /// Completed requests per instance.
     pub served: Vec<u64>,
-    /// Busy worker-seconds per instance divided by workers × simulated time.
+    /// Busy worker-time per instance over workers × the time it was up (after warm-up).
     pub utilisation: Vec<f64>,
-    /// Events processed (arrivals + completions).
+    /// Events processed.
     pub events: u64,
     /// Wall-clock time of the run.
     pub wall: Duration,
@@ -92,22 +146,57 @@ impl Outcome {
     pub fn quantile_ms(&self, q: f64) -> f64 {
         self.response_ns.value_at_quantile(q) as f64 / 1e6
     }
+
+    /// Highest utilisation over the mean utilisation of instances that served (1 = even).
+    pub fn imbalance(&self) -> f64 {
+        let u: Vec<f64> = self
+            .utilisation
+            .iter()
+            .copied()
+            .filter(|u| *u > 0.0)
+            .collect();
+        if u.is_empty() {
+            return 1.0;
+        }
+        let mean = u.iter().sum::<f64>() / u.len() as f64;
+        u.iter().copied().fold(0.0, f64::max) / mean
+    }
 }
 
 struct Instance {
     spec: InstanceSpec,
+    up: bool,
+    /// Bumped by a crash, so completions scheduled before it are ignored.
+    epoch: u32,
+    factor: f64,
     busy: u32,
     /// (arrival time, size in ns at speed 1, counted in statistics)
     queue: VecDeque<(u64, u64, bool)>,
     busy_ns: u128,
+    up_since: Option<u64>,
+    up_ns: u128,
 }
 
 impl Instance {
+    /// Effective speed at `now` (ns).
+    fn speed_at(&self, now: u64) -> f64 {
+        let mut s = self.spec.speed / self.factor;
+        let warm = self.spec.warmup.as_nanos() as f64;
+        if warm > 0.0 {
+            let since = now.saturating_sub(self.spec.join_at.as_nanos() as u64) as f64;
+            let f = (since / warm).min(1.0);
+            s *= self.spec.warmup_speed + (1.0 - self.spec.warmup_speed) * f;
+        }
+        s.max(1e-9)
+    }
+
     /// A worker starts a request of `size` (ns at speed 1) at `now`; returns when it finishes.
-    fn start(&mut self, now: u64, size: u64) -> u64 {
+    fn start(&mut self, now: u64, size: u64, stats_from: u64) -> u64 {
         self.busy += 1;
-        let service = (size as f64 / self.spec.speed) as u64;
-        self.busy_ns += u128::from(service);
+        let service = (size as f64 / self.speed_at(now)) as u64;
+        if now >= stats_from {
+            self.busy_ns += u128::from(service);
+        }
         now + service
     }
 }
@@ -157,16 +246,51 @@ impl BatchMeans {
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 enum Event {
     Arrival,
-    /// (instance, arrival time, counted)
-    Completion(usize, u64, bool),
+    /// (instance, arrival time, counted, epoch)
+    Completion(usize, u64, bool, u32),
+    /// (instance, index into its changes; `usize::MAX` = join)
+    Instance(usize, usize),
 }
 
 const BATCHES: usize = 30;
+const JOIN: usize = usize::MAX;
+
+/// Why a scenario cannot run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ScenarioError {
+    /// Something about the scenario is not runnable.
+    #[error("{0}")]
+    Invalid(String),
+}
 
 /// Runs a scenario to the end.
-pub fn run(s: &Scenario) -> Outcome {
+pub fn run(s: &Scenario) -> Result<Outcome, ScenarioError> {
+    run_with_progress(s, &mut |_| {})
+}
+
+/// Runs a scenario, calling `progress` with the fraction of simulated time done now and then.
+pub fn run_with_progress(
+    s: &Scenario,
+    progress: &mut dyn FnMut(f64),
+) -> Result<Outcome, ScenarioError> {
+    if s.instances.is_empty() {
+        return Err(ScenarioError::Invalid("the pool has no instances".into()));
+    }
+    if s.classes.is_empty() || s.classes.iter().all(|c| c.share <= 0.0) {
+        return Err(ScenarioError::Invalid(
+            "no request class with a positive share".into(),
+        ));
+    }
+    let max_rate = s.profile.max_rate();
+    if !(max_rate.is_finite() && max_rate > 0.0) {
+        return Err(ScenarioError::Invalid(
+            "the arrival profile never sends anything".into(),
+        ));
+    }
     let started = Instant::now();
-    let endpoints: Vec<Endpoint> = s
+    let stats_from = s.warmup.as_nanos() as u64;
+    let end = stats_from + s.duration.as_nanos() as u64;
+    let all: Vec<Endpoint> = s
         .instances
         .iter()
         .enumerate()
@@ -179,68 +303,110 @@ pub fn run(s: &Scenario) -> Outcome {
             )
         })
         .collect();
-    let balancer = build(
-        &BalancerConfig {
-            algorithm: s.algorithm,
-            seed: s.seed,
-        },
-        &endpoints,
-    );
+    let config = BalancerConfig {
+        algorithm: s.algorithm,
+        seed: s.seed,
+    };
     let mut instances: Vec<Instance> = s
         .instances
         .iter()
         .map(|spec| Instance {
             spec: spec.clone(),
+            up: false,
+            epoch: 0,
+            factor: 1.0,
             busy: 0,
             queue: VecDeque::new(),
             busy_ns: 0,
+            up_since: None,
+            up_ns: 0,
         })
         .collect();
-    let mut arrivals_rng = SmallRng::seed_from_u64(mix64(s.seed ^ 0xA11));
-    let mut sizes_rng = SmallRng::seed_from_u64(mix64(s.seed ^ 0x517E));
-    let mean_gap_ns = 1e9 / s.arrival_rate;
-    let mean_size = s.service_mean.as_secs_f64();
-    let total = s.warmup + s.requests;
-
     let mut heap: BinaryHeap<Reverse<(u64, u64, Event)>> = BinaryHeap::new();
     let mut seq = 0u64;
-    let mut arrived = 0u64;
-    let mut response_ns = Histogram::<u64>::new(3).expect("histogram");
+    for (i, spec) in s.instances.iter().enumerate() {
+        seq += 1;
+        heap.push(Reverse((
+            spec.join_at.as_nanos() as u64,
+            seq,
+            Event::Instance(i, JOIN),
+        )));
+        for (k, (at, _)) in spec.changes.iter().enumerate() {
+            seq += 1;
+            heap.push(Reverse((at.as_nanos() as u64, seq, Event::Instance(i, k))));
+        }
+    }
+    // The balancer's view: instances that are up, in index order.
+    let mut active: Vec<usize> = Vec::new();
+    let mut endpoints: Vec<Endpoint> = Vec::new();
+    let mut balancer = build(&config, &endpoints);
+
+    let mut arrivals_rng = SmallRng::seed_from_u64(mix64(s.seed ^ 0xA11));
+    let mut sizes_rng = SmallRng::seed_from_u64(mix64(s.seed ^ 0x517E));
+    let total_share: f64 = s.classes.iter().map(|c| c.share.max(0.0)).sum();
+    let mean_gap_ns = 1e9 / max_rate;
+    let expected =
+        (s.profile.rate_at(Duration::ZERO).max(max_rate / 2.0) * s.duration.as_secs_f64()) as u64;
+    let mut waits = BatchMeans::new(expected);
+    let mut response_ns = Histogram::<u64>::new(3).expect("3 significant digits is valid");
     let mut served = vec![0u64; instances.len()];
-    let (mut dropped, mut completed, mut events) = (0u64, 0u64, 0u64);
-    let mut waits = BatchMeans::new(s.requests);
-    let mut first_counted_at: Option<u64> = None;
+    let (mut arrived, mut dropped, mut failed, mut completed, mut events) = (0u64, 0, 0, 0, 0u64);
     let mut now = 0u64;
 
-    heap.push(Reverse((0, seq, Event::Arrival)));
+    let first = (-mean_gap_ns * (1.0 - arrivals_rng.random::<f64>()).ln()) as u64;
+    seq += 1;
+    heap.push(Reverse((first, seq, Event::Arrival)));
     while let Some(Reverse((t, _, event))) = heap.pop() {
         now = t;
         events += 1;
+        if events & 0xFFFF == 0 {
+            progress((now as f64 / end.max(1) as f64).min(1.0));
+        }
         match event {
             Event::Arrival => {
-                let counted = arrived >= s.warmup;
-                if counted && first_counted_at.is_none() {
-                    first_counted_at = Some(now);
-                }
-                arrived += 1;
-                if arrived < total {
-                    let gap = -mean_gap_ns * (1.0 - arrivals_rng.random::<f64>()).ln();
+                // Next candidate arrival (thinning: accepted with probability rate(t) / max).
+                let gap = -mean_gap_ns * (1.0 - arrivals_rng.random::<f64>()).ln();
+                let next = now + gap as u64;
+                if next < end {
                     seq += 1;
-                    heap.push(Reverse((now + gap as u64, seq, Event::Arrival)));
+                    heap.push(Reverse((next, seq, Event::Arrival)));
                 }
-                let size = (s.distribution.sample_secs(mean_size, &mut sizes_rng) * 1e9) as u64;
-                let Some(i) =
+                let rate = s.profile.rate_at(Duration::from_nanos(now));
+                if arrivals_rng.random::<f64>() * max_rate >= rate {
+                    continue;
+                }
+                let counted = now >= stats_from;
+                arrived += u64::from(counted);
+                let mut pick = sizes_rng.random::<f64>() * total_share;
+                let class = s
+                    .classes
+                    .iter()
+                    .find(|c| {
+                        pick -= c.share.max(0.0);
+                        pick < 0.0
+                    })
+                    .unwrap_or(&s.classes[0]);
+                let size = (class
+                    .distribution
+                    .sample_secs(class.mean.as_secs_f64(), &mut sizes_rng)
+                    * 1e9) as u64;
+                let Some(k) =
                     balancer.pick(&endpoints, &RequestInfo::default(), Time::from_nanos(now))
                 else {
                     dropped += u64::from(counted);
                     continue;
                 };
+                let i = active[k];
                 let inst = &mut instances[i];
                 if inst.busy < inst.spec.workers {
-                    endpoints[i].load.begin();
-                    let done = inst.start(now, size);
+                    all[i].load.begin();
+                    let done = inst.start(now, size, stats_from);
                     seq += 1;
-                    heap.push(Reverse((done, seq, Event::Completion(i, now, counted))));
+                    heap.push(Reverse((
+                        done,
+                        seq,
+                        Event::Completion(i, now, counted, inst.epoch),
+                    )));
                     if counted {
                         waits.add(0.0);
                     }
@@ -249,16 +415,20 @@ pub fn run(s: &Scenario) -> Outcome {
                     .queue_limit
                     .is_none_or(|l| (inst.queue.len() as u32) < l)
                 {
-                    endpoints[i].load.begin();
+                    all[i].load.begin();
                     inst.queue.push_back((now, size, counted));
                 } else {
                     dropped += u64::from(counted);
                 }
             }
-            Event::Completion(i, arrived_at, counted) => {
+            Event::Completion(i, arrived_at, counted, epoch) => {
+                let inst = &mut instances[i];
+                if epoch != inst.epoch {
+                    continue; // lost in a crash, already counted
+                }
                 let rtt = now - arrived_at;
-                endpoints[i].load.end();
-                endpoints[i]
+                all[i].load.end();
+                all[i]
                     .load
                     .observe(Duration::from_nanos(rtt), Time::from_nanos(now));
                 if counted {
@@ -266,38 +436,93 @@ pub fn run(s: &Scenario) -> Outcome {
                     served[i] += 1;
                     let _ = response_ns.record(rtt.max(1));
                 }
-                let inst = &mut instances[i];
                 inst.busy -= 1;
                 if let Some((queued_at, size, was_counted)) = inst.queue.pop_front() {
-                    let done = inst.start(now, size);
+                    let done = inst.start(now, size, stats_from);
                     seq += 1;
                     heap.push(Reverse((
                         done,
                         seq,
-                        Event::Completion(i, queued_at, was_counted),
+                        Event::Completion(i, queued_at, was_counted, inst.epoch),
                     )));
                     if was_counted {
                         waits.add((now - queued_at) as f64 / 1e9);
                     }
                 }
             }
+            Event::Instance(i, which) => {
+                let inst = &mut instances[i];
+                let membership_changed = if which == JOIN {
+                    let joined = !inst.up;
+                    inst.up = true;
+                    inst.up_since = Some(now);
+                    joined
+                } else {
+                    match &inst.spec.changes[which].1 {
+                        Change::Slowdown(f) => {
+                            inst.factor = f.max(1e-9);
+                            false
+                        }
+                        Change::Crash => {
+                            let held = inst.busy as usize + inst.queue.len();
+                            // Requests in service and in the queue are lost.
+                            let counted_lost = inst.queue.iter().filter(|q| q.2).count() as u64
+                                + if now >= stats_from {
+                                    u64::from(inst.busy)
+                                } else {
+                                    0
+                                };
+                            failed += counted_lost;
+                            for _ in 0..held {
+                                all[i].load.end();
+                            }
+                            inst.queue.clear();
+                            inst.busy = 0;
+                            inst.epoch += 1;
+                            let was_up = inst.up;
+                            inst.up = false;
+                            if let Some(since) = inst.up_since.take() {
+                                inst.up_ns += u128::from(now - since.max(stats_from).min(now));
+                            }
+                            was_up
+                        }
+                    }
+                };
+                if membership_changed {
+                    active = (0..instances.len()).filter(|j| instances[*j].up).collect();
+                    endpoints = active.iter().map(|j| all[*j].clone()).collect();
+                    balancer = build(&config, &endpoints);
+                }
+            }
         }
     }
-
+    progress(1.0);
     let (mean_wait, mean_wait_stderr) = waits.result();
-    let span = (now - first_counted_at.unwrap_or(0)).max(1) as f64;
-    Outcome {
+    let finish = now.max(end);
+    Ok(Outcome {
+        arrived,
         completed,
         dropped,
+        failed,
         response_ns,
         mean_wait,
         mean_wait_stderr,
         served,
         utilisation: instances
             .iter()
-            .map(|i| i.busy_ns as f64 / (span * f64::from(i.spec.workers)))
+            .map(|inst| {
+                let mut up = inst.up_ns;
+                if let Some(since) = inst.up_since {
+                    up += u128::from(finish - since.max(stats_from).min(finish));
+                }
+                if up == 0 {
+                    0.0
+                } else {
+                    inst.busy_ns as f64 / (up as f64 * f64::from(inst.spec.workers))
+                }
+            })
             .collect(),
         events,
         wall: started.elapsed(),
-    }
+    })
 }

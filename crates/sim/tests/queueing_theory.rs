@@ -4,34 +4,34 @@ use std::time::Duration;
 
 use foresight_balance::Algorithm;
 use foresight_core::dist::Distribution;
-use foresight_sim::{erlang::mmc_mean_wait, run, InstanceSpec, Scenario};
+use foresight_sim::{erlang::mmc_mean_wait, run, Change, InstanceSpec, RequestClass, Scenario};
+use foresight_workload::Profile;
 
-fn single(c: u32, rho: f64, requests: u64, seed: u64) -> (f64, f64, f64) {
-    let mu = 100.0; // 10 ms mean service
-    let lambda = rho * mu * f64::from(c);
-    let s = Scenario {
-        instances: vec![InstanceSpec {
-            workers: c,
-            queue_limit: None,
-            speed: 1.0,
-            weight: 1,
-        }],
-        arrival_rate: lambda,
-        requests,
-        warmup: requests / 20,
-        service_mean: Duration::from_millis(10),
-        distribution: Distribution::Exponential,
-        algorithm: Algorithm::RoundRobin,
+fn class(mean_ms: u64, distribution: Distribution) -> Vec<RequestClass> {
+    vec![RequestClass {
+        name: "/".into(),
+        share: 1.0,
+        mean: Duration::from_millis(mean_ms),
+        distribution,
+    }]
+}
+
+fn scenario(
+    instances: Vec<InstanceSpec>,
+    rate: f64,
+    secs: f64,
+    algorithm: Algorithm,
+    seed: u64,
+) -> Scenario {
+    Scenario {
+        instances,
+        profile: Profile::Constant { rate },
+        duration: Duration::from_secs_f64(secs),
+        warmup: Duration::from_secs_f64(secs / 20.0),
+        classes: class(10, Distribution::Exponential),
+        algorithm,
         seed,
-    };
-    let o = run(&s);
-    assert_eq!(o.dropped, 0);
-    assert_eq!(o.completed, requests);
-    (
-        o.mean_wait,
-        o.mean_wait_stderr,
-        mmc_mean_wait(c, lambda, mu),
-    )
+    }
 }
 
 /// Within 2% of theory, or — where 2% is below what any run of this length can resolve (heavy
@@ -39,11 +39,30 @@ fn single(c: u32, rho: f64, requests: u64, seed: u64) -> (f64, f64, f64) {
 /// errors, and the error must then be under 10%.
 #[test]
 fn mm1_and_mmc_mean_waits_match_erlang_c() {
+    let mu = 100.0; // 10 ms mean service
     for c in [1, 4] {
-        for (rho, n) in [(0.5, 1_000_000), (0.8, 2_000_000), (0.95, 4_000_000)] {
-            let (sim, se, theory) = single(c, rho, n, 42);
+        for (rho, n) in [(0.5, 1_000_000.0), (0.8, 2_000_000.0), (0.95, 4_000_000.0)] {
+            let lambda = rho * mu * f64::from(c);
+            let o = run(&scenario(
+                vec![InstanceSpec::new(c)],
+                lambda,
+                n / lambda,
+                Algorithm::RoundRobin,
+                42,
+            ))
+            .unwrap();
+            assert_eq!(o.dropped + o.failed, 0);
+            assert!(
+                (o.arrived as f64 - n).abs() < n * 0.01,
+                "{} arrivals for {n}",
+                o.arrived
+            );
+            let (sim, se, theory) = (
+                o.mean_wait,
+                o.mean_wait_stderr,
+                mmc_mean_wait(c, lambda, mu),
+            );
             let rel = (sim - theory).abs() / theory;
-            let ok = rel <= 0.02 || ((sim - theory).abs() <= 3.0 * se && rel <= 0.10);
             println!(
                 "M/M/{c} rho={rho}: simulated {:.4} ms, Erlang C {:.4} ms, error {:.2}%, 3 SE = {:.2}%",
                 sim * 1e3,
@@ -51,93 +70,140 @@ fn mm1_and_mmc_mean_waits_match_erlang_c() {
                 rel * 100.0,
                 3.0 * se / theory * 100.0
             );
+            let ok = rel <= 0.02 || ((sim - theory).abs() <= 3.0 * se && rel <= 0.10);
             assert!(ok, "M/M/{c} at {rho}: {sim} vs {theory} (se {se})");
             if rho <= 0.5 {
                 assert!(rel <= 0.02, "light load must be within 2%: {rel}");
             }
+            // Utilisation of the instance is the offered load.
+            assert!((o.utilisation[0] - rho).abs() < 0.01, "{:?}", o.utilisation);
         }
     }
 }
 
 #[test]
-fn a_full_queue_drops_and_utilisation_follows_load() {
-    let s = Scenario {
-        instances: vec![InstanceSpec {
-            workers: 1,
-            queue_limit: Some(0),
-            speed: 1.0,
-            weight: 1,
-        }],
-        arrival_rate: 100.0,
-        requests: 200_000,
-        warmup: 1000,
-        service_mean: Duration::from_millis(10),
-        distribution: Distribution::Exponential,
-        algorithm: Algorithm::RoundRobin,
-        seed: 1,
-    };
-    let o = run(&s);
+fn a_full_queue_drops_like_erlang_loss() {
+    let mut one = InstanceSpec::new(1);
+    one.queue_limit = Some(0);
+    let o = run(&scenario(
+        vec![one],
+        100.0,
+        2000.0,
+        Algorithm::RoundRobin,
+        1,
+    ))
+    .unwrap();
     // M/M/1/1 (Erlang loss): blocking = a / (1 + a) = 0.5 at a = 1.
-    let blocked = o.dropped as f64 / (o.dropped + o.completed) as f64;
+    let blocked = o.dropped as f64 / o.arrived as f64;
     assert!((blocked - 0.5).abs() < 0.01, "{blocked}");
     assert!((o.utilisation[0] - 0.5).abs() < 0.01, "{:?}", o.utilisation);
 }
 
-#[test]
-fn p2c_ewma_beats_round_robin_on_a_heterogeneous_pool() {
-    let mut instances = vec![
-        InstanceSpec {
-            workers: 8,
-            queue_limit: None,
-            speed: 1.0,
-            weight: 1,
-        };
-        6
-    ];
+fn skewed_pool() -> Vec<InstanceSpec> {
+    let mut instances = vec![InstanceSpec::new(8); 6];
     for i in instances.iter_mut().take(2) {
         i.speed = 1.0 / 3.0; // two instances three times slower
     }
+    instances
+}
+
+#[test]
+fn p2c_ewma_beats_round_robin_on_a_heterogeneous_pool() {
     // Capacity: 4 x 800 + 2 x 267 = 3733 req/s; offer 70% of it.
-    let scenario = |algorithm| Scenario {
-        instances: instances.clone(),
-        arrival_rate: 0.7 * 3733.0,
-        requests: 300_000,
-        warmup: 10_000,
-        service_mean: Duration::from_millis(10),
-        distribution: Distribution::Exponential,
-        algorithm,
-        seed: 7,
-    };
-    let rr = run(&scenario(Algorithm::RoundRobin));
-    let p2c = run(&scenario(Algorithm::P2cEwma));
+    let rr = run(&scenario(
+        skewed_pool(),
+        0.7 * 3733.0,
+        120.0,
+        Algorithm::RoundRobin,
+        7,
+    ))
+    .unwrap();
+    let p2c = run(&scenario(
+        skewed_pool(),
+        0.7 * 3733.0,
+        120.0,
+        Algorithm::P2cEwma,
+        7,
+    ))
+    .unwrap();
     let (rr99, p2c99) = (rr.quantile_ms(0.99), p2c.quantile_ms(0.99));
     println!("p99: round-robin {rr99:.1} ms, p2c-ewma {p2c99:.1} ms");
     // Round-robin overloads the slow instances (each gets 1/6 of 2613 = 435 req/s > 267).
     assert!(p2c99 * 5.0 < rr99, "p2c {p2c99} vs rr {rr99}");
+    assert!(
+        rr.imbalance() > p2c.imbalance(),
+        "{} vs {}",
+        rr.imbalance(),
+        p2c.imbalance()
+    );
 }
 
 #[test]
-fn same_seed_same_outcome() {
-    let s = Scenario {
-        instances: vec![
-            InstanceSpec {
-                workers: 2,
-                queue_limit: Some(10),
-                speed: 1.0,
-                weight: 1,
-            };
-            3
-        ],
-        arrival_rate: 500.0,
-        requests: 20_000,
-        warmup: 0,
-        service_mean: Duration::from_millis(10),
-        distribution: Distribution::Lognormal { sigma: 1.0 },
-        algorithm: Algorithm::P2cEwma,
-        seed: 3,
-    };
-    let (a, b) = (run(&s), run(&s));
+fn same_seed_same_outcome_and_same_arrivals_for_every_algorithm() {
+    let mut pool = vec![InstanceSpec::new(2); 3];
+    pool.iter_mut().for_each(|i| i.queue_limit = Some(10));
+    let mut s = scenario(pool, 500.0, 40.0, Algorithm::P2cEwma, 3);
+    s.classes = class(10, Distribution::Lognormal { sigma: 1.0 });
+    let (a, b) = (run(&s).unwrap(), run(&s).unwrap());
     assert_eq!(a.served, b.served);
     assert_eq!(a.dropped, b.dropped);
     assert_eq!(a.quantile_ms(0.99), b.quantile_ms(0.99));
+    s.algorithm = Algorithm::RoundRobin;
+    assert_eq!(run(&s).unwrap().arrived, a.arrived);
+}
+
+#[test]
+fn crash_fails_held_requests_and_the_rest_carry_on() {
+    let mut pool = vec![InstanceSpec::new(4); 3];
+    pool[0].changes = vec![(Duration::from_secs(10), Change::Crash)];
+    let o = run(&scenario(pool, 600.0, 20.0, Algorithm::LeastConnections, 5)).unwrap();
+    assert!(o.failed > 0, "the crash lost the requests it held");
+    assert!(o.failed < 50, "{}", o.failed);
+    assert_eq!(o.arrived, o.completed + o.failed + o.dropped);
+    // Instance 0 only served during its first ~9.5 s of counted time (warm-up is 1 s).
+    assert!(o.served[0] * 3 < o.served[1] * 2, "{:?}", o.served);
+}
+
+#[test]
+fn a_cold_instance_joins_later_and_warms_up() {
+    let mut pool = vec![InstanceSpec::new(8); 2];
+    let mut late = InstanceSpec::new(8);
+    late.join_at = Duration::from_secs(30);
+    late.warmup = Duration::from_secs(10);
+    late.warmup_speed = 0.25;
+    pool.push(late);
+    let o = run(&scenario(pool, 900.0, 60.0, Algorithm::P2cEwma, 9)).unwrap();
+    assert!(o.served[2] > 0);
+    assert!(o.served[2] < o.served[0], "{:?}", o.served);
+    assert_eq!(o.arrived, o.completed + o.dropped);
+}
+
+#[test]
+fn slowdown_and_profiles_shape_the_load() {
+    let mut pool = vec![InstanceSpec::new(8); 3];
+    pool[1].changes = vec![(Duration::from_secs(5), Change::Slowdown(5.0))];
+    let mut s = scenario(pool, 0.0, 30.0, Algorithm::P2cEwma, 11);
+    s.profile = Profile::Step {
+        before: 300.0,
+        after: 900.0,
+        at: Duration::from_secs(15),
+    };
+    let o = run(&s).unwrap();
+    // Counted arrivals run from the end of the 1.5 s warm-up to 31.5 s:
+    // 13.5 s x 300 + 16.5 s x 900 = 18,900 expected (Poisson: sd ~ 137).
+    assert!((o.arrived as f64 - 18_900.0).abs() < 550.0, "{}", o.arrived);
+    assert!(
+        o.served[1] < o.served[0] / 2,
+        "the slowed instance is avoided: {:?}",
+        o.served
+    );
+}
+
+#[test]
+fn unrunnable_scenarios_are_errors() {
+    let mut s = scenario(vec![], 100.0, 1.0, Algorithm::RoundRobin, 1);
+    assert!(run(&s).unwrap_err().to_string().contains("no instances"));
+    s.instances = vec![InstanceSpec::new(1)];
+    s.profile = Profile::Constant { rate: 0.0 };
+    assert!(run(&s).is_err());
 }
