@@ -35,8 +35,8 @@ impl Balancer for LeastConnections {
         let start = self.start.fetch_add(1, Ordering::Relaxed) % n;
         let mut best = start;
         let mut best_load = endpoints[start].load.in_flight();
-        for k in 1..n {
-            let i = (start + k) % n;
+        // Scan from `start` to the end, then wrap: no division per element.
+        for i in (start + 1..n).chain(0..start) {
             let l = endpoints[i].load.in_flight();
             if l < best_load {
                 best = i;

@@ -50,14 +50,14 @@ pub fn peak_ewma_update(prev_ns: f64, prev_at: Time, rtt_ns: f64, now: Time, dec
     if rtt_ns > prev_ns {
         return rtt_ns;
     }
-    let elapsed = now.saturating_since(prev_at).as_nanos() as f64;
+    let elapsed = now.as_nanos().saturating_sub(prev_at.as_nanos()) as f64;
     let w = (-elapsed / decay_ns).exp();
     prev_ns * w + rtt_ns * (1.0 - w)
 }
 
 /// The estimate read at `now` with no new sample since `prev_at`: decays toward zero.
 pub fn peak_ewma_decay(prev_ns: f64, prev_at: Time, now: Time, decay_ns: f64) -> f64 {
-    let elapsed = now.saturating_since(prev_at).as_nanos() as f64;
+    let elapsed = now.as_nanos().saturating_sub(prev_at.as_nanos()) as f64;
     prev_ns * (-elapsed / decay_ns).exp()
 }
 
@@ -68,6 +68,8 @@ pub struct Load {
     ewma_ns: AtomicU64,
     ewma_at: AtomicU64,
     params: EwmaParams,
+    /// `params.decay` in nanoseconds, converted once (u128 → f64 is a slow software routine).
+    decay_ns: f64,
 }
 
 impl Load {
@@ -75,9 +77,10 @@ impl Load {
     pub fn new(params: EwmaParams, now: Time) -> Self {
         Load {
             in_flight: AtomicU32::new(0),
-            ewma_ns: AtomicU64::new((params.default_rtt.as_nanos() as f64).to_bits()),
+            ewma_ns: AtomicU64::new((params.default_rtt.as_secs_f64() * 1e9).to_bits()),
             ewma_at: AtomicU64::new(now.as_nanos()),
             params,
+            decay_ns: params.decay.as_secs_f64() * 1e9,
         }
     }
 
@@ -109,13 +112,7 @@ impl Load {
     pub fn observe(&self, rtt: Duration, now: Time) {
         let prev = f64::from_bits(self.ewma_ns.load(Ordering::Relaxed));
         let at = Time::from_nanos(self.ewma_at.load(Ordering::Relaxed));
-        let next = peak_ewma_update(
-            prev,
-            at,
-            rtt.as_nanos() as f64,
-            now,
-            self.params.decay.as_nanos() as f64,
-        );
+        let next = peak_ewma_update(prev, at, rtt.as_secs_f64() * 1e9, now, self.decay_ns);
         self.ewma_ns.store(next.to_bits(), Ordering::Relaxed);
         self.ewma_at
             .store(now.as_nanos().max(at.as_nanos()), Ordering::Relaxed);
@@ -125,7 +122,7 @@ impl Load {
     pub fn rtt_estimate_ns(&self, now: Time) -> f64 {
         let prev = f64::from_bits(self.ewma_ns.load(Ordering::Relaxed));
         let at = Time::from_nanos(self.ewma_at.load(Ordering::Relaxed));
-        peak_ewma_decay(prev, at, now, self.params.decay.as_nanos() as f64)
+        peak_ewma_decay(prev, at, now, self.decay_ns)
     }
 }
 

@@ -42,8 +42,8 @@ impl Balancer for WeightedLeastConnections {
         };
         let mut best = start;
         let (mut bl, mut bw) = cost(start);
-        for k in 1..n {
-            let i = (start + k) % n;
+        // Scan from `start` to the end, then wrap: no division per element.
+        for i in (start + 1..n).chain(0..start) {
             let (l, w) = cost(i);
             // l / w < bl / bw
             if l * bw < bl * w {

@@ -3,6 +3,8 @@
 //! (64 for configuration and usage errors, 1 for the rest).
 
 mod demo;
+mod plot;
+mod simulate;
 
 /// mimalloc: the proxy allocates per request (headers, bodies, futures); glibc malloc cost ~10%
 /// of a proxied request's CPU in profiles, mimalloc about half of that (docs/benchmarks.md).
@@ -38,6 +40,8 @@ enum Command {
     Algorithms,
     /// Start a few backends of different speeds and the proxy, send a burst, show the result.
     Demo(demo::DemoArgs),
+    /// Run a scenario in the discrete-event simulator for several algorithms and compare.
+    Simulate(simulate::SimulateArgs),
 }
 
 #[derive(Args)]
@@ -245,7 +249,7 @@ fn algorithms() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn usage_error(e: impl std::fmt::Display) -> ExitCode {
+pub(crate) fn usage_error(e: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::from(EX_USAGE)
 }
@@ -268,5 +272,6 @@ fn main() -> ExitCode {
         Command::Backend(a) => backend(a),
         Command::Algorithms => algorithms(),
         Command::Demo(a) => demo::run(a),
+        Command::Simulate(a) => simulate::run(a),
     }
 }

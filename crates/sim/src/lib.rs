@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 
 pub mod erlang;
+pub mod file;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -35,6 +36,7 @@ use foresight_workload::Profile;
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use rand_distr::Exp1;
 
 /// Something that happens to an instance at a given time.
 #[derive(Clone, Debug, PartialEq)]
@@ -175,15 +177,18 @@ struct Instance {
     busy_ns: u128,
     up_since: Option<u64>,
     up_ns: u128,
+    /// `spec.warmup` and `spec.join_at` in ns, converted once.
+    warm_ns: f64,
+    join_ns: u64,
 }
 
 impl Instance {
     /// Effective speed at `now` (ns).
     fn speed_at(&self, now: u64) -> f64 {
         let mut s = self.spec.speed / self.factor;
-        let warm = self.spec.warmup.as_nanos() as f64;
+        let warm = self.warm_ns;
         if warm > 0.0 {
-            let since = now.saturating_sub(self.spec.join_at.as_nanos() as u64) as f64;
+            let since = now.saturating_sub(self.join_ns) as f64;
             let f = (since / warm).min(1.0);
             s *= self.spec.warmup_speed + (1.0 - self.spec.warmup_speed) * f;
         }
@@ -243,7 +248,51 @@ impl BatchMeans {
     }
 }
 
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
+/// The future event list: a binary heap of 16-byte (time, sequence, slot) keys, with the
+/// events themselves in a slab. Moving 16 bytes per sift instead of a whole event halves the
+/// simulator's time per request (the heap was half of it).
+struct Queue {
+    heap: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    slab: Vec<Option<Event>>,
+    free: Vec<u32>,
+    seq: u32,
+}
+
+impl Queue {
+    fn new() -> Self {
+        Queue {
+            heap: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
+            seq: 0,
+        }
+    }
+
+    fn push(&mut self, at: u64, event: Event) {
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.slab[i as usize] = Some(event);
+                i
+            }
+            None => {
+                self.slab.push(Some(event));
+                (self.slab.len() - 1) as u32
+            }
+        };
+        // Ties at the same nanosecond go in insertion order (wrapping after 2^32 events only
+        // reorders exact ties, deterministically).
+        self.seq = self.seq.wrapping_add(1);
+        self.heap.push(Reverse((at, self.seq, slot)));
+    }
+
+    fn pop(&mut self) -> Option<(u64, Event)> {
+        let Reverse((at, _, slot)) = self.heap.pop()?;
+        let event = self.slab[slot as usize].take()?;
+        self.free.push(slot);
+        Some((at, event))
+    }
+}
+
 enum Event {
     Arrival,
     /// (instance, arrival time, counted, epoch)
@@ -320,20 +369,15 @@ pub fn run_with_progress(
             busy_ns: 0,
             up_since: None,
             up_ns: 0,
+            warm_ns: spec.warmup.as_secs_f64() * 1e9,
+            join_ns: spec.join_at.as_nanos() as u64,
         })
         .collect();
-    let mut heap: BinaryHeap<Reverse<(u64, u64, Event)>> = BinaryHeap::new();
-    let mut seq = 0u64;
+    let mut queue = Queue::new();
     for (i, spec) in s.instances.iter().enumerate() {
-        seq += 1;
-        heap.push(Reverse((
-            spec.join_at.as_nanos() as u64,
-            seq,
-            Event::Instance(i, JOIN),
-        )));
+        queue.push(spec.join_at.as_nanos() as u64, Event::Instance(i, JOIN));
         for (k, (at, _)) in spec.changes.iter().enumerate() {
-            seq += 1;
-            heap.push(Reverse((at.as_nanos() as u64, seq, Event::Instance(i, k))));
+            queue.push(at.as_nanos() as u64, Event::Instance(i, k));
         }
     }
     // The balancer's view: instances that are up, in index order.
@@ -353,10 +397,11 @@ pub fn run_with_progress(
     let (mut arrived, mut dropped, mut failed, mut completed, mut events) = (0u64, 0, 0, 0, 0u64);
     let mut now = 0u64;
 
-    let first = (-mean_gap_ns * (1.0 - arrivals_rng.random::<f64>()).ln()) as u64;
-    seq += 1;
-    heap.push(Reverse((first, seq, Event::Arrival)));
-    while let Some(Reverse((t, _, event))) = heap.pop() {
+    let constant_rate = matches!(s.profile, Profile::Constant { .. });
+    let single_class = s.classes.len() == 1;
+    let first = (mean_gap_ns * arrivals_rng.sample::<f64, _>(Exp1)) as u64;
+    queue.push(first, Event::Arrival);
+    while let Some((t, event)) = queue.pop() {
         now = t;
         events += 1;
         if events & 0xFFFF == 0 {
@@ -365,27 +410,31 @@ pub fn run_with_progress(
         match event {
             Event::Arrival => {
                 // Next candidate arrival (thinning: accepted with probability rate(t) / max).
-                let gap = -mean_gap_ns * (1.0 - arrivals_rng.random::<f64>()).ln();
+                let gap = mean_gap_ns * arrivals_rng.sample::<f64, _>(Exp1);
                 let next = now + gap as u64;
                 if next < end {
-                    seq += 1;
-                    heap.push(Reverse((next, seq, Event::Arrival)));
+                    queue.push(next, Event::Arrival);
                 }
-                let rate = s.profile.rate_at(Duration::from_nanos(now));
-                if arrivals_rng.random::<f64>() * max_rate >= rate {
-                    continue;
+                if !constant_rate {
+                    let rate = s.profile.rate_at(Duration::from_nanos(now));
+                    if arrivals_rng.random::<f64>() * max_rate >= rate {
+                        continue;
+                    }
                 }
                 let counted = now >= stats_from;
                 arrived += u64::from(counted);
-                let mut pick = sizes_rng.random::<f64>() * total_share;
-                let class = s
-                    .classes
-                    .iter()
-                    .find(|c| {
-                        pick -= c.share.max(0.0);
-                        pick < 0.0
-                    })
-                    .unwrap_or(&s.classes[0]);
+                let class = if single_class {
+                    &s.classes[0]
+                } else {
+                    let mut pick = sizes_rng.random::<f64>() * total_share;
+                    s.classes
+                        .iter()
+                        .find(|c| {
+                            pick -= c.share.max(0.0);
+                            pick < 0.0
+                        })
+                        .unwrap_or(&s.classes[0])
+                };
                 let size = (class
                     .distribution
                     .sample_secs(class.mean.as_secs_f64(), &mut sizes_rng)
@@ -401,12 +450,7 @@ pub fn run_with_progress(
                 if inst.busy < inst.spec.workers {
                     all[i].load.begin();
                     let done = inst.start(now, size, stats_from);
-                    seq += 1;
-                    heap.push(Reverse((
-                        done,
-                        seq,
-                        Event::Completion(i, now, counted, inst.epoch),
-                    )));
+                    queue.push(done, Event::Completion(i, now, counted, inst.epoch));
                     if counted {
                         waits.add(0.0);
                     }
@@ -439,12 +483,10 @@ pub fn run_with_progress(
                 inst.busy -= 1;
                 if let Some((queued_at, size, was_counted)) = inst.queue.pop_front() {
                     let done = inst.start(now, size, stats_from);
-                    seq += 1;
-                    heap.push(Reverse((
+                    queue.push(
                         done,
-                        seq,
                         Event::Completion(i, queued_at, was_counted, inst.epoch),
-                    )));
+                    );
                     if was_counted {
                         waits.add((now - queued_at) as f64 / 1e9);
                     }

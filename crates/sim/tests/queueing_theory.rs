@@ -207,3 +207,27 @@ fn unrunnable_scenarios_are_errors() {
     s.profile = Profile::Constant { rate: 0.0 };
     assert!(run(&s).is_err());
 }
+
+#[test]
+fn the_example_scenarios_load() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/scenarios");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let uses_shared = std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("shared/datasets");
+        match foresight_sim::file::ScenarioFile::load(&path) {
+            Ok(f) => assert!(!f.scenario.instances.is_empty()),
+            Err(e) if uses_shared && !dir.join("../../../shared/datasets").exists() => {
+                eprintln!("skipping {}: {e}", path.display())
+            }
+            Err(e) => panic!("{}: {e}", path.display()),
+        }
+        n += 1;
+    }
+    assert!(n >= 4, "{n} scenarios");
+}
