@@ -27,6 +27,9 @@ pub struct SimulateArgs {
     /// Override the scenario's seed.
     #[arg(long)]
     seed: Option<u64>,
+    /// Print the results as a markdown section (for docs/balancing.md) instead of the table.
+    #[arg(long)]
+    markdown: bool,
 }
 
 pub fn run(args: SimulateArgs) -> ExitCode {
@@ -77,14 +80,18 @@ pub fn run(args: SimulateArgs) -> ExitCode {
             Err(e) => return crate::usage_error(format!("{}: {e}", args.scenario.display())),
         }
     }
-    print_table(&results);
     let simulated: u64 = results.iter().map(|(_, o)| o.arrived).sum();
     let wall: Duration = results.iter().map(|(_, o)| o.wall).sum();
-    println!(
-        "\n{simulated} requests simulated in {:.2} s of wall time ({:.2} M requests/s)",
-        wall.as_secs_f64(),
-        simulated as f64 / wall.as_secs_f64().max(1e-9) / 1e6
-    );
+    if args.markdown {
+        print_markdown(&file.name, &results);
+    } else {
+        print_table(&results);
+        println!(
+            "\n{simulated} requests simulated in {:.2} s of wall time ({:.2} M requests/s)",
+            wall.as_secs_f64(),
+            simulated as f64 / wall.as_secs_f64().max(1e-9) / 1e6
+        );
+    }
     if let Some(path) = &args.json {
         let json = serde_json::json!({
             "scenario": file.name,
@@ -126,6 +133,25 @@ pub fn run(args: SimulateArgs) -> ExitCode {
 
 fn dropped_share(o: &Outcome) -> f64 {
     (o.dropped + o.failed) as f64 / o.arrived.max(1) as f64
+}
+
+fn print_markdown(name: &str, results: &[(Algorithm, Outcome)]) {
+    println!("\n### {name}\n");
+    println!("| algorithm | requests | p50 ms | p95 ms | p99 ms | p99.9 ms | dropped or failed | imbalance |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (a, o) in results {
+        println!(
+            "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2}% | {:.2} |",
+            a.name(),
+            o.arrived,
+            o.quantile_ms(0.5),
+            o.quantile_ms(0.95),
+            o.quantile_ms(0.99),
+            o.quantile_ms(0.999),
+            dropped_share(o) * 100.0,
+            o.imbalance()
+        );
+    }
 }
 
 fn print_table(results: &[(Algorithm, Outcome)]) {
