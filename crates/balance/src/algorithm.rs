@@ -20,11 +20,23 @@ pub enum Algorithm {
     P2cEwma,
     /// `consistent-hash`: a hash ring over a header or the path.
     ConsistentHash,
+    /// `least-request`: Envoy's least request (P2C over in-flight; weighted when weights differ).
+    LeastRequest,
+    /// `olb`: opportunistic load balancing (next instance with a free worker).
+    Olb,
+    /// `clb`: central load balancer (round-robin skipping overloaded instances).
+    Clb,
+    /// `eswlc`: exponential smooth weighted least-connection.
+    Eswlc,
+    /// `honey-bee`: honey bee foraging (roulette over profitability, with scouts).
+    HoneyBee,
+    /// `active-clustering`: instances grouped by speed, round-robin within the fast group.
+    ActiveClustering,
 }
 
 impl Algorithm {
     /// Every algorithm, in the order `foresight algorithms` lists them.
-    pub const ALL: [Algorithm; 7] = [
+    pub const ALL: [Algorithm; 13] = [
         Algorithm::RoundRobin,
         Algorithm::WeightedRoundRobin,
         Algorithm::LeastConnections,
@@ -32,6 +44,12 @@ impl Algorithm {
         Algorithm::Random,
         Algorithm::P2cEwma,
         Algorithm::ConsistentHash,
+        Algorithm::LeastRequest,
+        Algorithm::Olb,
+        Algorithm::Clb,
+        Algorithm::Eswlc,
+        Algorithm::HoneyBee,
+        Algorithm::ActiveClustering,
     ];
 
     /// The name used in configuration.
@@ -44,6 +62,12 @@ impl Algorithm {
             Algorithm::Random => "random",
             Algorithm::P2cEwma => "p2c-ewma",
             Algorithm::ConsistentHash => "consistent-hash",
+            Algorithm::LeastRequest => "least-request",
+            Algorithm::Olb => "olb",
+            Algorithm::Clb => "clb",
+            Algorithm::Eswlc => "eswlc",
+            Algorithm::HoneyBee => "honey-bee",
+            Algorithm::ActiveClustering => "active-clustering",
         }
     }
 
@@ -67,15 +91,54 @@ impl Algorithm {
             Algorithm::ConsistentHash => {
                 "hash ring over a header or the path; an instance keeps its keys when others change"
             }
+            Algorithm::LeastRequest => {
+                "Envoy's least request: P2C over in-flight; weight / (in-flight + 1) when weights differ"
+            }
+            Algorithm::Olb => {
+                "opportunistic: next instance in rotation with a free worker, regardless of speed"
+            }
+            Algorithm::Clb => {
+                "central balancer: round-robin that skips instances slower than 2x the pool's median"
+            }
+            Algorithm::Eswlc => {
+                "WLC on an exponential-smoothing forecast of each instance's in-flight requests"
+            }
+            Algorithm::HoneyBee => {
+                "honey bee foraging: follow instances in proportion to profitability; 5% scouts"
+            }
+            Algorithm::ActiveClustering => {
+                "group instances by speed; round-robin in the fast group, spill when it is busy"
+            }
         }
     }
 
-    /// Whether the algorithm reads the instances' live load (dynamic) or not (static), the
-    /// paper's classification.
+    /// Whether the decision is taken with a view of the whole pool by one balancer
+    /// (centralised) or emerges from local, partial information (distributed), the paper's
+    /// second axis.
+    pub fn is_centralised(self) -> bool {
+        !matches!(
+            self,
+            Algorithm::HoneyBee
+                | Algorithm::ActiveClustering
+                | Algorithm::P2cEwma
+                | Algorithm::LeastRequest
+        )
+    }
+
+    /// The paper's first axis: dynamic algorithms adapt to the instances' run-time performance,
+    /// static ones do not. OLB is static there (it ignores how fast an instance runs a task),
+    /// although our online form counts free workers.
     pub fn is_dynamic(self) -> bool {
         matches!(
             self,
-            Algorithm::LeastConnections | Algorithm::WeightedLeastConnections | Algorithm::P2cEwma
+            Algorithm::LeastConnections
+                | Algorithm::WeightedLeastConnections
+                | Algorithm::P2cEwma
+                | Algorithm::LeastRequest
+                | Algorithm::Clb
+                | Algorithm::Eswlc
+                | Algorithm::HoneyBee
+                | Algorithm::ActiveClustering
         )
     }
 }

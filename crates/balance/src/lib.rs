@@ -19,10 +19,16 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod active_clustering;
 mod algorithm;
+mod clb;
 mod consistent_hash;
+mod eswlc;
+mod honey_bee;
 mod least_connections;
+mod least_request;
 mod load;
+mod olb;
 mod p2c_ewma;
 mod random;
 mod round_robin;
@@ -45,16 +51,20 @@ pub struct Endpoint {
     pub key: u64,
     /// Relative capacity, at least 1.
     pub weight: u32,
+    /// Requests it serves at once, when known (0 = unknown). Algorithms that need "has a free
+    /// worker" (OLB) use it; the simulator knows it, the proxy only if configured.
+    pub capacity: u32,
     /// Live load counters, shared with whoever forwards the requests.
     pub load: Arc<Load>,
 }
 
 impl Endpoint {
-    /// An endpoint with a fresh load tracker created at `now`.
+    /// An endpoint of unknown capacity with a fresh load tracker created at `now`.
     pub fn new(key: u64, weight: u32, params: EwmaParams, now: Time) -> Self {
         Endpoint {
             key,
             weight: weight.max(1),
+            capacity: 0,
             load: Arc::new(Load::new(params, now)),
         }
     }
@@ -104,6 +114,14 @@ pub fn build(config: &BalancerConfig, endpoints: &[Endpoint]) -> Box<dyn Balance
         Algorithm::P2cEwma => Box::new(p2c_ewma::P2cPeakEwma::new(seed)),
         Algorithm::ConsistentHash => {
             Box::new(consistent_hash::ConsistentHash::new(endpoints, seed))
+        }
+        Algorithm::LeastRequest => Box::new(least_request::LeastRequest::new(endpoints, seed)),
+        Algorithm::Olb => Box::new(olb::Olb::new(seed)),
+        Algorithm::Clb => Box::new(clb::Clb::new(seed)),
+        Algorithm::Eswlc => Box::new(eswlc::Eswlc::new(endpoints, seed)),
+        Algorithm::HoneyBee => Box::new(honey_bee::HoneyBee::new(seed)),
+        Algorithm::ActiveClustering => {
+            Box::new(active_clustering::ActiveClustering::new(endpoints, seed))
         }
     }
 }

@@ -241,10 +241,24 @@ fn backend(args: BackendArgs) -> ExitCode {
 }
 
 fn algorithms() -> ExitCode {
-    println!("{:<22} {:<8} DESCRIPTION", "NAME", "CLASS");
+    println!(
+        "{:<22} {:<8} {:<12} DESCRIPTION",
+        "NAME", "CLASS", "DECISION"
+    );
     for a in Algorithm::ALL {
         let class = if a.is_dynamic() { "dynamic" } else { "static" };
-        println!("{:<22} {:<8} {}", a.name(), class, a.description());
+        let decision = if a.is_centralised() {
+            "centralised"
+        } else {
+            "distributed"
+        };
+        println!(
+            "{:<22} {:<8} {:<12} {}",
+            a.name(),
+            class,
+            decision,
+            a.description()
+        );
     }
     ExitCode::SUCCESS
 }

@@ -449,6 +449,7 @@ impl Pool {
             .map(|b| Endpoint {
                 key: b.key,
                 weight: b.weight,
+                capacity: 0,
                 load: b.load.clone(),
             })
             .collect();

@@ -344,12 +344,14 @@ pub fn run_with_progress(
         .iter()
         .enumerate()
         .map(|(i, spec)| {
-            Endpoint::new(
+            let mut e = Endpoint::new(
                 mix64(i as u64 + 1),
                 spec.weight,
                 EwmaParams::default(),
                 Time::ZERO,
-            )
+            );
+            e.capacity = spec.workers;
+            e
         })
         .collect();
     let config = BalancerConfig {
