@@ -143,3 +143,32 @@ async fn consistent_hash_keeps_a_key_on_one_instance() {
     let r = get(&http, &format!("http://{}/auth?ms=0&x=1", p.get("proxy"))).await;
     assert_eq!(r.instance.as_deref(), Some(owners["/auth"].as_str()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_algorithm_serves_through_the_proxy() {
+    let (_a, a) = backend("a", &[]);
+    let (_b, b) = backend("b", &[]);
+    let dir = tempdir("every-algorithm");
+    let http = client();
+    for algorithm in foresight_balance::Algorithm::ALL {
+        let p = proxy(
+            &dir,
+            "",
+            &[
+                "--backend",
+                &a,
+                "--backend",
+                &b,
+                "--algorithm",
+                algorithm.name(),
+            ],
+        );
+        let counts =
+            count_sequential(&http, &format!("http://{}/auth?ms=1", p.get("proxy")), 20).await;
+        assert_eq!(
+            counts.values().sum::<usize>(),
+            20,
+            "{algorithm}: {counts:?}"
+        );
+    }
+}
