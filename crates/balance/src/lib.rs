@@ -32,6 +32,7 @@ mod olb;
 mod p2c_ewma;
 mod random;
 mod round_robin;
+mod slow_start;
 mod weighted_least_connections;
 mod weighted_round_robin;
 
@@ -42,6 +43,7 @@ use foresight_core::Time;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use load::{peak_ewma_decay, peak_ewma_update, EwmaParams, Load, DEFAULT_DECAY, DEFAULT_RTT};
+pub use slow_start::SlowStartConfig;
 
 /// One instance as the balancer sees it.
 #[derive(Clone, Debug)]
@@ -96,10 +98,31 @@ pub struct BalancerConfig {
     pub algorithm: Algorithm,
     /// Seed for every random choice.
     pub seed: u64,
+    /// Slow start for new instances, around any algorithm.
+    pub slow_start: Option<SlowStartConfig>,
+}
+
+impl BalancerConfig {
+    /// An algorithm with a seed and no slow start.
+    pub fn new(algorithm: Algorithm, seed: u64) -> Self {
+        BalancerConfig {
+            algorithm,
+            seed,
+            slow_start: None,
+        }
+    }
 }
 
 /// Builds the balancer for one snapshot of eligible endpoints.
 pub fn build(config: &BalancerConfig, endpoints: &[Endpoint]) -> Box<dyn Balancer> {
+    let inner = build_algorithm(config, endpoints);
+    match config.slow_start {
+        Some(s) => Box::new(slow_start::SlowStart::new(inner, s, config.seed)),
+        None => inner,
+    }
+}
+
+fn build_algorithm(config: &BalancerConfig, endpoints: &[Endpoint]) -> Box<dyn Balancer> {
     let seed = config.seed;
     match config.algorithm {
         Algorithm::RoundRobin => Box::new(round_robin::RoundRobin::new(seed)),

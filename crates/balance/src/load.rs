@@ -64,6 +64,11 @@ pub fn peak_ewma_decay(prev_ns: f64, prev_at: Time, now: Time, decay_ns: f64) ->
 /// Live load of one instance. Shared (`Arc`) between the balancer and the request path.
 #[derive(Debug)]
 pub struct Load {
+    /// When the instance joined (for slow start).
+    created: Time,
+    /// A forecast of the instance's load in requests/s (f64 bits; NaN = none), set by whoever
+    /// forecasts, read by the forecast-aware balancer.
+    predicted: AtomicU64,
     in_flight: AtomicU32,
     ewma_ns: AtomicU64,
     ewma_at: AtomicU64,
@@ -76,6 +81,8 @@ impl Load {
     /// A tracker with no requests in flight and the default RTT as of `now`.
     pub fn new(params: EwmaParams, now: Time) -> Self {
         Load {
+            created: now,
+            predicted: AtomicU64::new(f64::NAN.to_bits()),
             in_flight: AtomicU32::new(0),
             ewma_ns: AtomicU64::new((params.default_rtt.as_secs_f64() * 1e9).to_bits()),
             ewma_at: AtomicU64::new(now.as_nanos()),
@@ -87,6 +94,28 @@ impl Load {
     /// The estimator's parameters.
     pub fn params(&self) -> EwmaParams {
         self.params
+    }
+
+    /// When the instance joined.
+    pub fn created(&self) -> Time {
+        self.created
+    }
+
+    /// Sets the forecast of this instance's load (requests/s); a negative or NaN value clears
+    /// it.
+    pub fn set_predicted(&self, rps: f64) {
+        let v = if rps.is_finite() && rps >= 0.0 {
+            rps
+        } else {
+            f64::NAN
+        };
+        self.predicted.store(v.to_bits(), Ordering::Relaxed);
+    }
+
+    /// The forecast of this instance's load, if one was set.
+    pub fn predicted(&self) -> Option<f64> {
+        let v = f64::from_bits(self.predicted.load(Ordering::Relaxed));
+        (!v.is_nan()).then_some(v)
     }
 
     /// Requests in flight now.

@@ -22,10 +22,7 @@ fn endpoints(n: usize) -> Vec<Endpoint> {
 #[test]
 fn every_algorithm_honours_the_contract() {
     for algorithm in Algorithm::ALL {
-        let config = BalancerConfig {
-            algorithm,
-            seed: 42,
-        };
+        let config = BalancerConfig::new(algorithm, 42);
         let empty = build(&config, &[]);
         assert_eq!(
             empty.pick(&[], &RequestInfo::default(), Time::ZERO),
@@ -49,7 +46,7 @@ fn every_algorithm_honours_the_contract() {
 #[test]
 fn every_algorithm_replays_for_the_same_seed() {
     for algorithm in Algorithm::ALL {
-        let config = BalancerConfig { algorithm, seed: 7 };
+        let config = BalancerConfig::new(algorithm, 7);
         let run = || {
             let eps = endpoints(5);
             let b = build(&config, &eps);

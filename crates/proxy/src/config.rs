@@ -97,6 +97,9 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawBalancer {
     pub algorithm: Option<String>,
+    pub slow_start_window: Option<String>,
+    pub slow_start_aggression: Option<f64>,
+    pub slow_start_min_weight_percent: Option<f64>,
     pub seed: Option<u64>,
     pub hash_on: Option<String>,
     pub ewma_decay: Option<String>,
@@ -416,10 +419,42 @@ impl RawConfig {
                 foresight_balance::DEFAULT_RTT,
             )?,
         };
+        let slow_start = match &b.slow_start_window {
+            None => None,
+            Some(w) => {
+                let window = positive(
+                    "balancer.slow_start_window",
+                    &Some(w.clone()),
+                    Duration::ZERO,
+                )?;
+                let aggression = b.slow_start_aggression.unwrap_or(1.0);
+                if !(aggression.is_finite() && aggression > 0.0 && aggression <= 100.0) {
+                    return Err(invalid(
+                        "balancer.slow_start_aggression",
+                        aggression,
+                        "a number in (0, 100]",
+                    ));
+                }
+                let min_weight_percent = b.slow_start_min_weight_percent.unwrap_or(10.0);
+                if !(0.0..=100.0).contains(&min_weight_percent) {
+                    return Err(invalid(
+                        "balancer.slow_start_min_weight_percent",
+                        min_weight_percent,
+                        "0..=100",
+                    ));
+                }
+                Some(foresight_balance::SlowStartConfig {
+                    window,
+                    aggression,
+                    min_weight_percent,
+                })
+            }
+        };
         let balancer = BalancerSettings {
             config: BalancerConfig {
                 algorithm,
                 seed: b.seed.unwrap_or(1),
+                slow_start,
             },
             hash_on,
             ewma,
@@ -716,6 +751,14 @@ mod tests {
             ("workers = 0", "workers"),
             ("[balancer]\nalgorithm = \"fastest\"", "balancer.algorithm"),
             ("[balancer]\nhash_on = \"cookie\"", "balancer.hash_on"),
+            (
+                "[balancer]\nslow_start_window = \"0s\"",
+                "balancer.slow_start_window",
+            ),
+            (
+                "[balancer]\nslow_start_window = \"30s\"\nslow_start_aggression = 0",
+                "balancer.slow_start_aggression",
+            ),
             ("[timeouts]\nconnect = \"soon\"", "timeouts.connect"),
             ("[timeouts]\nrequest = \"0s\"", "timeouts.request"),
             ("[health_check]\npath = \"ready\"", "health_check.path"),

@@ -51,10 +51,19 @@ struct RawScenario {
     duration: String,
     warmup: Option<String>,
     algorithms: Option<Vec<String>>,
+    slow_start: Option<RawSlowStart>,
     arrivals: RawArrivals,
     #[serde(default)]
     classes: Vec<RawClass>,
     instances: Vec<RawInstances>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlowStart {
+    window: String,
+    aggression: Option<f64>,
+    min_weight_percent: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -228,6 +237,16 @@ impl ScenarioFile {
                 .collect::<Result<_, _>>()?,
         };
         let profile = profile(&cx, &raw.arrivals)?;
+        let slow_start = match &raw.slow_start {
+            None => None,
+            Some(ss) => Some(slow_start(
+                &cx,
+                "slow_start",
+                ss.window.as_str(),
+                ss.aggression,
+                ss.min_weight_percent,
+            )?),
+        };
         let mut classes = Vec::new();
         for (i, c) in raw.classes.iter().enumerate() {
             let key = |f: &str| format!("classes[{i}].{f}");
@@ -324,11 +343,43 @@ impl ScenarioFile {
                 warmup,
                 classes,
                 algorithm: algorithms[0],
+                slow_start,
                 seed: raw.seed.unwrap_or(1),
             },
             algorithms,
         })
     }
+}
+
+fn slow_start(
+    cx: &Ctx<'_>,
+    key: &str,
+    window: &str,
+    aggression: Option<f64>,
+    min_weight_percent: Option<f64>,
+) -> Result<foresight_balance::SlowStartConfig, FileError> {
+    let window = cx.duration(&format!("{key}.window"), window)?;
+    let aggression = aggression.unwrap_or(1.0);
+    if !(aggression.is_finite() && aggression > 0.0 && aggression <= 100.0) {
+        return Err(cx.invalid(
+            format!("{key}.aggression"),
+            aggression,
+            "a number in (0, 100]",
+        ));
+    }
+    let min_weight_percent = min_weight_percent.unwrap_or(10.0);
+    if !(0.0..=100.0).contains(&min_weight_percent) {
+        return Err(cx.invalid(
+            format!("{key}.min_weight_percent"),
+            min_weight_percent,
+            "0..=100",
+        ));
+    }
+    Ok(foresight_balance::SlowStartConfig {
+        window,
+        aggression,
+        min_weight_percent,
+    })
 }
 
 fn profile(cx: &Ctx<'_>, a: &RawArrivals) -> Result<Profile, FileError> {

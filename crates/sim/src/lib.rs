@@ -112,6 +112,8 @@ pub struct Scenario {
     pub classes: Vec<RequestClass>,
     /// The balancing algorithm.
     pub algorithm: Algorithm,
+    /// Slow start for instances that join, around the algorithm.
+    pub slow_start: Option<foresight_balance::SlowStartConfig>,
     /// Seed of arrivals, classes, sizes and the balancer.
     pub seed: u64,
 }
@@ -339,7 +341,7 @@ pub fn run_with_progress(
     let started = Instant::now();
     let stats_from = s.warmup.as_nanos() as u64;
     let end = stats_from + s.duration.as_nanos() as u64;
-    let all: Vec<Endpoint> = s
+    let mut all: Vec<Endpoint> = s
         .instances
         .iter()
         .enumerate()
@@ -357,6 +359,7 @@ pub fn run_with_progress(
     let config = BalancerConfig {
         algorithm: s.algorithm,
         seed: s.seed,
+        slow_start: s.slow_start,
     };
     let mut instances: Vec<Instance> = s
         .instances
@@ -500,6 +503,18 @@ pub fn run_with_progress(
                     let joined = !inst.up;
                     inst.up = true;
                     inst.up_since = Some(now);
+                    if joined && now > 0 {
+                        // A fresh tracker, born now: slow start and peak-EWMA see a new instance.
+                        let old = &all[i];
+                        let mut fresh = Endpoint::new(
+                            old.key,
+                            old.weight,
+                            EwmaParams::default(),
+                            Time::from_nanos(now),
+                        );
+                        fresh.capacity = old.capacity;
+                        all[i] = fresh;
+                    }
                     joined
                 } else {
                     match &inst.spec.changes[which].1 {

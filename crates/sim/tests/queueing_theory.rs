@@ -30,6 +30,7 @@ fn scenario(
         warmup: Duration::from_secs_f64(secs / 20.0),
         classes: class(10, Distribution::Exponential),
         algorithm,
+        slow_start: None,
         seed,
     }
 }
@@ -230,4 +231,31 @@ fn the_example_scenarios_load() {
         n += 1;
     }
     assert!(n >= 4, "{n} scenarios");
+}
+
+#[test]
+fn slow_start_throttles_a_late_joiner() {
+    let mut pool = vec![InstanceSpec::new(8); 3];
+    pool[2].join_at = Duration::from_secs(10);
+    let base = scenario(pool, 600.0, 30.0, Algorithm::RoundRobin, 4);
+    let without = run(&base).unwrap();
+    let mut with = base.clone();
+    with.slow_start = Some(foresight_balance::SlowStartConfig {
+        window: Duration::from_secs(20),
+        aggression: 1.0,
+        min_weight_percent: 10.0,
+    });
+    let with = run(&with).unwrap();
+    println!(
+        "late joiner served: without slow start {}, with {}",
+        without.served[2], with.served[2]
+    );
+    // Joined at 10 s of a 31.5 s run; with a 20 s linear ramp it gets roughly half as much.
+    assert!(
+        with.served[2] * 10 < without.served[2] * 7,
+        "{} vs {}",
+        with.served[2],
+        without.served[2]
+    );
+    assert_eq!(with.arrived, with.completed + with.dropped);
 }
