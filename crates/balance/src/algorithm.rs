@@ -32,11 +32,15 @@ pub enum Algorithm {
     HoneyBee,
     /// `active-clustering`: instances grouped by speed, round-robin within the fast group.
     ActiveClustering,
+    /// `prequal`: hot/cold rule over probed requests-in-flight and latency (NSDI'24).
+    Prequal,
+    /// `forecast-aware`: shares from each instance's predicted spare capacity.
+    ForecastAware,
 }
 
 impl Algorithm {
     /// Every algorithm, in the order `foresight algorithms` lists them.
-    pub const ALL: [Algorithm; 13] = [
+    pub const ALL: [Algorithm; 15] = [
         Algorithm::RoundRobin,
         Algorithm::WeightedRoundRobin,
         Algorithm::LeastConnections,
@@ -50,6 +54,8 @@ impl Algorithm {
         Algorithm::Eswlc,
         Algorithm::HoneyBee,
         Algorithm::ActiveClustering,
+        Algorithm::Prequal,
+        Algorithm::ForecastAware,
     ];
 
     /// The name used in configuration.
@@ -68,6 +74,8 @@ impl Algorithm {
             Algorithm::Eswlc => "eswlc",
             Algorithm::HoneyBee => "honey-bee",
             Algorithm::ActiveClustering => "active-clustering",
+            Algorithm::Prequal => "prequal",
+            Algorithm::ForecastAware => "forecast-aware",
         }
     }
 
@@ -109,6 +117,12 @@ impl Algorithm {
             Algorithm::ActiveClustering => {
                 "group instances by speed; round-robin in the fast group, spill when it is busy"
             }
+            Algorithm::Prequal => {
+                "Prequal: of 3 probed, the fastest not hot (RIF above the 84th percentile), else fewest RIF"
+            }
+            Algorithm::ForecastAware => {
+                "shares from each instance's predicted spare capacity; P2C-EWMA until forecasts exist"
+            }
         }
     }
 
@@ -139,6 +153,8 @@ impl Algorithm {
                 | Algorithm::Eswlc
                 | Algorithm::HoneyBee
                 | Algorithm::ActiveClustering
+                | Algorithm::Prequal
+                | Algorithm::ForecastAware
         )
     }
 }

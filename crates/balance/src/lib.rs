@@ -24,12 +24,14 @@ mod algorithm;
 mod clb;
 mod consistent_hash;
 mod eswlc;
+mod forecast_aware;
 mod honey_bee;
 mod least_connections;
 mod least_request;
 mod load;
 mod olb;
 mod p2c_ewma;
+mod prequal;
 mod random;
 mod round_robin;
 mod slow_start;
@@ -146,6 +148,8 @@ fn build_algorithm(config: &BalancerConfig, endpoints: &[Endpoint]) -> Box<dyn B
         Algorithm::ActiveClustering => {
             Box::new(active_clustering::ActiveClustering::new(endpoints, seed))
         }
+        Algorithm::Prequal => Box::new(prequal::Prequal::new(seed)),
+        Algorithm::ForecastAware => Box::new(forecast_aware::ForecastAware::new(seed)),
     }
 }
 

@@ -66,9 +66,10 @@ pub fn peak_ewma_decay(prev_ns: f64, prev_at: Time, now: Time, decay_ns: f64) ->
 pub struct Load {
     /// When the instance joined (for slow start).
     created: Time,
-    /// A forecast of the instance's load in requests/s (f64 bits; NaN = none), set by whoever
-    /// forecasts, read by the forecast-aware balancer.
+    /// A forecast of the instance's load and its capacity, both in requests/s (f64 bits; NaN =
+    /// none), set by whoever forecasts, read by the forecast-aware balancer.
     predicted: AtomicU64,
+    capacity_rps: AtomicU64,
     in_flight: AtomicU32,
     ewma_ns: AtomicU64,
     ewma_at: AtomicU64,
@@ -83,6 +84,7 @@ impl Load {
         Load {
             created: now,
             predicted: AtomicU64::new(f64::NAN.to_bits()),
+            capacity_rps: AtomicU64::new(f64::NAN.to_bits()),
             in_flight: AtomicU32::new(0),
             ewma_ns: AtomicU64::new((params.default_rtt.as_secs_f64() * 1e9).to_bits()),
             ewma_at: AtomicU64::new(now.as_nanos()),
@@ -101,21 +103,28 @@ impl Load {
         self.created
     }
 
-    /// Sets the forecast of this instance's load (requests/s); a negative or NaN value clears
-    /// it.
-    pub fn set_predicted(&self, rps: f64) {
-        let v = if rps.is_finite() && rps >= 0.0 {
-            rps
+    /// Sets the forecast: `predicted_rps` of load over the coming interval on an instance that
+    /// can serve `capacity_rps`. Values that are not finite and non-negative (or a zero
+    /// capacity) clear it.
+    pub fn set_forecast(&self, predicted_rps: f64, capacity_rps: f64) {
+        let ok = predicted_rps.is_finite()
+            && predicted_rps >= 0.0
+            && capacity_rps.is_finite()
+            && capacity_rps > 0.0;
+        let (p, c) = if ok {
+            (predicted_rps, capacity_rps)
         } else {
-            f64::NAN
+            (f64::NAN, f64::NAN)
         };
-        self.predicted.store(v.to_bits(), Ordering::Relaxed);
+        self.capacity_rps.store(c.to_bits(), Ordering::Relaxed);
+        self.predicted.store(p.to_bits(), Ordering::Relaxed);
     }
 
-    /// The forecast of this instance's load, if one was set.
-    pub fn predicted(&self) -> Option<f64> {
-        let v = f64::from_bits(self.predicted.load(Ordering::Relaxed));
-        (!v.is_nan()).then_some(v)
+    /// The forecast (predicted load, capacity), both in requests/s, if one was set.
+    pub fn forecast(&self) -> Option<(f64, f64)> {
+        let p = f64::from_bits(self.predicted.load(Ordering::Relaxed));
+        let c = f64::from_bits(self.capacity_rps.load(Ordering::Relaxed));
+        (!p.is_nan() && !c.is_nan()).then_some((p, c))
     }
 
     /// Requests in flight now.

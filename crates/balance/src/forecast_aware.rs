@@ -1,0 +1,132 @@
+//! Forecast-aware weighting — the paper's idea that "the load balancer routes to under-utilised
+//! nodes using predictions": each instance's share follows its *predicted spare capacity*.
+//!
+//! Input: a per-instance forecast, `Load::set_forecast(predicted_rps, capacity_rps)`, set by the
+//! forecaster (wired by the live control loop; given directly in tests and scenarios). Each
+//! instance's spare capacity is `max(capacity − predicted, FLOOR × capacity)`; a request goes to
+//! an instance drawn with probability proportional to its spare capacity divided by
+//! `(in_flight + 1)` (so a momentary burst still spreads). Instances without a forecast count
+//! with the mean spare capacity per unit of weight of those that have one; when no instance has
+//! a forecast, the choice falls back to P2C over peak-EWMA, the default reactive algorithm.
+//! Seeded.
+
+use foresight_core::{rng::AtomicSplitMix, Time};
+
+use crate::p2c_ewma::P2cPeakEwma;
+use crate::{Algorithm, Balancer, Endpoint, RequestInfo};
+
+/// Share of its capacity an instance predicted to be full still counts as spare, so it keeps
+/// receiving a little traffic (and keeps being measured).
+pub const FLOOR: f64 = 0.05;
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct ForecastAware {
+    rng: AtomicSplitMix,
+    fallback: P2cPeakEwma,
+}
+
+impl ForecastAware {
+    pub fn new(seed: u64) -> Self {
+        ForecastAware {
+            rng: AtomicSplitMix::new(seed),
+            fallback: P2cPeakEwma::new(seed ^ 0xFA11),
+        }
+    }
+}
+
+fn spare(predicted: f64, capacity: f64) -> f64 {
+    (capacity - predicted).max(FLOOR * capacity)
+}
+
+impl Balancer for ForecastAware {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::ForecastAware
+    }
+
+    fn pick(&self, endpoints: &[Endpoint], request: &RequestInfo, now: Time) -> Option<usize> {
+        let n = endpoints.len();
+        if n == 0 {
+            return None;
+        }
+        let (mut known_spare, mut known_weight) = (0.0, 0.0);
+        for e in endpoints {
+            if let Some((p, c)) = e.load.forecast() {
+                known_spare += spare(p, c);
+                known_weight += f64::from(e.weight);
+            }
+        }
+        if known_weight == 0.0 {
+            return self.fallback.pick(endpoints, request, now);
+        }
+        let per_weight = known_spare / known_weight;
+        let score = |e: &Endpoint| {
+            let s = match e.load.forecast() {
+                Some((p, c)) => spare(p, c),
+                None => per_weight * f64::from(e.weight),
+            };
+            s / f64::from(e.load.in_flight() + 1)
+        };
+        let total: f64 = endpoints.iter().map(score).sum();
+        let mut r = self.rng.unit_f64() * total;
+        for (i, e) in endpoints.iter().enumerate() {
+            r -= score(e);
+            if r < 0.0 {
+                return Some(i);
+            }
+        }
+        Some(n - 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{endpoints, histogram};
+
+    #[test]
+    fn shares_follow_predicted_spare_capacity() {
+        let eps = endpoints(&[1, 1, 1]);
+        // Same capacity; predicted 90, 50 and 10 of 100 req/s → spare 10 : 50 : 90.
+        for (e, p) in eps.iter().zip([90.0, 50.0, 10.0]) {
+            e.load.set_forecast(p, 100.0);
+        }
+        let h = histogram(&ForecastAware::new(1), &eps, 30_000);
+        let expect = [2_000.0, 10_000.0, 18_000.0];
+        for (got, want) in h.iter().zip(expect) {
+            assert!((*got as f64 - want).abs() < 500.0, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn an_instance_predicted_full_keeps_a_trickle_and_unknowns_get_the_mean() {
+        let eps = endpoints(&[1, 1, 1]);
+        eps[0].load.set_forecast(500.0, 100.0); // over capacity: floor 5
+        eps[1].load.set_forecast(5.0, 100.0); // spare 95
+                                              // eps[2] has no forecast: mean spare per weight = 50.
+        let h = histogram(&ForecastAware::new(2), &eps, 30_000);
+        assert!(h[0] > 500 && h[0] < 1_500, "{h:?}");
+        assert!(h[1] > h[2] && h[2] > h[0], "{h:?}");
+    }
+
+    #[test]
+    fn without_forecasts_it_is_p2c_ewma() {
+        let eps = endpoints(&[1, 1]);
+        for _ in 0..3 {
+            eps[0].load.begin();
+        }
+        let b = ForecastAware::new(3);
+        for _ in 0..20 {
+            assert_eq!(b.pick(&eps, &RequestInfo::default(), Time::ZERO), Some(1));
+        }
+    }
+
+    #[test]
+    fn bad_forecasts_are_ignored() {
+        let eps = endpoints(&[1]);
+        eps[0].load.set_forecast(f64::NAN, 100.0);
+        assert_eq!(eps[0].load.forecast(), None);
+        eps[0].load.set_forecast(10.0, 0.0);
+        assert_eq!(eps[0].load.forecast(), None);
+    }
+}
