@@ -36,11 +36,19 @@ pub enum Algorithm {
     Prequal,
     /// `forecast-aware`: shares from each instance's predicted spare capacity.
     ForecastAware,
+    /// `min-min`: batch heuristic, smallest earliest-completion first.
+    MinMin,
+    /// `max-min`: batch heuristic, largest earliest-completion first.
+    MaxMin,
+    /// `lbmm`: Min-Min plus a rebalancing phase.
+    Lbmm,
+    /// `pa-lbimm`: priority-aware LBIMM.
+    PaLbimm,
 }
 
 impl Algorithm {
     /// Every algorithm, in the order `foresight algorithms` lists them.
-    pub const ALL: [Algorithm; 15] = [
+    pub const ALL: [Algorithm; 19] = [
         Algorithm::RoundRobin,
         Algorithm::WeightedRoundRobin,
         Algorithm::LeastConnections,
@@ -56,6 +64,10 @@ impl Algorithm {
         Algorithm::ActiveClustering,
         Algorithm::Prequal,
         Algorithm::ForecastAware,
+        Algorithm::MinMin,
+        Algorithm::MaxMin,
+        Algorithm::Lbmm,
+        Algorithm::PaLbimm,
     ];
 
     /// The name used in configuration.
@@ -76,6 +88,10 @@ impl Algorithm {
             Algorithm::ActiveClustering => "active-clustering",
             Algorithm::Prequal => "prequal",
             Algorithm::ForecastAware => "forecast-aware",
+            Algorithm::MinMin => "min-min",
+            Algorithm::MaxMin => "max-min",
+            Algorithm::Lbmm => "lbmm",
+            Algorithm::PaLbimm => "pa-lbimm",
         }
     }
 
@@ -123,7 +139,28 @@ impl Algorithm {
             Algorithm::ForecastAware => {
                 "shares from each instance's predicted spare capacity; P2C-EWMA until forecasts exist"
             }
+            Algorithm::MinMin => {
+                "batch window: smallest earliest-completion first, to the instance giving it"
+            }
+            Algorithm::MaxMin => {
+                "batch window: largest earliest-completion first, small requests fill in"
+            }
+            Algorithm::Lbmm => {
+                "batch window: Min-Min, then move work off the instance that finishes last"
+            }
+            Algorithm::PaLbimm => {
+                "batch window: priority requests first (Min-Min), then the rest, then rebalance"
+            }
         }
+    }
+
+    /// Whether the algorithm assigns requests held in a short batch window together (the
+    /// Min-Min family) rather than one by one.
+    pub fn is_batch(self) -> bool {
+        matches!(
+            self,
+            Algorithm::MinMin | Algorithm::MaxMin | Algorithm::Lbmm | Algorithm::PaLbimm
+        )
     }
 
     /// Whether the decision is taken with a view of the whole pool by one balancer

@@ -84,6 +84,7 @@ mod tests {
                 eps,
                 &RequestInfo {
                     hash_key: Some(key),
+                    ..Default::default()
                 },
                 Time::ZERO,
             )

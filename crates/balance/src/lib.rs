@@ -21,16 +21,21 @@
 
 mod active_clustering;
 mod algorithm;
+mod batch;
 mod clb;
 mod consistent_hash;
 mod eswlc;
 mod forecast_aware;
 mod honey_bee;
+mod lbmm;
 mod least_connections;
 mod least_request;
 mod load;
+mod max_min;
+mod min_min;
 mod olb;
 mod p2c_ewma;
+mod pa_lbimm;
 mod prequal;
 mod random;
 mod round_robin;
@@ -79,6 +84,22 @@ impl Endpoint {
 pub struct RequestInfo {
     /// The request's hash key (from a header or the path), for consistent hashing.
     pub hash_key: Option<u64>,
+    /// Expected size relative to an average request (its route's mean service time over the
+    /// overall mean); 0 means unknown and counts as 1. Used by the batch heuristics.
+    pub cost: f64,
+    /// Priority class: 0 ordinary, higher is more important (PA-LBIMM's VIP requests).
+    pub priority: u8,
+}
+
+impl RequestInfo {
+    /// The expected relative size, 1 when unknown.
+    pub fn cost_or_one(&self) -> f64 {
+        if self.cost > 0.0 && self.cost.is_finite() {
+            self.cost
+        } else {
+            1.0
+        }
+    }
 }
 
 /// Chooses an instance for each request.
@@ -91,6 +112,19 @@ pub trait Balancer: Send + Sync + fmt::Debug {
     fn algorithm(&self) -> Algorithm;
     /// The index of the endpoint that should serve `request`.
     fn pick(&self, endpoints: &[Endpoint], request: &RequestInfo, now: Time) -> Option<usize>;
+
+    /// For batch heuristics (Min-Min and its family): assigns a whole batch of requests held
+    /// for a short window, one endpoint index per request, in order. Other algorithms return
+    /// `None` and are asked request by request.
+    fn assign_batch(
+        &self,
+        endpoints: &[Endpoint],
+        batch: &[RequestInfo],
+        now: Time,
+    ) -> Option<Vec<usize>> {
+        let _ = (endpoints, batch, now);
+        None
+    }
 }
 
 /// Everything needed to build a balancer other than the endpoints.
@@ -149,6 +183,10 @@ fn build_algorithm(config: &BalancerConfig, endpoints: &[Endpoint]) -> Box<dyn B
             Box::new(active_clustering::ActiveClustering::new(endpoints, seed))
         }
         Algorithm::Prequal => Box::new(prequal::Prequal::new(seed)),
+        Algorithm::MinMin => Box::new(min_min::MinMin),
+        Algorithm::MaxMin => Box::new(max_min::MaxMin),
+        Algorithm::Lbmm => Box::new(lbmm::Lbmm),
+        Algorithm::PaLbimm => Box::new(pa_lbimm::PaLbimm),
         Algorithm::ForecastAware => Box::new(forecast_aware::ForecastAware::new(seed)),
     }
 }

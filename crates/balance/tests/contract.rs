@@ -34,7 +34,10 @@ fn every_algorithm_honours_the_contract() {
             let b = build(&config, &eps);
             assert_eq!(b.algorithm(), algorithm);
             for k in 0..200u64 {
-                let req = RequestInfo { hash_key: Some(k) };
+                let req = RequestInfo {
+                    hash_key: Some(k),
+                    ..Default::default()
+                };
                 let now = Time::ZERO + Duration::from_millis(k);
                 let i = b.pick(&eps, &req, now).expect("non-empty set");
                 assert!(i < n, "{algorithm} picked {i} of {n}");
@@ -53,7 +56,14 @@ fn every_algorithm_replays_for_the_same_seed() {
             (0..100u64)
                 .map(|k| {
                     let i = b
-                        .pick(&eps, &RequestInfo { hash_key: Some(k) }, Time::ZERO)
+                        .pick(
+                            &eps,
+                            &RequestInfo {
+                                hash_key: Some(k),
+                                ..Default::default()
+                            },
+                            Time::ZERO,
+                        )
                         .unwrap();
                     eps[i].load.begin();
                     i
@@ -61,5 +71,33 @@ fn every_algorithm_replays_for_the_same_seed() {
                 .collect::<Vec<_>>()
         };
         assert_eq!(run(), run(), "{algorithm}");
+    }
+}
+
+#[test]
+fn batch_heuristics_assign_every_request_and_the_others_decline() {
+    for algorithm in Algorithm::ALL {
+        let eps = endpoints(5);
+        let b = build(&BalancerConfig::new(algorithm, 1), &eps);
+        let batch: Vec<RequestInfo> = (0..40)
+            .map(|k| RequestInfo {
+                cost: 0.5 + (k % 4) as f64,
+                priority: (k % 7 == 0) as u8,
+                ..Default::default()
+            })
+            .collect();
+        match b.assign_batch(&eps, &batch, Time::ZERO) {
+            Some(out) => {
+                assert!(algorithm.is_batch(), "{algorithm} assigned a batch");
+                assert_eq!(out.len(), batch.len(), "{algorithm}");
+                assert!(out.iter().all(|i| *i < eps.len()), "{algorithm}: {out:?}");
+                assert!(
+                    out.iter().collect::<std::collections::BTreeSet<_>>().len() > 1,
+                    "{algorithm} spread a batch of 40 over one instance"
+                );
+                assert_eq!(b.assign_batch(&[], &batch, Time::ZERO), Some(vec![]), "{algorithm}");
+            }
+            None => assert!(!algorithm.is_batch(), "{algorithm} declined a batch"),
+        }
     }
 }

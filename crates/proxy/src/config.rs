@@ -100,6 +100,7 @@ pub struct RawBalancer {
     pub slow_start_window: Option<String>,
     pub slow_start_aggression: Option<f64>,
     pub slow_start_min_weight_percent: Option<f64>,
+    pub batch_window: Option<String>,
     pub seed: Option<u64>,
     pub hash_on: Option<String>,
     pub ewma_decay: Option<String>,
@@ -189,6 +190,8 @@ pub struct BalancerSettings {
     pub hash_on: HashOn,
     /// Peak-EWMA parameters for every instance.
     pub ewma: EwmaParams,
+    /// How long batch heuristics (Min-Min family) hold requests to assign them together.
+    pub batch_window: Duration,
 }
 
 /// Timeouts.
@@ -458,6 +461,21 @@ impl RawConfig {
             },
             hash_on,
             ewma,
+            batch_window: {
+                let w = positive(
+                    "balancer.batch_window",
+                    &b.batch_window,
+                    Duration::from_millis(5),
+                )?;
+                if w > Duration::from_secs(1) {
+                    return Err(invalid(
+                        "balancer.batch_window",
+                        humantime::format_duration(w),
+                        "at most 1s",
+                    ));
+                }
+                w
+            },
         };
 
         let t = &self.timeouts;

@@ -12,6 +12,7 @@ use http::{request::Parts, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::Full;
 use hyper::body::Incoming;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::body::{RequestBody, ResponseBody, Tracked};
 use crate::config::{HashOn, ProxyConfig};
@@ -23,6 +24,17 @@ use crate::upstream::{Conn, UpstreamError};
 /// How many times a pick may land on a draining instance or the one that just failed before we
 /// take what we get (a new snapshot is normally published within microseconds).
 const MAX_REPICKS: usize = 4;
+
+/// Request header that marks a priority request for PA-LBIMM: `high`, or a number above 0.
+pub const PRIORITY_HEADER: &str = "x-foresight-priority";
+
+fn priority_of(headers: &http::HeaderMap) -> u8 {
+    match headers.get(PRIORITY_HEADER).and_then(|v| v.to_str().ok()) {
+        None => 0,
+        Some(v) if v.eq_ignore_ascii_case("high") => 1,
+        Some(v) => v.trim().parse::<u8>().unwrap_or(0),
+    }
+}
 
 /// A short plain-text answer from the proxy itself.
 pub(crate) fn reply(status: StatusCode, msg: &'static str) -> Response<ResponseBody> {
@@ -43,6 +55,53 @@ pub(crate) struct Forwarder {
     pub hash_on: HashOn,
     pub request_timeout: Duration,
     pub retries: u32,
+    /// For batch heuristics (Min-Min family): the queue of the task that assigns requests held
+    /// for a batch window together.
+    batcher: Option<mpsc::Sender<BatchItem>>,
+}
+
+/// A request waiting in the batch window, and where to send its instance.
+type BatchItem = (RequestInfo, oneshot::Sender<Option<Arc<Backend>>>);
+
+/// Requests assigned together at most.
+const MAX_BATCH: usize = 64;
+
+/// Collects requests for `window` after the first one (or until [`MAX_BATCH`]), assigns them
+/// with the balancer's batch heuristic on the current snapshot, and marks each in flight on its
+/// instance before handing it over. Ends when the forwarder is dropped.
+async fn run_batcher(pool: Arc<Pool>, window: Duration, mut rx: mpsc::Receiver<BatchItem>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + window;
+        while batch.len() < MAX_BATCH {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(item)) => batch.push(item),
+                _ => break,
+            }
+        }
+        let snap = pool.snapshot();
+        let infos: Vec<RequestInfo> = batch.iter().map(|b| b.0).collect();
+        let assigned = snap
+            .balancer
+            .assign_batch(&snap.endpoints, &infos, pool.clock().now())
+            .unwrap_or_default();
+        for (k, (_, reply)) in batch.into_iter().enumerate() {
+            let backend = assigned
+                .get(k)
+                .and_then(|i| snap.backends.get(*i))
+                .cloned()
+                .filter(|b| {
+                    b.load.begin();
+                    // As in Forwarder::pick: a drain may have started since the snapshot.
+                    let usable = !(b.is_draining() || b.is_removed());
+                    if !usable {
+                        b.load.end();
+                    }
+                    usable
+                });
+            let _ = reply.send(backend);
+        }
+    }
 }
 
 /// A request in flight on one instance; dropping it (when the response body has been sent, or
@@ -65,11 +124,41 @@ impl Drop for InFlight {
 
 impl Forwarder {
     pub fn new(pool: Arc<Pool>, config: &ProxyConfig) -> Self {
+        let batcher = config.balancer.config.algorithm.is_batch().then(|| {
+            let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+            tokio::spawn(run_batcher(pool.clone(), config.balancer.batch_window, rx));
+            tx
+        });
         Forwarder {
             pool,
             hash_on: config.balancer.hash_on.clone(),
             request_timeout: config.timeouts.request,
             retries: config.retries,
+            batcher,
+        }
+    }
+
+    /// An instance for the request: through the batch window for batch heuristics (the first
+    /// attempt only), otherwise picked at once.
+    async fn choose(&self, info: &RequestInfo, avoid: Option<&Arc<Backend>>) -> Option<InFlight> {
+        if let (Some(tx), None) = (&self.batcher, avoid) {
+            let (reply, answer) = oneshot::channel();
+            if tx.send((*info, reply)).await.is_ok() {
+                if let Ok(Some(b)) = answer.await {
+                    return Some(self.started(b));
+                }
+            }
+        }
+        self.pick(info, avoid)
+    }
+
+    /// Accounts a request that was marked in flight on `b`.
+    fn started(&self, b: Arc<Backend>) -> InFlight {
+        b.metrics.in_flight.inc();
+        b.count_request();
+        InFlight {
+            backend: b,
+            started: Instant::now(),
         }
     }
 
@@ -93,12 +182,7 @@ impl Forwarder {
                 b.load.end();
                 continue;
             }
-            b.metrics.in_flight.inc();
-            b.count_request();
-            return Some(InFlight {
-                backend: b,
-                started: Instant::now(),
-            });
+            return Some(self.started(b));
         }
         None
     }
@@ -111,6 +195,8 @@ impl Forwarder {
                 HashOn::Path => Some(stable_hash(parts.uri.path().as_bytes())),
                 HashOn::Header(name) => parts.headers.get(name).map(|v| stable_hash(v.as_bytes())),
             },
+            cost: 0.0,
+            priority: priority_of(&parts.headers),
         };
         strip_hop_by_hop(&mut parts.headers);
         add_forwarded(&mut parts.headers, &peer.ip_header);
@@ -131,7 +217,7 @@ impl Forwarder {
         let mut failed: Option<Arc<Backend>> = None;
         let mut attempt = 0;
         loop {
-            let Some(flight) = self.pick(&info, failed.as_ref()) else {
+            let Some(flight) = self.choose(&info, failed.as_ref()).await else {
                 self.pool.metrics.no_backend.inc();
                 return reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy instance\n");
             };

@@ -96,6 +96,7 @@ struct RawArrivals {
 #[serde(deny_unknown_fields)]
 struct RawClass {
     name: String,
+    priority: Option<u8>,
     share: Option<f64>,
     mean: String,
     distribution: Option<String>,
@@ -270,6 +271,7 @@ impl ScenarioFile {
                 share,
                 mean,
                 distribution,
+                priority: c.priority.unwrap_or(0),
             });
         }
         if classes.is_empty() {

@@ -28,7 +28,9 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
-use foresight_balance::{build, Algorithm, BalancerConfig, Endpoint, EwmaParams, RequestInfo};
+use foresight_balance::{
+    build, Algorithm, Balancer, BalancerConfig, Endpoint, EwmaParams, RequestInfo,
+};
 use foresight_core::dist::Distribution;
 use foresight_core::rng::mix64;
 use foresight_core::Time;
@@ -95,6 +97,8 @@ pub struct RequestClass {
     pub mean: Duration,
     /// Distribution of sizes.
     pub distribution: Distribution,
+    /// Priority (0 ordinary; higher for PA-LBIMM's VIP requests).
+    pub priority: u8,
 }
 
 /// What to simulate.
@@ -297,6 +301,8 @@ impl Queue {
 
 enum Event {
     Arrival,
+    /// The batch window closes: assign the held requests.
+    Flush,
     /// (instance, arrival time, counted, epoch)
     Completion(usize, u64, bool, u32),
     /// (instance, index into its changes; `usize::MAX` = join)
@@ -304,6 +310,96 @@ enum Event {
 }
 
 const BATCHES: usize = 30;
+
+/// How long batch heuristics hold arrivals before assigning them together.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(5);
+/// A batch is assigned at once when it reaches this many requests.
+pub const MAX_BATCH: usize = 64;
+
+/// Puts a request on instance `i`: into service, into its queue, or refused when the queue is
+/// full. `arrived_at` is when the request arrived (latency counts from then).
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    inst: &mut Instance,
+    endpoint: &Endpoint,
+    i: usize,
+    queue: &mut Queue,
+    now: u64,
+    arrived_at: u64,
+    size: u64,
+    counted: bool,
+    stats_from: u64,
+    waits: &mut BatchMeans,
+    dropped: &mut u64,
+) {
+    if inst.busy < inst.spec.workers {
+        endpoint.load.begin();
+        let done = inst.start(now, size, stats_from);
+        queue.push(done, Event::Completion(i, arrived_at, counted, inst.epoch));
+        if counted {
+            waits.add((now - arrived_at) as f64 / 1e9);
+        }
+    } else if inst
+        .spec
+        .queue_limit
+        .is_none_or(|l| (inst.queue.len() as u32) < l)
+    {
+        endpoint.load.begin();
+        inst.queue.push_back((arrived_at, size, counted));
+    } else {
+        *dropped += u64::from(counted);
+    }
+}
+
+/// Assigns the held batch with the balancer's batch heuristic and dispatches it.
+#[allow(clippy::too_many_arguments)]
+fn flush(
+    pending: &mut Vec<(RequestInfo, u64, u64, bool)>,
+    infos: &mut Vec<RequestInfo>,
+    balancer: &dyn Balancer,
+    endpoints: &[Endpoint],
+    active: &[usize],
+    instances: &mut [Instance],
+    all: &[Endpoint],
+    queue: &mut Queue,
+    now: u64,
+    stats_from: u64,
+    waits: &mut BatchMeans,
+    dropped: &mut u64,
+) {
+    if pending.is_empty() {
+        return;
+    }
+    infos.clear();
+    infos.extend(pending.iter().map(|p| p.0));
+    let t = Time::from_nanos(now);
+    let assigned = balancer
+        .assign_batch(endpoints, infos, t)
+        .unwrap_or_else(|| {
+            infos
+                .iter()
+                .filter_map(|r| balancer.pick(endpoints, r, t))
+                .collect()
+        });
+    for (k, (_, arrived_at, size, counted)) in pending.drain(..).enumerate() {
+        match assigned.get(k).and_then(|j| active.get(*j)) {
+            Some(&i) => dispatch(
+                &mut instances[i],
+                &all[i],
+                i,
+                queue,
+                now,
+                arrived_at,
+                size,
+                counted,
+                stats_from,
+                waits,
+                dropped,
+            ),
+            None => *dropped += u64::from(counted),
+        }
+    }
+}
 const JOIN: usize = usize::MAX;
 
 /// Why a scenario cannot run.
@@ -393,6 +489,15 @@ pub fn run_with_progress(
     let mut arrivals_rng = SmallRng::seed_from_u64(mix64(s.seed ^ 0xA11));
     let mut sizes_rng = SmallRng::seed_from_u64(mix64(s.seed ^ 0x517E));
     let total_share: f64 = s.classes.iter().map(|c| c.share.max(0.0)).sum();
+    let mean_size = s
+        .classes
+        .iter()
+        .map(|c| c.share.max(0.0) * c.mean.as_secs_f64())
+        .sum::<f64>()
+        / total_share;
+    let batching = s.algorithm.is_batch();
+    let mut pending: Vec<(RequestInfo, u64, u64, bool)> = Vec::new();
+    let mut batch_infos: Vec<RequestInfo> = Vec::new();
     let mean_gap_ns = 1e9 / max_rate;
     let expected =
         (s.profile.rate_at(Duration::ZERO).max(max_rate / 2.0) * s.duration.as_secs_f64()) as u64;
@@ -428,7 +533,7 @@ pub fn run_with_progress(
                 }
                 let counted = now >= stats_from;
                 arrived += u64::from(counted);
-                let class = if single_class {
+                let class: &RequestClass = if single_class {
                     &s.classes[0]
                 } else {
                     let mut pick = sizes_rng.random::<f64>() * total_share;
@@ -444,31 +549,70 @@ pub fn run_with_progress(
                     .distribution
                     .sample_secs(class.mean.as_secs_f64(), &mut sizes_rng)
                     * 1e9) as u64;
-                let Some(k) =
-                    balancer.pick(&endpoints, &RequestInfo::default(), Time::from_nanos(now))
-                else {
+                let info = RequestInfo {
+                    hash_key: None,
+                    cost: class.mean.as_secs_f64() / mean_size,
+                    priority: class.priority,
+                };
+                if batching {
+                    if pending.is_empty() {
+                        queue.push(now + BATCH_WINDOW.as_nanos() as u64, Event::Flush);
+                    }
+                    pending.push((info, now, size, counted));
+                    if pending.len() < MAX_BATCH {
+                        continue;
+                    }
+                    // A full batch goes at once; the scheduled flush will find it empty.
+                    flush(
+                        &mut pending,
+                        &mut batch_infos,
+                        &*balancer,
+                        &endpoints,
+                        &active,
+                        &mut instances,
+                        &all,
+                        &mut queue,
+                        now,
+                        stats_from,
+                        &mut waits,
+                        &mut dropped,
+                    );
+                    continue;
+                }
+                let Some(k) = balancer.pick(&endpoints, &info, Time::from_nanos(now)) else {
                     dropped += u64::from(counted);
                     continue;
                 };
                 let i = active[k];
-                let inst = &mut instances[i];
-                if inst.busy < inst.spec.workers {
-                    all[i].load.begin();
-                    let done = inst.start(now, size, stats_from);
-                    queue.push(done, Event::Completion(i, now, counted, inst.epoch));
-                    if counted {
-                        waits.add(0.0);
-                    }
-                } else if inst
-                    .spec
-                    .queue_limit
-                    .is_none_or(|l| (inst.queue.len() as u32) < l)
-                {
-                    all[i].load.begin();
-                    inst.queue.push_back((now, size, counted));
-                } else {
-                    dropped += u64::from(counted);
-                }
+                dispatch(
+                    &mut instances[i],
+                    &all[i],
+                    i,
+                    &mut queue,
+                    now,
+                    now,
+                    size,
+                    counted,
+                    stats_from,
+                    &mut waits,
+                    &mut dropped,
+                );
+            }
+            Event::Flush => {
+                flush(
+                    &mut pending,
+                    &mut batch_infos,
+                    &*balancer,
+                    &endpoints,
+                    &active,
+                    &mut instances,
+                    &all,
+                    &mut queue,
+                    now,
+                    stats_from,
+                    &mut waits,
+                    &mut dropped,
+                );
             }
             Event::Completion(i, arrived_at, counted, epoch) => {
                 let inst = &mut instances[i];
