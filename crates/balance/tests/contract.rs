@@ -95,7 +95,11 @@ fn batch_heuristics_assign_every_request_and_the_others_decline() {
                     out.iter().collect::<std::collections::BTreeSet<_>>().len() > 1,
                     "{algorithm} spread a batch of 40 over one instance"
                 );
-                assert_eq!(b.assign_batch(&[], &batch, Time::ZERO), Some(vec![]), "{algorithm}");
+                assert_eq!(
+                    b.assign_batch(&[], &batch, Time::ZERO),
+                    Some(vec![]),
+                    "{algorithm}"
+                );
             }
             None => assert!(!algorithm.is_batch(), "{algorithm} declined a batch"),
         }

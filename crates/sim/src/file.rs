@@ -98,8 +98,9 @@ struct RawClass {
     name: String,
     priority: Option<u8>,
     share: Option<f64>,
-    mean: String,
+    mean: Option<String>,
     distribution: Option<String>,
+    empirical: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -251,7 +252,32 @@ impl ScenarioFile {
         let mut classes = Vec::new();
         for (i, c) in raw.classes.iter().enumerate() {
             let key = |f: &str| format!("classes[{i}].{f}");
-            let mean = cx.duration(&key("mean"), &c.mean)?;
+            let empirical = match &c.empirical {
+                None => None,
+                Some(f) => Some(load_samples(&cx.dir.join(f), &key("empirical"), cx.path)?),
+            };
+            let mean = match (&c.mean, &empirical) {
+                (Some(m), _) => cx.duration(&key("mean"), m)?,
+                (None, Some(samples)) => {
+                    Duration::from_secs_f64(samples.iter().sum::<f64>() / samples.len() as f64)
+                }
+                (None, None) => {
+                    return Err(cx.invalid(
+                        key("mean"),
+                        "(missing)",
+                        "a mean service time, or an `empirical` file",
+                    ))
+                }
+            };
+            // Recorded sizes are rescaled to `mean` when both are given.
+            let empirical = empirical.map(|samples| {
+                let m = samples.iter().sum::<f64>() / samples.len() as f64;
+                let scale = if m > 0.0 { mean.as_secs_f64() / m } else { 1.0 };
+                samples
+                    .iter()
+                    .map(|x| x * scale)
+                    .collect::<std::sync::Arc<[f64]>>()
+            });
             let share = c.share.unwrap_or(1.0);
             if !(share.is_finite() && share > 0.0) {
                 return Err(cx.invalid(key("share"), share, "a positive number"));
@@ -272,6 +298,7 @@ impl ScenarioFile {
                 mean,
                 distribution,
                 priority: c.priority.unwrap_or(0),
+                empirical,
             });
         }
         if classes.is_empty() {
@@ -351,6 +378,41 @@ impl ScenarioFile {
             algorithms,
         })
     }
+}
+
+/// Reads recorded service times: one number of milliseconds per line (blank lines and `#`
+/// comments skipped). Returns seconds.
+fn load_samples(path: &Path, key: &str, origin: &str) -> Result<Vec<f64>, FileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        FileError::Other(format!(
+            "{origin}: {key}: cannot read {}: {e}",
+            path.display()
+        ))
+    })?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.parse::<f64>() {
+            Ok(ms) if ms.is_finite() && ms >= 0.0 => out.push(ms / 1e3),
+            _ => {
+                return Err(FileError::Other(format!(
+                    "{}:{}: `{line}` is not a service time in milliseconds (for {key} in {origin})",
+                    path.display(),
+                    n + 1
+                )))
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(FileError::Other(format!(
+            "{}: no service times (for {key} in {origin})",
+            path.display()
+        )));
+    }
+    Ok(out)
 }
 
 fn slow_start(
@@ -507,6 +569,52 @@ mod tests {
     }
 
     #[test]
+    fn empirical_service_times_from_a_file() {
+        let dir = std::env::temp_dir().join(format!("foresight-empirical-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("times.txt"), "# ms\n10\n30\n\n20\n").unwrap();
+        let text = GOOD.replace("mean = \"20ms\"", "empirical = \"times.txt\"");
+        let f = ScenarioFile::parse(&text, "s.toml", "s", dir.clone()).unwrap();
+        let c = &f.scenario.classes[0];
+        assert_eq!(c.mean, Duration::from_millis(20));
+        assert_eq!(c.empirical.as_deref().map(|s| s.len()), Some(3));
+        // With a mean given, the samples are rescaled to it.
+        let text = GOOD.replace(
+            "mean = \"20ms\"",
+            "mean = \"40ms\"\nempirical = \"times.txt\"",
+        );
+        let f = ScenarioFile::parse(&text, "s.toml", "s", dir.clone()).unwrap();
+        let samples = f.scenario.classes[0].empirical.clone().unwrap();
+        assert!((samples.iter().sum::<f64>() / 3.0 - 0.040).abs() < 1e-12);
+        // A bad line names the file and line.
+        std::fs::write(dir.join("bad.txt"), "10\nfast\n").unwrap();
+        let text = GOOD.replace("mean = \"20ms\"", "empirical = \"bad.txt\"");
+        let e = ScenarioFile::parse(&text, "s.toml", "s", dir.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad.txt:2") && e.contains("`fast`"), "{e}");
+        // The engine draws from them.
+        let f = ScenarioFile::parse(
+            &GOOD.replace(
+                "mean = \"20ms\"",
+                "empirical = \"times.txt\"\ndistribution = \"constant\"",
+            ),
+            "s.toml",
+            "s",
+            dir,
+        )
+        .unwrap();
+        let mut s = f.scenario;
+        s.instances.iter_mut().for_each(|i| i.changes.clear());
+        let o = crate::run(&s).unwrap();
+        assert!(
+            o.quantile_ms(0.0) >= 9.9 && o.quantile_ms(1.0) < 2_000.0,
+            "{}",
+            o.quantile_ms(0.0)
+        );
+    }
+
+    #[test]
     fn a_good_file() {
         let f = parse(GOOD).unwrap();
         assert_eq!(f.scenario.instances.len(), 4);
@@ -554,6 +662,10 @@ mod tests {
                 Err(FileError::Invalid { key: k, .. }) => assert_eq!(k, key),
                 other => panic!("{key}: {other:?}"),
             }
+        }
+        match parse(&GOOD.replace("mean = \"20ms\"", "")) {
+            Err(FileError::Invalid { key, .. }) => assert_eq!(key, "classes[0].mean"),
+            other => panic!("{other:?}"),
         }
         match parse(&GOOD.replace("workers = 4\n        speed", "workers = 4\n        sped")) {
             Err(e @ FileError::Parse { .. }) => assert!(e.to_string().contains("line"), "{e}"),

@@ -99,6 +99,9 @@ pub struct RequestClass {
     pub distribution: Distribution,
     /// Priority (0 ordinary; higher for PA-LBIMM's VIP requests).
     pub priority: u8,
+    /// Recorded sizes (seconds) to draw from uniformly instead of `distribution`; their mean
+    /// is `mean`.
+    pub empirical: Option<std::sync::Arc<[f64]>>,
 }
 
 /// What to simulate.
@@ -545,10 +548,13 @@ pub fn run_with_progress(
                         })
                         .unwrap_or(&s.classes[0])
                 };
-                let size = (class
-                    .distribution
-                    .sample_secs(class.mean.as_secs_f64(), &mut sizes_rng)
-                    * 1e9) as u64;
+                let secs = match &class.empirical {
+                    Some(samples) => samples[sizes_rng.random_range(0..samples.len())],
+                    None => class
+                        .distribution
+                        .sample_secs(class.mean.as_secs_f64(), &mut sizes_rng),
+                };
+                let size = (secs * 1e9) as u64;
                 let info = RequestInfo {
                     hash_key: None,
                     cost: class.mean.as_secs_f64() / mean_size,

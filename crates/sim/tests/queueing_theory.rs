@@ -14,6 +14,7 @@ fn class(mean_ms: u64, distribution: Distribution) -> Vec<RequestClass> {
         mean: Duration::from_millis(mean_ms),
         distribution,
         priority: 0,
+        empirical: None,
     }]
 }
 
@@ -263,12 +264,34 @@ fn slow_start_throttles_a_late_joiner() {
 
 #[test]
 fn batch_heuristics_pay_the_window_and_balance_a_skewed_pool() {
-    let rr = run(&scenario(skewed_pool(), 0.7 * 3733.0, 60.0, Algorithm::RoundRobin, 7)).unwrap();
-    let mm = run(&scenario(skewed_pool(), 0.7 * 3733.0, 60.0, Algorithm::MinMin, 7)).unwrap();
-    println!("p99: round-robin {:.1} ms, min-min {:.1} ms; min-min p50 {:.2} ms", rr.quantile_ms(0.99), mm.quantile_ms(0.99), mm.quantile_ms(0.5));
+    let rr = run(&scenario(
+        skewed_pool(),
+        0.7 * 3733.0,
+        60.0,
+        Algorithm::RoundRobin,
+        7,
+    ))
+    .unwrap();
+    let mm = run(&scenario(
+        skewed_pool(),
+        0.7 * 3733.0,
+        60.0,
+        Algorithm::MinMin,
+        7,
+    ))
+    .unwrap();
+    println!(
+        "p99: round-robin {:.1} ms, min-min {:.1} ms; min-min p50 {:.2} ms",
+        rr.quantile_ms(0.99),
+        mm.quantile_ms(0.99),
+        mm.quantile_ms(0.5)
+    );
     assert!(mm.quantile_ms(0.99) * 5.0 < rr.quantile_ms(0.99));
     assert_eq!(mm.arrived, mm.completed + mm.dropped);
     // Every request waits for its batch window to close (5 ms at most, 0 at least).
     let (w, _) = (mm.mean_wait, ());
-    assert!(w > 0.0015, "mean wait {w} s should include about half a window");
+    assert!(
+        w > 0.0015,
+        "mean wait {w} s should include about half a window"
+    );
 }
