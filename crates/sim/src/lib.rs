@@ -257,11 +257,13 @@ impl BatchMeans {
     }
 }
 
-/// The future event list: a binary heap of 16-byte (time, sequence, slot) keys, with the
+/// The future event list: a binary heap of 16-byte (time, sequence, slot) keys packed into
+/// one `u128`, with the
 /// events themselves in a slab. Moving 16 bytes per sift instead of a whole event halves the
 /// simulator's time per request (the heap was half of it).
 struct Queue {
-    heap: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    /// `time << 64 | seq << 32 | slot`: one integer compare per sift step.
+    heap: BinaryHeap<Reverse<u128>>,
     slab: Vec<Option<Event>>,
     free: Vec<u32>,
     seq: u32,
@@ -291,11 +293,13 @@ impl Queue {
         // Ties at the same nanosecond go in insertion order (wrapping after 2^32 events only
         // reorders exact ties, deterministically).
         self.seq = self.seq.wrapping_add(1);
-        self.heap.push(Reverse((at, self.seq, slot)));
+        self.heap
+            .push(Reverse((u128::from(at) << 64) | (u128::from(self.seq) << 32) | u128::from(slot)));
     }
 
     fn pop(&mut self) -> Option<(u64, Event)> {
-        let Reverse((at, _, slot)) = self.heap.pop()?;
+        let Reverse(key) = self.heap.pop()?;
+        let (at, slot) = ((key >> 64) as u64, key as u32);
         let event = self.slab[slot as usize].take()?;
         self.free.push(slot);
         Some((at, event))
