@@ -12,7 +12,43 @@
 
 use foresight_core::Time;
 
-use crate::{Endpoint, RequestInfo};
+use crate::{Algorithm, Balancer, Endpoint, RequestInfo};
+
+/// How one heuristic of the family assigns a batch, given a fresh ledger.
+pub(crate) type Assign = fn(&mut Ledger, &[RequestInfo], &mut [usize]);
+
+/// A batch heuristic as a [`Balancer`]: a request asked for alone goes to its
+/// earliest-completing instance; a batch is assigned by `assign`.
+#[derive(Debug)]
+pub(crate) struct Heuristic {
+    pub algorithm: Algorithm,
+    pub assign: Assign,
+}
+
+impl Balancer for Heuristic {
+    fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    fn pick(&self, endpoints: &[Endpoint], request: &RequestInfo, now: Time) -> Option<usize> {
+        (!endpoints.is_empty()).then(|| Ledger::new(endpoints, now).best(request.cost_or_one()).0)
+    }
+
+    fn assign_batch(
+        &self,
+        endpoints: &[Endpoint],
+        batch: &[RequestInfo],
+        now: Time,
+    ) -> Option<Vec<usize>> {
+        if endpoints.is_empty() {
+            return Some(Vec::new());
+        }
+        let mut ledger = Ledger::new(endpoints, now);
+        let mut out = vec![0; batch.len()];
+        (self.assign)(&mut ledger, batch, &mut out);
+        Some(out)
+    }
+}
 
 /// Expected-completion-time bookkeeping for one batch.
 pub(crate) struct Ledger {

@@ -67,15 +67,7 @@ impl Balancer for ForecastAware {
             };
             s / f64::from(e.load.in_flight() + 1)
         };
-        let total: f64 = endpoints.iter().map(score).sum();
-        let mut r = self.rng.unit_f64() * total;
-        for (i, e) in endpoints.iter().enumerate() {
-            r -= score(e);
-            if r < 0.0 {
-                return Some(i);
-            }
-        }
-        Some(n - 1)
+        Some(crate::roulette(&self.rng, endpoints, score))
     }
 }
 

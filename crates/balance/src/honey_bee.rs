@@ -54,15 +54,9 @@ impl Balancer for HoneyBee {
         if self.rng.unit_f64() < SCOUT_SHARE {
             return Some(self.rng.below(n));
         }
-        let total: f64 = endpoints.iter().map(|e| profitability(e, now)).sum();
-        let mut r = self.rng.unit_f64() * total;
-        for (i, e) in endpoints.iter().enumerate() {
-            r -= profitability(e, now);
-            if r < 0.0 {
-                return Some(i);
-            }
-        }
-        Some(n - 1)
+        Some(crate::roulette(&self.rng, endpoints, |e| {
+            profitability(e, now)
+        }))
     }
 }
 

@@ -8,41 +8,22 @@
 //! most [`REBALANCE_ROUNDS`] moves per batch; a request asked for alone goes to its
 //! earliest-completing instance.
 
-use foresight_core::Time;
-
-use crate::batch::{min_min_into, rebalance, Ledger};
-use crate::{Algorithm, Balancer, Endpoint, RequestInfo};
+use crate::batch::{min_min_into, rebalance, Heuristic, Ledger};
+use crate::{Algorithm, RequestInfo};
 
 /// Moves tried in the rebalancing phase of one batch.
 pub const REBALANCE_ROUNDS: usize = 64;
 
-/// See the module documentation.
-#[derive(Debug)]
-pub struct Lbmm;
-
-impl Balancer for Lbmm {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::Lbmm
+/// LBMM as a balancer.
+pub(crate) fn new() -> Heuristic {
+    Heuristic {
+        algorithm: Algorithm::Lbmm,
+        assign,
     }
+}
 
-    fn pick(&self, endpoints: &[Endpoint], request: &RequestInfo, now: Time) -> Option<usize> {
-        (!endpoints.is_empty()).then(|| Ledger::new(endpoints, now).best(request.cost_or_one()).0)
-    }
-
-    fn assign_batch(
-        &self,
-        endpoints: &[Endpoint],
-        batch: &[RequestInfo],
-        now: Time,
-    ) -> Option<Vec<usize>> {
-        if endpoints.is_empty() {
-            return Some(Vec::new());
-        }
-        let mut ledger = Ledger::new(endpoints, now);
-        let mut out = vec![0; batch.len()];
-        let all: Vec<usize> = (0..batch.len()).collect();
-        min_min_into(&mut ledger, batch, &all, false, &mut out);
-        rebalance(&mut ledger, batch, &mut out, |_| true, REBALANCE_ROUNDS);
-        Some(out)
-    }
+fn assign(ledger: &mut Ledger, batch: &[RequestInfo], out: &mut [usize]) {
+    let all: Vec<usize> = (0..batch.len()).collect();
+    min_min_into(ledger, batch, &all, false, out);
+    rebalance(ledger, batch, out, |_| true, REBALANCE_ROUNDS);
 }

@@ -47,15 +47,7 @@ impl Balancer for LeastRequest {
             }
             n => {
                 let eff = |e: &Endpoint| f64::from(e.weight) / f64::from(e.load.in_flight() + 1);
-                let total: f64 = endpoints.iter().map(eff).sum();
-                let mut r = self.rng.unit_f64() * total;
-                for (i, e) in endpoints.iter().enumerate() {
-                    r -= eff(e);
-                    if r < 0.0 {
-                        return Some(i);
-                    }
-                }
-                Some(n - 1)
+                Some(crate::roulette(&self.rng, endpoints, eff).min(n - 1))
             }
         }
     }

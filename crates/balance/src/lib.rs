@@ -149,6 +149,25 @@ impl BalancerConfig {
     }
 }
 
+/// Draws an index with probability proportional to `score` (non-negative), seeded: the
+/// roulette wheel of least-request's weighted mode, honey bee foraging and forecast-aware
+/// weighting. `endpoints` must not be empty.
+pub(crate) fn roulette(
+    rng: &foresight_core::rng::AtomicSplitMix,
+    endpoints: &[Endpoint],
+    score: impl Fn(&Endpoint) -> f64,
+) -> usize {
+    let total: f64 = endpoints.iter().map(&score).sum();
+    let mut r = rng.unit_f64() * total;
+    for (i, e) in endpoints.iter().enumerate() {
+        r -= score(e);
+        if r < 0.0 {
+            return i;
+        }
+    }
+    endpoints.len() - 1
+}
+
 /// Builds the balancer for one snapshot of eligible endpoints.
 pub fn build(config: &BalancerConfig, endpoints: &[Endpoint]) -> Box<dyn Balancer> {
     let inner = build_algorithm(config, endpoints);
@@ -183,10 +202,10 @@ fn build_algorithm(config: &BalancerConfig, endpoints: &[Endpoint]) -> Box<dyn B
             Box::new(active_clustering::ActiveClustering::new(endpoints, seed))
         }
         Algorithm::Prequal => Box::new(prequal::Prequal::new(seed)),
-        Algorithm::MinMin => Box::new(min_min::MinMin),
-        Algorithm::MaxMin => Box::new(max_min::MaxMin),
-        Algorithm::Lbmm => Box::new(lbmm::Lbmm),
-        Algorithm::PaLbimm => Box::new(pa_lbimm::PaLbimm),
+        Algorithm::MinMin => Box::new(min_min::new()),
+        Algorithm::MaxMin => Box::new(max_min::new()),
+        Algorithm::Lbmm => Box::new(lbmm::new()),
+        Algorithm::PaLbimm => Box::new(pa_lbimm::new()),
         Algorithm::ForecastAware => Box::new(forecast_aware::ForecastAware::new(seed)),
     }
 }

@@ -7,37 +7,18 @@
 //! [`crate::batch`]; a request asked for alone (no batch) goes to its earliest-completing
 //! instance.
 
-use foresight_core::Time;
+use crate::batch::{min_min_into, Heuristic, Ledger};
+use crate::{Algorithm, RequestInfo};
 
-use crate::batch::{min_min_into, Ledger};
-use crate::{Algorithm, Balancer, Endpoint, RequestInfo};
-
-/// See the module documentation.
-#[derive(Debug)]
-pub struct MinMin;
-
-impl Balancer for MinMin {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::MinMin
+/// Min-Min as a balancer.
+pub(crate) fn new() -> Heuristic {
+    Heuristic {
+        algorithm: Algorithm::MinMin,
+        assign,
     }
+}
 
-    fn pick(&self, endpoints: &[Endpoint], request: &RequestInfo, now: Time) -> Option<usize> {
-        (!endpoints.is_empty()).then(|| Ledger::new(endpoints, now).best(request.cost_or_one()).0)
-    }
-
-    fn assign_batch(
-        &self,
-        endpoints: &[Endpoint],
-        batch: &[RequestInfo],
-        now: Time,
-    ) -> Option<Vec<usize>> {
-        if endpoints.is_empty() {
-            return Some(Vec::new());
-        }
-        let mut ledger = Ledger::new(endpoints, now);
-        let mut out = vec![0; batch.len()];
-        let all: Vec<usize> = (0..batch.len()).collect();
-        min_min_into(&mut ledger, batch, &all, false, &mut out);
-        Some(out)
-    }
+fn assign(ledger: &mut Ledger, batch: &[RequestInfo], out: &mut [usize]) {
+    let all: Vec<usize> = (0..batch.len()).collect();
+    min_min_into(ledger, batch, &all, false, out);
 }

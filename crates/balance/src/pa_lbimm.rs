@@ -10,59 +10,41 @@
 //! simulator); VIP requests are never moved by the rebalancing. A request asked for alone goes
 //! to its earliest-completing instance.
 
-use foresight_core::Time;
-
-use crate::batch::{min_min_into, rebalance, Ledger};
+use crate::batch::{min_min_into, rebalance, Heuristic, Ledger};
 use crate::lbmm::REBALANCE_ROUNDS;
-use crate::{Algorithm, Balancer, Endpoint, RequestInfo};
+use crate::{Algorithm, RequestInfo};
 
-/// See the module documentation.
-#[derive(Debug)]
-pub struct PaLbimm;
-
-impl Balancer for PaLbimm {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::PaLbimm
+/// PA-LBIMM as a balancer.
+pub(crate) fn new() -> Heuristic {
+    Heuristic {
+        algorithm: Algorithm::PaLbimm,
+        assign,
     }
+}
 
-    fn pick(&self, endpoints: &[Endpoint], request: &RequestInfo, now: Time) -> Option<usize> {
-        (!endpoints.is_empty()).then(|| Ledger::new(endpoints, now).best(request.cost_or_one()).0)
-    }
-
-    fn assign_batch(
-        &self,
-        endpoints: &[Endpoint],
-        batch: &[RequestInfo],
-        now: Time,
-    ) -> Option<Vec<usize>> {
-        if endpoints.is_empty() {
-            return Some(Vec::new());
-        }
-        let mut ledger = Ledger::new(endpoints, now);
-        let mut out = vec![0; batch.len()];
-        let vip: Vec<usize> = (0..batch.len())
-            .filter(|r| batch[*r].priority > 0)
-            .collect();
-        let ordinary: Vec<usize> = (0..batch.len())
-            .filter(|r| batch[*r].priority == 0)
-            .collect();
-        min_min_into(&mut ledger, batch, &vip, false, &mut out);
-        min_min_into(&mut ledger, batch, &ordinary, false, &mut out);
-        rebalance(
-            &mut ledger,
-            batch,
-            &mut out,
-            |r| batch[r].priority == 0,
-            REBALANCE_ROUNDS,
-        );
-        Some(out)
-    }
+fn assign(ledger: &mut Ledger, batch: &[RequestInfo], out: &mut [usize]) {
+    let vip: Vec<usize> = (0..batch.len())
+        .filter(|r| batch[*r].priority > 0)
+        .collect();
+    let ordinary: Vec<usize> = (0..batch.len())
+        .filter(|r| batch[*r].priority == 0)
+        .collect();
+    min_min_into(ledger, batch, &vip, false, out);
+    min_min_into(ledger, batch, &ordinary, false, out);
+    rebalance(
+        ledger,
+        batch,
+        out,
+        |r| batch[r].priority == 0,
+        REBALANCE_ROUNDS,
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::batch::tests::{req, skewed};
+    use crate::Balancer;
 
     #[test]
     fn vip_requests_get_the_fast_instance_first() {
@@ -70,12 +52,25 @@ mod tests {
         // Four ordinary requests and one VIP one, all the same size.
         let mut batch: Vec<RequestInfo> = (0..5).map(|_| req(1.0)).collect();
         batch[4].priority = 1;
-        let out = PaLbimm.assign_batch(&eps, &batch, t).unwrap();
+        let out = new().assign_batch(&eps, &batch, t).unwrap();
         assert_eq!(out[4], 0, "{out:?}");
-        // The VIP request's completion is the earliest possible (first on the fast instance).
-        let plain = crate::min_min::MinMin
-            .assign_batch(&eps, &batch, t)
-            .unwrap();
-        assert_eq!(plain.len(), 5);
+    }
+
+    #[test]
+    fn vip_requests_are_never_moved_by_rebalancing() {
+        let (eps, t) = skewed();
+        // Six VIP requests: Min-Min puts most on the fast instance; rebalancing may not move them.
+        let batch: Vec<RequestInfo> = (0..6)
+            .map(|_| RequestInfo {
+                priority: 1,
+                ..req(1.0)
+            })
+            .collect();
+        let pa = new().assign_batch(&eps, &batch, t).unwrap();
+        let mut ledger = crate::batch::Ledger::new(&eps, t);
+        let mut plain = vec![0; 6];
+        let all: Vec<usize> = (0..6).collect();
+        crate::batch::min_min_into(&mut ledger, &batch, &all, false, &mut plain);
+        assert_eq!(pa, plain, "only Min-Min placed the VIP requests");
     }
 }

@@ -293,8 +293,9 @@ impl Queue {
         // Ties at the same nanosecond go in insertion order (wrapping after 2^32 events only
         // reorders exact ties, deterministically).
         self.seq = self.seq.wrapping_add(1);
-        self.heap
-            .push(Reverse((u128::from(at) << 64) | (u128::from(self.seq) << 32) | u128::from(slot)));
+        self.heap.push(Reverse(
+            (u128::from(at) << 64) | (u128::from(self.seq) << 32) | u128::from(slot),
+        ));
     }
 
     fn pop(&mut self) -> Option<(u64, Event)> {
