@@ -37,9 +37,10 @@ fn scenario(
     }
 }
 
-/// Within 2% of theory, or — where 2% is below what any run of this length can resolve (heavy
-/// load: the variance of a mean wait grows like 1/(1-ρ)^4) — within three batch-means standard
-/// errors, and the error must then be under 10%.
+/// Within 2% of Erlang C at every load, for the committed seed (the simulator is deterministic
+/// for a seed, so this is a regression test, not a flaky one). At ρ = 0.95 the variance of a mean
+/// wait grows like 1/(1-ρ)^4, so another seed may miss 2% at this run length; the batch-means
+/// standard error is printed and the result must also lie within three of them.
 #[test]
 fn mm1_and_mmc_mean_waits_match_erlang_c() {
     let mu = 100.0; // 10 ms mean service
@@ -73,11 +74,15 @@ fn mm1_and_mmc_mean_waits_match_erlang_c() {
                 rel * 100.0,
                 3.0 * se / theory * 100.0
             );
-            let ok = rel <= 0.02 || ((sim - theory).abs() <= 3.0 * se && rel <= 0.10);
-            assert!(ok, "M/M/{c} at {rho}: {sim} vs {theory} (se {se})");
-            if rho <= 0.5 {
-                assert!(rel <= 0.02, "light load must be within 2%: {rel}");
-            }
+            assert!(
+                rel <= 0.02,
+                "M/M/{c} at {rho}: {sim} vs {theory}: {:.2}% off",
+                rel * 100.0
+            );
+            assert!(
+                (sim - theory).abs() <= 3.0 * se,
+                "M/M/{c} at {rho}: outside 3 standard errors ({se})"
+            );
             // Utilisation of the instance is the offered load.
             assert!((o.utilisation[0] - rho).abs() < 0.01, "{:?}", o.utilisation);
         }
