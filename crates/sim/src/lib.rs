@@ -298,6 +298,11 @@ impl Queue {
         ));
     }
 
+    /// Time of the earliest event, if any.
+    fn peek_time(&self) -> Option<u64> {
+        self.heap.peek().map(|Reverse(key)| (key >> 64) as u64)
+    }
+
     fn pop(&mut self) -> Option<(u64, Event)> {
         let Reverse(key) = self.heap.pop()?;
         let (at, slot) = ((key >> 64) as u64, key as u32);
@@ -518,8 +523,25 @@ pub fn run_with_progress(
     let constant_rate = matches!(s.profile, Profile::Constant { .. });
     let single_class = s.classes.len() == 1;
     let first = (mean_gap_ns * arrivals_rng.sample::<f64, _>(Exp1)) as u64;
-    queue.push(first, Event::Arrival);
-    while let Some((t, event)) = queue.pop() {
+    // The next arrival is kept out of the heap (half the heap traffic per request); at equal
+    // times queued events go first.
+    let mut next_arrival: Option<u64> = (first < end).then_some(first);
+    loop {
+        let (t, event) = match (next_arrival, queue.peek_time()) {
+            (Some(a), Some(q)) if a < q => {
+                next_arrival = None;
+                (a, Event::Arrival)
+            }
+            (Some(a), None) => {
+                next_arrival = None;
+                (a, Event::Arrival)
+            }
+            (_, Some(_)) => match queue.pop() {
+                Some(x) => x,
+                None => break,
+            },
+            (None, None) => break,
+        };
         now = t;
         events += 1;
         if events & 0xFFFF == 0 {
@@ -531,7 +553,7 @@ pub fn run_with_progress(
                 let gap = mean_gap_ns * arrivals_rng.sample::<f64, _>(Exp1);
                 let next = now + gap as u64;
                 if next < end {
-                    queue.push(next, Event::Arrival);
+                    next_arrival = Some(next);
                 }
                 if !constant_rate {
                     let rate = s.profile.rate_at(Duration::from_nanos(now));
