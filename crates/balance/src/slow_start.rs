@@ -82,6 +82,17 @@ impl Balancer for SlowStart {
         }
         last
     }
+
+    /// Batches are assigned by the inner heuristic as they are: its completion-time model
+    /// already sees a young instance's (higher) observed latency.
+    fn assign_batch(
+        &self,
+        endpoints: &[Endpoint],
+        batch: &[RequestInfo],
+        now: Time,
+    ) -> Option<Vec<usize>> {
+        self.inner.assign_batch(endpoints, batch, now)
+    }
 }
 
 #[cfg(test)]
@@ -95,6 +106,21 @@ mod tests {
             aggression: 1.0,
             min_weight_percent: 10.0,
         }
+    }
+
+    #[test]
+    fn batch_heuristics_keep_their_batches_under_slow_start() {
+        let eps: Vec<Endpoint> = (0..3)
+            .map(|i| Endpoint::new(i, 1, EwmaParams::default(), Time::ZERO))
+            .collect();
+        let mut cfg = BalancerConfig::new(Algorithm::MinMin, 1);
+        cfg.slow_start = Some(config());
+        let b = build(&cfg, &eps);
+        let batch = vec![RequestInfo::default(); 6];
+        assert_eq!(
+            b.assign_batch(&eps, &batch, Time::ZERO).map(|v| v.len()),
+            Some(6)
+        );
     }
 
     #[test]
