@@ -320,9 +320,16 @@ async fn exchange(
     *req.headers_mut() = std::mem::take(&mut parts.headers);
     match conn.try_send(req).await {
         Ok(resp) => Ok((resp, conn)),
-        Err((e, Some(unsent))) if conn.reused => {
+        Err((e, Some(mut unsent))) if conn.reused => {
             tracing::debug!(error = %e, backend = %backend.address, "pooled connection was closed; reconnecting");
-            let mut fresh = backend.upstream.connect_new().await?;
+            let mut fresh = match backend.upstream.connect_new().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Nothing was sent: give the headers back for a retry on another instance.
+                    parts.headers = std::mem::take(unsent.headers_mut());
+                    return Err(e);
+                }
+            };
             let resp = fresh.try_send(unsent).await.map_err(|(e, _)| e)?;
             Ok((resp, fresh))
         }
