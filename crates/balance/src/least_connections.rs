@@ -33,17 +33,14 @@ impl Balancer for LeastConnections {
             return None;
         }
         let start = self.start.fetch_add(1, Ordering::Relaxed) % n;
-        let mut best = start;
-        let mut best_load = endpoints[start].load.in_flight();
-        // Scan from `start` to the end, then wrap: no division per element.
-        for i in (start + 1..n).chain(0..start) {
-            let l = endpoints[i].load.in_flight();
-            if l < best_load {
-                best = i;
-                best_load = l;
-            }
-        }
-        Some(best)
+        // Two passes: a min reduction over independent loads (no index carried from one
+        // element to the next), then the first instance at that minimum from `start`, which
+        // ends early in the usual case of many ties.
+        let min = endpoints.iter().map(|e| e.load.in_flight()).min()?;
+        (start..n)
+            .chain(0..start)
+            .find(|i| endpoints[*i].load.in_flight() <= min)
+            .or(Some(start))
     }
 }
 
