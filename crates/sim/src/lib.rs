@@ -592,24 +592,10 @@ pub fn run_with_progress(
                         queue.push(now + BATCH_WINDOW.as_nanos() as u64, Event::Flush);
                     }
                     pending.push((info, now, size, counted));
-                    if pending.len() < MAX_BATCH {
-                        continue;
+                    if pending.len() >= MAX_BATCH {
+                        // A full batch goes now; a flush already scheduled finds it empty.
+                        queue.push(now, Event::Flush);
                     }
-                    // A full batch goes at once; the scheduled flush will find it empty.
-                    flush(
-                        &mut pending,
-                        &mut batch_infos,
-                        &*balancer,
-                        &endpoints,
-                        &active,
-                        &mut instances,
-                        &all,
-                        &mut queue,
-                        now,
-                        stats_from,
-                        &mut waits,
-                        &mut dropped,
-                    );
                     continue;
                 }
                 let Some(k) = balancer.pick(&endpoints, &info, Time::from_nanos(now)) else {
