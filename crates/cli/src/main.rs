@@ -3,6 +3,7 @@
 //! (64 for configuration and usage errors, 1 for the rest).
 
 mod demo;
+mod forecast;
 mod plot;
 mod simulate;
 
@@ -42,6 +43,11 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run a scenario in the discrete-event simulator for several algorithms and compare.
     Simulate(simulate::SimulateArgs),
+    /// Train the LSTM forecaster on a trace and save it (model, configuration and scalers).
+    Train(forecast::TrainArgs),
+    /// Evaluate forecasters on a trace, or forecast with a saved model.
+    #[command(subcommand)]
+    Forecast(forecast::ForecastCommand),
 }
 
 #[derive(Args)]
@@ -274,6 +280,8 @@ pub(crate) fn failure(e: impl std::fmt::Display) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists: candle's CPU kernels read this on every call.
+    foresight_forecast::init_threads();
     let cli = Cli::parse();
     // The demo prints its own progress; the proxy's info logs would bury it.
     init_logging(if matches!(cli.command, Command::Demo(_)) {
@@ -287,5 +295,7 @@ fn main() -> ExitCode {
         Command::Algorithms => algorithms(),
         Command::Demo(a) => demo::run(a),
         Command::Simulate(a) => simulate::run(a),
+        Command::Train(a) => forecast::train(a),
+        Command::Forecast(c) => forecast::forecast(c),
     }
 }

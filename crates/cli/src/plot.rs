@@ -80,3 +80,78 @@ pub fn latency_cdf(
     root.present()?;
     Ok(())
 }
+
+/// Forecast against actual over time (x: hours from the first point; y: value per step), each
+/// line averaged over 10-step bins so that the shape is readable.
+pub fn forecast_vs_actual(
+    path: &Path,
+    title: &str,
+    models: &[String],
+    points: &[foresight_forecast::eval::PlotPoint],
+    step_secs: i64,
+) -> anyhow::Result<()> {
+    register_font();
+    anyhow::ensure!(!points.is_empty(), "nothing to plot: no test point was scored");
+    const BIN: usize = 10;
+    let t0 = points[0].time;
+    let hours = |t: i64| (t - t0) as f64 / 3600.0;
+    let binned = |f: &dyn Fn(&foresight_forecast::eval::PlotPoint) -> f64| -> Vec<(f64, f64)> {
+        points
+            .chunks(BIN)
+            .map(|c| {
+                (
+                    hours(c[0].time),
+                    c.iter().map(f).sum::<f64>() / c.len() as f64,
+                )
+            })
+            .collect()
+    };
+    let actual = binned(&|p| p.actual);
+    let lines: Vec<Vec<(f64, f64)>> = (0..models.len())
+        .map(|m| binned(&|p| p.forecasts[m]))
+        .collect();
+    let ymax = actual
+        .iter()
+        .chain(lines.iter().flatten())
+        .map(|p| p.1)
+        .fold(0.0, f64::max)
+        * 1.05;
+    let xmax = hours(points.last().map_or(t0, |p| p.time)).max(1.0);
+    let root = SVGBackend::new(path, (1200, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..xmax, 0.0..ymax.max(1.0))?;
+    chart
+        .configure_mesh()
+        .x_desc("hours from the start of the test part")
+        .y_desc(format!("requests per {step_secs} s ({BIN}-step means)"))
+        .label_style(("sans-serif", 14))
+        .draw()?;
+    chart
+        .draw_series(LineSeries::new(actual, BLACK.stroke_width(2)))?
+        .label("actual")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+    for (i, (name, line)) in models.iter().zip(lines).enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let width = if i == 0 { 2 } else { 1 };
+        chart
+            .draw_series(LineSeries::new(line, color.stroke_width(width)))?
+            .label(name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! Preprocessing as in the paper: noise removal, 0–1 normalisation, calendar features and a
+//! chronological split.
+
+use serde::{Deserialize, Serialize};
+
+/// What the Hampel filter changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CleanReport {
+    /// Points examined.
+    pub points: usize,
+    /// Points replaced by their window median.
+    pub replaced: usize,
+}
+
+/// Hampel filter: a point further than `n_sigmas` robust standard deviations (1.4826 × MAD)
+/// from the median of the centred window of `2 × half_window + 1` points is replaced by that
+/// median. Returns what was changed.
+pub fn hampel(values: &mut [f64], half_window: usize, n_sigmas: f64) -> CleanReport {
+    let n = values.len();
+    let original = values.to_vec();
+    let mut window = Vec::with_capacity(2 * half_window + 1);
+    let mut dev = Vec::with_capacity(2 * half_window + 1);
+    let mut replaced = 0;
+    for i in 0..n {
+        let lo = i.saturating_sub(half_window);
+        let hi = (i + half_window + 1).min(n);
+        window.clear();
+        window.extend_from_slice(&original[lo..hi]);
+        let med = median(&mut window);
+        dev.clear();
+        dev.extend(window.iter().map(|v| (v - med).abs()));
+        let mad = median(&mut dev);
+        let sigma = 1.4826 * mad;
+        if sigma > 0.0 && (original[i] - med).abs() > n_sigmas * sigma {
+            values[i] = med;
+            replaced += 1;
+        }
+    }
+    CleanReport {
+        points: n,
+        replaced,
+    }
+}
+
+/// Median of a non-empty slice (reorders it).
+pub fn median(v: &mut [f64]) -> f64 {
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let mid = n / 2;
+    let (_, m, _) = v.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
+    let m = *m;
+    if n % 2 == 1 {
+        m
+    } else {
+        let lower = v[..mid].iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (lower + m) / 2.0
+    }
+}
+
+/// Min-max scaling to 0–1, fitted on the training split only and saved beside the model.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MinMax {
+    /// Value mapped to 0.
+    pub min: f64,
+    /// Value mapped to 1.
+    pub max: f64,
+}
+
+impl MinMax {
+    /// Fits to the values' range (a constant series maps to 0).
+    pub fn fit(values: impl IntoIterator<Item = f64>) -> MinMax {
+        let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+        for v in values {
+            min = min.min(v);
+            max = max.max(v);
+        }
+        if !min.is_finite() {
+            return MinMax { min: 0.0, max: 1.0 };
+        }
+        MinMax { min, max }
+    }
+
+    fn span(&self) -> f64 {
+        let s = self.max - self.min;
+        if s > 0.0 {
+            s
+        } else {
+            1.0
+        }
+    }
+
+    /// Maps to 0–1 (values outside the fitted range go outside 0–1; nothing is clipped).
+    pub fn scale(&self, v: f64) -> f64 {
+        (v - self.min) / self.span()
+    }
+
+    /// Maps back.
+    pub fn unscale(&self, v: f64) -> f64 {
+        v * self.span() + self.min
+    }
+}
+
+/// Time of day and day of week as sin/cos pairs (4 values), for Unix time `t`.
+pub fn calendar(t: i64) -> [f64; 4] {
+    use std::f64::consts::TAU;
+    let day = t.rem_euclid(86_400) as f64 / 86_400.0;
+    // 1970-01-01 was a Thursday; day 0 of the week here is Monday.
+    let week = (t + 3 * 86_400).rem_euclid(7 * 86_400) as f64 / (7.0 * 86_400.0);
+    [
+        (TAU * day).sin(),
+        (TAU * day).cos(),
+        (TAU * week).sin(),
+        (TAU * week).cos(),
+    ]
+}
+
+/// A chronological split of step indices `[0, n)`: train, validation, test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Split {
+    /// End of the training part (exclusive).
+    pub train_end: usize,
+    /// End of the validation part (exclusive); the test part runs to the end.
+    pub val_end: usize,
+    /// Total length.
+    pub len: usize,
+}
+
+impl Split {
+    /// Splits `n` steps by the given fractions (train, validation; the rest is test).
+    pub fn new(n: usize, train: f64, val: f64) -> Result<Split, String> {
+        if !(train > 0.0 && val >= 0.0 && train + val < 1.0) {
+            return Err(format!(
+                "split fractions train={train} validation={val} must be positive and leave a test part"
+            ));
+        }
+        let train_end = (n as f64 * train).round() as usize;
+        let val_end = (n as f64 * (train + val)).round() as usize;
+        Ok(Split {
+            train_end,
+            val_end,
+            len: n,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hampel_replaces_spikes_and_counts_them() {
+        let mut v: Vec<f64> = (0..50).map(|i| 10.0 + (i % 3) as f64).collect();
+        v[20] = 500.0;
+        v[35] = -300.0;
+        let r = hampel(&mut v, 5, 3.0);
+        assert_eq!(r.replaced, 2);
+        assert_eq!(r.points, 50);
+        assert!(v[20] < 13.0 && v[35] > 9.0);
+        // A smooth series is left alone.
+        let mut s: Vec<f64> = (0..100).map(|i| (i as f64 / 10.0).sin() * 50.0 + 100.0).collect();
+        let before = s.clone();
+        assert_eq!(hampel(&mut s, 5, 3.0).replaced, 0);
+        assert_eq!(s, before);
+    }
+
+    #[test]
+    fn minmax_round_trips_and_maps_the_range_to_unit() {
+        let m = MinMax::fit([5.0, 15.0, 10.0]);
+        assert_eq!(m.scale(5.0), 0.0);
+        assert_eq!(m.scale(15.0), 1.0);
+        assert!((m.unscale(m.scale(12.3)) - 12.3).abs() < 1e-12);
+        let c = MinMax::fit([7.0, 7.0]);
+        assert_eq!(c.scale(7.0), 0.0);
+    }
+
+    #[test]
+    fn calendar_features_are_periodic() {
+        let a = calendar(1_000_000);
+        let b = calendar(1_000_000 + 7 * 86_400);
+        for k in 0..4 {
+            assert!((a[k] - b[k]).abs() < 1e-9);
+        }
+        // Midnight: time-of-day angle zero.
+        let m = calendar(86_400 * 3);
+        assert!(m[0].abs() < 1e-12 && (m[1] - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn split_is_chronological_and_validated() {
+        let s = Split::new(1000, 0.7, 0.15).unwrap();
+        assert_eq!((s.train_end, s.val_end), (700, 850));
+        assert!(Split::new(10, 0.9, 0.2).is_err());
+    }
+}
