@@ -204,10 +204,11 @@ fn train_lstm(l: &Loaded, quiet: bool) -> Result<(Lstm, f64), String> {
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "lstm: {} epochs in {:.1} s, best validation loss {:.6} (MSE on 0–1 scaled values)",
+        "lstm: {} epochs in {:.1} s, best validation loss {:.6} ({} on 0–1 scaled values)",
         model.meta().epochs_run,
         secs,
-        model.meta().val_loss
+        model.meta().val_loss,
+        format!("{:?}", model.meta().config.loss).to_lowercase()
     );
     Ok((model, secs))
 }
@@ -262,6 +263,9 @@ fn eval(args: EvalArgs) -> ExitCode {
     };
     let mut models: Vec<Box<dyn Forecaster>> = vec![Box::new(lstm)];
     let mut secs = vec![lstm_secs];
+    if !l.dataset.has_history_for(7 * l.dataset.day()) {
+        eprintln!("seasonal-naive-weekly left out: less than a week of gap-free history before the test part");
+    }
     for (m, s) in l.dataset.baselines(l.horizon_steps) {
         models.push(m);
         secs.push(s);
@@ -314,10 +318,16 @@ fn eval(args: EvalArgs) -> ExitCode {
         let names: Vec<String> = e.scores.iter().map(|s| s.name.clone()).collect();
         let title = format!(
             "{}: forecast {} min ahead vs actual, first test week",
-            args.data.trace.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default(),
+            args.data
+                .trace
+                .file_name()
+                .map(|f| f.to_string_lossy().to_string())
+                .unwrap_or_default(),
             args.horizon
         );
-        if let Err(err) = crate::plot::forecast_vs_actual(path, &title, &names, &e.plot, l.dataset.series.step) {
+        if let Err(err) =
+            crate::plot::forecast_vs_actual(path, &title, &names, &e.plot, l.dataset.series.step)
+        {
             return failure(err);
         }
     }
@@ -341,7 +351,16 @@ fn print_table(args: &EvalArgs, l: &Loaded, e: &Evaluation) {
     );
     println!(
         "{:<22} {:>10} {:>10} {:>8} {:>6} {:>9} {:>9} {:>9} {:>11} {:>13}",
-        "model", "MAE", "RMSE", "sMAPE%", "MASE", "train s", "infer µs", "anomalies", "untrusted", "MAE trust/un"
+        "model",
+        "MAE",
+        "RMSE",
+        "sMAPE%",
+        "MASE",
+        "train s",
+        "infer µs",
+        "anomalies",
+        "untrusted",
+        "MAE trust/un"
     );
     for s in &e.scores {
         println!(

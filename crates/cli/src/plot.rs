@@ -91,7 +91,10 @@ pub fn forecast_vs_actual(
     step_secs: i64,
 ) -> anyhow::Result<()> {
     register_font();
-    anyhow::ensure!(!points.is_empty(), "nothing to plot: no test point was scored");
+    anyhow::ensure!(
+        !points.is_empty(),
+        "nothing to plot: no test point was scored"
+    );
     const BIN: usize = 10;
     let t0 = points[0].time;
     let hours = |t: i64| (t - t0) as f64 / 3600.0;

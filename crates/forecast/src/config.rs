@@ -46,11 +46,14 @@ impl ForecastConfig {
                 d.train, d.validation
             ));
         }
-        if !(d.hampel_sigmas > 0.0) {
-            return Err(format!("data.hampel_sigmas must be positive, got {}", d.hampel_sigmas));
+        if d.hampel_sigmas.is_nan() || d.hampel_sigmas <= 0.0 {
+            return Err(format!(
+                "data.hampel_sigmas must be positive, got {}",
+                d.hampel_sigmas
+            ));
         }
         let a = &self.anomaly;
-        if a.window < 3 || !(a.threshold > 0.0) || a.hold_secs < 0 {
+        if a.window < 3 || a.threshold.is_nan() || a.threshold <= 0.0 || a.hold_secs < 0 {
             return Err(format!(
                 "anomaly: window must be ≥ 3, threshold > 0 and hold_secs ≥ 0 (got {}, {}, {})",
                 a.window, a.threshold, a.hold_secs

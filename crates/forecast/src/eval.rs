@@ -118,6 +118,9 @@ pub fn evaluate(
             Default::default();
         for (i, v) in seg.values.iter().enumerate() {
             let g = seg.offset + i;
+            if g >= split.len {
+                break;
+            }
             let t = series.time(g);
             let feats: &[f64] = seg.features.get(i).map(Vec::as_slice).unwrap_or(&[]);
             // Realised residuals first: the detector learns about step g before forecasting from it.
@@ -156,14 +159,11 @@ pub fn evaluate(
             for m in models.iter_mut() {
                 m.observe(t, *v, feats);
             }
-            if g < warm_from || i + horizon >= seg.values.len() {
+            if g < warm_from || i + horizon >= seg.values.len() || g + horizon >= split.len {
                 continue;
             }
             let scored = g >= split.val_end;
-            let trusted: Vec<bool> = detectors
-                .iter()
-                .map(|d| d.trustworthy(t))
-                .collect();
+            let trusted: Vec<bool> = detectors.iter().map(|d| d.trustworthy(t)).collect();
             for (m, model) in models.iter_mut().enumerate() {
                 let started = Instant::now();
                 fc[m] = model.forecast(horizon);
@@ -176,7 +176,10 @@ pub fn evaluate(
                 }
                 continue;
             }
-            let f: Vec<f64> = fc.iter().map(|f| f.as_ref().unwrap()[horizon - 1]).collect();
+            let f: Vec<f64> = fc
+                .iter()
+                .map(|f| f.as_ref().unwrap()[horizon - 1])
+                .collect();
             if scored {
                 points += 1;
                 if points % 256 == 0 {
@@ -239,7 +242,9 @@ mod tests {
         // A pure daily pattern (period 24 steps): seasonal naive is exact, persistence is not.
         let period = 24;
         let values: Vec<f64> = (0..period * 20)
-            .map(|i| 50.0 + 40.0 * ((i % period) as f64 / period as f64 * std::f64::consts::TAU).sin())
+            .map(|i| {
+                50.0 + 40.0 * ((i % period) as f64 / period as f64 * std::f64::consts::TAU).sin()
+            })
             .collect();
         let series = Series::from_values(0, 3600, &values);
         let split = Split::new(values.len(), 0.5, 0.2).unwrap();
@@ -247,8 +252,16 @@ mod tests {
             Box::new(Persistence::new()),
             Box::new(SeasonalNaive::new("seasonal-naive", 3600, period)),
         ];
-        let e = evaluate(&series, split, &mut models, &[0.0, 0.0], 3, AnomalyConfig::default(), |_, _| {})
-            .unwrap();
+        let e = evaluate(
+            &series,
+            split,
+            &mut models,
+            &[0.0, 0.0],
+            3,
+            AnomalyConfig::default(),
+            |_, _| {},
+        )
+        .unwrap();
         assert_eq!(e.points, values.len() - split.val_end - 3);
         assert_eq!(e.scores[0].mase, 1.0);
         assert!(e.scores[1].mae < 1e-9, "{:?}", e.scores[1]);
@@ -261,6 +274,15 @@ mod tests {
         let series = Series::from_values(0, 60, &[1.0; 100]);
         let split = Split::new(100, 0.5, 0.2).unwrap();
         let mut models: Vec<Box<dyn Forecaster>> = vec![Box::new(SeasonalNaive::new("s", 60, 5))];
-        assert!(evaluate(&series, split, &mut models, &[], 2, AnomalyConfig::default(), |_, _| {}).is_err());
+        assert!(evaluate(
+            &series,
+            split,
+            &mut models,
+            &[],
+            2,
+            AnomalyConfig::default(),
+            |_, _| {}
+        )
+        .is_err());
     }
 }

@@ -90,7 +90,13 @@ impl HoltWinters {
         HoltWinters::new(step, period, params)
     }
 
-    fn score(step: i64, period: usize, horizon: usize, train: &[(i64, &[f64])], p: HwParams) -> f64 {
+    fn score(
+        step: i64,
+        period: usize,
+        horizon: usize,
+        train: &[(i64, &[f64])],
+        p: HwParams,
+    ) -> f64 {
         let mut m = HoltWinters::new(step, period, p);
         let (mut sum, mut n) = (0.0, 0usize);
         let mut pending: std::collections::VecDeque<(usize, f64)> = Default::default();
@@ -181,7 +187,8 @@ impl Forecaster for HoltWinters {
         } = self.params;
         let s = self.slot(time);
         let prev_level = self.level;
-        self.level = alpha * (value - self.season[s]) + (1.0 - alpha) * (prev_level + phi * self.trend);
+        self.level =
+            alpha * (value - self.season[s]) + (1.0 - alpha) * (prev_level + phi * self.trend);
         self.trend = beta * (self.level - prev_level) + (1.0 - beta) * phi * self.trend;
         self.season[s] = gamma * (value - self.level) + (1.0 - gamma) * self.season[s];
     }
@@ -198,7 +205,9 @@ mod tests {
     #[test]
     fn learns_a_clean_seasonal_pattern() {
         let period = 24;
-        let f = |i: usize| 100.0 + 30.0 * ((i % period) as f64 / period as f64 * std::f64::consts::TAU).sin();
+        let f = |i: usize| {
+            100.0 + 30.0 * ((i % period) as f64 / period as f64 * std::f64::consts::TAU).sin()
+        };
         let values: Vec<f64> = (0..period * 10).map(f).collect();
         let mut hw = HoltWinters::fit(60, period, 5, &[(0, &values)]);
         for (i, v) in values.iter().enumerate() {
@@ -214,7 +223,16 @@ mod tests {
 
     #[test]
     fn waits_for_two_seasons_before_forecasting() {
-        let mut hw = HoltWinters::new(60, 4, HwParams { alpha: 0.2, beta: 0.0, gamma: 0.1, phi: 0.9 });
+        let mut hw = HoltWinters::new(
+            60,
+            4,
+            HwParams {
+                alpha: 0.2,
+                beta: 0.0,
+                gamma: 0.1,
+                phi: 0.9,
+            },
+        );
         for i in 0..7 {
             hw.observe(i * 60, 1.0, &[]);
             assert!(hw.forecast(1).is_none());

@@ -12,6 +12,7 @@ pub mod eval;
 pub mod holt_winters;
 pub mod lstm;
 pub mod model;
+pub mod online;
 pub mod pipeline;
 pub mod prep;
 pub mod series;
@@ -23,6 +24,7 @@ pub use eval::{evaluate, Evaluation, Score};
 pub use holt_winters::HoltWinters;
 pub use lstm::{Lstm, LstmConfig, ModelError};
 pub use model::Forecaster;
+pub use online::{OnlineLstm, RetrainPolicy};
 pub use pipeline::{Dataset, PrepConfig};
 pub use series::{Aggregate, Series, SeriesError};
 

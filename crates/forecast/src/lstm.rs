@@ -50,6 +50,9 @@ pub struct LstmConfig {
     pub stride: usize,
     /// Add time of day and day of week (sin/cos) to the input.
     pub calendar: bool,
+    /// Training loss on scaled values: `mse` (the paper's) or `mae` (targets the median, which
+    /// is what MAE rewards on spiky traffic).
+    pub loss: Loss,
     /// Seed for initial weights and shuffling.
     pub seed: u64,
 }
@@ -67,6 +70,7 @@ impl Default for LstmConfig {
             patience: 3,
             stride: 2,
             calendar: true,
+            loss: Loss::Mae,
             seed: 42,
         }
     }
@@ -98,8 +102,33 @@ impl LstmConfig {
         Ok(())
     }
 
+    /// Input columns per step as stored (value, calendar, features).
     fn inputs(&self, features: usize) -> usize {
         1 + if self.calendar { 4 } else { 0 } + features
+    }
+
+    /// Input columns the network sees: the stored ones plus the value relative to the last.
+    fn net_inputs(&self, features: usize) -> usize {
+        self.inputs(features) + 1
+    }
+}
+
+/// Training loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Loss {
+    /// Mean squared error.
+    Mse,
+    /// Mean absolute error.
+    Mae,
+}
+
+impl Loss {
+    fn of(self, pred: &Tensor, target: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Loss::Mse => candle_nn::loss::mse(pred, target),
+            Loss::Mae => (pred - target)?.abs()?.mean_all(),
+        }
     }
 }
 
@@ -135,7 +164,7 @@ pub struct ModelMeta {
     pub value_scaler: MinMax,
     /// Names and scalers of the extra feature columns, in input order.
     pub features: Vec<(String, MinMax)>,
-    /// Best validation loss (MSE on scaled values).
+    /// Best validation loss (the configured loss, on scaled values).
     pub val_loss: f64,
     /// Epochs run.
     pub epochs_run: usize,
@@ -183,7 +212,11 @@ impl Net {
     }
 
     fn from_map(cfg: &LstmConfig, map: &HashMap<String, Tensor>) -> Result<Net, String> {
-        let get = |k: &str| map.get(k).cloned().ok_or_else(|| format!("missing tensor `{k}`"));
+        let get = |k: &str| {
+            map.get(k)
+                .cloned()
+                .ok_or_else(|| format!("missing tensor `{k}`"))
+        };
         let mut layers = Vec::new();
         for l in 0..cfg.layers {
             layers.push(Layer {
@@ -204,7 +237,11 @@ impl Net {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let hd = self.hidden;
-        let mut input = x.clone();
+        // Level-free view of the window: each value minus the last one (×10, as differences
+        // of scaled values are small). It lets what is learnt on busy days carry to quiet ones.
+        let last_value = x.narrow(1, t - 1, 1)?.narrow(2, 0, 1)?; // (b, 1, 1)
+        let rel = (x.narrow(2, 0, 1)?.broadcast_sub(&last_value)? * 10.0)?;
+        let mut input = Tensor::cat(&[x, &rel], 2)?;
         let mut h = Tensor::zeros((b, hd), DType::F32, x.device())?;
         let last = self.layers.len() - 1;
         for (li, l) in self.layers.iter().enumerate() {
@@ -234,8 +271,7 @@ impl Net {
             }
         }
         let y = h.matmul(&self.head_w)?.broadcast_add(&self.head_b)?;
-        let last_value = x.narrow(1, t - 1, 1)?.narrow(2, 0, 1)?.squeeze(1)?;
-        y.broadcast_add(&last_value)
+        y.broadcast_add(&last_value.squeeze(1)?)
     }
 }
 
@@ -415,7 +451,7 @@ impl Lstm {
         }
         let mut rng = SmallRng::seed_from_u64(cfg.seed);
         let mut vars: Vec<(String, Var)> = Vec::new();
-        for (name, shape) in Net::shapes(cfg, inputs) {
+        for (name, shape) in Net::shapes(cfg, cfg.net_inputs(features.len())) {
             let n: usize = shape.iter().product();
             let k = 1.0 / (cfg.hidden as f32).sqrt();
             let mut data: Vec<f32> = (0..n).map(|_| rng.random_range(-k..k)).collect();
@@ -428,7 +464,10 @@ impl Lstm {
             if name.starts_with("head") {
                 data.iter_mut().for_each(|v| *v *= 0.1);
             }
-            vars.push((name, Var::from_tensor(&Tensor::from_vec(data, shape, &dev)?)?));
+            vars.push((
+                name,
+                Var::from_tensor(&Tensor::from_vec(data, shape, &dev)?)?,
+            ));
         }
         let mut opt = AdamW::new(
             vars.iter().map(|(_, v)| v.clone()).collect(),
@@ -443,7 +482,8 @@ impl Lstm {
                 .map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?.detach())))
                 .collect()
         };
-        let net_of = |map: &HashMap<String, Tensor>| Net::from_map(cfg, map).map_err(ModelError::Invalid);
+        let net_of =
+            |map: &HashMap<String, Tensor>| Net::from_map(cfg, map).map_err(ModelError::Invalid);
         let mut best: Option<(f64, HashMap<String, Tensor>)> = None;
         let mut since_best = 0;
         let mut epochs_run = 0;
@@ -460,7 +500,7 @@ impl Lstm {
             for (bi, chunk) in train_idx.chunks(cfg.batch_size).enumerate() {
                 let (x, y) = batch(train, chunk, cfg.seq_len, cfg.horizon, &dev)?;
                 let pred = net.forward(&x)?;
-                let loss = candle_nn::loss::mse(&pred, &y)?;
+                let loss = cfg.loss.of(&pred, &y)?;
                 opt.backward_step(&loss)?;
                 sum += loss.to_scalar::<f32>()? as f64 * chunk.len() as f64;
                 n += chunk.len();
@@ -488,6 +528,8 @@ impl Lstm {
                 if since_best >= cfg.patience {
                     break;
                 }
+                // Reduce on plateau: halve the rate after an epoch without improvement.
+                opt.set_learning_rate(opt.learning_rate() * 0.5);
             }
         }
         let (val_loss, tensors) = best.expect("at least one epoch");
@@ -505,7 +547,8 @@ impl Lstm {
 
     fn from_parts(meta: ModelMeta, tensors: HashMap<String, Tensor>) -> Result<Lstm, ModelError> {
         let inputs = meta.config.inputs(meta.features.len());
-        for (name, shape) in Net::shapes(&meta.config, inputs) {
+        for (name, shape) in Net::shapes(&meta.config, meta.config.net_inputs(meta.features.len()))
+        {
             let t = tensors.get(&name).ok_or_else(|| ModelError::File {
                 path: "model.safetensors".into(),
                 message: format!("missing tensor `{name}`"),
@@ -571,22 +614,32 @@ impl Lstm {
             path: p.display().to_string(),
             message,
         };
-        let text = std::fs::read_to_string(&meta_path).map_err(|e| file_err(&meta_path, e.to_string()))?;
-        let probe: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| file_err(&meta_path, format!("not JSON: {e}")))?;
+        let text =
+            std::fs::read_to_string(&meta_path).map_err(|e| file_err(&meta_path, e.to_string()))?;
+        let probe: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| file_err(&meta_path, format!("not JSON: {e}")))?;
         match probe.get("format_version").and_then(|v| v.as_u64()) {
             Some(v) if v == FORMAT_VERSION as u64 => {}
             Some(v) => {
                 return Err(file_err(
                     &meta_path,
-                    format!("format_version {v} is not supported (this build reads {FORMAT_VERSION})"),
+                    format!(
+                        "format_version {v} is not supported (this build reads {FORMAT_VERSION})"
+                    ),
                 ))
             }
-            None => return Err(file_err(&meta_path, "no format_version: not a Foresight model".into())),
+            None => {
+                return Err(file_err(
+                    &meta_path,
+                    "no format_version: not a Foresight model".into(),
+                ))
+            }
         }
         let meta: ModelMeta =
             serde_json::from_value(probe).map_err(|e| file_err(&meta_path, e.to_string()))?;
-        meta.config.validate().map_err(|e| file_err(&meta_path, e))?;
+        meta.config
+            .validate()
+            .map_err(|e| file_err(&meta_path, e))?;
         let w = dir.join("model.safetensors");
         let bytes = std::fs::read(&w).map_err(|e| file_err(&w, e.to_string()))?;
         let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
@@ -598,10 +651,17 @@ impl Lstm {
     }
 
     /// Checks that this model fits a series with these feature columns, step and horizon.
-    pub fn check_compatible(&self, step_secs: i64, features: &[String], horizon: usize) -> Result<(), ModelError> {
+    pub fn check_compatible(
+        &self,
+        step_secs: i64,
+        features: &[String],
+        horizon: usize,
+    ) -> Result<(), ModelError> {
         let mine: Vec<&str> = self.meta.features.iter().map(|(n, _)| n.as_str()).collect();
         let theirs: Vec<&str> = features.iter().map(String::as_str).collect();
-        let incompatible = |message: String| ModelError::Invalid(format!("model does not fit this data: {message}"));
+        let incompatible = |message: String| {
+            ModelError::Invalid(format!("model does not fit this data: {message}"))
+        };
         if mine != theirs {
             return Err(incompatible(format!(
                 "it was trained with features {mine:?}, the data has {theirs:?}"
@@ -641,7 +701,7 @@ fn loss_on(
     for chunk in idx.chunks(512) {
         let (x, y) = batch(data, chunk, cfg.seq_len, cfg.horizon, dev)?;
         let pred = net.forward(&x)?;
-        let l = candle_nn::loss::mse(&pred, &y)?.to_scalar::<f32>()? as f64;
+        let l = cfg.loss.of(&pred, &y)?.to_scalar::<f32>()? as f64;
         sum += l * chunk.len() as f64;
         n += chunk.len();
     }
@@ -662,7 +722,15 @@ impl Forecaster for Lstm {
         }
         self.last_time = Some(time);
         let scalers: Vec<MinMax> = self.meta.features.iter().map(|(_, s)| *s).collect();
-        input_row(cfg, &self.meta.value_scaler, &scalers, time, value, features, &mut self.row);
+        input_row(
+            cfg,
+            &self.meta.value_scaler,
+            &scalers,
+            time,
+            value,
+            features,
+            &mut self.row,
+        );
         if self.window.len() == cfg.seq_len * inputs {
             self.window.drain(..inputs);
         }
@@ -683,5 +751,176 @@ impl Forecaster for Lstm {
                 .map(|v| self.meta.value_scaler.unscale(*v as f64).max(0.0))
                 .collect(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baselines::Persistence;
+    use crate::eval::evaluate;
+    use crate::pipeline::{Dataset, PrepConfig};
+    use crate::series::Series;
+    use crate::AnomalyConfig;
+
+    fn series() -> Series {
+        // Hourly steps, daily pattern plus deterministic noise: 40 days.
+        let values: Vec<f64> = (0..24 * 40)
+            .map(|i| {
+                let day = (i % 24) as f64 / 24.0;
+                let noise = ((i as u64).wrapping_mul(2654435761) % 11) as f64 - 5.0;
+                100.0 + 60.0 * (day * std::f64::consts::TAU).sin() + noise
+            })
+            .collect();
+        Series::from_values(1_700_000_000 - 1_700_000_000 % 86_400, 3600, &values)
+    }
+
+    fn small() -> LstmConfig {
+        LstmConfig {
+            hidden: 8,
+            seq_len: 12,
+            horizon: 3,
+            epochs: 15,
+            batch_size: 32,
+            stride: 1,
+            learning_rate: 0.01,
+            ..Default::default()
+        }
+    }
+
+    fn train(cfg: &LstmConfig, ds: &Dataset) -> Lstm {
+        let (tr, va) = ds.prepared(cfg);
+        Lstm::train(
+            cfg,
+            ds.series.step,
+            ds.value_scaler,
+            Vec::new(),
+            &tr,
+            &va,
+            |_| {},
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn learns_more_than_persistence_and_is_reproducible() {
+        crate::init_threads();
+        let ds = Dataset::new(series(), &PrepConfig::default()).unwrap();
+        let cfg = small();
+        let a = train(&cfg, &ds);
+        let b = train(&cfg, &ds);
+        for name in names(cfg.layers) {
+            let (x, y) = (&a.tensors[&name], &b.tensors[&name]);
+            let d = (x - y)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert_eq!(d, 0.0, "{name} differs between two runs with one seed");
+        }
+        let mut models: Vec<Box<dyn Forecaster>> = vec![Box::new(a), Box::new(Persistence::new())];
+        let e = evaluate(
+            &ds.series,
+            ds.report.split,
+            &mut models,
+            &[0.0, 0.0],
+            3,
+            AnomalyConfig::default(),
+            |_, _| {},
+        )
+        .unwrap();
+        assert!(e.scores[0].mase < 0.8, "lstm {:?}", e.scores[0]);
+    }
+
+    #[test]
+    fn save_load_round_trip_and_bad_files() {
+        crate::init_threads();
+        let ds = Dataset::new(series(), &PrepConfig::default()).unwrap();
+        let cfg = LstmConfig {
+            epochs: 1,
+            ..small()
+        };
+        let mut model = train(&cfg, &ds);
+        let dir = std::env::temp_dir().join(format!("foresight-lstm-{}", std::process::id()));
+        model.save(&dir).unwrap();
+        let mut loaded = Lstm::load(&dir).unwrap();
+        assert_eq!(loaded.meta(), model.meta());
+        for i in 0..20 {
+            let t = 1_700_000_000 + i * 3600;
+            model.observe(t, 100.0 + i as f64, &[]);
+            loaded.observe(t, 100.0 + i as f64, &[]);
+        }
+        assert_eq!(model.forecast(3), loaded.forecast(3));
+        assert!(model.forecast(3).is_some());
+        assert!(model.forecast(4).is_none(), "beyond the trained horizon");
+        assert!(loaded.check_compatible(3600, &[], 3).is_ok());
+        assert!(loaded
+            .check_compatible(60, &[], 3)
+            .unwrap_err()
+            .to_string()
+            .contains("3600 s steps"));
+        assert!(loaded
+            .check_compatible(3600, &["cpu".into()], 3)
+            .unwrap_err()
+            .to_string()
+            .contains("features"));
+
+        // A configuration that does not match the weights.
+        let json = std::fs::read_to_string(dir.join("model.json")).unwrap();
+        std::fs::write(
+            dir.join("model.json"),
+            json.replace("\"hidden\": 8", "\"hidden\": 16"),
+        )
+        .unwrap();
+        let e = Lstm::load(&dir).err().unwrap().to_string();
+        assert!(
+            e.contains("model.safetensors") && e.contains("shape"),
+            "{e}"
+        );
+        // Another format version.
+        std::fs::write(
+            dir.join("model.json"),
+            json.replace("\"format_version\": 1", "\"format_version\": 9"),
+        )
+        .unwrap();
+        let e = Lstm::load(&dir).err().unwrap().to_string();
+        assert!(e.contains("format_version 9"), "{e}");
+        // Truncated weights.
+        std::fs::write(dir.join("model.json"), &json).unwrap();
+        std::fs::write(dir.join("model.safetensors"), b"\x08\x00\x00\x00").unwrap();
+        let e = Lstm::load(&dir).err().unwrap().to_string();
+        assert!(e.contains("not a safetensors file"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn too_little_data_is_an_error_not_a_panic() {
+        let cfg = small();
+        let s = Series::from_values(0, 3600, &[1.0; 20]);
+        let p = Prepared::new(
+            &cfg,
+            &MinMax::fit([0.0, 1.0]),
+            &[],
+            0,
+            3600,
+            &s.values.iter().map(|v| v.unwrap()).collect::<Vec<_>>(),
+            &[],
+        );
+        let e = Lstm::train(
+            &cfg,
+            3600,
+            MinMax::fit([0.0, 1.0]),
+            Vec::new(),
+            &[p],
+            &[],
+            |_| {},
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("too little training data"), "{e}");
     }
 }

@@ -24,6 +24,9 @@ pub struct PrepConfig {
     pub train: f64,
     /// Validation share of the steps (the rest is the test part).
     pub validation: f64,
+    /// Scale `ln(1 + value)` to 0–1 rather than the value itself (traffic that spans orders
+    /// of magnitude, like WorldCup's match days, otherwise squeezes quiet days near 0).
+    pub log_scale: bool,
 }
 
 impl Default for PrepConfig {
@@ -34,6 +37,7 @@ impl Default for PrepConfig {
             hampel_sigmas: 3.0,
             train: 0.70,
             validation: 0.15,
+            log_scale: true,
         }
     }
 }
@@ -114,7 +118,21 @@ fn pieces(series: &Series, from: usize, to: usize) -> Vec<Piece> {
 
 impl Dataset {
     /// Applies the gap policy, splits, cleans the training side and fits scalers.
-    pub fn new(mut series: Series, cfg: &PrepConfig) -> Result<Dataset, SeriesError> {
+    pub fn new(series: Series, cfg: &PrepConfig) -> Result<Dataset, SeriesError> {
+        Self::build(series, cfg, true)
+    }
+
+    /// For retraining on live data: everything is training and validation (the last
+    /// `1 − cfg.train` share validates, for early stopping); there is no test part.
+    pub fn for_retraining(series: Series, cfg: &PrepConfig) -> Result<Dataset, SeriesError> {
+        Self::build(series, cfg, false)
+    }
+
+    fn build(
+        mut series: Series,
+        cfg: &PrepConfig,
+        with_test: bool,
+    ) -> Result<Dataset, SeriesError> {
         let steps = series.len();
         let present = series.present();
         let gaps = series.gaps().len();
@@ -124,7 +142,16 @@ impl Dataset {
             .iter()
             .map(|g| (series.time(g.start), g.len))
             .collect();
-        let split = Split::new(steps, cfg.train, cfg.validation).map_err(SeriesError::TooShort)?;
+        let split = if with_test {
+            Split::new(steps, cfg.train, cfg.validation).map_err(SeriesError::TooShort)?
+        } else {
+            let train_end = (steps as f64 * cfg.train).round() as usize;
+            Split {
+                train_end,
+                val_end: steps,
+                len: steps,
+            }
+        };
         let mut cleaned = CleanReport::default();
         let mut clean = |mut ps: Vec<Piece>| {
             if cfg.hampel_half_window > 0 {
@@ -144,12 +171,15 @@ impl Dataset {
             .map(|p| p.values.len())
             .sum();
         let train_points: usize = train.iter().map(|p| p.values.len()).sum();
-        if train_points == 0 || test_points == 0 || val.is_empty() {
+        if train_points == 0 || (with_test && test_points == 0) || val.is_empty() {
             return Err(SeriesError::TooShort(format!(
                 "series too short: {steps} steps give {train_points} training and {test_points} test points"
             )));
         }
-        let value_scaler = MinMax::fit(train.iter().flat_map(|p| p.values.iter().copied()));
+        let value_scaler = MinMax::fit_with(
+            train.iter().flat_map(|p| p.values.iter().copied()),
+            cfg.log_scale,
+        );
         let feature_scalers = series
             .features
             .iter()
@@ -157,7 +187,11 @@ impl Dataset {
             .map(|(k, f)| {
                 (
                     f.name.clone(),
-                    MinMax::fit(train.iter().flat_map(|p| p.features.iter().map(move |r| r[k]))),
+                    MinMax::fit(
+                        train
+                            .iter()
+                            .flat_map(|p| p.features.iter().map(move |r| r[k])),
+                    ),
                 )
             })
             .collect();
@@ -182,7 +216,10 @@ impl Dataset {
 
     /// Feature column names.
     pub fn feature_names(&self) -> Vec<String> {
-        self.feature_scalers.iter().map(|(n, _)| n.clone()).collect()
+        self.feature_scalers
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect()
     }
 
     /// Steps in a day at this series' step.
@@ -258,7 +295,11 @@ impl Dataset {
         for w in [5, 10, 15, 30, 60] {
             let mut m = MovingAverage::new(self.series.step, w);
             let (mut sum, mut n) = (0.0, 0usize);
-            for p in &pieces(&self.series, self.report.split.train_end, self.report.split.val_end) {
+            for p in &pieces(
+                &self.series,
+                self.report.split.train_end,
+                self.report.split.val_end,
+            ) {
                 for (i, v) in p.values.iter().enumerate() {
                     m.observe(p.start + i as i64 * self.series.step, *v, &[]);
                     if let (Some(f), Some(a)) = (m.forecast(horizon), p.values.get(i + horizon)) {
@@ -278,8 +319,8 @@ impl Dataset {
 
 impl Dataset {
     /// Every baseline, fitted on the training part (moving average tuned on validation), each
-    /// with the seconds its fit took: persistence, seasonal naive (daily and weekly), moving
-    /// average, Holt-Winters.
+    /// with the seconds its fit took: persistence, seasonal naive (daily and, when a week of
+    /// history precedes the test part, weekly), moving average, Holt-Winters.
     pub fn baselines(&self, horizon: usize) -> Vec<(Box<dyn Forecaster>, f64)> {
         let step = self.series.step;
         let day = self.day();
@@ -288,13 +329,28 @@ impl Dataset {
             let m = f();
             (m, t.elapsed().as_secs_f64())
         };
-        vec![
+        let mut out = vec![
             timed(&|| Box::new(Persistence::new())),
             timed(&|| Box::new(SeasonalNaive::new("seasonal-naive", step, day))),
-            timed(&|| Box::new(SeasonalNaive::new("seasonal-naive-weekly", step, 7 * day))),
-            timed(&|| Box::new(self.moving_average(horizon).1)),
-            timed(&|| Box::new(self.holt_winters(horizon))),
-        ]
+        ];
+        if self.has_history_for(7 * day) {
+            out.push(timed(&|| {
+                Box::new(SeasonalNaive::new("seasonal-naive-weekly", step, 7 * day))
+            }));
+        }
+        out.push(timed(&|| Box::new(self.moving_average(horizon).1)));
+        out.push(timed(&|| Box::new(self.holt_winters(horizon))));
+        out
+    }
+
+    /// Whether the gap-free stretch that reaches the test part has at least `steps` steps of
+    /// history before it (a season-`steps` baseline can forecast from the first test point).
+    pub fn has_history_for(&self, steps: usize) -> bool {
+        let start = self.report.split.val_end;
+        self.series
+            .segments()
+            .iter()
+            .any(|s| s.offset + steps <= start && s.offset + s.values.len() > start)
     }
 }
 

@@ -59,27 +59,41 @@ pub fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// Min-max scaling to 0–1, fitted on the training split only and saved beside the model.
+/// Min-max scaling to 0–1, fitted on the training split only and saved beside the model;
+/// optionally of `ln(1 + v)` rather than `v`, for traffic that spans orders of magnitude.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MinMax {
-    /// Value mapped to 0.
+    /// (Transformed) value mapped to 0.
     pub min: f64,
-    /// Value mapped to 1.
+    /// (Transformed) value mapped to 1.
     pub max: f64,
+    /// Scale `ln(1 + v)` instead of `v` (values must be > −1).
+    #[serde(default)]
+    pub log: bool,
 }
 
 impl MinMax {
     /// Fits to the values' range (a constant series maps to 0).
     pub fn fit(values: impl IntoIterator<Item = f64>) -> MinMax {
+        Self::fit_with(values, false)
+    }
+
+    /// Fits to the range of `ln(1 + v)` when `log`, else of `v`.
+    pub fn fit_with(values: impl IntoIterator<Item = f64>, log: bool) -> MinMax {
         let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
         for v in values {
+            let v = if log { v.max(0.0).ln_1p() } else { v };
             min = min.min(v);
             max = max.max(v);
         }
         if !min.is_finite() {
-            return MinMax { min: 0.0, max: 1.0 };
+            return MinMax {
+                min: 0.0,
+                max: 1.0,
+                log,
+            };
         }
-        MinMax { min, max }
+        MinMax { min, max, log }
     }
 
     fn span(&self) -> f64 {
@@ -93,12 +107,18 @@ impl MinMax {
 
     /// Maps to 0–1 (values outside the fitted range go outside 0–1; nothing is clipped).
     pub fn scale(&self, v: f64) -> f64 {
+        let v = if self.log { v.max(0.0).ln_1p() } else { v };
         (v - self.min) / self.span()
     }
 
     /// Maps back.
     pub fn unscale(&self, v: f64) -> f64 {
-        v * self.span() + self.min
+        let v = v * self.span() + self.min;
+        if self.log {
+            v.exp_m1()
+        } else {
+            v
+        }
     }
 }
 
@@ -159,7 +179,9 @@ mod tests {
         assert_eq!(r.points, 50);
         assert!(v[20] < 13.0 && v[35] > 9.0);
         // A smooth series is left alone.
-        let mut s: Vec<f64> = (0..100).map(|i| (i as f64 / 10.0).sin() * 50.0 + 100.0).collect();
+        let mut s: Vec<f64> = (0..100)
+            .map(|i| (i as f64 / 10.0).sin() * 50.0 + 100.0)
+            .collect();
         let before = s.clone();
         assert_eq!(hampel(&mut s, 5, 3.0).replaced, 0);
         assert_eq!(s, before);
@@ -173,6 +195,11 @@ mod tests {
         assert!((m.unscale(m.scale(12.3)) - 12.3).abs() < 1e-12);
         let c = MinMax::fit([7.0, 7.0]);
         assert_eq!(c.scale(7.0), 0.0);
+        let l = MinMax::fit_with([0.0, 99.0, 9999.0], true);
+        assert_eq!(l.scale(0.0), 0.0);
+        assert!((l.scale(9999.0) - 1.0).abs() < 1e-12);
+        assert!((l.scale(99.0) - 0.5).abs() < 1e-3);
+        assert!((l.unscale(l.scale(123.0)) - 123.0).abs() < 1e-9);
     }
 
     #[test]

@@ -144,7 +144,11 @@ impl Series {
 
     /// Reads a CSV in either layout (chosen by its header); `step` and `aggregate` apply to the
     /// generic layout (a `minute,count` file is already per minute unless `step` says otherwise).
-    pub fn load(path: &Path, step: Option<i64>, aggregate: Aggregate) -> Result<Series, SeriesError> {
+    pub fn load(
+        path: &Path,
+        step: Option<i64>,
+        aggregate: Aggregate,
+    ) -> Result<Series, SeriesError> {
         let text = std::fs::read_to_string(path).map_err(|e| SeriesError::Read {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -206,7 +210,10 @@ impl Series {
                 while i < self.values.len() && self.values[i].is_none() {
                     i += 1;
                 }
-                gaps.push(Gap { start: s, len: i - s });
+                gaps.push(Gap {
+                    start: s,
+                    len: i - s,
+                });
             } else {
                 i += 1;
             }
@@ -237,7 +244,10 @@ impl Series {
                     while i < f.values.len() && f.values[i].is_none() {
                         i += 1;
                     }
-                    let g = Gap { start: s, len: i - s };
+                    let g = Gap {
+                        start: s,
+                        len: i - s,
+                    };
                     if s > 0 && i < f.values.len() && g.len <= max_fill {
                         interpolate(&mut f.values, &g);
                     }
@@ -532,7 +542,10 @@ mod tests {
         let mut s = Series::parse(csv, "t.csv", None, Aggregate::Sum).unwrap();
         assert_eq!(s.step, 60);
         assert_eq!(s.len(), 32);
-        assert_eq!(s.gaps(), vec![Gap { start: 2, len: 2 }, Gap { start: 5, len: 25 }]);
+        assert_eq!(
+            s.gaps(),
+            vec![Gap { start: 2, len: 2 }, Gap { start: 5, len: 25 }]
+        );
         assert_eq!(s.fill_gaps(10), 2);
         assert_eq!(s.values[2], Some(30.0));
         let segs = s.segments();
@@ -554,29 +567,63 @@ mod tests {
         let m = Series::parse(csv, "g.csv", Some(60), Aggregate::Mean).unwrap();
         assert_eq!(m.values[0], Some(3.5));
         // Unix seconds, step inferred.
-        let u = Series::parse("timestamp,value\n100,1\n110,2\n120,3\n140,4\n", "u.csv", None, Aggregate::Sum).unwrap();
+        let u = Series::parse(
+            "timestamp,value\n100,1\n110,2\n120,3\n140,4\n",
+            "u.csv",
+            None,
+            Aggregate::Sum,
+        )
+        .unwrap();
         assert_eq!(u.step, 10);
-        assert_eq!(u.values, vec![Some(1.0), Some(2.0), Some(3.0), None, Some(4.0)]);
+        assert_eq!(
+            u.values,
+            vec![Some(1.0), Some(2.0), Some(3.0), None, Some(4.0)]
+        );
     }
 
     #[test]
     fn malformed_lines_name_file_line_and_field() {
-        let e = Series::parse("timestamp,value,cpu\n1,2,3\n2,x,3\n", "m.csv", None, Aggregate::Sum)
-            .unwrap_err();
+        let e = Series::parse(
+            "timestamp,value,cpu\n1,2,3\n2,x,3\n",
+            "m.csv",
+            None,
+            Aggregate::Sum,
+        )
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "m.csv:3: field `value` = `x` is not a finite number"
         );
-        let e = Series::parse("timestamp,value\n1,2,3\n", "m.csv", None, Aggregate::Sum).unwrap_err();
-        assert!(e.to_string().starts_with("m.csv:2: expected 2 fields"), "{e}");
+        let e =
+            Series::parse("timestamp,value\n1,2,3\n", "m.csv", None, Aggregate::Sum).unwrap_err();
+        assert!(
+            e.to_string().starts_with("m.csv:2: expected 2 fields"),
+            "{e}"
+        );
         let e = Series::parse("when,what\n", "m.csv", None, Aggregate::Sum).unwrap_err();
-        assert!(e.to_string().starts_with("m.csv:1: expected the header"), "{e}");
-        let e = Series::parse("minute,count\n2020-01-01 00:00:00,-3\n", "n.csv", None, Aggregate::Sum)
-            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("m.csv:1: expected the header"),
+            "{e}"
+        );
+        let e = Series::parse(
+            "minute,count\n2020-01-01 00:00:00,-3\n",
+            "n.csv",
+            None,
+            Aggregate::Sum,
+        )
+        .unwrap_err();
         assert!(e.to_string().starts_with("n.csv:2: count `-3`"), "{e}");
-        let e = Series::parse("timestamp,value\nyesterday,1\n", "m.csv", None, Aggregate::Sum)
-            .unwrap_err();
-        assert!(e.to_string().contains("m.csv:2: timestamp `yesterday`"), "{e}");
+        let e = Series::parse(
+            "timestamp,value\nyesterday,1\n",
+            "m.csv",
+            None,
+            Aggregate::Sum,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("m.csv:2: timestamp `yesterday`"),
+            "{e}"
+        );
         let e = Series::parse("timestamp,value\n5,1\n3,1\n", "m.csv", None, Aggregate::Sum)
             .unwrap_err();
         assert!(e.to_string().contains("m.csv:3:"), "{e}");
