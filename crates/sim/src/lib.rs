@@ -174,9 +174,84 @@ impl Outcome {
     }
 }
 
+/// What a scaling controller sees at each tick.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolView {
+    /// Simulated time since the start.
+    pub now: Duration,
+    /// Instances serving.
+    pub ready: usize,
+    /// Instances launched and not yet ready.
+    pub starting: usize,
+    /// Requests that arrived since the previous tick.
+    pub arrivals: u64,
+    /// Length of the period since the previous tick.
+    pub period: Duration,
+    /// Busy worker-time of the ready instances over their worker-time in the period (0–1).
+    pub utilisation: f64,
+}
+
+/// Decides the pool size during a run (the scaling policy's seat in the simulator).
+pub trait Controller {
+    /// How often [`Controller::decide`] is called.
+    fn interval(&self) -> Duration;
+    /// The number of instances wanted (ready + starting) given what the pool shows now.
+    fn decide(&mut self, view: &PoolView) -> usize;
+}
+
+/// Scaling during a run: new instances are copies of `template`, ready `provision_delay` after
+/// launch; removed ones are drained (no new requests, held ones finish) and then stop.
+pub struct Scaling<'a> {
+    /// The instance launched on scale-out.
+    pub template: InstanceSpec,
+    /// Launch to ready.
+    pub provision_delay: Duration,
+    /// The policy.
+    pub controller: &'a mut dyn Controller,
+}
+
+/// One controller tick, for plots.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Tick {
+    /// Seconds since the start.
+    pub t: f64,
+    /// Arrival rate over the period (requests per second).
+    pub rate: f64,
+    /// Ready instances.
+    pub ready: usize,
+    /// Starting instances.
+    pub starting: usize,
+    /// What the controller asked for.
+    pub desired: usize,
+    /// Utilisation over the period.
+    pub utilisation: f64,
+    /// Mean response time of requests completed in the period (ms; 0 if none).
+    pub mean_response_ms: f64,
+}
+
+/// What scaling did.
+#[derive(Clone, Debug, Default)]
+pub struct ScaleOutcome {
+    /// Sum over instances of launch-to-stop time, in hours (what a cloud bills).
+    pub instance_hours: f64,
+    /// Launches plus removals.
+    pub actions: u64,
+    /// One entry per tick.
+    pub ticks: Vec<Tick>,
+}
+
 struct Instance {
     spec: InstanceSpec,
     up: bool,
+    /// Launch time (cost starts), removal time (cost stops).
+    launched_at: u64,
+    stopped_at: Option<u64>,
+    /// Out of the balancer's set, finishing what it holds.
+    draining: bool,
+    /// Scaled in before it became ready: its join is ignored.
+    cancelled: bool,
+    /// All service time started, for the controller's utilisation.
+    work_ns: u128,
     /// Bumped by a crash, so completions scheduled before it are ignored.
     epoch: u32,
     factor: f64,
@@ -208,6 +283,7 @@ impl Instance {
     fn start(&mut self, now: u64, size: u64, stats_from: u64) -> u64 {
         self.busy += 1;
         let service = (size as f64 / self.speed_at(now)) as u64;
+        self.work_ns += u128::from(service);
         if now >= stats_from {
             self.busy_ns += u128::from(service);
         }
@@ -320,6 +396,8 @@ enum Event {
     Completion(usize, u64, bool, u32),
     /// (instance, index into its changes; `usize::MAX` = join)
     Instance(usize, usize),
+    /// The scaling controller's tick.
+    Control,
 }
 
 const BATCHES: usize = 30;
@@ -433,6 +511,60 @@ pub fn run_with_progress(
     s: &Scenario,
     progress: &mut dyn FnMut(f64),
 ) -> Result<Outcome, ScenarioError> {
+    run_inner(s, None, progress).map(|(o, _)| o)
+}
+
+/// Runs a scenario with a scaling controller; the scenario's instances are the starting pool.
+pub fn run_scaled(
+    s: &Scenario,
+    scaling: &mut Scaling<'_>,
+    progress: &mut dyn FnMut(f64),
+) -> Result<(Outcome, ScaleOutcome), ScenarioError> {
+    if scaling.controller.interval().is_zero() {
+        return Err(ScenarioError::Invalid(
+            "the controller interval must be positive".into(),
+        ));
+    }
+    run_inner(s, Some(scaling), progress).map(|(o, so)| (o, so.unwrap_or_default()))
+}
+
+fn new_instance(spec: &InstanceSpec, launched_at: u64) -> Instance {
+    Instance {
+        spec: spec.clone(),
+        up: false,
+        launched_at,
+        stopped_at: None,
+        draining: false,
+        cancelled: false,
+        work_ns: 0,
+        epoch: 0,
+        factor: 1.0,
+        busy: 0,
+        queue: VecDeque::new(),
+        busy_ns: 0,
+        up_since: None,
+        up_ns: 0,
+        warm_ns: spec.warmup.as_secs_f64() * 1e9,
+        join_ns: spec.join_at.as_nanos() as u64,
+    }
+}
+
+fn new_endpoint(i: usize, spec: &InstanceSpec, now: u64) -> Endpoint {
+    let mut e = Endpoint::new(
+        mix64(i as u64 + 1),
+        spec.weight,
+        EwmaParams::default(),
+        Time::from_nanos(now),
+    );
+    e.capacity = spec.workers;
+    e
+}
+
+fn run_inner(
+    s: &Scenario,
+    mut scaling: Option<&mut Scaling<'_>>,
+    progress: &mut dyn FnMut(f64),
+) -> Result<(Outcome, Option<ScaleOutcome>), ScenarioError> {
     if s.instances.is_empty() {
         return Err(ScenarioError::Invalid("the pool has no instances".into()));
     }
@@ -454,16 +586,7 @@ pub fn run_with_progress(
         .instances
         .iter()
         .enumerate()
-        .map(|(i, spec)| {
-            let mut e = Endpoint::new(
-                mix64(i as u64 + 1),
-                spec.weight,
-                EwmaParams::default(),
-                Time::ZERO,
-            );
-            e.capacity = spec.workers;
-            e
-        })
+        .map(|(i, spec)| new_endpoint(i, spec, 0))
         .collect();
     let config = BalancerConfig {
         algorithm: s.algorithm,
@@ -473,19 +596,7 @@ pub fn run_with_progress(
     let mut instances: Vec<Instance> = s
         .instances
         .iter()
-        .map(|spec| Instance {
-            spec: spec.clone(),
-            up: false,
-            epoch: 0,
-            factor: 1.0,
-            busy: 0,
-            queue: VecDeque::new(),
-            busy_ns: 0,
-            up_since: None,
-            up_ns: 0,
-            warm_ns: spec.warmup.as_secs_f64() * 1e9,
-            join_ns: spec.join_at.as_nanos() as u64,
-        })
+        .map(|spec| new_instance(spec, 0))
         .collect();
     let mut queue = Queue::new();
     for (i, spec) in s.instances.iter().enumerate() {
@@ -519,6 +630,15 @@ pub fn run_with_progress(
     let mut served = vec![0u64; instances.len()];
     let (mut arrived, mut dropped, mut failed, mut completed, mut events) = (0u64, 0, 0, 0, 0u64);
     let mut now = 0u64;
+    // Scaling bookkeeping.
+    let mut scale_out = ScaleOutcome::default();
+    let mut tick_arrivals = 0u64;
+    let mut last_tick = 0u64;
+    let mut last_work: Vec<u128> = Vec::new();
+    let (mut tick_done, mut tick_resp_ns) = (0u64, 0u128);
+    if let Some(sc) = &scaling {
+        queue.push(sc.controller.interval().as_nanos() as u64, Event::Control);
+    }
 
     let constant_rate = matches!(s.profile, Profile::Constant { .. });
     let single_class = s.classes.len() == 1;
@@ -563,6 +683,7 @@ pub fn run_with_progress(
                 }
                 let counted = now >= stats_from;
                 arrived += u64::from(counted);
+                tick_arrivals += 1;
                 let class: &RequestClass = if single_class {
                     &s.classes[0]
                 } else {
@@ -639,6 +760,8 @@ pub fn run_with_progress(
                     continue; // lost in a crash, already counted
                 }
                 let rtt = now - arrived_at;
+                tick_done += 1;
+                tick_resp_ns += u128::from(rtt);
                 all[i].load.end();
                 all[i]
                     .load
@@ -658,11 +781,135 @@ pub fn run_with_progress(
                     if was_counted {
                         waits.add((now - queued_at) as f64 / 1e9);
                     }
+                } else if inst.draining && inst.busy == 0 {
+                    // Drained: it stops, and stops costing.
+                    inst.draining = false;
+                    inst.up = false;
+                    inst.stopped_at = Some(now);
+                    if let Some(since) = inst.up_since.take() {
+                        inst.up_ns += u128::from(now - since.max(stats_from).min(now));
+                    }
+                }
+            }
+            Event::Control => {
+                let Some(sc) = scaling.as_deref_mut() else {
+                    continue;
+                };
+                let period = now - last_tick;
+                last_work.resize(instances.len(), 0);
+                let (mut work, mut capacity) = (0u128, 0u128);
+                for (j, inst) in instances.iter().enumerate() {
+                    if inst.up && !inst.draining {
+                        work += inst.work_ns - last_work[j];
+                        capacity += u128::from(period) * u128::from(inst.spec.workers);
+                    }
+                    last_work[j] = inst.work_ns;
+                }
+                let ready = active.len();
+                let starting = instances
+                    .iter()
+                    .filter(|i| !i.up && !i.cancelled && i.stopped_at.is_none())
+                    .count();
+                let view = PoolView {
+                    now: Duration::from_nanos(now),
+                    ready,
+                    starting,
+                    arrivals: tick_arrivals,
+                    period: Duration::from_nanos(period),
+                    utilisation: if capacity == 0 {
+                        0.0
+                    } else {
+                        (work as f64 / capacity as f64).min(1.0)
+                    },
+                };
+                let desired = sc.controller.decide(&view).max(1);
+                scale_out.ticks.push(Tick {
+                    t: now as f64 / 1e9,
+                    rate: tick_arrivals as f64 / (period.max(1) as f64 / 1e9),
+                    ready,
+                    starting,
+                    desired,
+                    utilisation: view.utilisation,
+                    mean_response_ms: if tick_done == 0 {
+                        0.0
+                    } else {
+                        tick_resp_ns as f64 / tick_done as f64 / 1e6
+                    },
+                });
+                tick_arrivals = 0;
+                tick_done = 0;
+                tick_resp_ns = 0;
+                last_tick = now;
+                let current = ready + starting;
+                let mut membership_changed = false;
+                if desired > current {
+                    for _ in current..desired {
+                        let i = instances.len();
+                        let mut spec = sc.template.clone();
+                        spec.join_at = Duration::from_nanos(now) + sc.provision_delay;
+                        spec.changes.clear();
+                        instances.push(new_instance(&spec, now));
+                        all.push(new_endpoint(i, &spec, now));
+                        served.push(0);
+                        queue.push(spec.join_at.as_nanos() as u64, Event::Instance(i, JOIN));
+                        scale_out.actions += 1;
+                    }
+                } else if desired < current {
+                    let mut remove = current - desired;
+                    // Newest first: cancel launches, then drain ready instances.
+                    for j in (0..instances.len()).rev() {
+                        if remove == 0 {
+                            break;
+                        }
+                        let inst = &mut instances[j];
+                        if !inst.up && !inst.cancelled && inst.stopped_at.is_none() {
+                            inst.cancelled = true;
+                            inst.stopped_at = Some(now);
+                            remove -= 1;
+                            scale_out.actions += 1;
+                        }
+                    }
+                    for j in (0..instances.len()).rev() {
+                        if remove == 0 {
+                            break;
+                        }
+                        let inst = &mut instances[j];
+                        if inst.up && !inst.draining {
+                            inst.draining = true;
+                            membership_changed = true;
+                            remove -= 1;
+                            scale_out.actions += 1;
+                            if inst.busy == 0 {
+                                inst.draining = false;
+                                inst.up = false;
+                                inst.stopped_at = Some(now);
+                                if let Some(since) = inst.up_since.take() {
+                                    inst.up_ns += u128::from(now - since.max(stats_from).min(now));
+                                }
+                            }
+                        }
+                    }
+                }
+                if membership_changed {
+                    active = (0..instances.len())
+                        .filter(|j| instances[*j].up && !instances[*j].draining)
+                        .collect();
+                    endpoints = active.iter().map(|j| all[*j].clone()).collect();
+                    balancer = build(&config, &endpoints);
+                }
+                if now + (sc.controller.interval().as_nanos() as u64) < end {
+                    queue.push(
+                        now + sc.controller.interval().as_nanos() as u64,
+                        Event::Control,
+                    );
                 }
             }
             Event::Instance(i, which) => {
                 let inst = &mut instances[i];
                 let membership_changed = if which == JOIN {
+                    if inst.cancelled {
+                        continue;
+                    }
                     let joined = !inst.up;
                     inst.up = true;
                     inst.up_since = Some(now);
@@ -711,7 +958,9 @@ pub fn run_with_progress(
                     }
                 };
                 if membership_changed {
-                    active = (0..instances.len()).filter(|j| instances[*j].up).collect();
+                    active = (0..instances.len())
+                        .filter(|j| instances[*j].up && !instances[*j].draining)
+                        .collect();
                     endpoints = active.iter().map(|j| all[*j].clone()).collect();
                     balancer = build(&config, &endpoints);
                 }
@@ -721,7 +970,13 @@ pub fn run_with_progress(
     progress(1.0);
     let (mean_wait, mean_wait_stderr) = waits.result();
     let finish = now.max(end);
-    Ok(Outcome {
+    scale_out.instance_hours = instances
+        .iter()
+        .map(|i| {
+            (i.stopped_at.unwrap_or(finish).max(i.launched_at) - i.launched_at) as f64 / 3.6e12
+        })
+        .sum();
+    let outcome = Outcome {
         arrived,
         completed,
         dropped,
@@ -746,5 +1001,6 @@ pub fn run_with_progress(
             .collect(),
         events,
         wall: started.elapsed(),
-    })
+    };
+    Ok((outcome, scaling.map(|_| scale_out)))
 }
