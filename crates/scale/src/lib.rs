@@ -1,0 +1,91 @@
+//! # foresight-scale
+//!
+//! Scaling policies behind one trait, pure and time-injected, so the simulator and the live
+//! control loop run the same objects: `static`, a faithful Kubernetes `hpa`, the paper's
+//! `predictive` threshold policy, its `cost-optimal` sizing (M/M/c), `hybrid` (max of
+//! predictive and a reactive floor, falling back to the reactive rule when the forecast is not
+//! trustworthy) and `oracle` (predictive on the true future; simulator only).
+//!
+//! Every decision goes through [`Governor`]: min/max replicas, a per-step change limit,
+//! cooldowns, a scale-in stabilisation window, dry-run, and a log that says why.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod governor;
+mod policies;
+
+pub use governor::{Decision, Governor, Limits, LogEntry};
+pub use policies::{
+    mmc_response_tail, CostOptimal, Hpa, HpaConfig, Hybrid, Predictive, PredictiveConfig, Static,
+};
+
+/// What a policy knows at a decision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    /// Seconds since the start (any fixed origin).
+    pub now: f64,
+    /// Instances serving.
+    pub ready: usize,
+    /// Instances launched and not ready yet.
+    pub starting: usize,
+    /// Mean utilisation of the ready instances over the last period (0–1; the HPA's metric).
+    pub utilisation: f64,
+    /// Observed request rate over the last period (requests per second).
+    pub rate: f64,
+    /// Predicted request rate (requests per second) at future times, as (seconds ahead, rate),
+    /// or `None` while no forecast is ready.
+    pub forecast: Option<Vec<(f64, f64)>>,
+    /// Whether the anomaly detector trusts the forecast now.
+    pub trusted: bool,
+}
+
+/// How many instances are wanted, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recommendation {
+    /// Instances wanted (ready + starting).
+    pub replicas: usize,
+    /// Why, in words, with the numbers.
+    pub reason: String,
+}
+
+/// A scaling policy: pure, time-injected.
+pub trait Policy: Send {
+    /// Name used in tables (`hpa`, `predictive`, ...).
+    fn name(&self) -> String;
+    /// The raw recommendation (limits and stabilisation are the [`Governor`]'s).
+    fn recommend(&mut self, obs: &Observation) -> Recommendation;
+}
+
+/// Capacity of one instance, for sizing from a rate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InstanceModel {
+    /// Requests served at once.
+    pub workers: u32,
+    /// Mean service time, seconds.
+    pub mean_service: f64,
+}
+
+impl InstanceModel {
+    /// Requests per second one instance serves at 100% utilisation.
+    pub fn capacity(&self) -> f64 {
+        f64::from(self.workers) / self.mean_service
+    }
+}
+
+/// The highest predicted rate in `[from, to]` seconds ahead (the latest point before `from`
+/// when no point falls inside).
+pub fn peak_between(forecast: &[(f64, f64)], from: f64, to: f64) -> Option<f64> {
+    let inside = forecast
+        .iter()
+        .filter(|(t, _)| *t >= from && *t <= to)
+        .map(|(_, r)| *r)
+        .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))));
+    inside.or_else(|| {
+        forecast
+            .iter()
+            .filter(|(t, _)| *t <= from)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .or_else(|| forecast.first())
+            .map(|(_, r)| *r)
+    })
+}

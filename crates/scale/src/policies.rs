@@ -1,0 +1,387 @@
+//! The policies.
+
+use crate::{peak_between, InstanceModel, Observation, Policy, Recommendation};
+
+/// A fixed count.
+pub struct Static {
+    /// Instances.
+    pub replicas: usize,
+}
+
+impl Policy for Static {
+    fn name(&self) -> String {
+        "static".into()
+    }
+    fn recommend(&mut self, _obs: &Observation) -> Recommendation {
+        Recommendation {
+            replicas: self.replicas,
+            reason: format!("static: {} instances", self.replicas),
+        }
+    }
+}
+
+/// Kubernetes HPA settings (its defaults).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HpaConfig {
+    /// Target mean utilisation (0–1).
+    pub target: f64,
+    /// No action while |metric / target − 1| is within this (0.1).
+    pub tolerance: f64,
+}
+
+impl Default for HpaConfig {
+    fn default() -> Self {
+        HpaConfig {
+            target: 0.6,
+            tolerance: 0.1,
+        }
+    }
+}
+
+/// The Kubernetes Horizontal Pod Autoscaler's rule (autoscaling/v2, as documented at
+/// kubernetes.io "Horizontal Pod Autoscaling", algorithm details):
+/// `desired = ceil(ready × utilisation / target)`; nothing within the tolerance; pods that are
+/// not ready yet are set aside, and on a scale-up the ratio is recomputed with them counted at
+/// 0% utilisation — if that reverses the direction or falls within the tolerance, no change.
+/// The 15 s period, the 300 s scale-in stabilisation (highest recommendation in the window) and
+/// the max(+100%, +4 pods) scale-up limit are the [`crate::Governor`]'s defaults.
+pub struct Hpa {
+    cfg: HpaConfig,
+    name: String,
+}
+
+impl Hpa {
+    /// An HPA with this target.
+    pub fn new(cfg: HpaConfig) -> Hpa {
+        Hpa {
+            cfg,
+            name: "hpa".into(),
+        }
+    }
+
+    /// The same rule under another name (hybrid's floor).
+    pub fn named(cfg: HpaConfig, name: &str) -> Hpa {
+        Hpa {
+            cfg,
+            name: name.into(),
+        }
+    }
+}
+
+impl Policy for Hpa {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    fn recommend(&mut self, obs: &Observation) -> Recommendation {
+        let current = obs.ready + obs.starting;
+        let t = self.cfg.target;
+        let ratio = obs.utilisation / t;
+        let hold = |why: String| Recommendation {
+            replicas: current,
+            reason: why,
+        };
+        if obs.ready == 0 {
+            return hold("hpa: no ready instance reports a metric".into());
+        }
+        if (ratio - 1.0).abs() <= self.cfg.tolerance {
+            return hold(format!(
+                "hpa: utilisation {:.0}% within {:.0}% of target {:.0}%",
+                100.0 * obs.utilisation,
+                100.0 * self.cfg.tolerance,
+                100.0 * t
+            ));
+        }
+        if ratio > 1.0 && obs.starting > 0 {
+            // Not-ready pods at 0%: recompute over all pods.
+            let all = obs.ready + obs.starting;
+            let r2 = obs.utilisation * obs.ready as f64 / all as f64 / t;
+            if r2 <= 1.0 + self.cfg.tolerance {
+                return hold(format!(
+                    "hpa: utilisation {:.0}% over target, but with {} starting instances at 0% the ratio is {:.2}: wait",
+                    100.0 * obs.utilisation,
+                    obs.starting,
+                    r2
+                ));
+            }
+            let desired = (all as f64 * r2).ceil() as usize;
+            return Recommendation {
+                replicas: desired,
+                reason: format!(
+                    "hpa: ceil({all} × {:.2}) = {desired} (utilisation {:.0}% on {} ready, {} starting counted at 0%, target {:.0}%)",
+                    r2,
+                    100.0 * obs.utilisation,
+                    obs.ready,
+                    obs.starting,
+                    100.0 * t
+                ),
+            };
+        }
+        let desired = ((obs.ready as f64 * ratio).ceil() as usize).max(1);
+        Recommendation {
+            replicas: desired,
+            reason: format!(
+                "hpa: ceil({} × {:.0}% / {:.0}%) = {desired}",
+                obs.ready,
+                100.0 * obs.utilisation,
+                100.0 * t
+            ),
+        }
+    }
+}
+
+/// The paper's threshold policy settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PredictiveConfig {
+    /// Scale up when the predicted utilisation of the current pool exceeds this.
+    pub theta_up: f64,
+    /// Scale down when it falls below this.
+    pub theta_down: f64,
+    /// Size to this utilisation: R_t = ceil(L_t / (capacity × target)) (the headroom knob).
+    pub target: f64,
+    /// Plan for the load this many seconds ahead (the provisioning delay).
+    pub lead: f64,
+    /// ... and up to this many seconds beyond it (a margin).
+    pub margin: f64,
+}
+
+impl Default for PredictiveConfig {
+    fn default() -> Self {
+        PredictiveConfig {
+            theta_up: 0.8,
+            theta_down: 0.5,
+            target: 0.7,
+            lead: 180.0,
+            margin: 120.0,
+        }
+    }
+}
+
+/// The paper's predictive policy: with L_t the highest predicted rate in
+/// `[now + lead, now + lead + margin]`, scale up when L_t exceeds θ_up of the pool's capacity,
+/// down when it is below θ_down, to R_t = ceil(L_t / (capacity per instance × target)).
+/// Named `oracle` when fed the true future.
+pub struct Predictive {
+    cfg: PredictiveConfig,
+    model: InstanceModel,
+    name: String,
+}
+
+impl Predictive {
+    /// A predictive policy called `name` (`predictive-lstm`, `oracle`, ...).
+    pub fn new(name: &str, cfg: PredictiveConfig, model: InstanceModel) -> Predictive {
+        Predictive {
+            cfg,
+            model,
+            name: name.into(),
+        }
+    }
+
+    fn planned_load(&self, obs: &Observation) -> Option<f64> {
+        peak_between(
+            obs.forecast.as_deref()?,
+            self.cfg.lead,
+            self.cfg.lead + self.cfg.margin,
+        )
+    }
+}
+
+impl Policy for Predictive {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    fn recommend(&mut self, obs: &Observation) -> Recommendation {
+        let current = obs.ready + obs.starting;
+        let Some(load) = self.planned_load(obs) else {
+            return Recommendation {
+                replicas: current,
+                reason: format!("{}: no forecast yet", self.name),
+            };
+        };
+        let cap = self.model.capacity();
+        let predicted_util = load / (current.max(1) as f64 * cap);
+        let r = ((load / (cap * self.cfg.target)).ceil() as usize).max(1);
+        let c = &self.cfg;
+        let (replicas, verdict) = if predicted_util > c.theta_up && r > current {
+            (r, format!("above θ_up {:.0}%", 100.0 * c.theta_up))
+        } else if predicted_util < c.theta_down && r < current {
+            (r, format!("below θ_down {:.0}%", 100.0 * c.theta_down))
+        } else {
+            (current, "between thresholds: hold".to_string())
+        };
+        Recommendation {
+            replicas,
+            reason: format!(
+                "{}: predicted {:.1} req/s in {:.0}–{:.0} s = {:.0}% of {} instances, {verdict}; R = ceil({:.1} / ({:.1} × {:.2})) = {r}",
+                self.name,
+                load,
+                c.lead,
+                c.lead + c.margin,
+                100.0 * predicted_util,
+                current,
+                load,
+                cap,
+                c.target
+            ),
+        }
+    }
+}
+
+/// P(response > t) for one M/M/c FCFS instance: c workers of rate μ, arrivals λ.
+pub fn mmc_response_tail(c: u32, lambda: f64, mu: f64, t: f64) -> f64 {
+    let a = lambda / mu;
+    if a >= f64::from(c) {
+        return 1.0;
+    }
+    // Erlang C through the stable Erlang B recursion.
+    let mut b = 1.0;
+    for k in 1..=c {
+        b = a * b / (f64::from(k) + a * b);
+    }
+    let rho = a / f64::from(c);
+    let wait = b / (1.0 - rho * (1.0 - b));
+    let theta = f64::from(c) * mu - lambda;
+    let service_only = (-mu * t).exp();
+    let both = if (theta - mu).abs() < 1e-9 {
+        (1.0 + mu * t) * (-mu * t).exp()
+    } else {
+        (theta * (-mu * t).exp() - mu * (-theta * t).exp()) / (theta - mu)
+    };
+    (1.0 - wait) * service_only + wait * both
+}
+
+/// The paper's cost model: minimise C_VM · R_t subject to the response time constraint. With
+/// each instance an M/M/c queue (c = workers, exponential service) receiving L_t / R_t, the
+/// smallest R_t whose predicted share of responses within `slo` seconds is at least `goal`.
+pub struct CostOptimal {
+    name: String,
+    model: InstanceModel,
+    /// Response-time bound θ_T, seconds.
+    pub slo: f64,
+    /// Share of requests that must meet it.
+    pub goal: f64,
+    lead: f64,
+    margin: f64,
+}
+
+impl CostOptimal {
+    /// A cost-optimal policy planning `lead` (+ `margin`) seconds ahead.
+    pub fn new(
+        name: &str,
+        model: InstanceModel,
+        slo: f64,
+        goal: f64,
+        lead: f64,
+        margin: f64,
+    ) -> CostOptimal {
+        CostOptimal {
+            name: name.into(),
+            model,
+            slo,
+            goal,
+            lead,
+            margin,
+        }
+    }
+
+    /// The smallest count meeting the goal for `load` requests per second.
+    pub fn size(&self, load: f64) -> usize {
+        let mu = 1.0 / self.model.mean_service;
+        (1..=10_000)
+            .find(|r| {
+                mmc_response_tail(self.model.workers, load / *r as f64, mu, self.slo)
+                    <= 1.0 - self.goal
+            })
+            .unwrap_or(10_000)
+    }
+}
+
+impl Policy for CostOptimal {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    fn recommend(&mut self, obs: &Observation) -> Recommendation {
+        let current = obs.ready + obs.starting;
+        let Some(load) = obs
+            .forecast
+            .as_deref()
+            .and_then(|f| peak_between(f, self.lead, self.lead + self.margin))
+        else {
+            return Recommendation {
+                replicas: current,
+                reason: format!("{}: no forecast yet", self.name),
+            };
+        };
+        let r = self.size(load);
+        Recommendation {
+            replicas: r,
+            reason: format!(
+                "{}: predicted {:.1} req/s; {r} is the fewest instances with ≥ {:.1}% of responses within {:.0} ms (M/M/{})",
+                self.name,
+                load,
+                100.0 * self.goal,
+                1000.0 * self.slo,
+                self.model.workers
+            ),
+        }
+    }
+}
+
+/// max(predictive, reactive floor); the reactive fallback alone while the forecast is missing
+/// or not trustworthy.
+pub struct Hybrid {
+    name: String,
+    predictive: Box<dyn Policy>,
+    floor: Hpa,
+    fallback: Hpa,
+}
+
+impl Hybrid {
+    /// `floor` is the reactive safety net beside the forecast (it may use a higher target
+    /// than the HPA baseline); `fallback` is used alone when the forecast cannot be trusted.
+    pub fn new(
+        name: &str,
+        predictive: Box<dyn Policy>,
+        floor: HpaConfig,
+        fallback: HpaConfig,
+    ) -> Hybrid {
+        Hybrid {
+            name: name.into(),
+            predictive,
+            floor: Hpa::named(floor, "floor"),
+            fallback: Hpa::named(fallback, "fallback hpa"),
+        }
+    }
+}
+
+impl Policy for Hybrid {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    fn recommend(&mut self, obs: &Observation) -> Recommendation {
+        if obs.forecast.is_none() || !obs.trusted {
+            let r = self.fallback.recommend(obs);
+            let why = if obs.forecast.is_none() {
+                "no forecast"
+            } else {
+                "forecast not trustworthy (anomaly)"
+            };
+            return Recommendation {
+                replicas: r.replicas,
+                reason: format!("{}: {why}, reactive only; {}", self.name, r.reason),
+            };
+        }
+        let p = self.predictive.recommend(obs);
+        let f = self.floor.recommend(obs);
+        if f.replicas > p.replicas {
+            Recommendation {
+                replicas: f.replicas,
+                reason: format!("{}: reactive floor wins; {}", self.name, f.reason),
+            }
+        } else {
+            Recommendation {
+                replicas: p.replicas,
+                reason: format!("{}: {}", self.name, p.reason),
+            }
+        }
+    }
+}

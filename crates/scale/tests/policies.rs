@@ -1,0 +1,204 @@
+//! The rules of every policy and of the governor.
+
+use foresight_scale::*;
+
+fn obs(now: f64, ready: usize, starting: usize, util: f64) -> Observation {
+    Observation {
+        now,
+        ready,
+        starting,
+        utilisation: util,
+        rate: 0.0,
+        forecast: None,
+        trusted: true,
+    }
+}
+
+fn with_forecast(mut o: Observation, points: &[(f64, f64)]) -> Observation {
+    o.forecast = Some(points.to_vec());
+    o
+}
+
+const MODEL: InstanceModel = InstanceModel {
+    workers: 4,
+    mean_service: 0.2,
+}; // 20 req/s per instance
+
+#[test]
+fn hpa_follows_the_kubernetes_formula_and_tolerance() {
+    let mut h = Hpa::new(HpaConfig {
+        target: 0.6,
+        tolerance: 0.1,
+    });
+    assert_eq!(h.recommend(&obs(0.0, 4, 0, 0.65)).replicas, 4, "within 10%");
+    assert_eq!(
+        h.recommend(&obs(0.0, 4, 0, 0.9)).replicas,
+        6,
+        "ceil(4 × 0.9 / 0.6)"
+    );
+    assert_eq!(
+        h.recommend(&obs(0.0, 10, 0, 0.3)).replicas,
+        5,
+        "ceil(10 × 0.3 / 0.6)"
+    );
+    // Not-ready pods count at 0% on scale-up: 0.9 × 4 / 6 / 0.6 = 1.0, within tolerance.
+    let r = h.recommend(&obs(0.0, 4, 2, 0.9));
+    assert_eq!(r.replicas, 6);
+    assert!(r.reason.contains("starting"), "{}", r.reason);
+    // 1.0 × 4 / 5 / 0.6 = 1.33 → ceil(5 × 1.33) = 7.
+    assert_eq!(h.recommend(&obs(0.0, 4, 1, 1.0)).replicas, 7);
+}
+
+#[test]
+fn governor_stabilises_scale_in_and_limits_scale_up_like_kubernetes() {
+    let mut g = Governor::new(
+        Box::new(Hpa::new(HpaConfig::default())),
+        Limits::default(),
+        false,
+    )
+    .unwrap();
+    // 2 → wants ceil(2 × 1.0 / 0.6 × ...) large: limited to max(+100%, +4) = +4.
+    let d = g.decide(&obs(0.0, 2, 0, 1.0));
+    assert_eq!(d.replicas, 4, "ceil(2 × 1 / 0.6) = 4");
+    let mut g = Governor::new(Box::new(Static { replicas: 40 }), Limits::default(), false).unwrap();
+    assert_eq!(
+        g.decide(&obs(0.0, 10, 0, 0.5)).replicas,
+        20,
+        "+100% from 10"
+    );
+    assert_eq!(g.decide(&obs(15.0, 2, 0, 0.5)).replicas, 6, "+4 from 2");
+    // Scale-in holds to the highest recommendation of the last 300 s.
+    let mut g = Governor::new(
+        Box::new(Hpa::new(HpaConfig::default())),
+        Limits::default(),
+        false,
+    )
+    .unwrap();
+    assert_eq!(g.decide(&obs(0.0, 10, 0, 0.6)).replicas, 10);
+    let d = g.decide(&obs(15.0, 10, 0, 0.3));
+    assert_eq!(d.replicas, 10, "held by the window");
+    assert_eq!(g.decide(&obs(299.0, 10, 0, 0.3)).replicas, 10);
+    let d = g.decide(&obs(316.0, 10, 0, 0.3));
+    assert_eq!(d.replicas, 5, "after 300 s without a higher recommendation");
+    let e = d.entry.unwrap();
+    assert_eq!((e.from, e.to), (10, 5));
+    assert!(
+        e.reason.contains("hpa: ceil(10 × 30% / 60%) = 5"),
+        "{}",
+        e.reason
+    );
+    assert_eq!(g.log().len(), 1);
+}
+
+#[test]
+fn governor_limits_cooldowns_and_dry_run() {
+    let limits = Limits {
+        min: 2,
+        max: 8,
+        max_step_up: Some(3),
+        max_step_down: 1,
+        cooldown_up: 60.0,
+        cooldown_down: 0.0,
+        stabilisation: 0.0,
+    };
+    let mut g = Governor::new(Box::new(Static { replicas: 20 }), limits, false).unwrap();
+    assert_eq!(g.decide(&obs(0.0, 2, 0, 0.5)).replicas, 5, "+3 step");
+    assert_eq!(g.decide(&obs(30.0, 5, 0, 0.5)).replicas, 5, "cooldown");
+    assert_eq!(g.decide(&obs(61.0, 5, 0, 0.5)).replicas, 8, "capped at max");
+    let mut g = Governor::new(Box::new(Static { replicas: 0 }), limits, false).unwrap();
+    assert_eq!(g.decide(&obs(0.0, 5, 0, 0.5)).replicas, 4, "-1 step");
+    assert_eq!(g.decide(&obs(15.0, 2, 0, 0.5)).replicas, 2, "min");
+    // Dry-run: logged, nothing done.
+    let mut g = Governor::new(Box::new(Static { replicas: 6 }), limits, true).unwrap();
+    let d = g.decide(&obs(0.0, 3, 0, 0.5));
+    assert_eq!(d.replicas, 3);
+    let e = d.entry.unwrap();
+    assert!(e.dry_run && e.recommended == 6 && e.to == 3);
+    // Impossible limits are refused.
+    let bad = Limits {
+        min: 5,
+        max: 3,
+        ..Limits::default()
+    };
+    let err = Governor::new(Box::new(Static { replicas: 1 }), bad, false)
+        .err()
+        .unwrap();
+    assert!(
+        err.contains("max replicas (3) is below min replicas (5)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn predictive_uses_the_thresholds_and_plans_for_the_provisioning_delay() {
+    let cfg = PredictiveConfig {
+        theta_up: 0.8,
+        theta_down: 0.5,
+        target: 0.7,
+        lead: 180.0,
+        margin: 60.0,
+    };
+    let mut p = Predictive::new("predictive", cfg, MODEL);
+    // Pool of 5 = 100 req/s. The near future is quiet, the load in 3–4 minutes is 90.
+    let o = with_forecast(
+        obs(0.0, 5, 0, 0.3),
+        &[(60.0, 20.0), (180.0, 90.0), (240.0, 85.0)],
+    );
+    let r = p.recommend(&o);
+    assert_eq!(r.replicas, 7, "ceil(90 / (20 × 0.7)); {}", r.reason);
+    let o = with_forecast(obs(0.0, 5, 0, 0.3), &[(180.0, 60.0), (240.0, 60.0)]);
+    assert_eq!(p.recommend(&o).replicas, 5, "60% is between the thresholds");
+    let o = with_forecast(obs(0.0, 5, 0, 0.3), &[(180.0, 30.0), (240.0, 30.0)]);
+    assert_eq!(p.recommend(&o).replicas, 3, "below θ_down: ceil(30 / 14)");
+    assert_eq!(
+        p.recommend(&obs(0.0, 5, 0, 0.9)).replicas,
+        5,
+        "no forecast: hold"
+    );
+}
+
+#[test]
+fn cost_optimal_sizes_with_the_mmc_tail() {
+    // M/M/1 response time is exponential with rate μ − λ.
+    let tail = mmc_response_tail(1, 0.5, 1.0, 2.0);
+    assert!((tail - (-1.0f64).exp()).abs() < 1e-9, "{tail}");
+    assert_eq!(mmc_response_tail(2, 5.0, 1.0, 1.0), 1.0, "overloaded");
+    let c = CostOptimal::new("cost-optimal", MODEL, 1.0, 0.99, 180.0, 60.0);
+    let r = c.size(100.0);
+    // It meets the goal with r and not with r − 1.
+    let mu = 5.0;
+    assert!(mmc_response_tail(4, 100.0 / r as f64, mu, 1.0) <= 0.01);
+    assert!(mmc_response_tail(4, 100.0 / (r - 1) as f64, mu, 1.0) > 0.01);
+    assert!(r >= 5, "at least the capacity: {r}");
+}
+
+#[test]
+fn hybrid_takes_the_max_and_falls_back_when_the_forecast_is_untrusted() {
+    let pred = Predictive::new("p", PredictiveConfig::default(), MODEL);
+    let mut h = Hybrid::new(
+        "hybrid",
+        Box::new(pred),
+        HpaConfig {
+            target: 0.9,
+            tolerance: 0.1,
+        },
+        HpaConfig {
+            target: 0.6,
+            tolerance: 0.1,
+        },
+    );
+    let high = with_forecast(obs(0.0, 4, 0, 0.5), &[(180.0, 150.0), (300.0, 150.0)]);
+    assert_eq!(h.recommend(&high).replicas, 11, "forecast: ceil(150 / 14)");
+    // A quiet forecast but a hot pool: the floor (target 90%) wins.
+    let hot = with_forecast(obs(0.0, 4, 0, 1.0), &[(180.0, 10.0), (300.0, 10.0)]);
+    let r = h.recommend(&hot);
+    assert_eq!(r.replicas, 5, "ceil(4 × 1.0 / 0.9); {}", r.reason);
+    // Untrusted: the fallback HPA alone (target 60%).
+    let mut untrusted = high.clone();
+    untrusted.trusted = false;
+    let r = h.recommend(&untrusted);
+    assert!(r.reason.contains("not trustworthy"), "{}", r.reason);
+    assert_eq!(r.replicas, 4, "0.5 / 0.6 within tolerance");
+    let r = h.recommend(&obs(0.0, 4, 0, 0.9));
+    assert!(r.reason.contains("no forecast") && r.replicas == 6, "{r:?}");
+}
