@@ -3,6 +3,7 @@
 //! (64 for configuration and usage errors, 1 for the rest).
 
 mod demo;
+mod experiment;
 mod forecast;
 mod plot;
 mod simulate;
@@ -48,6 +49,8 @@ enum Command {
     /// Evaluate forecasters on a trace, or forecast with a saved model.
     #[command(subcommand)]
     Forecast(forecast::ForecastCommand),
+    /// Compare static, reactive (HPA) and predictive scaling on a replayed trace, in simulation.
+    Experiment(experiment::ExperimentArgs),
 }
 
 #[derive(Args)]
@@ -297,5 +300,6 @@ fn main() -> ExitCode {
         Command::Simulate(a) => simulate::run(a),
         Command::Train(a) => forecast::train(a),
         Command::Forecast(c) => forecast::forecast(c),
+        Command::Experiment(a) => experiment::run(a),
     }
 }

@@ -158,3 +158,189 @@ pub fn forecast_vs_actual(
     root.present()?;
     Ok(())
 }
+
+/// One policy family's frontier: (instance-hours, SLO attainment, p99 ms) per knob value.
+pub type Frontier = (String, Vec<(f64, f64, f64)>);
+
+/// One run over time: name, controller ticks, and (seconds, forecast rate) points.
+pub type Timeline = (String, Vec<foresight_sim::Tick>, Vec<(f64, f64)>);
+
+/// Cost–quality frontiers: SLO attainment (left) and p99 (right) against instance-hours, one
+/// line per policy family.
+pub fn frontiers(path: &Path, lines: &[Frontier], goal: f64) -> anyhow::Result<()> {
+    register_font();
+    let all: Vec<&(f64, f64, f64)> = lines.iter().flat_map(|(_, v)| v).collect();
+    anyhow::ensure!(!all.is_empty(), "nothing to plot");
+    let xmin = all.iter().map(|p| p.0).fold(f64::INFINITY, f64::min) * 0.95;
+    let xmax = all.iter().map(|p| p.0).fold(0.0, f64::max) * 1.05;
+    let ymin = all
+        .iter()
+        .map(|p| p.1)
+        .fold(1.0, f64::min)
+        .min(goal)
+        .max(0.5)
+        - 0.005;
+    let pmax = all.iter().map(|p| p.2).fold(1.0, f64::max) * 1.2;
+    let pmin = all
+        .iter()
+        .map(|p| p.2)
+        .fold(f64::INFINITY, f64::min)
+        .max(1.0)
+        * 0.8;
+    let root = SVGBackend::new(path, (1400, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(700);
+    let mut a = ChartBuilder::on(&left)
+        .caption("SLO attainment vs cost", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(60)
+        .build_cartesian_2d(xmin..xmax, ymin..1.0005)?;
+    a.configure_mesh()
+        .x_desc("instance-hours")
+        .y_desc("share of requests within the SLO")
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    a.draw_series(LineSeries::new(
+        vec![(xmin, goal), (xmax, goal)],
+        BLACK.mix(0.4).stroke_width(1),
+    ))?;
+    let mut b = ChartBuilder::on(&right)
+        .caption("p99 latency vs cost", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(60)
+        .build_cartesian_2d(xmin..xmax, (pmin..pmax).log_scale())?;
+    b.configure_mesh()
+        .x_desc("instance-hours")
+        .y_desc("p99 (ms, log scale)")
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    for (i, (name, pts)) in lines.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let mut pts = pts.clone();
+        pts.sort_by(|x, y| x.0.total_cmp(&y.0));
+        a.draw_series(LineSeries::new(
+            pts.iter().map(|p| (p.0, p.1)),
+            color.stroke_width(2),
+        ))?
+        .label(name.as_str())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        a.draw_series(
+            pts.iter()
+                .map(|p| Circle::new((p.0, p.1), 3, color.filled())),
+        )?;
+        b.draw_series(LineSeries::new(
+            pts.iter().map(|p| (p.0, p.2.max(pmin))),
+            color.stroke_width(2),
+        ))?;
+        b.draw_series(
+            pts.iter()
+                .map(|p| Circle::new((p.0, p.2.max(pmin)), 3, color.filled())),
+        )?;
+    }
+    a.configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Load, forecast and ready capacity over time (top), and mean latency (bottom), per policy.
+pub fn timeline(
+    path: &Path,
+    runs: &[Timeline],
+    capacity_rps: f64,
+    slo_ms: f64,
+) -> anyhow::Result<()> {
+    register_font();
+    anyhow::ensure!(!runs.is_empty() && !runs[0].1.is_empty(), "nothing to plot");
+    let hours = |t: f64| t / 3600.0;
+    let xmax = hours(runs[0].1.last().map_or(1.0, |t| t.t)).max(0.1);
+    let ymax = runs
+        .iter()
+        .flat_map(|(_, t, _)| t.iter().map(|x| x.rate.max(x.ready as f64 * capacity_rps)))
+        .fold(1.0, f64::max)
+        * 1.05;
+    let lat_max = runs
+        .iter()
+        .flat_map(|(_, t, _)| t.iter().map(|x| x.mean_response_ms))
+        .fold(slo_ms, f64::max)
+        .max(1.0)
+        * 1.1;
+    let root = SVGBackend::new(path, (1400, 800)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (top, bottom) = root.split_vertically(520);
+    let mut a = ChartBuilder::on(&top)
+        .caption("load, forecast and ready capacity", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..xmax, 0.0..ymax)?;
+    a.configure_mesh()
+        .x_desc("hours")
+        .y_desc("requests per second")
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    // Load, smoothed over a minute (4 ticks).
+    let load: Vec<(f64, f64)> = runs[0]
+        .1
+        .chunks(4)
+        .map(|c| {
+            (
+                hours(c[0].t),
+                c.iter().map(|x| x.rate).sum::<f64>() / c.len() as f64,
+            )
+        })
+        .collect();
+    a.draw_series(LineSeries::new(load, BLACK.stroke_width(1)))?
+        .label("load")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+    let mut b = ChartBuilder::on(&bottom)
+        .caption("mean response time per 15 s", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..xmax, 0.0..lat_max)?;
+    b.configure_mesh()
+        .x_desc("hours")
+        .y_desc("ms")
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    for (i, (name, ticks, forecasts)) in runs.iter().enumerate() {
+        let color = Palette99::pick(i + 1).to_rgba();
+        a.draw_series(LineSeries::new(
+            ticks
+                .iter()
+                .map(|t| (hours(t.t), t.ready as f64 * capacity_rps)),
+            color.stroke_width(2),
+        ))?
+        .label(format!("{name}: ready × capacity"))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        if !forecasts.is_empty() {
+            a.draw_series(LineSeries::new(
+                forecasts.iter().map(|(t, r)| (hours(*t), *r)),
+                color.mix(0.5).stroke_width(1),
+            ))?
+            .label(format!("{name}: forecast"))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.mix(0.5).stroke_width(1))
+            });
+        }
+        b.draw_series(LineSeries::new(
+            ticks.iter().map(|t| (hours(t.t), t.mean_response_ms)),
+            color.stroke_width(1),
+        ))?;
+    }
+    a.configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 12))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

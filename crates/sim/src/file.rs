@@ -522,11 +522,11 @@ fn profile(cx: &Ctx<'_>, a: &RawArrivals) -> Result<Profile, FileError> {
                 (None, Some(m)) => counts.into_iter().take(m).collect(),
                 _ => counts,
             };
-            Profile::Trace {
-                counts,
-                peak_rate: cx.rate("arrivals.peak_rate", a.peak_rate)?,
-                minute: cx.opt_duration("arrivals.minute", &a.minute, Duration::from_secs(60))?,
-            }
+            Profile::trace(
+                &counts,
+                cx.rate("arrivals.peak_rate", a.peak_rate)?,
+                cx.opt_duration("arrivals.minute", &a.minute, Duration::from_secs(60))?,
+            )
         }
         other => {
             return Err(cx.invalid(

@@ -973,7 +973,9 @@ fn run_inner(
     scale_out.instance_hours = instances
         .iter()
         .map(|i| {
-            (i.stopped_at.unwrap_or(finish).max(i.launched_at) - i.launched_at) as f64 / 3.6e12
+            // Billed from launch to stop, or to the end of the arrivals.
+            let stop = i.stopped_at.unwrap_or(end).min(end);
+            stop.saturating_sub(i.launched_at) as f64 / 3.6e12
         })
         .sum();
     let outcome = Outcome {

@@ -129,3 +129,64 @@ fn scale_in_drains_without_losing_requests() {
     assert_eq!((last.ready, last.starting), (2, 0));
     assert!(so.instance_hours < 6.0 * 900.0 / 3600.0);
 }
+
+#[test]
+fn a_scaled_run_at_a_fixed_count_matches_an_unscaled_run() {
+    let mut s = scenario(Profile::Constant { rate: 50.0 }, 1200);
+    s.instances = vec![InstanceSpec::new(4); 4];
+    let plain = foresight_sim::run(&s).unwrap();
+    struct Fixed;
+    impl Controller for Fixed {
+        fn interval(&self) -> Duration {
+            Duration::from_secs(15)
+        }
+        fn decide(&mut self, _v: &PoolView) -> usize {
+            4
+        }
+    }
+    let mut c = Fixed;
+    let mut sc = Scaling {
+        template: InstanceSpec::new(4),
+        provision_delay: Duration::from_secs(60),
+        controller: &mut c,
+    };
+    let (scaled, so) = run_scaled(&s, &mut sc, &mut |_| {}).unwrap();
+    assert_eq!(so.actions, 0);
+    assert_eq!(plain.completed, scaled.completed);
+    assert_eq!(plain.quantile_ms(0.99), scaled.quantile_ms(0.99));
+    assert!(
+        scaled.quantile_ms(0.99) < 1500.0,
+        "{}",
+        scaled.quantile_ms(0.99)
+    );
+}
+
+#[test]
+fn flapping_pool_size_keeps_latency_sane_when_capacity_is_ample() {
+    let mut s = scenario(Profile::Constant { rate: 40.0 }, 3600);
+    s.instances = vec![InstanceSpec::new(4); 4];
+    struct Flap;
+    impl Controller for Flap {
+        fn interval(&self) -> Duration {
+            Duration::from_secs(15)
+        }
+        fn decide(&mut self, v: &PoolView) -> usize {
+            if (v.now.as_secs() / 60).is_multiple_of(2) {
+                6
+            } else {
+                4
+            }
+        }
+    }
+    let mut c = Flap;
+    let mut sc = Scaling {
+        template: InstanceSpec::new(4),
+        provision_delay: Duration::from_secs(30),
+        controller: &mut c,
+    };
+    let (o, so) = run_scaled(&s, &mut sc, &mut |_| {}).unwrap();
+    assert!(so.actions > 50);
+    // 40 req/s × 0.2 s = 8 busy workers of at least 16: queueing stays short.
+    assert!(o.quantile_ms(0.99) < 1500.0, "p99 {}", o.quantile_ms(0.99));
+    assert_eq!(o.dropped, 0);
+}

@@ -54,16 +54,25 @@ pub enum Profile {
     /// Replay of per-minute counts, scaled so the largest count becomes `peak_rate`, each
     /// trace minute lasting `minute` (60 s for real time; less to compress).
     Trace {
-        /// Counts per trace minute (gaps already filled or cut away).
-        counts: Vec<f64>,
-        /// Rate that the largest count maps to.
-        peak_rate: f64,
+        /// Requests per second in each trace minute (see [`Profile::trace`]).
+        rates: Vec<f64>,
         /// Length of one trace minute in the run.
         minute: Duration,
     },
 }
 
 impl Profile {
+    /// Replay of per-minute `counts` (gaps already filled or cut away), scaled so that the
+    /// largest count is `peak_rate` requests per second, each trace minute lasting `minute`.
+    pub fn trace(counts: &[f64], peak_rate: f64, minute: Duration) -> Profile {
+        let max = counts.iter().copied().fold(0.0, f64::max);
+        let rates = counts
+            .iter()
+            .map(|c| if max > 0.0 { c / max * peak_rate } else { 0.0 })
+            .collect();
+        Profile::Trace { rates, minute }
+    }
+
     /// Requests per second at `t` after the start (never negative).
     pub fn rate_at(&self, t: Duration) -> f64 {
         let s = t.as_secs_f64();
@@ -109,17 +118,9 @@ impl Profile {
                     base + (peak - base) * (-after / decay.as_secs_f64().max(1e-9)).exp()
                 }
             }
-            Profile::Trace {
-                counts,
-                peak_rate,
-                minute,
-            } => {
-                let max = counts.iter().copied().fold(0.0, f64::max);
+            Profile::Trace { rates, minute } => {
                 let i = (s / minute.as_secs_f64()) as usize;
-                match counts.get(i) {
-                    Some(c) if max > 0.0 => c / max * peak_rate,
-                    _ => 0.0,
-                }
+                rates.get(i).copied().unwrap_or(0.0)
             }
         };
         r.max(0.0)
@@ -135,7 +136,7 @@ impl Profile {
                 mean, amplitude, ..
             } => mean * (1.0 + amplitude),
             Profile::FlashCrowd { base, peak, .. } => base.max(*peak),
-            Profile::Trace { peak_rate, .. } => *peak_rate,
+            Profile::Trace { rates, .. } => rates.iter().copied().fold(0.0, f64::max),
         }
         .max(0.0)
     }
@@ -143,7 +144,7 @@ impl Profile {
     /// The natural length of the profile, where it has one (a trace's span).
     pub fn natural_length(&self) -> Option<Duration> {
         match self {
-            Profile::Trace { counts, minute, .. } => Some(*minute * counts.len() as u32),
+            Profile::Trace { rates, minute } => Some(*minute * rates.len() as u32),
             _ => None,
         }
     }
@@ -193,11 +194,7 @@ mod tests {
 
     #[test]
     fn trace_scales_to_peak_and_compresses_time() {
-        let t = Profile::Trace {
-            counts: vec![10.0, 40.0, 20.0],
-            peak_rate: 400.0,
-            minute: S(1),
-        };
+        let t = Profile::trace(&[10.0, 40.0, 20.0], 400.0, S(1));
         assert_eq!(t.rate_at(Duration::from_millis(500)), 100.0);
         assert_eq!(t.rate_at(Duration::from_millis(1500)), 400.0);
         assert_eq!(t.rate_at(S(5)), 0.0);

@@ -1,0 +1,195 @@
+//! `foresight experiment` end to end on a short synthetic trace: every policy, the JSON shape
+//! of issue #5, plots, and clear errors.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{tempdir, BIN};
+
+/// Ten days of a daily pattern with a sharp evening surge, one row per minute.
+fn trace() -> String {
+    let mut s = String::from("minute,count\n");
+    let start = chrono::NaiveDate::from_ymd_opt(2024, 5, 6)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    for i in 0..10 * 1440 {
+        let m = i % 1440;
+        let base = 100.0 + 60.0 * ((m as f64 / 1440.0 - 0.25) * std::f64::consts::TAU).sin();
+        let surge = if (1080..1140).contains(&m) {
+            120.0
+        } else {
+            0.0
+        };
+        let noise = ((i as u64).wrapping_mul(2654435761) % 17) as f64 - 8.0;
+        let t = start + chrono::Duration::minutes(i as i64);
+        s.push_str(&format!(
+            "{},{}\n",
+            t.format("%Y-%m-%d %H:%M:%S"),
+            (base + surge + noise).round() as u64
+        ));
+    }
+    s
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn every_policy_runs_and_the_json_has_the_documented_shape() {
+    let dir = tempdir("experiment");
+    let t = dir.join("t.csv");
+    std::fs::write(&t, trace()).unwrap();
+    let json = dir.join("out.json");
+    let plots = dir.join("plots");
+    let o = run(&[
+        "experiment",
+        "--trace",
+        t.to_str().unwrap(),
+        "--forecaster",
+        "moving-average",
+        "--minutes",
+        "360",
+        "--peak-rps",
+        "80",
+        "--json",
+        json.to_str().unwrap(),
+        "--plots",
+        plots.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("| hpa |") && stdout.contains("Matched comparisons"),
+        "{stdout}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(v["trace"].as_str().unwrap().ends_with("t.csv"));
+    assert_eq!(v["settings"]["provision_delay_secs"], 180.0);
+    let names: Vec<&str> = v["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "static-peak",
+            "static-mean",
+            "hpa",
+            "predictive-moving-average",
+            "hybrid-moving-average",
+            "cost-optimal-moving-average",
+            "oracle"
+        ]
+    );
+    for p in v["policies"].as_array().unwrap() {
+        for k in [
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+            "p999_ms",
+            "slo_attainment",
+            "dropped",
+            "instance_hours",
+            "scale_actions",
+        ] {
+            assert!(p[k].is_number(), "{k} of {}", p["name"]);
+        }
+        let a = p["slo_attainment"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&a));
+    }
+    let static_peak = &v["policies"][0];
+    assert_eq!(static_peak["scale_actions"], 0);
+    // 360 minutes at a fixed count: instance-hours = count × 6 h.
+    let n = static_peak["knob"].as_f64().unwrap();
+    assert!((static_peak["instance_hours"].as_f64().unwrap() - n * 6.0).abs() < 1e-6);
+    let hpa = &v["policies"][2];
+    assert!(
+        hpa["scale_actions"].as_u64().unwrap() > 0,
+        "hpa never scaled"
+    );
+    // Frontiers: several knob values per family; matched comparisons keyed by family.
+    let f = v["frontiers"].as_object().unwrap();
+    assert!(f["hpa"].as_array().unwrap().len() >= 5);
+    assert!(f["hpa"][0]["instance_hours"].is_number() && f["hpa"][0]["slo_attainment"].is_number());
+    assert!(v["matched"]["instance_hours_at_goal"]
+        .as_object()
+        .unwrap()
+        .contains_key("oracle"));
+    assert_eq!(v["matched"]["slo_goal"], 0.99);
+    assert!(v["matched"]["p99_ms_at_hpa_cost"]["hpa"].is_number());
+    for p in ["frontiers.svg", "timeline.svg"] {
+        assert!(
+            std::fs::read_to_string(plots.join(p))
+                .unwrap()
+                .contains("<svg"),
+            "{p}"
+        );
+    }
+}
+
+#[test]
+fn bad_inputs_are_usage_errors() {
+    let dir = tempdir("experiment-bad");
+    let t = dir.join("t.csv");
+    std::fs::write(&t, trace()).unwrap();
+    let t = t.to_str().unwrap();
+    let o = run(&[
+        "experiment",
+        "--trace",
+        t,
+        "--policies",
+        "hpa,magic",
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("unknown policy `magic`"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&[
+        "experiment",
+        "--trace",
+        t,
+        "--forecaster",
+        "crystal-ball",
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--forecaster"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&["experiment", "--trace", t, "--slo-goal", "1.5", "--quiet"]);
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    let short = dir.join("short.csv");
+    std::fs::write(
+        &short,
+        "minute,count\n2024-01-01 00:00:00,5\n2024-01-01 00:01:00,6\n",
+    )
+    .unwrap();
+    let o = run(&["experiment", "--trace", short.to_str().unwrap(), "--quiet"]);
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("short"),
+        "{}",
+        text(&o)
+    );
+}
