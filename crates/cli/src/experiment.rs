@@ -117,6 +117,8 @@ struct RunResult {
     forecasts: Vec<(f64, f64)>,
     #[serde(skip)]
     default: bool,
+    #[serde(skip)]
+    decisions: Vec<String>,
 }
 
 struct Setup {
@@ -426,6 +428,17 @@ fn run_job(
         cost: so.instance_hours * a.cost_per_hour,
         scale_actions: so.actions,
         ticks: so.ticks,
+        decisions: controller
+            .governor
+            .log()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{:>9.0} s  {:>3} -> {:<3} {}",
+                    e.now, e.from, e.to, e.reason
+                )
+            })
+            .collect(),
         forecasts: controller.recorded,
         default: job.default,
     })
@@ -870,6 +883,11 @@ fn report(
             a.slo_ms,
         )
         .map_err(|e| Failure::Other(e.to_string()))?;
+        for r in &defaults {
+            let path = dir.join(format!("decisions-{}.log", r.name));
+            std::fs::write(&path, r.decisions.join("\n") + "\n")
+                .map_err(|e| Failure::Other(format!("cannot write {}: {e}", path.display())))?;
+        }
     }
     Ok(())
 }
