@@ -288,7 +288,7 @@ pub fn timeline(
     // Load, smoothed over a minute (4 ticks).
     let load: Vec<(f64, f64)> = runs[0]
         .1
-        .chunks(4)
+        .chunks(20)
         .map(|c| {
             (
                 hours(c[0].t),
@@ -300,7 +300,7 @@ pub fn timeline(
         .label("load")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
     let mut b = ChartBuilder::on(&bottom)
-        .caption("mean response time per 15 s", ("sans-serif", 18))
+        .caption("mean response time per 5 minutes", ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(60)
@@ -312,17 +312,23 @@ pub fn timeline(
         .draw()?;
     for (i, (name, ticks, forecasts)) in runs.iter().enumerate() {
         let color = Palette99::pick(i + 1).to_rgba();
+        // Ticks binned by 20 (5 minutes) so that a week-long run stays a small file: the
+        // highest ready count and the mean latency of each bin.
         a.draw_series(LineSeries::new(
-            ticks
-                .iter()
-                .map(|t| (hours(t.t), t.ready as f64 * capacity_rps)),
+            ticks.chunks(20).map(|c| {
+                let ready = c.iter().map(|t| t.ready).max().unwrap_or(0);
+                (hours(c[0].t), ready as f64 * capacity_rps)
+            }),
             color.stroke_width(2),
         ))?
         .label(format!("{name}: ready × capacity"))
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
         if !forecasts.is_empty() {
             a.draw_series(LineSeries::new(
-                forecasts.iter().map(|(t, r)| (hours(*t), *r)),
+                forecasts.chunks(5).map(|c| {
+                    let mean = c.iter().map(|p| p.1).sum::<f64>() / c.len() as f64;
+                    (hours(c[0].0), mean)
+                }),
                 color.mix(0.5).stroke_width(1),
             ))?
             .label(format!("{name}: forecast"))
@@ -331,7 +337,10 @@ pub fn timeline(
             });
         }
         b.draw_series(LineSeries::new(
-            ticks.iter().map(|t| (hours(t.t), t.mean_response_ms)),
+            ticks.chunks(20).map(|c| {
+                let mean = c.iter().map(|t| t.mean_response_ms).sum::<f64>() / c.len() as f64;
+                (hours(c[0].t), mean)
+            }),
             color.stroke_width(1),
         ))?;
     }
