@@ -676,12 +676,9 @@ fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
     let static_mean = (mean_rps / (a.capacity_rps * 0.7)).ceil().max(1.0) as usize;
     // History before the replay (8 days: Holt-Winters initialises from two daily seasons,
     // seasonal naive needs one), so every forecaster is warm at the first replayed minute.
-    let warm: Vec<(i64, f64)> = {
-        let before: Vec<(i64, f64)> = (offset.saturating_sub(8 * 1440)..offset)
-            .filter_map(|i| ds.series.values[i].map(|v| (ds.series.time(i), v)))
-            .collect();
-        before
-    };
+    let warm: Vec<(i64, f64)> = (offset.saturating_sub(8 * 1440)..offset)
+        .filter_map(|i| ds.series.values[i].map(|v| (ds.series.time(i), v)))
+        .collect();
     eprintln!(
         "experiment: {} — replaying {} minutes from {}; peak {:.0} req/s (busiest minute), mean {:.1} req/s; instance = {} workers × {:.0} ms = {:.0} req/s; provisioning {}; SLO {} ms for {:.1}% of requests; forecaster {}; seed {}",
         a.trace.display(),

@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use chrono::{DateTime, NaiveDateTime};
-use foresight_workload::{Trace, TraceError};
+use foresight_workload::{missing_runs, Trace, TraceError};
 
 /// A problem with a series file, naming the file and line.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -202,23 +202,10 @@ impl Series {
 
     /// Every run of missing values.
     pub fn gaps(&self) -> Vec<Gap> {
-        let mut gaps = Vec::new();
-        let mut i = 0;
-        while i < self.values.len() {
-            if self.values[i].is_none() {
-                let s = i;
-                while i < self.values.len() && self.values[i].is_none() {
-                    i += 1;
-                }
-                gaps.push(Gap {
-                    start: s,
-                    len: i - s,
-                });
-            } else {
-                i += 1;
-            }
-        }
-        gaps
+        missing_runs(&self.values)
+            .into_iter()
+            .map(|(start, len)| Gap { start, len })
+            .collect()
     }
 
     /// Fills gaps of at most `max_fill` steps (value and features) by linear interpolation;

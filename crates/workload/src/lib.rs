@@ -14,4 +14,4 @@ mod profile;
 mod trace;
 
 pub use profile::Profile;
-pub use trace::{Gap, Trace, TraceError};
+pub use trace::{missing_runs, Gap, Trace, TraceError};

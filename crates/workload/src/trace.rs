@@ -39,6 +39,24 @@ pub enum TraceError {
     },
 }
 
+/// Every run of `None` in `values`, as (first index, length).
+pub fn missing_runs<T>(values: &[Option<T>]) -> Vec<(usize, usize)> {
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < values.len() {
+        if values[i].is_none() {
+            let s = i;
+            while i < values.len() && values[i].is_none() {
+                i += 1;
+            }
+            runs.push((s, i - s));
+        } else {
+            i += 1;
+        }
+    }
+    runs
+}
+
 /// A run of missing minutes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Gap {
@@ -141,23 +159,10 @@ impl Trace {
 
     /// Every run of missing minutes.
     pub fn gaps(&self) -> Vec<Gap> {
-        let mut gaps = Vec::new();
-        let mut i = 0;
-        while i < self.counts.len() {
-            if self.counts[i].is_none() {
-                let s = i;
-                while i < self.counts.len() && self.counts[i].is_none() {
-                    i += 1;
-                }
-                gaps.push(Gap {
-                    start: s,
-                    minutes: i - s,
-                });
-            } else {
-                i += 1;
-            }
-        }
-        gaps
+        missing_runs(&self.counts)
+            .into_iter()
+            .map(|(start, minutes)| Gap { start, minutes })
+            .collect()
     }
 
     /// Fills gaps of at most `max_minutes` by linear interpolation between their neighbours;
