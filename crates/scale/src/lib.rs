@@ -11,11 +11,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod actuator;
 mod governor;
 mod policies;
 
-pub use actuator::{Actuator, ActuatorError, ExecHook};
 pub use governor::{Decision, Governor, Limits, LogEntry};
 pub use policies::{
     mmc_response_tail, CostOptimal, Hpa, HpaConfig, Hybrid, Predictive, PredictiveConfig, Static,
