@@ -269,7 +269,8 @@ async fn reconcile(shared: Arc<Shared>) {
 async fn lifecycle(shared: Arc<Shared>, id: u64, mut stop: watch::Receiver<bool>) {
     let c = &shared.config;
     let program = c.program.display().to_string();
-    let mut child = match tokio::process::Command::new(&c.program)
+    let mut command = tokio::process::Command::new(&c.program);
+    command
         .arg("backend")
         .arg("--listen")
         .arg(format!("{}:0", c.host))
@@ -279,9 +280,18 @@ async fn lifecycle(shared: Arc<Shared>, id: u64, mut stop: watch::Receiver<bool>
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-    {
+        .kill_on_drop(true);
+    // If this process dies without running destructors (SIGKILL, a crash), the kernel sends
+    // the instance SIGTERM so that no orphan keeps serving. (Tied to the spawning thread: a
+    // tokio worker, which lives as long as the runtime.)
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec here.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
             let e = ActuatorError::Start {

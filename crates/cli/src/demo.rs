@@ -150,7 +150,10 @@ async fn run_once(algorithm: &str, addrs: &[String], args: &DemoArgs) -> anyhow:
     let plan = Plan {
         target,
         paths: vec!["/process".into()],
-        rate: args.rate,
+        mode: foresight_loadgen::Mode::Open {
+            profile: foresight_workload::Profile::Constant { rate: args.rate },
+            arrivals: foresight_loadgen::Arrivals::Uniform,
+        },
         duration: args.duration,
         timeout: Duration::from_secs(30),
         group_by: Some("x-foresight-instance".into()),

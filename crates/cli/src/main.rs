@@ -5,6 +5,7 @@
 mod demo;
 mod experiment;
 mod forecast;
+mod loadgen;
 mod plot;
 mod simulate;
 
@@ -49,6 +50,8 @@ enum Command {
     /// Evaluate forecasters on a trace, or forecast with a saved model.
     #[command(subcommand)]
     Forecast(forecast::ForecastCommand),
+    /// Send open-loop HTTP load (profiles, trace replay, routes mix) and report latency.
+    Loadgen(loadgen::LoadgenArgs),
     /// Compare static, reactive (HPA) and predictive scaling on a replayed trace, in simulation.
     Experiment(experiment::ExperimentArgs),
 }
@@ -168,6 +171,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         seed: args.seed,
         backends: args.backends,
     });
+    let control = match foresight_control::ControlConfig::from_table(raw.control.as_ref()) {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
     let config = match raw.validate() {
         Ok(c) => c,
         Err(e) => return usage_error(e),
@@ -192,7 +199,16 @@ fn serve(args: ServeArgs) -> ExitCode {
             workers = config.workers,
             "serving"
         );
-        foresight_proxy::run(config, listener, admin, shutdown_signal()).await
+        let drain_timeout = config.drain_timeout;
+        foresight_proxy::run_with(config, listener, admin, shutdown_signal(), move |pool| {
+            match control {
+                None => Ok(None),
+                Some(c) => foresight_control::start(c, pool, drain_timeout)
+                    .map(Some)
+                    .map_err(|e| anyhow::anyhow!("control loop: {e}")),
+            }
+        })
+        .await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -287,11 +303,13 @@ fn main() -> ExitCode {
     foresight_forecast::init_threads();
     let cli = Cli::parse();
     // The demo prints its own progress; the proxy's info logs would bury it.
-    init_logging(if matches!(cli.command, Command::Demo(_)) {
-        "warn"
-    } else {
-        "info"
-    });
+    init_logging(
+        if matches!(cli.command, Command::Demo(_) | Command::Loadgen(_)) {
+            "warn"
+        } else {
+            "info"
+        },
+    );
     match cli.command {
         Command::Serve(a) => serve(a),
         Command::Backend(a) => backend(a),
@@ -301,5 +319,6 @@ fn main() -> ExitCode {
         Command::Train(a) => forecast::train(a),
         Command::Forecast(c) => forecast::forecast(c),
         Command::Experiment(a) => experiment::run(a),
+        Command::Loadgen(a) => loadgen::run(a),
     }
 }

@@ -82,7 +82,10 @@ async fn process_pool_joins_when_ready_drains_without_loss_and_respects_max() {
     let plan = foresight_loadgen::Plan {
         target: format!("http://{url}"),
         paths: vec!["/work".into()],
-        rate: 150.0,
+        mode: foresight_loadgen::Mode::Open {
+            profile: foresight_workload::Profile::Constant { rate: 150.0 },
+            arrivals: foresight_loadgen::Arrivals::Uniform,
+        },
         duration: Duration::from_secs(3),
         timeout: Duration::from_secs(5),
         group_by: Some("x-foresight-instance".into()),

@@ -108,7 +108,10 @@ async fn p2c_ewma_sends_less_to_a_slowed_instance() {
     let plan = foresight_loadgen::Plan {
         target: format!("http://{}", p.get("proxy")),
         paths: vec!["/process".into()],
-        rate: 150.0,
+        mode: foresight_loadgen::Mode::Open {
+            profile: foresight_workload::Profile::Constant { rate: 150.0 },
+            arrivals: foresight_loadgen::Arrivals::Uniform,
+        },
         duration: Duration::from_secs(4),
         timeout: Duration::from_secs(10),
         group_by: Some("x-foresight-instance".into()),

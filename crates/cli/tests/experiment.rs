@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
-use common::{tempdir, BIN};
+use common::{run, tempdir, text};
 
 /// Ten days of a daily pattern with a sharp evening surge, one row per minute.
 fn trace() -> String {
@@ -31,19 +29,6 @@ fn trace() -> String {
         ));
     }
     s
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]

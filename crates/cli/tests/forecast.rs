@@ -4,9 +4,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-use common::{tempdir, BIN};
+use common::{run, tempdir, text};
 
 /// A small, fast model for tests (the defaults are for real traces).
 const SMALL: &str = "[lstm]\nhidden = 8\nseq_len = 12\nepochs = 2\nbatch_size = 64\n";
@@ -34,19 +33,6 @@ fn minute_trace(days: usize) -> String {
         ));
     }
     s
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn write(dir: &Path, name: &str, body: &str) -> String {

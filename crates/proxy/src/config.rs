@@ -90,6 +90,9 @@ pub struct RawConfig {
     #[allow(missing_docs)]
     #[serde(default)]
     pub backends: Vec<RawBackend>,
+    /// The control loop's section, validated by `foresight-control` (kept as a table here).
+    #[serde(default)]
+    pub control: Option<toml::Table>,
 }
 
 #[allow(missing_docs)]

@@ -189,6 +189,7 @@ impl Forwarder {
 
     /// Forwards one client request.
     pub async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<ResponseBody> {
+        self.pool.metrics.client_requests.inc();
         let (mut parts, body) = req.into_parts();
         let info = RequestInfo {
             hash_key: match &self.hash_on {

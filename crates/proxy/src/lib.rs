@@ -35,6 +35,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use config::{ConfigError, ProxyConfig};
+pub use metrics::ControlMetrics;
 pub use pool::{BackendStatus, Clock, DrainReport, Pool};
 
 /// How often ended ejections are noticed and their instances returned to rotation.
@@ -47,6 +48,18 @@ pub async fn run(
     listener: TcpListener,
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    run_with(config, listener, admin, shutdown, |_| Ok(None)).await
+}
+
+/// [`run`], with `extend` called once the pool exists: it may start work that uses the pool
+/// (the control loop) and return extra admin API routes, merged into the admin router.
+pub async fn run_with(
+    config: ProxyConfig,
+    listener: TcpListener,
+    admin: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    extend: impl FnOnce(Arc<Pool>) -> anyhow::Result<Option<axum::Router>>,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(metrics::ProxyMetrics::new());
     let pool = Pool::new(
@@ -80,7 +93,10 @@ pub async fn run(
         })
     };
 
-    let admin_router = admin::router(pool.clone(), config.drain_timeout);
+    let mut admin_router = admin::router(pool.clone(), config.drain_timeout);
+    if let Some(extra) = extend(pool.clone())? {
+        admin_router = admin_router.merge(extra);
+    }
     let admin_stop = stopped(stop_rx.clone());
     let admin_task = tokio::spawn(async move {
         axum::serve(admin, admin_router)

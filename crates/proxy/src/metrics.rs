@@ -43,6 +43,27 @@ pub(crate) struct ProxyMetrics {
     pub upstream_errors: Family<BackendError, Counter>,
     pub no_backend: Counter,
     pub retries: Counter,
+    pub client_requests: Counter,
+    pub control: ControlMetrics,
+}
+
+/// Gauges of the control loop (`[control]`), exported with the proxy's; zero while it is off.
+#[derive(Clone, Default)]
+pub struct ControlMetrics {
+    /// Instances the scaling policy wants.
+    pub desired: Gauge,
+    /// Instances serving.
+    pub ready: Gauge,
+    /// Instances launched and not ready yet.
+    pub starting: Gauge,
+    /// Client request rate over the last control interval.
+    pub observed_rps: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Forecast request rate at the planning lead (the upper band the policy sizes for).
+    pub forecast_rps: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// 1 while the anomaly detector trusts the forecast.
+    pub forecast_trusted: Gauge,
+    /// Changes of the desired count.
+    pub scale_actions: Counter,
 }
 
 impl ProxyMetrics {
@@ -98,7 +119,55 @@ impl ProxyMetrics {
             "Requests sent again to another instance after a connect error",
             retries.clone(),
         );
+        let client_requests = Counter::default();
+        registry.register(
+            "foresight_client_requests",
+            "Requests received from clients (the demand the forecaster learns)",
+            client_requests.clone(),
+        );
+        let control = ControlMetrics::default();
+        for (name, help, g) in [
+            (
+                "foresight_control_desired_instances",
+                "Instances the scaling policy wants (0 while the control loop is off)",
+                &control.desired,
+            ),
+            (
+                "foresight_control_ready_instances",
+                "Instances serving, as the actuator reports",
+                &control.ready,
+            ),
+            (
+                "foresight_control_starting_instances",
+                "Instances launched and not ready yet",
+                &control.starting,
+            ),
+            (
+                "foresight_control_forecast_trusted",
+                "1 while the anomaly detector trusts the forecast",
+                &control.forecast_trusted,
+            ),
+        ] {
+            registry.register(name, help, g.clone());
+        }
+        registry.register(
+            "foresight_control_observed_rps",
+            "Client request rate over the last control interval",
+            control.observed_rps.clone(),
+        );
+        registry.register(
+            "foresight_control_forecast_rps",
+            "Forecast request rate at the planning lead, including the error band",
+            control.forecast_rps.clone(),
+        );
+        registry.register(
+            "foresight_control_scale_actions",
+            "Changes of the desired instance count",
+            control.scale_actions.clone(),
+        );
         ProxyMetrics {
+            client_requests,
+            control,
             registry,
             requests,
             duration,

@@ -326,6 +326,16 @@ impl Pool {
         })
     }
 
+    /// Requests received from clients since start (all of them, served or not).
+    pub fn client_requests(&self) -> u64 {
+        self.metrics.client_requests.get()
+    }
+
+    /// The control loop's gauges.
+    pub fn control_metrics(&self) -> &crate::metrics::ControlMetrics {
+        &self.metrics.control
+    }
+
     /// Every member's state.
     pub fn status(&self) -> Vec<BackendStatus> {
         let now = self.clock.now();

@@ -51,6 +51,20 @@ pub enum Profile {
         /// Time constant of the decay after the peak.
         decay: Duration,
     },
+    /// `base`, with square bursts at `peak` lasting `length` from `at`, repeated every `every`
+    /// (one burst when `every` is `None`): the paper's "bursty" load.
+    Burst {
+        /// Rate between bursts.
+        base: f64,
+        /// Rate during a burst.
+        peak: f64,
+        /// Start of the first burst.
+        at: Duration,
+        /// Length of each burst.
+        length: Duration,
+        /// Time from one burst's start to the next's.
+        every: Option<Duration>,
+    },
     /// Replay of per-minute counts, scaled so the largest count becomes `peak_rate`, each
     /// trace minute lasting `minute` (60 s for real time; less to compress).
     Trace {
@@ -118,6 +132,27 @@ impl Profile {
                     base + (peak - base) * (-after / decay.as_secs_f64().max(1e-9)).exp()
                 }
             }
+            Profile::Burst {
+                base,
+                peak,
+                at,
+                length,
+                every,
+            } => {
+                let into = if t < *at {
+                    None
+                } else {
+                    let since = (t - *at).as_secs_f64();
+                    Some(match every {
+                        Some(e) if !e.is_zero() => since % e.as_secs_f64(),
+                        _ => since,
+                    })
+                };
+                match into {
+                    Some(x) if x < length.as_secs_f64() => *peak,
+                    _ => *base,
+                }
+            }
             Profile::Trace { rates, minute } => {
                 let i = (s / minute.as_secs_f64()) as usize;
                 rates.get(i).copied().unwrap_or(0.0)
@@ -135,7 +170,9 @@ impl Profile {
             Profile::Diurnal {
                 mean, amplitude, ..
             } => mean * (1.0 + amplitude),
-            Profile::FlashCrowd { base, peak, .. } => base.max(*peak),
+            Profile::FlashCrowd { base, peak, .. } | Profile::Burst { base, peak, .. } => {
+                base.max(*peak)
+            }
             Profile::Trace { rates, .. } => rates.iter().copied().fold(0.0, f64::max),
         }
         .max(0.0)
@@ -190,6 +227,18 @@ mod tests {
         assert_eq!(f.rate_at(S(5)), 10.0);
         assert_eq!(f.rate_at(S(15)), 60.0);
         assert!((f.rate_at(S(30)) - (10.0 + 100.0 * (-1f64).exp())).abs() < 1e-9);
+        let b = Profile::Burst {
+            base: 10.0,
+            peak: 100.0,
+            at: S(10),
+            length: S(5),
+            every: Some(S(30)),
+        };
+        let at: Vec<f64> = [0, 10, 14, 15, 39, 40, 44, 45]
+            .map(|s| b.rate_at(S(s)))
+            .to_vec();
+        assert_eq!(at, [10.0, 100.0, 100.0, 10.0, 10.0, 100.0, 100.0, 10.0]);
+        assert_eq!(b.max_rate(), 100.0);
     }
 
     #[test]

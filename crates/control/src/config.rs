@@ -1,0 +1,424 @@
+//! The `[control]` section of the proxy's configuration file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use foresight_proxy::ConfigError;
+
+/// Which scaling policy runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PolicyKind {
+    /// A fixed count (`min`).
+    Static,
+    /// Kubernetes' HPA rule on utilisation.
+    Hpa,
+    /// The paper's thresholds on the forecast.
+    Predictive,
+    /// Smallest count meeting the response-time goal (M/M/c) on the forecast.
+    CostOptimal,
+    /// max(predictive, an emergency HPA floor); HPA alone while the forecast is untrusted.
+    Hybrid,
+}
+
+/// Which actuator turns counts into instances.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ActuatorKind {
+    /// Local `foresight backend` processes joined to this proxy's pool.
+    Process {
+        /// Extra `foresight backend` flags.
+        backend_args: Vec<String>,
+    },
+    /// A command run with the count.
+    Exec {
+        /// Program and arguments (`{replicas}` is replaced).
+        command: Vec<String>,
+        /// Longest run.
+        timeout: Duration,
+    },
+    /// Decide and report only.
+    None,
+}
+
+/// Which forecaster feeds the predictive policies.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ForecasterKind {
+    /// A model saved by `foresight train`.
+    Lstm(PathBuf),
+    /// Mean of the last `window` steps.
+    MovingAverage(usize),
+    /// The last step repeated.
+    Persistence,
+    /// No forecaster (reactive policies only).
+    None,
+}
+
+/// The validated section.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ControlConfig {
+    /// Decision period.
+    pub interval: Duration,
+    /// Live time per forecaster step.
+    pub step: Duration,
+    /// Model time per forecaster step (equal to `step` unless replaying compressed time).
+    pub model_step: Duration,
+    /// Policy.
+    pub policy: PolicyKind,
+    /// Fewest / most instances.
+    pub min: usize,
+    /// Most instances.
+    pub max: usize,
+    /// Log decisions, change nothing.
+    pub dry_run: bool,
+    /// Requests per second one instance serves at full utilisation.
+    pub capacity_rps: f64,
+    /// Requests one instance serves at once (for utilisation from in-flight counts).
+    pub workers: u32,
+    /// HPA target utilisation.
+    pub hpa_target: f64,
+    /// Hybrid's emergency floor target utilisation.
+    pub floor_target: f64,
+    /// Predictive sizing target utilisation.
+    pub target: f64,
+    /// Predictive thresholds.
+    pub theta_up: f64,
+    /// Predictive thresholds.
+    pub theta_down: f64,
+    /// Plan for the load this far ahead (the provisioning delay).
+    pub lead: Duration,
+    /// ... and this much beyond.
+    pub margin: Duration,
+    /// Scale-in stabilisation window.
+    pub stabilisation: Duration,
+    /// Forecaster.
+    pub forecaster: ForecasterKind,
+    /// History (`minute,count` CSV) to warm the forecaster with before live data.
+    pub history: Option<PathBuf>,
+    /// Live requests per history count (e.g. peak rate / busiest history minute).
+    pub history_scale: f64,
+    /// Actuator.
+    pub actuator: ActuatorKind,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            interval: Duration::from_secs(15),
+            step: Duration::from_secs(60),
+            model_step: Duration::from_secs(60),
+            policy: PolicyKind::Hybrid,
+            min: 1,
+            max: 10,
+            dry_run: false,
+            capacity_rps: 20.0,
+            workers: 8,
+            hpa_target: 0.6,
+            floor_target: 0.9,
+            target: 0.7,
+            theta_up: 0.8,
+            theta_down: 0.5,
+            lead: Duration::from_secs(180),
+            margin: Duration::from_secs(120),
+            stabilisation: Duration::from_secs(300),
+            forecaster: ForecasterKind::MovingAverage(5),
+            history: None,
+            history_scale: 1.0,
+            actuator: ActuatorKind::Process {
+                backend_args: Vec::new(),
+            },
+        }
+    }
+}
+
+fn invalid(key: &str, value: impl ToString, expected: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: format!("control.{key}"),
+        value: value.to_string(),
+        expected: expected.to_string(),
+    }
+}
+
+struct Reader<'a> {
+    t: &'a toml::Table,
+}
+
+impl Reader<'_> {
+    fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        match self.t.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(invalid(key, v, "a string")),
+        }
+    }
+
+    fn duration(&self, key: &str, default: Duration) -> Result<Duration, ConfigError> {
+        match self.string(key)? {
+            None => Ok(default),
+            Some(s) => humantime::parse_duration(&s)
+                .map_err(|_| invalid(key, &s, "a duration like 15s or 3m")),
+        }
+    }
+
+    fn float(&self, key: &str, default: f64, lo: f64, hi: f64) -> Result<f64, ConfigError> {
+        let v = match self.t.get(key) {
+            None => return Ok(default),
+            Some(toml::Value::Float(f)) => *f,
+            Some(toml::Value::Integer(i)) => *i as f64,
+            Some(v) => return Err(invalid(key, v, &format!("a number in {lo}–{hi}"))),
+        };
+        if !(lo..=hi).contains(&v) {
+            return Err(invalid(key, v, &format!("a number in {lo}–{hi}")));
+        }
+        Ok(v)
+    }
+
+    fn int(&self, key: &str, default: i64, lo: i64, hi: i64) -> Result<i64, ConfigError> {
+        match self.t.get(key) {
+            None => Ok(default),
+            Some(toml::Value::Integer(i)) if (lo..=hi).contains(i) => Ok(*i),
+            Some(v) => Err(invalid(key, v, &format!("a whole number in {lo}–{hi}"))),
+        }
+    }
+
+    fn strings(&self, key: &str) -> Result<Vec<String>, ConfigError> {
+        match self.t.get(key) {
+            None => Ok(Vec::new()),
+            Some(toml::Value::Array(a)) => a
+                .iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => Ok(s.clone()),
+                    v => Err(invalid(key, v, "an array of strings")),
+                })
+                .collect(),
+            Some(v) => Err(invalid(key, v, "an array of strings")),
+        }
+    }
+}
+
+const KEYS: &[&str] = &[
+    "enabled",
+    "interval",
+    "step",
+    "model_step",
+    "policy",
+    "min",
+    "max",
+    "dry_run",
+    "capacity_rps",
+    "workers",
+    "hpa_target",
+    "floor_target",
+    "target",
+    "theta_up",
+    "theta_down",
+    "lead",
+    "margin",
+    "stabilisation",
+    "forecaster",
+    "model",
+    "window",
+    "history",
+    "history_scale",
+    "actuator",
+    "backend_args",
+    "command",
+    "command_timeout",
+];
+
+impl ControlConfig {
+    /// Validates the `[control]` table; `None` when it is absent or `enabled = false`.
+    pub fn from_table(t: Option<&toml::Table>) -> Result<Option<ControlConfig>, ConfigError> {
+        let Some(t) = t else { return Ok(None) };
+        for k in t.keys() {
+            if !KEYS.contains(&k.as_str()) {
+                return Err(invalid(
+                    k,
+                    "(present)",
+                    &format!("a known key: {}", KEYS.join(", ")),
+                ));
+            }
+        }
+        let r = Reader { t };
+        match t.get("enabled") {
+            None | Some(toml::Value::Boolean(true)) => {}
+            Some(toml::Value::Boolean(false)) => return Ok(None),
+            Some(v) => return Err(invalid("enabled", v, "true or false")),
+        }
+        let d = ControlConfig::default();
+        let interval = r.duration("interval", d.interval)?;
+        if interval < Duration::from_millis(100) {
+            return Err(invalid(
+                "interval",
+                humantime::format_duration(interval),
+                "at least 100ms",
+            ));
+        }
+        let step = r.duration("step", d.step.max(interval))?;
+        let ratio = step.as_secs_f64() / interval.as_secs_f64();
+        if ratio < 1.0 - 1e-9 || (ratio - ratio.round()).abs() > 1e-6 {
+            return Err(invalid(
+                "step",
+                humantime::format_duration(step),
+                "a whole multiple of `control.interval`",
+            ));
+        }
+        let model_step = r.duration("model_step", step)?;
+        if model_step.as_secs() == 0 {
+            return Err(invalid(
+                "model_step",
+                humantime::format_duration(model_step),
+                "at least 1s",
+            ));
+        }
+        let policy = match r.string("policy")?.as_deref().unwrap_or("hybrid") {
+            "static" => PolicyKind::Static,
+            "hpa" => PolicyKind::Hpa,
+            "predictive" => PolicyKind::Predictive,
+            "cost-optimal" => PolicyKind::CostOptimal,
+            "hybrid" => PolicyKind::Hybrid,
+            other => {
+                return Err(invalid(
+                    "policy",
+                    other,
+                    "one of static, hpa, predictive, cost-optimal, hybrid",
+                ))
+            }
+        };
+        let min = r.int("min", 1, 1, 10_000)? as usize;
+        let max = r.int("max", d.max.max(min) as i64, 1, 10_000)? as usize;
+        if max < min {
+            return Err(invalid(
+                "max",
+                max,
+                &format!("at least control.min ({min})"),
+            ));
+        }
+        let dry_run = match t.get("dry_run") {
+            None => false,
+            Some(toml::Value::Boolean(b)) => *b,
+            Some(v) => return Err(invalid("dry_run", v, "true or false")),
+        };
+        let forecaster = match r
+            .string("forecaster")?
+            .as_deref()
+            .unwrap_or("moving-average")
+        {
+            "lstm" => {
+                ForecasterKind::Lstm(r.string("model")?.map(PathBuf::from).ok_or_else(|| {
+                    invalid(
+                        "model",
+                        "(missing)",
+                        "a model directory from `foresight train` when forecaster = \"lstm\"",
+                    )
+                })?)
+            }
+            "moving-average" => {
+                ForecasterKind::MovingAverage(r.int("window", 5, 1, 10_000)? as usize)
+            }
+            "persistence" => ForecasterKind::Persistence,
+            "none" => ForecasterKind::None,
+            other => {
+                return Err(invalid(
+                    "forecaster",
+                    other,
+                    "one of lstm, moving-average, persistence, none",
+                ))
+            }
+        };
+        if forecaster == ForecasterKind::None
+            && matches!(policy, PolicyKind::Predictive | PolicyKind::CostOptimal)
+        {
+            return Err(invalid(
+                "forecaster",
+                "none",
+                "a forecaster for a predictive policy",
+            ));
+        }
+        let actuator = match r.string("actuator")?.as_deref().unwrap_or("process") {
+            "process" => ActuatorKind::Process {
+                backend_args: r.strings("backend_args")?,
+            },
+            "exec" => {
+                let command = r.strings("command")?;
+                if command.is_empty() {
+                    return Err(invalid(
+                        "command",
+                        "[]",
+                        "a program and its arguments when actuator = \"exec\"",
+                    ));
+                }
+                ActuatorKind::Exec {
+                    command,
+                    timeout: r.duration("command_timeout", Duration::from_secs(30))?,
+                }
+            }
+            "none" => ActuatorKind::None,
+            other => return Err(invalid("actuator", other, "one of process, exec, none")),
+        };
+        let theta_down = r.float("theta_down", d.theta_down, 0.0, 1.0)?;
+        let theta_up = r.float("theta_up", d.theta_up, 0.0, 10.0)?;
+        if theta_down >= theta_up {
+            return Err(invalid("theta_down", theta_down, "below control.theta_up"));
+        }
+        Ok(Some(ControlConfig {
+            interval,
+            step,
+            model_step,
+            policy,
+            min,
+            max,
+            dry_run,
+            capacity_rps: r.float("capacity_rps", d.capacity_rps, 1e-6, 1e9)?,
+            workers: r.int("workers", d.workers as i64, 1, 1_000_000)? as u32,
+            hpa_target: r.float("hpa_target", d.hpa_target, 0.01, 1.0)?,
+            floor_target: r.float("floor_target", d.floor_target, 0.01, 1.0)?,
+            target: r.float("target", d.target, 0.01, 1.0)?,
+            theta_up,
+            theta_down,
+            lead: r.duration("lead", d.lead)?,
+            margin: r.duration("margin", d.margin)?,
+            stabilisation: r.duration("stabilisation", d.stabilisation)?,
+            forecaster,
+            history: r.string("history")?.map(PathBuf::from),
+            history_scale: r.float("history_scale", 1.0, 1e-12, 1e12)?,
+            actuator,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Option<ControlConfig>, String> {
+        let t: toml::Table = toml::from_str(s).unwrap();
+        ControlConfig::from_table(Some(&t)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_and_errors_name_the_key() {
+        let c = parse("").unwrap().unwrap();
+        assert_eq!(c.policy, PolicyKind::Hybrid);
+        assert_eq!(parse("enabled = false").unwrap(), None);
+        let c = parse("interval = \"1s\"\nstep = \"2s\"\npolicy = \"hpa\"\nmin = 2\nmax = 4")
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.min, c.max, c.step), (2, 4, Duration::from_secs(2)));
+        for (text, needle) in [
+            (
+                "policy = \"magic\"",
+                "invalid value `magic` for `control.policy`",
+            ),
+            ("min = 5\nmax = 2", "`control.max`"),
+            ("interval = \"2s\"\nstep = \"3s\"", "`control.step`"),
+            ("forecaster = \"lstm\"", "`control.model`"),
+            ("actuator = \"exec\"", "`control.command`"),
+            ("colour = 1", "`control.colour`"),
+            ("hpa_target = 1.5", "`control.hpa_target`"),
+            ("lead = \"soon\"", "`control.lead`"),
+            ("theta_up = 0.4", "`control.theta_down`"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+    }
+}

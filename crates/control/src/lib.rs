@@ -1,0 +1,384 @@
+//! # foresight-control
+//!
+//! The live control loop that runs inside `foresight serve` when the configuration has a
+//! `[control]` section: every `interval` it measures the client request rate and the pool's
+//! utilisation (the proxy's own counters), closes forecaster steps, asks the scaling policy
+//! (under the [`Governor`]: limits, cooldowns, stabilisation, dry-run), and applies the count
+//! through an actuator. It never touches the request path: it reads atomics and swaps the
+//! pool's snapshot through the same calls as the admin API. `GET /control` on the admin
+//! listener shows the forecast, the desired and ready instances and the last decisions with
+//! their reasons; the `foresight_control_*` metrics show the same numbers.
+#![deny(missing_docs)]
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::routing::get;
+use axum::{Json, Router};
+use foresight_actuate::{Actuator, ExecHook, PoolMembership, ProcessPool, ProcessPoolConfig};
+use foresight_forecast::{Forecaster, Lstm, MovingAverage, Persistence};
+use foresight_proxy::Pool;
+use foresight_scale::{
+    CostOptimal, Governor, Hpa, HpaConfig, Hybrid, InstanceModel, Limits, LogEntry, Observation,
+    Policy, Predictive, PredictiveConfig, Static,
+};
+
+mod config;
+mod planner;
+
+pub use config::{ActuatorKind, ControlConfig, ForecasterKind, PolicyKind};
+pub use planner::Planner;
+
+/// What `GET /control` shows.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Status {
+    /// Policy name.
+    pub policy: String,
+    /// Actuator name.
+    pub actuator: String,
+    /// Seconds since the loop started.
+    pub uptime_s: f64,
+    /// Client requests per second over the last interval.
+    pub observed_rps: f64,
+    /// Mean utilisation of the ready instances over the last interval.
+    pub utilisation: f64,
+    /// Instances wanted.
+    pub desired: usize,
+    /// Instances serving.
+    pub ready: usize,
+    /// Instances starting.
+    pub starting: usize,
+    /// Forecast (with its error band) as (seconds ahead, requests per second).
+    pub forecast: Option<Vec<(f64, f64)>>,
+    /// Whether the forecast is trusted.
+    pub trusted: bool,
+    /// Forecaster steps observed.
+    pub steps: usize,
+    /// The last actuator error, if the last apply failed.
+    pub actuator_error: Option<String>,
+    /// The most recent decisions, newest last.
+    pub decisions: VecDeque<Decision>,
+}
+
+/// A logged decision.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Decision {
+    /// Seconds since the loop started.
+    pub at_s: f64,
+    /// Instances before.
+    pub from: usize,
+    /// Instances after (equal to `from` in dry-run).
+    pub to: usize,
+    /// Why.
+    pub reason: String,
+    /// Only logged.
+    pub dry_run: bool,
+}
+
+impl From<&LogEntry> for Decision {
+    fn from(e: &LogEntry) -> Self {
+        Decision {
+            at_s: e.now,
+            from: e.from,
+            to: e.to,
+            reason: e.reason.clone(),
+            dry_run: e.dry_run,
+        }
+    }
+}
+
+const DECISIONS_KEPT: usize = 50;
+
+fn policy(c: &ControlConfig, forecaster: &str) -> Box<dyn Policy> {
+    let model = InstanceModel {
+        workers: c.workers,
+        mean_service: f64::from(c.workers) / c.capacity_rps,
+    };
+    let pcfg = PredictiveConfig {
+        theta_up: c.theta_up,
+        theta_down: c.theta_down,
+        target: c.target,
+        lead: c.lead.as_secs_f64(),
+        margin: c.margin.as_secs_f64(),
+    };
+    let hpa = HpaConfig {
+        target: c.hpa_target,
+        ..HpaConfig::default()
+    };
+    match c.policy {
+        PolicyKind::Static => Box::new(Static { replicas: c.min }),
+        PolicyKind::Hpa => Box::new(Hpa::new(hpa)),
+        PolicyKind::Predictive => Box::new(Predictive::new(
+            &format!("predictive-{forecaster}"),
+            pcfg,
+            model,
+        )),
+        PolicyKind::CostOptimal => Box::new(CostOptimal::new(
+            &format!("cost-optimal-{forecaster}"),
+            model,
+            1.0,
+            0.99,
+            pcfg.lead,
+            pcfg.margin,
+        )),
+        PolicyKind::Hybrid => Box::new(Hybrid::new(
+            &format!("hybrid-{forecaster}"),
+            Box::new(Predictive::new("predictive", pcfg, model)),
+            HpaConfig {
+                target: c.floor_target,
+                ..HpaConfig::default()
+            },
+            hpa,
+        )),
+    }
+}
+
+/// Builds the forecaster and warms it on the configured history. Returns `None` (reactive
+/// only) with a logged reason when the model cannot be loaded: the loop keeps running.
+fn planner(c: &ControlConfig) -> Result<Option<Planner>, String> {
+    let model_step = c.model_step.as_secs() as i64;
+    let (forecaster, horizon): (Box<dyn Forecaster + Send>, usize) = match &c.forecaster {
+        ForecasterKind::None => return Ok(None),
+        ForecasterKind::Persistence => (Box::new(Persistence::new()), 30),
+        ForecasterKind::MovingAverage(w) => (Box::new(MovingAverage::new(model_step, *w)), 30),
+        ForecasterKind::Lstm(dir) => match Lstm::load(dir) {
+            Ok(m) => {
+                let h = m.meta().config.horizon;
+                (Box::new(m), h)
+            }
+            Err(e) => {
+                tracing::error!(model = %dir.display(), error = %e, "cannot load the model; scaling reactively (hpa) until it is fixed");
+                return Ok(None);
+            }
+        },
+    };
+    let mut forecaster = forecaster;
+    let mut next_time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    if let Some(path) = &c.history {
+        let trace = foresight_workload::Trace::load(path).map_err(|e| e.to_string())?;
+        let start = trace.start.and_utc().timestamp();
+        // History rows are per minute; in model units one row is one model step.
+        let to_model = 1.0;
+        for (i, v) in trace.counts.iter().enumerate() {
+            if let Some(v) = v {
+                forecaster.observe(start + i as i64 * 60, v * to_model, &[]);
+            }
+        }
+        next_time = start + trace.counts.len() as i64 * 60;
+        tracing::info!(rows = trace.counts.len(), history = %path.display(), "forecaster warmed on history");
+    }
+    let step_secs = c.step.as_secs_f64();
+    let lead_steps = (c.lead.as_secs_f64() / step_secs).ceil().max(1.0) as usize;
+    Ok(Some(Planner::new(
+        forecaster,
+        horizon,
+        lead_steps,
+        step_secs,
+        next_time,
+        model_step,
+        1.0 / c.history_scale,
+    )))
+}
+
+/// Starts the loop on `pool`; returns the admin routes (`GET /control`).
+pub fn start(c: ControlConfig, pool: Arc<Pool>, drain_timeout: Duration) -> Result<Router, String> {
+    let forecaster_name = match &c.forecaster {
+        ForecasterKind::Lstm(_) => "lstm",
+        ForecasterKind::MovingAverage(_) => "moving-average",
+        ForecasterKind::Persistence => "persistence",
+        ForecasterKind::None => "none",
+    };
+    let planner = planner(&c)?;
+    let policy = policy(&c, forecaster_name);
+    let limits = Limits {
+        min: c.min,
+        max: c.max,
+        stabilisation: c.stabilisation.as_secs_f64(),
+        ..Limits::default()
+    };
+    let governor = Governor::new(policy, limits, c.dry_run)?;
+    let actuator: Option<Arc<dyn Actuator>> = match &c.actuator {
+        ActuatorKind::Process { backend_args } => {
+            let mut pc = ProcessPoolConfig::new(c.max);
+            pc.args = backend_args.clone();
+            let membership = PoolMembership {
+                pool: pool.clone(),
+                drain_timeout,
+            };
+            Some(Arc::new(ProcessPool::start(pc, Box::new(membership))))
+        }
+        ActuatorKind::Exec { command, timeout } => Some(Arc::new(ExecHook::new(
+            command[0].clone(),
+            command[1..].to_vec(),
+            *timeout,
+        ))),
+        ActuatorKind::None => None,
+    };
+    let status = Arc::new(Mutex::new(Status {
+        policy: governor.name(),
+        actuator: actuator.as_ref().map_or("none".into(), |a| a.name()),
+        ..Status::default()
+    }));
+    tokio::spawn(run(c, pool, governor, planner, actuator, status.clone()));
+    let s = status.clone();
+    Ok(Router::new().route(
+        "/control",
+        get(move || {
+            let s = s.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            async move { Json(s) }
+        }),
+    ))
+}
+
+async fn run(
+    c: ControlConfig,
+    pool: Arc<Pool>,
+    mut governor: Governor,
+    mut planner: Option<Planner>,
+    actuator: Option<Arc<dyn Actuator>>,
+    status: Arc<Mutex<Status>>,
+) {
+    let started = Instant::now();
+    let gauges = pool.control_metrics().clone();
+    let mut applied: Option<usize> = None;
+    let mut backoff_until: Option<Instant> = None;
+    let mut failures = 0u32;
+    if let Some(a) = &actuator {
+        if !c.dry_run {
+            match a.apply(c.min).await {
+                Ok(()) => applied = Some(c.min),
+                Err(e) => tracing::warn!(error = %e, "initial apply failed"),
+            }
+        }
+    }
+    let mut last_count = pool.client_requests();
+    let mut step_count = 0u64;
+    let mut next_step = c.step.as_secs_f64();
+    let mut tick = tokio::time::interval(c.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    // Utilisation: in-flight requests sampled 10 times per interval.
+    let sample_every = c.interval / 10;
+    let mut busy_sum = 0.0;
+    let mut samples = 0u32;
+    loop {
+        let deadline = tokio::time::Instant::now() + c.interval;
+        while tokio::time::Instant::now() + sample_every <= deadline {
+            tokio::time::sleep(sample_every).await;
+            let st = pool.status();
+            let eligible = st.iter().filter(|b| b.eligible).count().max(1);
+            let in_flight: u32 = st.iter().map(|b| b.in_flight).sum();
+            busy_sum += (f64::from(in_flight) / (eligible as f64 * f64::from(c.workers))).min(1.0);
+            samples += 1;
+        }
+        tick.tick().await;
+        let now = started.elapsed().as_secs_f64();
+        let count = pool.client_requests();
+        let arrivals = count.saturating_sub(last_count);
+        last_count = count;
+        step_count += arrivals;
+        if let Some(p) = planner.as_mut() {
+            while now + 1e-6 >= next_step {
+                p.observe(step_count as f64);
+                step_count = 0;
+                next_step += c.step.as_secs_f64();
+            }
+        }
+        let utilisation = if samples > 0 {
+            busy_sum / f64::from(samples)
+        } else {
+            0.0
+        };
+        busy_sum = 0.0;
+        samples = 0;
+        let (ready, starting, actuator_error) = match &actuator {
+            Some(a) => match a.state().await {
+                Ok(s) => (
+                    s.ready
+                        .unwrap_or_else(|| pool.status().iter().filter(|b| b.eligible).count()),
+                    s.starting.unwrap_or(0),
+                    None,
+                ),
+                Err(e) => (
+                    pool.status().iter().filter(|b| b.eligible).count(),
+                    0,
+                    Some(e.to_string()),
+                ),
+            },
+            None => (pool.status().iter().filter(|b| b.eligible).count(), 0, None),
+        };
+        let into_step = c.step.as_secs_f64() - (next_step - now);
+        let forecast = planner
+            .as_ref()
+            .and_then(|p| p.forecast(into_step.max(0.0)));
+        let trusted = planner.as_ref().is_some_and(|p| p.trusted());
+        let obs = Observation {
+            now,
+            ready,
+            starting,
+            utilisation,
+            rate: arrivals as f64 / c.interval.as_secs_f64(),
+            forecast: forecast.clone(),
+            trusted,
+        };
+        let decision = governor.decide(&obs);
+        if let Some(e) = &decision.entry {
+            tracing::info!(from = e.from, to = e.to, dry_run = e.dry_run, reason = %e.reason, "scaling decision");
+            gauges.scale_actions.inc();
+        }
+        let mut last_error = actuator_error;
+        if let Some(a) = &actuator {
+            let due = backoff_until.is_none_or(|t| Instant::now() >= t);
+            if !c.dry_run && applied != Some(decision.replicas) && due {
+                match a.apply(decision.replicas.min(c.max)).await {
+                    Ok(()) => {
+                        applied = Some(decision.replicas);
+                        failures = 0;
+                        backoff_until = None;
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        let wait =
+                            Duration::from_secs_f64((0.5 * 2f64.powi(failures as i32)).min(60.0));
+                        tracing::warn!(error = %e, retry_in = ?wait, "actuator failed");
+                        backoff_until = Some(Instant::now() + wait);
+                        last_error = Some(e.to_string());
+                    }
+                }
+            }
+        }
+        gauges.desired.set(decision.replicas as i64);
+        gauges.ready.set(ready as i64);
+        gauges.starting.set(starting as i64);
+        gauges.observed_rps.set(obs.rate);
+        gauges.forecast_trusted.set(i64::from(trusted));
+        let lead = c.lead.as_secs_f64();
+        gauges.forecast_rps.set(
+            forecast
+                .as_deref()
+                .and_then(|f| foresight_scale::peak_between(f, lead, lead + c.margin.as_secs_f64()))
+                .unwrap_or(0.0),
+        );
+        let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
+        s.uptime_s = now;
+        s.observed_rps = obs.rate;
+        s.utilisation = utilisation;
+        s.desired = decision.replicas;
+        s.ready = ready;
+        s.starting = starting;
+        s.forecast = forecast;
+        s.trusted = trusted;
+        s.steps = planner.as_ref().map_or(0, |p| p.steps());
+        s.actuator_error = last_error;
+        if let Some(e) = &decision.entry {
+            if s.decisions.len() == DECISIONS_KEPT {
+                s.decisions.pop_front();
+            }
+            s.decisions.push_back(e.into());
+        }
+    }
+}
