@@ -96,4 +96,9 @@ pub trait Actuator: Send + Sync {
     fn apply(&self, replicas: usize) -> BoxFuture<'_, Result<(), ActuatorError>>;
     /// The instances as the actuator sees them now.
     fn state(&self) -> BoxFuture<'_, Result<PoolState, ActuatorError>>;
+    /// Called when the control loop stops: actuators that own their instances (the process
+    /// pool) drain and stop them; remote ones leave the count as it is.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }

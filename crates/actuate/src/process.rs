@@ -137,15 +137,19 @@ impl ProcessPool {
         self.shared.lock().last_error.clone()
     }
 
-    /// Drains and stops every instance, waiting at most `timeout`; what is left is killed.
+    /// Drains and stops every instance, waiting at most `timeout`; what is left is killed
+    /// when the pool is dropped.
     pub async fn shutdown(self, timeout: Duration) {
+        self.stop_all(timeout).await;
+    }
+
+    async fn stop_all(&self, timeout: Duration) {
         self.shared.lock().target = 0;
         self.shared.wake.notify_one();
         let started = Instant::now();
         while !self.shared.lock().slots.is_empty() && started.elapsed() < timeout {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        // Drop kills whatever is left.
     }
 }
 
@@ -179,6 +183,10 @@ impl Actuator for ProcessPool {
             Ok(())
         };
         Box::pin(async move { r })
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.stop_all(Duration::from_secs(10)))
     }
 
     fn state(&self) -> BoxFuture<'_, Result<PoolState, ActuatorError>> {
@@ -280,6 +288,10 @@ async fn lifecycle(shared: Arc<Shared>, id: u64, mut stop: watch::Receiver<bool>
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .kill_on_drop(true);
     // If this process dies without running destructors (SIGKILL, a crash), the kernel sends
     // the instance SIGTERM so that no orphan keeps serving. (Tied to the spawning thread: a

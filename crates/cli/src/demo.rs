@@ -1,34 +1,67 @@
-//! `foresight demo`: the README's main job. Starts three `foresight backend` processes (two
-//! normal, one three times slower), puts the proxy in front of them, sends the same open-loop
-//! burst once per algorithm, and prints per-instance request counts and latency percentiles.
-//! Every process it starts is killed when it exits, also on Ctrl-C.
+//! `foresight demo`: the README's main job, on embedded data with no external services. The
+//! whole live loop, twice: the proxy with its control loop in this process, `foresight
+//! backend` instances started and stopped by the process-pool actuator (each takes a
+//! start-up delay to become ready), and the load generator replaying a morning of the NASA
+//! trace, time-compressed, through the proxy. Once with the Kubernetes-HPA rule, once with
+//! the hybrid policy on the embedded LSTM. Prints latency, errors and instance-seconds, and
+//! writes a plot. Every process it starts is stopped when it ends, also on Ctrl-C.
 
-use std::process::{ExitCode, Stdio};
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use clap::Args;
-use foresight_loadgen::{Plan, Report, Summary};
-use foresight_proxy::config::{RawBackend, RawConfig};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use foresight_control::{ActuatorKind, ControlConfig, ForecasterKind, PolicyKind};
+use foresight_loadgen::{Arrivals, Hooks, Mode, Plan, Report};
+use foresight_proxy::config::RawConfig;
+use foresight_workload::{Profile, Trace};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::demo_balancing::BalancingArgs;
+
+const TRACE: &str = include_str!("../assets/nasa-1995-08-23.csv");
+const MODEL_JSON: &str = include_str!("../assets/nasa-lstm/model.json");
+const MODEL_WEIGHTS: &[u8] = include_bytes!("../assets/nasa-lstm/model.safetensors");
+/// The replayed segment: 1995-08-24 06:00–09:59 (the morning ramp); what comes before it is
+/// the forecaster's history.
+const SEGMENT_START: &str = "1995-08-24 06:00:00";
 
 #[derive(Args)]
 pub struct DemoArgs {
-    /// Requests per second sent through the proxy (open loop).
-    #[arg(long, default_value_t = 500.0)]
-    rate: f64,
-    /// How long each algorithm's run sends, e.g. 5s.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    duration: Duration,
-    /// Algorithms to compare, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "round-robin,p2c-ewma")]
-    algorithms: Vec<String>,
+    /// Live time per trace minute (time compression; 250ms replays 4 hours in 1 minute).
+    #[arg(long, default_value = "250ms", value_parser = humantime::parse_duration)]
+    minute: Duration,
+    /// Request rate of the busiest replayed minute.
+    #[arg(long, default_value_t = 300.0)]
+    peak_rps: f64,
+    /// Instance start-up delay in trace time (the provisioning delay policies must plan for).
+    #[arg(long, default_value = "4m", value_parser = humantime::parse_duration)]
+    provision: Duration,
+    /// Policies to run, comma-separated: hpa, hybrid, predictive, cost-optimal, static.
+    #[arg(long, value_delimiter = ',', default_value = "hpa,hybrid")]
+    policies: Vec<String>,
+    /// Write the load and instances over time here (SVG).
+    #[arg(long, default_value = "foresight-demo.svg")]
+    plot: PathBuf,
+    /// Also write the comparison as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Instead: the balancing demo (round-robin vs p2c-ewma around a slow instance).
+    #[arg(long)]
+    balancing: bool,
+    #[command(flatten)]
+    balancing_args: BalancingArgs,
 }
 
-const INSTANCES: [(&str, f64); 3] = [("fast-1", 1.0), ("fast-2", 1.0), ("slow-3x", 3.0)];
+/// Capacity of one instance: 4 workers at 40 ms mean service = 100 req/s.
+const WORKERS: u32 = 4;
+const SERVICE_MS: f64 = 40.0;
 
 pub fn run(args: DemoArgs) -> ExitCode {
+    if args.balancing {
+        return crate::demo_balancing::run(args.balancing_args);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -40,150 +73,383 @@ pub fn run(args: DemoArgs) -> ExitCode {
     let result = rt.block_on(async {
         tokio::select! {
             r = demo(&args) => r,
-            _ = crate::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
+            _ = crate::shutdown_signal() => Err(anyhow::anyhow!("interrupted; stopping every instance")),
         }
     });
+    // Dropping the runtime drops the process pools, which kill their instances.
+    drop(rt);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => crate::failure(format!("{e:#}")),
     }
 }
 
-/// Starts one backend process on a free port and returns it with its address.
-async fn start_backend(name: &str, slowdown: f64, seed: u64) -> anyhow::Result<(Child, String)> {
-    let exe = std::env::current_exe().context("cannot find the foresight executable")?;
-    let mut child = Command::new(exe)
-        .args(["backend", "--listen", "127.0.0.1:0", "--name", name])
-        .args([
-            "--slowdown",
-            &slowdown.to_string(),
-            "--seed",
-            &seed.to_string(),
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start a backend process")?;
-    let stdout = child.stdout.take().context("backend stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .context("backend did not report its address within 10s")??
-        .context("backend exited before listening")?;
-    let addr = line
-        .split("listen=")
-        .nth(1)
-        .context("unexpected backend output")?
-        .trim()
-        .to_string();
-    Ok((child, addr))
+/// One sample of a run, every trace minute.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Point {
+    /// Trace minutes since the segment's start.
+    pub minute: f64,
+    /// Observed client rate (req/s).
+    pub rps: f64,
+    /// Forecast rate at the planning lead (req/s), 0 without a forecast.
+    pub forecast_rps: f64,
+    /// Instances serving.
+    pub ready: usize,
+    /// Instances serving or starting.
+    pub instances: usize,
 }
 
-async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
-    println!("Foresight demo: 3 instances (8 workers each, /process ~20 ms mean; one 3x slower),");
-    println!(
-        "{:.0} req/s open-loop for {} per algorithm.\n",
-        args.rate,
-        humantime::format_duration(args.duration)
-    );
-    let mut children = Vec::new();
-    let mut addrs = Vec::new();
-    for (i, (name, slowdown)) in INSTANCES.iter().enumerate() {
-        let (child, addr) = start_backend(name, *slowdown, i as u64 + 1).await?;
-        println!("  started backend {name:<8} at {addr} (slowdown {slowdown})");
-        children.push(child);
-        addrs.push(addr);
-    }
-    let mut results = Vec::new();
-    for algorithm in &args.algorithms {
-        println!("\n▶ {algorithm}: sending…");
-        let report = run_once(algorithm, &addrs, args).await?;
-        print_report(&report);
-        results.push((algorithm.clone(), report));
-    }
-    println!("\nSummary");
-    println!(
-        "  {:<22} {:>9} {:>9} {:>9} {:>9} {:>8}",
-        "algorithm", "p50 ms", "p95 ms", "p99 ms", "max ms", "failed"
-    );
-    for (name, r) in &results {
-        println!(
-            "  {:<22} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>8}",
-            name,
-            r.overall.p50_ms,
-            r.overall.p95_ms,
-            r.overall.p99_ms,
-            r.overall.max_ms,
-            r.failures()
-        );
-    }
-    for mut c in children {
-        let _ = c.kill().await;
-    }
-    Ok(())
+struct Outcome {
+    policy: String,
+    report: Report,
+    points: Vec<Point>,
+    /// Trace-time instance-hours (ready + starting, integrated).
+    instance_hours: f64,
+    decisions: usize,
 }
 
-async fn run_once(algorithm: &str, addrs: &[String], args: &DemoArgs) -> anyhow::Result<Report> {
-    let mut raw = RawConfig {
+struct Data {
+    counts: Vec<f64>,
+    max: f64,
+    history: PathBuf,
+    model: PathBuf,
+}
+
+fn prepare(dir: &Path) -> anyhow::Result<Data> {
+    let mut trace = Trace::parse(TRACE, "embedded NASA excerpt")?;
+    trace.fill_gaps(15);
+    let start = chrono::NaiveDateTime::parse_from_str(SEGMENT_START, "%Y-%m-%d %H:%M:%S")?;
+    let offset = (start - trace.start).num_minutes() as usize;
+    let counts: Vec<f64> = trace.counts[offset..]
+        .iter()
+        .map(|c| c.unwrap_or(0.0))
+        .collect();
+    let max = counts.iter().copied().fold(1.0, f64::max);
+    // History = the rows before the segment, as a file the control loop reads.
+    let history = dir.join("history.csv");
+    let mut text = String::from("minute,count\n");
+    for (i, c) in trace.counts[..offset].iter().enumerate() {
+        if let Some(c) = c {
+            let t = trace.start + chrono::Duration::minutes(i as i64);
+            text.push_str(&format!("{},{:.0}\n", t.format("%Y-%m-%d %H:%M:%S"), c));
+        }
+    }
+    std::fs::write(&history, text)?;
+    let model = dir.join("nasa-lstm");
+    std::fs::create_dir_all(&model)?;
+    std::fs::write(model.join("model.json"), MODEL_JSON)?;
+    std::fs::write(model.join("model.safetensors"), MODEL_WEIGHTS)?;
+    Ok(Data {
+        counts,
+        max,
+        history,
+        model,
+    })
+}
+
+fn control_config(policy: &str, args: &DemoArgs, data: &Data) -> anyhow::Result<ControlConfig> {
+    let compress = args.minute.as_secs_f64() / 60.0;
+    let live = |trace_secs: f64| Duration::from_secs_f64(trace_secs * compress);
+    let policy_kind = match policy {
+        "hpa" => PolicyKind::Hpa,
+        "hybrid" => PolicyKind::Hybrid,
+        "predictive" => PolicyKind::Predictive,
+        "cost-optimal" => PolicyKind::CostOptimal,
+        "static" => PolicyKind::Static,
+        other => anyhow::bail!(
+            "invalid value `{other}` for `--policies`: expected hpa, hybrid, predictive, cost-optimal or static"
+        ),
+    };
+    let capacity = f64::from(WORKERS) * 1000.0 / SERVICE_MS;
+    Ok(ControlConfig {
+        // The HPA's 15 s period, compressed like the trace.
+        interval: live(15.0).max(Duration::from_millis(100)),
+        step: args.minute,
+        model_step: Duration::from_secs(60),
+        policy: policy_kind.clone(),
+        // `static` holds `min`: enough for the peak at 70%.
+        min: if policy_kind == PolicyKind::Static {
+            (args.peak_rps / (capacity * 0.7)).ceil() as usize
+        } else {
+            1
+        },
+        max: 12,
+        dry_run: false,
+        capacity_rps: capacity,
+        workers: WORKERS,
+        hpa_target: 0.6,
+        floor_target: 0.9,
+        target: 0.7,
+        theta_up: 0.8,
+        theta_down: 0.5,
+        lead: live(args.provision.as_secs_f64() + 60.0),
+        margin: live(120.0),
+        stabilisation: live(300.0),
+        forecaster: if policy_kind == PolicyKind::Hpa || policy_kind == PolicyKind::Static {
+            ForecasterKind::None
+        } else {
+            ForecasterKind::Lstm(data.model.clone())
+        },
+        history: Some(data.history.clone()),
+        // Live requests per step for one history count.
+        history_scale: args.peak_rps * args.minute.as_secs_f64() / data.max,
+        actuator: ActuatorKind::Process {
+            backend_args: vec![
+                "--workers".into(),
+                WORKERS.to_string(),
+                "--route".into(),
+                format!("/process={SERVICE_MS}ms"),
+                "--startup-delay".into(),
+                humantime::format_duration(live(args.provision.as_secs_f64())).to_string(),
+            ],
+        },
+    })
+}
+
+async fn run_policy(
+    policy: &str,
+    args: &DemoArgs,
+    data: &Data,
+    bar: &ProgressBar,
+) -> anyhow::Result<Outcome> {
+    let control = control_config(policy, args, data)?;
+    let raw = RawConfig {
         listen: Some("127.0.0.1:0".into()),
         admin: Some("127.0.0.1:0".into()),
-        backends: addrs
-            .iter()
-            .map(|a| RawBackend {
-                address: format!("http://{a}"),
-                weight: None,
-            })
-            .collect(),
         ..Default::default()
     };
-    raw.balancer.algorithm = Some(algorithm.to_string());
     let config = raw.validate()?;
     let listener = foresight_http::bind(config.listen).await?;
     let admin = foresight_http::bind(config.admin).await?;
     let target = format!("http://{}", listener.local_addr()?);
+    let handle: Arc<Mutex<Option<foresight_control::Handle>>> = Arc::default();
+    let slot = handle.clone();
+    let drain = config.drain_timeout;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let proxy = tokio::spawn(foresight_proxy::run(config, listener, admin, async move {
-        let _ = stop_rx.await;
-    }));
+    let proxy = tokio::spawn(foresight_proxy::run_with(
+        config,
+        listener,
+        admin,
+        async move {
+            let _ = stop_rx.await;
+        },
+        move |pool| {
+            let h = foresight_control::start(control, pool, drain).map_err(anyhow::Error::msg)?;
+            let router = h.router.clone();
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
+            Ok(Some(router))
+        },
+    ));
+    // Wait for the first instance.
+    let started = Instant::now();
+    let status = loop {
+        if let Some(h) = handle.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let s = h.status.clone();
+            if s.lock().unwrap_or_else(|p| p.into_inner()).ready >= 1 {
+                break s;
+            }
+        }
+        if proxy.is_finished() {
+            proxy.await??;
+            anyhow::bail!("the proxy stopped early");
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "no instance became ready within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    let profile = Profile::trace(&data.counts, args.peak_rps, args.minute);
+    let duration = profile.natural_length().unwrap_or_default();
     let plan = Plan {
         target,
         paths: vec!["/process".into()],
-        mode: foresight_loadgen::Mode::Open {
-            profile: foresight_workload::Profile::Constant { rate: args.rate },
-            arrivals: foresight_loadgen::Arrivals::Uniform,
+        mode: Mode::Open {
+            profile,
+            arrivals: Arrivals::Poisson { seed: 7 },
         },
-        duration: args.duration,
+        duration,
         timeout: Duration::from_secs(30),
-        group_by: Some("x-foresight-instance".into()),
+        group_by: None,
     };
-    let report = foresight_loadgen::run(&plan).await;
+    // Sample the loop's view once per trace minute.
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
+    let sampler = {
+        let status = status.clone();
+        let minute = args.minute;
+        let lead = control_lead(args);
+        tokio::spawn(async move {
+            let mut points = Vec::new();
+            let mut tick = tokio::time::interval(minute);
+            let t0 = Instant::now();
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = &mut done_rx => return points,
+                }
+                let s = status.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let forecast = s
+                    .forecast
+                    .as_deref()
+                    .and_then(|f| foresight_scale::peak_between(f, lead.0, lead.1))
+                    .unwrap_or(0.0);
+                points.push(Point {
+                    minute: t0.elapsed().as_secs_f64() / minute.as_secs_f64(),
+                    rps: s.observed_rps,
+                    forecast_rps: forecast,
+                    ready: s.ready,
+                    instances: s.ready + s.starting,
+                });
+            }
+        })
+    };
+    bar.set_length(duration.as_secs().max(1));
+    bar.set_position(0);
+    bar.set_prefix(policy.to_string());
+    let mut hooks = Hooks::default();
+    let b = bar.clone();
+    let st = status.clone();
+    hooks.progress = Some(Box::new(move |p| {
+        let s = st.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        b.set_position(p.elapsed.as_secs());
+        b.set_message(format!(
+            "{:>4.0} req/s  instances {} ready + {} starting  p99 {:.0} ms  failed {}",
+            p.rps, s.ready, s.starting, p.p99_ms, p.failed
+        ));
+    }));
+    let report = foresight_loadgen::run_with(&plan, hooks).await?;
+    let _ = done_tx.send(());
+    let points = sampler.await.unwrap_or_default();
+    let decisions = status
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .decisions
+        .len();
+    let h = handle.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(h) = h {
+        h.shutdown().await;
+    }
     let _ = stop_tx.send(());
     proxy.await??;
-    report
+    // One point per trace minute.
+    let instance_hours = points.iter().map(|p| p.instances as f64).sum::<f64>() / 60.0;
+    let name = status
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .policy
+        .clone();
+    Ok(Outcome {
+        policy: name,
+        report,
+        points,
+        instance_hours,
+        decisions,
+    })
 }
 
-fn row(name: &str, s: &Summary) {
-    println!(
-        "  {:<10} {:>8} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
-        name, s.requests, s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms
-    );
+/// The window the predictive policies plan for, in live seconds ahead.
+fn control_lead(args: &DemoArgs) -> (f64, f64) {
+    let compress = args.minute.as_secs_f64() / 60.0;
+    let lead = (args.provision.as_secs_f64() + 60.0) * compress;
+    (lead, lead + 120.0 * compress)
 }
 
-fn print_report(r: &Report) {
-    println!(
-        "  {:<10} {:>8} {:>9} {:>9} {:>9} {:>9}",
-        "instance", "requests", "p50 ms", "p95 ms", "p99 ms", "max ms"
+async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.minute >= Duration::from_millis(100),
+        "invalid value for `--minute`: at least 100ms"
     );
-    for (name, s) in &r.groups {
-        row(name, s);
+    anyhow::ensure!(
+        args.peak_rps > 0.0 && args.peak_rps <= 5000.0,
+        "invalid value for `--peak-rps`: 0 < rate ≤ 5000"
+    );
+    let dir = std::env::temp_dir().join(format!("foresight-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let data = prepare(&dir)?;
+    let capacity = f64::from(WORKERS) * 1000.0 / SERVICE_MS;
+    println!(
+        "Foresight demo: the live loop on a NASA morning (1995-08-24 06:00–10:00), replayed with"
+    );
+    println!(
+        "one trace minute per {} ({}× faster), peak {} req/s, through the proxy.",
+        humantime::format_duration(args.minute),
+        (60.0 / args.minute.as_secs_f64()).round(),
+        args.peak_rps
+    );
+    println!(
+        "Instances: `foresight backend` processes, {WORKERS} workers × {SERVICE_MS} ms = {capacity:.0} req/s each, ready {} (trace time) after launch.",
+        humantime::format_duration(args.provision)
+    );
+    println!("Policies: {}; hybrid forecasts with the embedded LSTM (trained on the first 70% of the NASA trace).\n", args.policies.join(", "));
+    let bar = ProgressBar::new(1);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>7} [{bar:30}] {pos:>3}/{len}s {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let mut outcomes = Vec::new();
+    for policy in &args.policies {
+        let o = run_policy(policy, args, &data, &bar).await?;
+        bar.println(format!(
+            "{:>7}: done, p99 {:.0} ms, {} failed, {:.1} instance-hours",
+            o.policy,
+            o.report.overall.p99_ms,
+            o.report.failures(),
+            o.instance_hours
+        ));
+        outcomes.push(o);
     }
-    row("all", &r.overall);
+    bar.finish_and_clear();
+    println!();
     println!(
-        "  achieved {:.0} req/s; {} failed of {} sent",
-        r.achieved_rps,
-        r.failures(),
-        r.sent
+        "{:<22} {:>8} {:>8} {:>8} {:>9} {:>8} {:>11} {:>10}",
+        "policy", "p50 ms", "p95 ms", "p99 ms", "p99.9 ms", "failed", "inst-hours", "decisions"
     );
+    for o in &outcomes {
+        let r = &o.report.overall;
+        println!(
+            "{:<22} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>8} {:>11.1} {:>10}",
+            o.policy,
+            r.p50_ms,
+            r.p95_ms,
+            r.p99_ms,
+            r.p999_ms,
+            o.report.failures(),
+            o.instance_hours,
+            o.decisions
+        );
+    }
+    println!(
+        "(instance-hours in trace time: the 4-hour morning; requests {} per run)",
+        outcomes.first().map_or(0, |o| o.report.sent)
+    );
+    let series: Vec<(String, Vec<Point>)> = outcomes
+        .iter()
+        .map(|o| (o.policy.clone(), o.points.clone()))
+        .collect();
+    crate::plot::live_demo(&args.plot, &series, capacity)?;
+    println!("plot: {}", args.plot.display());
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({
+            "segment": "NASA 1995-08-24 06:00-10:00",
+            "minute_ms": args.minute.as_millis() as u64,
+            "peak_rps": args.peak_rps,
+            "policies": outcomes.iter().map(|o| serde_json::json!({
+                "name": o.policy,
+                "requests": o.report.sent,
+                "failures": o.report.failures(),
+                "p50_ms": o.report.overall.p50_ms,
+                "p95_ms": o.report.overall.p95_ms,
+                "p99_ms": o.report.overall.p99_ms,
+                "p999_ms": o.report.overall.p999_ms,
+                "instance_hours": o.instance_hours,
+                "decisions": o.decisions,
+                "timeline": o.points,
+            })).collect::<Vec<_>>(),
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n")?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }

@@ -3,6 +3,7 @@
 //! (64 for configuration and usage errors, 1 for the rest).
 
 mod demo;
+mod demo_balancing;
 mod experiment;
 mod forecast;
 mod loadgen;
@@ -41,7 +42,7 @@ enum Command {
     Backend(BackendArgs),
     /// List the balancing algorithms.
     Algorithms,
-    /// Start a few backends of different speeds and the proxy, send a burst, show the result.
+    /// The live loop on embedded data: HPA vs hybrid scaling of real processes under a replayed trace.
     Demo(demo::DemoArgs),
     /// Run a scenario in the discrete-event simulator for several algorithms and compare.
     Simulate(simulate::SimulateArgs),
@@ -203,8 +204,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         foresight_proxy::run_with(config, listener, admin, shutdown_signal(), move |pool| {
             match control {
                 None => Ok(None),
+                // The loop runs as long as the proxy (the process).
                 Some(c) => foresight_control::start(c, pool, drain_timeout)
-                    .map(Some)
+                    .map(|h| Some(h.router))
                     .map_err(|e| anyhow::anyhow!("control loop: {e}")),
             }
         })

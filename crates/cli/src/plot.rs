@@ -353,3 +353,103 @@ pub fn timeline(
     root.present()?;
     Ok(())
 }
+
+/// `foresight demo`: load, forecast and instance capacity over trace minutes per policy (top),
+/// and instances (bottom).
+pub fn live_demo(
+    path: &Path,
+    runs: &[(String, Vec<crate::demo::Point>)],
+    capacity_rps: f64,
+) -> anyhow::Result<()> {
+    register_font();
+    anyhow::ensure!(runs.iter().any(|r| !r.1.is_empty()), "nothing to plot");
+    let xmax = runs
+        .iter()
+        .flat_map(|r| r.1.last().map(|p| p.minute))
+        .fold(1.0, f64::max);
+    let ymax = runs
+        .iter()
+        .flat_map(|r| {
+            r.1.iter()
+                .map(|p| p.rps.max(p.instances as f64 * capacity_rps))
+        })
+        .fold(1.0, f64::max)
+        * 1.05;
+    let nmax = runs
+        .iter()
+        .flat_map(|r| r.1.iter().map(|p| p.instances))
+        .max()
+        .unwrap_or(1) as f64
+        + 1.0;
+    let root = SVGBackend::new(path, (1200, 760)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (top, bottom) = root.split_vertically(480);
+    let mut a = ChartBuilder::on(&top)
+        .caption("load, forecast and ready capacity", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..xmax, 0.0..ymax)?;
+    a.configure_mesh()
+        .x_desc("trace minutes since 06:00")
+        .y_desc("requests per second")
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    let mut b = ChartBuilder::on(&bottom)
+        .caption("instances (ready + starting)", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..xmax, 0.0..nmax)?;
+    b.configure_mesh()
+        .x_desc("trace minutes since 06:00")
+        .y_desc("instances")
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    for (i, (name, points)) in runs.iter().enumerate() {
+        let color = Palette99::pick(i + 1).to_rgba();
+        if i == 0 {
+            a.draw_series(LineSeries::new(
+                points.iter().map(|p| (p.minute, p.rps)),
+                BLACK.stroke_width(1),
+            ))?
+            .label("load (observed)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+        }
+        a.draw_series(LineSeries::new(
+            points
+                .iter()
+                .map(|p| (p.minute, p.ready as f64 * capacity_rps)),
+            color.stroke_width(2),
+        ))?
+        .label(format!("{name}: ready × capacity"))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        if points.iter().any(|p| p.forecast_rps > 0.0) {
+            a.draw_series(LineSeries::new(
+                points
+                    .iter()
+                    .filter(|p| p.forecast_rps > 0.0)
+                    .map(|p| (p.minute, p.forecast_rps)),
+                color.mix(0.5).stroke_width(1),
+            ))?
+            .label(format!(
+                "{name}: planned load (forecast + band, at the lead)"
+            ))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.mix(0.5).stroke_width(1))
+            });
+        }
+        b.draw_series(LineSeries::new(
+            points.iter().map(|p| (p.minute, p.instances as f64)),
+            color.stroke_width(2),
+        ))?;
+    }
+    a.configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 12))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

@@ -184,8 +184,34 @@ fn planner(c: &ControlConfig) -> Result<Option<Planner>, String> {
     )))
 }
 
-/// Starts the loop on `pool`; returns the admin routes (`GET /control`).
-pub fn start(c: ControlConfig, pool: Arc<Pool>, drain_timeout: Duration) -> Result<Router, String> {
+/// A running loop.
+pub struct Handle {
+    /// Admin routes (`GET /control`), to merge into the admin router.
+    pub router: Router,
+    /// What `GET /control` shows.
+    pub status: Arc<Mutex<Status>>,
+    task: tokio::task::JoinHandle<()>,
+    actuator: Option<Arc<dyn Actuator>>,
+}
+
+impl Handle {
+    /// Stops the loop; the instances it started are killed with it.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+
+    /// Stops the loop, then lets the actuator drain and stop the instances it owns.
+    pub async fn shutdown(self) {
+        self.task.abort();
+        let _ = self.task.await;
+        if let Some(a) = &self.actuator {
+            a.shutdown().await;
+        }
+    }
+}
+
+/// Starts the loop on `pool`.
+pub fn start(c: ControlConfig, pool: Arc<Pool>, drain_timeout: Duration) -> Result<Handle, String> {
     let forecaster_name = match &c.forecaster {
         ForecasterKind::Lstm(_) => "lstm",
         ForecasterKind::MovingAverage(_) => "moving-average",
@@ -223,15 +249,28 @@ pub fn start(c: ControlConfig, pool: Arc<Pool>, drain_timeout: Duration) -> Resu
         actuator: actuator.as_ref().map_or("none".into(), |a| a.name()),
         ..Status::default()
     }));
-    tokio::spawn(run(c, pool, governor, planner, actuator, status.clone()));
+    let task = tokio::spawn(run(
+        c,
+        pool,
+        governor,
+        planner,
+        actuator.clone(),
+        status.clone(),
+    ));
     let s = status.clone();
-    Ok(Router::new().route(
+    let router = Router::new().route(
         "/control",
         get(move || {
             let s = s.lock().unwrap_or_else(|p| p.into_inner()).clone();
             async move { Json(s) }
         }),
-    ))
+    );
+    Ok(Handle {
+        router,
+        status,
+        task,
+        actuator,
+    })
 }
 
 async fn run(
