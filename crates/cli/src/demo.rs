@@ -193,6 +193,7 @@ fn control_config(policy: &str, args: &DemoArgs, data: &Data) -> anyhow::Result<
         history: Some(data.history.clone()),
         // Live requests per step for one history count.
         history_scale: args.peak_rps * args.minute.as_secs_f64() / data.max,
+        metrics: foresight_control::MetricsSource::Builtin,
         actuator: ActuatorKind::Process {
             backend_args: vec![
                 "--workers".into(),

@@ -97,6 +97,22 @@ pub struct ControlConfig {
     pub history_scale: f64,
     /// Actuator.
     pub actuator: ActuatorKind,
+    /// Where the request rate comes from.
+    pub metrics: MetricsSource,
+}
+
+/// Where the control loop reads the request rate.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetricsSource {
+    /// The proxy's own counters.
+    Builtin,
+    /// A Prometheus server, by PromQL; the built-in counters when it cannot answer.
+    Prometheus {
+        /// Base URL.
+        url: String,
+        /// PromQL giving requests per second.
+        rate_query: String,
+    },
 }
 
 impl Default for ControlConfig {
@@ -125,6 +141,7 @@ impl Default for ControlConfig {
             actuator: ActuatorKind::Process {
                 backend_args: Vec::new(),
             },
+            metrics: MetricsSource::Builtin,
         }
     }
 }
@@ -222,6 +239,9 @@ const KEYS: &[&str] = &[
     "backend_args",
     "command",
     "command_timeout",
+    "metrics",
+    "prometheus_url",
+    "rate_query",
 ];
 
 impl ControlConfig {
@@ -359,7 +379,26 @@ impl ControlConfig {
         if theta_down >= theta_up {
             return Err(invalid("theta_down", theta_down, "below control.theta_up"));
         }
+        let metrics = match r.string("metrics")?.as_deref().unwrap_or("builtin") {
+            "builtin" => MetricsSource::Builtin,
+            "prometheus" => {
+                let url = r
+                    .string("prometheus_url")?
+                    .unwrap_or_else(|| "http://127.0.0.1:9090".into());
+                if !url.starts_with("http://") {
+                    return Err(invalid("prometheus_url", &url, "an http:// URL"));
+                }
+                MetricsSource::Prometheus {
+                    url,
+                    rate_query: r
+                        .string("rate_query")?
+                        .unwrap_or_else(|| "sum(rate(foresight_client_requests_total[1m]))".into()),
+                }
+            }
+            other => return Err(invalid("metrics", other, "builtin or prometheus")),
+        };
         Ok(Some(ControlConfig {
+            metrics,
             interval,
             step,
             model_step,

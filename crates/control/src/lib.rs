@@ -26,9 +26,11 @@ use foresight_scale::{
 
 mod config;
 mod planner;
+mod prometheus;
 
-pub use config::{ActuatorKind, ControlConfig, ForecasterKind, PolicyKind};
+pub use config::{ActuatorKind, ControlConfig, ForecasterKind, MetricsSource, PolicyKind};
 pub use planner::Planner;
+pub use prometheus::PromSource;
 
 /// What `GET /control` shows.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -55,6 +57,9 @@ pub struct Status {
     pub trusted: bool,
     /// Forecaster steps observed.
     pub steps: usize,
+    /// Where the rate came from this interval (`prometheus`, `builtin`, or `builtin` with
+    /// the reason Prometheus could not be used).
+    pub metrics_source: String,
     /// The last actuator error, if the last apply failed.
     pub actuator_error: Option<String>,
     /// The most recent decisions, newest last.
@@ -294,6 +299,11 @@ async fn run(
             }
         }
     }
+    let prom = match &c.metrics {
+        MetricsSource::Builtin => None,
+        MetricsSource::Prometheus { url, rate_query } => Some(PromSource::new(url, rate_query)),
+    };
+    let mut prom_failing = false;
     let mut last_count = pool.client_requests();
     let mut step_count = 0u64;
     let mut next_step = c.step.as_secs_f64();
@@ -317,8 +327,28 @@ async fn run(
         tick.tick().await;
         let now = started.elapsed().as_secs_f64();
         let count = pool.client_requests();
-        let arrivals = count.saturating_sub(last_count);
+        let mut arrivals = count.saturating_sub(last_count);
         last_count = count;
+        let mut source = "builtin".to_string();
+        if let Some(p) = &prom {
+            match p.rate(c.interval.max(Duration::from_secs(2))).await {
+                Ok(rps) => {
+                    if prom_failing {
+                        tracing::info!("prometheus answers again; using it");
+                        prom_failing = false;
+                    }
+                    arrivals = (rps * c.interval.as_secs_f64()).round() as u64;
+                    source = "prometheus".into();
+                }
+                Err(e) => {
+                    if !prom_failing {
+                        tracing::warn!(error = %e, "prometheus unavailable; using the proxy's own counters");
+                        prom_failing = true;
+                    }
+                    source = format!("builtin (prometheus: {e})");
+                }
+            }
+        }
         step_count += arrivals;
         if let Some(p) = planner.as_mut() {
             while now + 1e-6 >= next_step {
@@ -413,6 +443,7 @@ async fn run(
         s.trusted = trusted;
         s.steps = planner.as_ref().map_or(0, |p| p.steps());
         s.actuator_error = last_error;
+        s.metrics_source = source;
         if let Some(e) = &decision.entry {
             if s.decisions.len() == DECISIONS_KEPT {
                 s.decisions.pop_front();
