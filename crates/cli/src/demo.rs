@@ -194,6 +194,7 @@ fn control_config(policy: &str, args: &DemoArgs, data: &Data) -> anyhow::Result<
         // Live requests per step for one history count.
         history_scale: args.peak_rps * args.minute.as_secs_f64() / data.max,
         metrics: foresight_control::MetricsSource::Builtin,
+        kafka: None,
         actuator: ActuatorKind::Process {
             backend_args: vec![
                 "--workers".into(),

@@ -99,6 +99,21 @@ pub struct ControlConfig {
     pub actuator: ActuatorKind,
     /// Where the request rate comes from.
     pub metrics: MetricsSource,
+    /// Kafka publishing and consuming of metrics samples.
+    pub kafka: Option<KafkaConfig>,
+}
+
+/// `kafka_*` keys.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, `host:port`.
+    pub brokers: Vec<String>,
+    /// Publish every interval's sample to this topic.
+    pub publish: Option<String>,
+    /// Read the request rate from samples on this topic (all proxies publishing to it).
+    pub consume: Option<String>,
+    /// This proxy's name in its samples.
+    pub source: String,
 }
 
 /// Where the control loop reads the request rate.
@@ -142,6 +157,7 @@ impl Default for ControlConfig {
                 backend_args: Vec::new(),
             },
             metrics: MetricsSource::Builtin,
+            kafka: None,
         }
     }
 }
@@ -242,6 +258,10 @@ const KEYS: &[&str] = &[
     "metrics",
     "prometheus_url",
     "rate_query",
+    "kafka_brokers",
+    "kafka_publish",
+    "kafka_consume",
+    "kafka_source",
 ];
 
 impl ControlConfig {
@@ -397,7 +417,53 @@ impl ControlConfig {
             }
             other => return Err(invalid("metrics", other, "builtin or prometheus")),
         };
+        let kafka = match r.string("kafka_brokers")? {
+            None => {
+                for k in ["kafka_publish", "kafka_consume"] {
+                    if t.contains_key(k) {
+                        return Err(invalid(
+                            "kafka_brokers",
+                            "(missing)",
+                            &format!("brokers (host:port, comma-separated) when {k} is set"),
+                        ));
+                    }
+                }
+                None
+            }
+            Some(b) => {
+                let brokers: Vec<String> = b
+                    .split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect();
+                if brokers.is_empty()
+                    || brokers
+                        .iter()
+                        .any(|x| !x.contains(':') || x.contains("://"))
+                {
+                    return Err(invalid("kafka_brokers", &b, "host:port[,host:port…]"));
+                }
+                let publish = r.string("kafka_publish")?;
+                let consume = r.string("kafka_consume")?;
+                if publish.is_none() && consume.is_none() {
+                    return Err(invalid(
+                        "kafka_brokers",
+                        &b,
+                        "used with kafka_publish and/or kafka_consume",
+                    ));
+                }
+                Some(KafkaConfig {
+                    brokers,
+                    publish,
+                    consume,
+                    source: r
+                        .string("kafka_source")?
+                        .unwrap_or_else(|| format!("proxy-{}", std::process::id())),
+                })
+            }
+        };
         Ok(Some(ControlConfig {
+            kafka,
             metrics,
             interval,
             step,

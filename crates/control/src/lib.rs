@@ -25,10 +25,14 @@ use foresight_scale::{
 };
 
 mod config;
+mod kafka;
 mod planner;
 mod prometheus;
 
-pub use config::{ActuatorKind, ControlConfig, ForecasterKind, MetricsSource, PolicyKind};
+pub use config::{
+    ActuatorKind, ControlConfig, ForecasterKind, KafkaConfig, MetricsSource, PolicyKind,
+};
+pub use kafka::{Consumer, KafkaStatus, Publisher, Sample};
 pub use planner::Planner;
 pub use prometheus::PromSource;
 
@@ -60,6 +64,10 @@ pub struct Status {
     /// Where the rate came from this interval (`prometheus`, `builtin`, or `builtin` with
     /// the reason Prometheus could not be used).
     pub metrics_source: String,
+    /// Kafka publisher health, when publishing.
+    pub kafka_publish: Option<KafkaStatus>,
+    /// Kafka consumer health, when consuming.
+    pub kafka_consume: Option<KafkaStatus>,
     /// The last actuator error, if the last apply failed.
     pub actuator_error: Option<String>,
     /// The most recent decisions, newest last.
@@ -304,6 +312,16 @@ async fn run(
         MetricsSource::Prometheus { url, rate_query } => Some(PromSource::new(url, rate_query)),
     };
     let mut prom_failing = false;
+    let publisher = c.kafka.as_ref().and_then(|k| {
+        k.publish
+            .as_ref()
+            .map(|t| Publisher::start(k.brokers.clone(), t.clone()))
+    });
+    let consumer = c.kafka.as_ref().and_then(|k| {
+        k.consume
+            .as_ref()
+            .map(|t| Consumer::start(k.brokers.clone(), t.clone()))
+    });
     let mut last_count = pool.client_requests();
     let mut step_count = 0u64;
     let mut next_step = c.step.as_secs_f64();
@@ -347,6 +365,43 @@ async fn run(
                     }
                     source = format!("builtin (prometheus: {e})");
                 }
+            }
+        }
+        let utilisation = if samples > 0 {
+            busy_sum / f64::from(samples)
+        } else {
+            0.0
+        };
+        busy_sum = 0.0;
+        samples = 0;
+        let eligible = pool.status().iter().filter(|b| b.eligible).count();
+        if let (Some(p), Some(k)) = (&publisher, &c.kafka) {
+            p.publish(Sample {
+                time: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0),
+                source: k.source.clone(),
+                interval_s: c.interval.as_secs_f64(),
+                requests: arrivals,
+                utilisation,
+                ready: eligible,
+            });
+        }
+        if let Some(k) = &consumer {
+            let got = k.drain();
+            if got.is_empty() {
+                source = format!("{source} (kafka: no samples this interval)");
+            } else {
+                let mut sources: Vec<&str> = got.iter().map(|s| s.source.as_str()).collect();
+                sources.sort_unstable();
+                sources.dedup();
+                arrivals = got.iter().map(|s| s.requests).sum();
+                source = format!(
+                    "kafka ({} samples from {} proxies)",
+                    got.len(),
+                    sources.len()
+                );
             }
         }
         step_count += arrivals;
@@ -444,6 +499,8 @@ async fn run(
         s.steps = planner.as_ref().map_or(0, |p| p.steps());
         s.actuator_error = last_error;
         s.metrics_source = source;
+        s.kafka_publish = publisher.as_ref().map(|p| p.status());
+        s.kafka_consume = consumer.as_ref().map(|k| k.status());
         if let Some(e) = &decision.entry {
             if s.decisions.len() == DECISIONS_KEPT {
                 s.decisions.pop_front();
