@@ -188,13 +188,15 @@ fn control_config(policy: &str, args: &DemoArgs, data: &Data) -> anyhow::Result<
         forecaster: if policy_kind == PolicyKind::Hpa || policy_kind == PolicyKind::Static {
             ForecasterKind::None
         } else {
-            ForecasterKind::Lstm(data.model.clone())
+            ForecasterKind::Lstm(Some(data.model.clone()))
         },
         history: Some(data.history.clone()),
         // Live requests per step for one history count.
         history_scale: args.peak_rps * args.minute.as_secs_f64() / data.max,
         metrics: foresight_control::MetricsSource::Builtin,
         kafka: None,
+        retrain_every: None,
+        train_epochs: 5,
         actuator: ActuatorKind::Process {
             backend_args: vec![
                 "--workers".into(),

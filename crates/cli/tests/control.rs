@@ -54,10 +54,10 @@ async fn hpa_grows_and_shrinks_a_process_pool_without_failures() {
         &format!("http://{url}"),
         &["/w"],
         60.0,
-        Duration::from_secs(8),
+        Duration::from_secs(12),
     );
     let load = tokio::spawn(async move { foresight_loadgen::run(&plan).await.unwrap() });
-    eventually(Duration::from_secs(15), "three instances ready", || async {
+    eventually(Duration::from_secs(25), "three instances ready", || async {
         control(&http, &admin).await["ready"] == 3
     })
     .await;

