@@ -35,6 +35,16 @@ pub enum ActuatorKind {
         /// Longest run.
         timeout: Duration,
     },
+    /// A Kubernetes Deployment's replicas (needs the `kubernetes` feature).
+    Kubernetes {
+        /// Namespace (default: the kubeconfig's).
+        namespace: Option<String>,
+        /// Deployment name.
+        deployment: String,
+        /// API server URL without authentication (e.g. `kubectl proxy`); default: the
+        /// kubeconfig or the in-cluster service account.
+        url: Option<String>,
+    },
     /// Decide and report only.
     None,
 }
@@ -273,6 +283,9 @@ const KEYS: &[&str] = &[
     "retrain_every",
     "train_epochs",
     "season",
+    "namespace",
+    "deployment",
+    "kube_url",
 ];
 
 impl ControlConfig {
@@ -407,8 +420,25 @@ impl ControlConfig {
                     timeout: r.duration("command_timeout", Duration::from_secs(30))?,
                 }
             }
+            "kubernetes" => ActuatorKind::Kubernetes {
+                namespace: r.string("namespace")?,
+                deployment: r.string("deployment")?.ok_or_else(|| {
+                    invalid(
+                        "deployment",
+                        "(missing)",
+                        "a Deployment name when actuator = \"kubernetes\"",
+                    )
+                })?,
+                url: r.string("kube_url")?,
+            },
             "none" => ActuatorKind::None,
-            other => return Err(invalid("actuator", other, "one of process, exec, none")),
+            other => {
+                return Err(invalid(
+                    "actuator",
+                    other,
+                    "one of process, exec, kubernetes, none",
+                ))
+            }
         };
         let theta_down = r.float("theta_down", d.theta_down, 0.0, 1.0)?;
         let theta_up = r.float("theta_up", d.theta_up, 0.0, 10.0)?;
@@ -550,6 +580,7 @@ mod tests {
             ("interval = \"2s\"\nstep = \"3s\"", "`control.step`"),
             ("forecaster = \"lstm\"", "`control.model`"),
             ("retrain_every = \"10s\"", "`control.retrain_every`"),
+            ("actuator = \"kubernetes\"", "`control.deployment`"),
             ("actuator = \"exec\"", "`control.command`"),
             ("colour = 1", "`control.colour`"),
             ("hpa_target = 1.5", "`control.hpa_target`"),

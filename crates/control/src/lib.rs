@@ -226,6 +226,90 @@ fn planner(c: &ControlConfig) -> Result<Option<Planner>, String> {
     )))
 }
 
+#[cfg(feature = "kubernetes")]
+fn kubernetes(
+    namespace: Option<String>,
+    deployment: String,
+    url: Option<String>,
+    max: usize,
+) -> Result<Arc<dyn Actuator>, String> {
+    match url {
+        Some(u) => {
+            let ns = namespace.unwrap_or_else(|| "default".into());
+            foresight_kube::KubeActuator::for_url(&u, &ns, &deployment, max)
+                .map(|a| Arc::new(a) as Arc<dyn Actuator>)
+                .map_err(|e| e.to_string())
+        }
+        None => Ok(Arc::new(kube_lazy::LazyKube::new(
+            namespace, deployment, max,
+        ))),
+    }
+}
+
+#[cfg(not(feature = "kubernetes"))]
+fn kubernetes(
+    _namespace: Option<String>,
+    _deployment: String,
+    _url: Option<String>,
+    _max: usize,
+) -> Result<Arc<dyn Actuator>, String> {
+    Err(
+        "actuator = \"kubernetes\" needs a build with `--features kubernetes` \
+         (cargo build --release --features kubernetes)"
+            .into(),
+    )
+}
+
+/// The cluster configuration is found asynchronously (kubeconfig or in-cluster), so the
+/// actuator is built on first use; until then, and while it fails, calls return the error
+/// (and the loop retries with backoff).
+#[cfg(feature = "kubernetes")]
+mod kube_lazy {
+    use foresight_actuate::{Actuator, ActuatorError, BoxFuture, PoolState};
+    use foresight_kube::KubeActuator;
+    use tokio::sync::OnceCell;
+
+    pub struct LazyKube {
+        namespace: Option<String>,
+        deployment: String,
+        max: usize,
+        cell: OnceCell<KubeActuator>,
+    }
+
+    impl LazyKube {
+        pub fn new(namespace: Option<String>, deployment: String, max: usize) -> Self {
+            LazyKube {
+                namespace,
+                deployment,
+                max,
+                cell: OnceCell::new(),
+            }
+        }
+
+        async fn get(&self) -> Result<&KubeActuator, ActuatorError> {
+            self.cell
+                .get_or_try_init(|| {
+                    KubeActuator::infer(self.namespace.as_deref(), &self.deployment, self.max)
+                })
+                .await
+        }
+    }
+
+    impl Actuator for LazyKube {
+        fn name(&self) -> String {
+            format!("kubernetes deployment {}", self.deployment)
+        }
+
+        fn apply(&self, replicas: usize) -> BoxFuture<'_, Result<(), ActuatorError>> {
+            Box::pin(async move { self.get().await?.apply(replicas).await })
+        }
+
+        fn state(&self) -> BoxFuture<'_, Result<PoolState, ActuatorError>> {
+            Box::pin(async move { self.get().await?.state().await })
+        }
+    }
+}
+
 /// A running loop.
 pub struct Handle {
     /// Admin routes (`GET /control`), to merge into the admin router.
@@ -285,6 +369,16 @@ pub fn start(c: ControlConfig, pool: Arc<Pool>, drain_timeout: Duration) -> Resu
             command[1..].to_vec(),
             *timeout,
         ))),
+        ActuatorKind::Kubernetes {
+            namespace,
+            deployment,
+            url,
+        } => Some(kubernetes(
+            namespace.clone(),
+            deployment.clone(),
+            url.clone(),
+            c.max,
+        )?),
         ActuatorKind::None => None,
     };
     let status = Arc::new(Mutex::new(Status {
@@ -533,5 +627,27 @@ async fn run(
             }
             s.decisions.push_back(e.into());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(not(feature = "kubernetes"))]
+    #[test]
+    fn kubernetes_without_the_feature_is_a_clear_error() {
+        let e = super::kubernetes(None, "web".into(), None, 3)
+            .err()
+            .unwrap();
+        assert!(e.contains("--features kubernetes"), "{e}");
+    }
+
+    #[cfg(feature = "kubernetes")]
+    #[tokio::test]
+    async fn kubernetes_actuator_from_the_config() {
+        let a =
+            super::kubernetes(None, "web".into(), Some("http://127.0.0.1:1".into()), 3).unwrap();
+        assert_eq!(a.name(), "kubernetes deployment default/web");
+        let e = a.apply(2).await.unwrap_err().to_string();
+        assert!(e.starts_with("deployment default/web: "), "{e}");
     }
 }
