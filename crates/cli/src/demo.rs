@@ -197,6 +197,7 @@ fn control_config(policy: &str, args: &DemoArgs, data: &Data) -> anyhow::Result<
         kafka: None,
         retrain_every: None,
         train_epochs: 5,
+        scrape_instances: true,
         actuator: ActuatorKind::Process {
             backend_args: vec![
                 "--workers".into(),

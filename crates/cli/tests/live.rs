@@ -152,6 +152,20 @@ kafka_source = "proxy-1"
         before["observed_rps"].as_f64().unwrap() < 40.0,
         "the surge had already started: {before}"
     );
+    assert!(
+        before["utilisation_source"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("instances ("),
+        "utilisation is read from the instances' /metrics: {before}"
+    );
+    // Forecast-aware balancing gets each instance's share of the planned load.
+    let with_forecast = backends(&http, &admin)
+        .await
+        .iter()
+        .filter(|b| b["forecast_rps"].as_f64().is_some_and(|f| f > 0.0))
+        .count();
+    assert!(with_forecast >= 1, "no per-instance forecast was set");
 
     // After the surge: back to one instance.
     let o = load.await.unwrap();

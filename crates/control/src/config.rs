@@ -113,6 +113,9 @@ pub struct ControlConfig {
     pub metrics: MetricsSource,
     /// Kafka publishing and consuming of metrics samples.
     pub kafka: Option<KafkaConfig>,
+    /// Read utilisation from each instance's `/metrics` (falling back to the proxy's
+    /// in-flight counts for instances that do not export Foresight's backend metrics).
+    pub scrape_instances: bool,
     /// Retrain the LSTM on live data this often (model time), and swap it in.
     pub retrain_every: Option<Duration>,
     /// Epochs when training at start or retraining.
@@ -176,6 +179,7 @@ impl Default for ControlConfig {
             kafka: None,
             retrain_every: None,
             train_epochs: 5,
+            scrape_instances: true,
         }
     }
 }
@@ -283,6 +287,7 @@ const KEYS: &[&str] = &[
     "retrain_every",
     "train_epochs",
     "season",
+    "scrape_instances",
     "namespace",
     "deployment",
     "kube_url",
@@ -523,7 +528,13 @@ impl ControlConfig {
                     })?,
             ),
         };
+        let scrape_instances = match t.get("scrape_instances") {
+            None => true,
+            Some(toml::Value::Boolean(b)) => *b,
+            Some(v) => return Err(invalid("scrape_instances", v, "true or false")),
+        };
         Ok(Some(ControlConfig {
+            scrape_instances,
             retrain_every,
             train_epochs: r.int("train_epochs", 5, 1, 1000)? as usize,
             kafka,

@@ -29,6 +29,7 @@ mod kafka;
 mod learner;
 mod planner;
 mod prometheus;
+mod scrape;
 
 pub use config::{
     ActuatorKind, ControlConfig, ForecasterKind, KafkaConfig, MetricsSource, PolicyKind,
@@ -37,6 +38,7 @@ pub use kafka::{Consumer, KafkaStatus, Publisher, Sample};
 pub use learner::Learner;
 pub use planner::Planner;
 pub use prometheus::PromSource;
+pub use scrape::Scraper;
 
 /// What `GET /control` shows.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -51,6 +53,8 @@ pub struct Status {
     pub observed_rps: f64,
     /// Mean utilisation of the ready instances over the last interval.
     pub utilisation: f64,
+    /// Where utilisation came from (`instances (n scraped)` or `proxy in-flight`).
+    pub utilisation_source: String,
     /// Instances wanted.
     pub desired: usize,
     /// Instances serving.
@@ -456,6 +460,9 @@ async fn run(
     let sample_every = c.interval / 10;
     let mut busy_sum = 0.0;
     let mut samples = 0u32;
+    let scraper = Scraper::default();
+    let (mut scraped_sum, mut scraped_samples, mut scraped_instances) = (0.0, 0u32, 0usize);
+    let mut last_requests: std::collections::HashMap<String, u64> = Default::default();
     loop {
         let deadline = tokio::time::Instant::now() + c.interval;
         while tokio::time::Instant::now() + sample_every <= deadline {
@@ -463,6 +470,18 @@ async fn run(
             let st = pool.status();
             let eligible = st.iter().filter(|b| b.eligible).count().max(1);
             let in_flight: u32 = st.iter().map(|b| b.in_flight).sum();
+            if c.scrape_instances && samples.is_multiple_of(2) {
+                let addresses: Vec<String> = st
+                    .iter()
+                    .filter(|b| b.eligible)
+                    .map(|b| b.address.clone())
+                    .collect();
+                if let (Some(u), n) = scraper.utilisation(&addresses).await {
+                    scraped_sum += u;
+                    scraped_samples += 1;
+                    scraped_instances = n;
+                }
+            }
             busy_sum += (f64::from(in_flight) / (eligible as f64 * f64::from(c.workers))).min(1.0);
             samples += 1;
         }
@@ -491,13 +510,20 @@ async fn run(
                 }
             }
         }
-        let utilisation = if samples > 0 {
-            busy_sum / f64::from(samples)
+        let (utilisation, utilisation_source) = if scraped_samples > 0 {
+            (
+                scraped_sum / f64::from(scraped_samples),
+                format!("instances ({scraped_instances} scraped)"),
+            )
+        } else if samples > 0 {
+            (busy_sum / f64::from(samples), "proxy in-flight".to_string())
         } else {
-            0.0
+            (0.0, "proxy in-flight".to_string())
         };
         busy_sum = 0.0;
         samples = 0;
+        scraped_sum = 0.0;
+        scraped_samples = 0;
         let eligible = pool.status().iter().filter(|b| b.eligible).count();
         if let (Some(p), Some(k)) = (&publisher, &c.kafka) {
             p.publish(Sample {
@@ -557,6 +583,34 @@ async fn run(
             .as_ref()
             .and_then(|p| p.forecast(into_step.max(0.0)));
         let trusted = planner.as_ref().is_some_and(|p| p.trusted());
+        // Forecast-aware balancing: each instance's predicted load is the forecast at the lead
+        // times its share of the last interval's requests (equal shares when idle).
+        let members = pool.status();
+        let deltas: Vec<(String, u64)> = members
+            .iter()
+            .map(|b| {
+                let before = last_requests.get(&b.address).copied().unwrap_or(b.requests);
+                (b.address.clone(), b.requests.saturating_sub(before))
+            })
+            .collect();
+        last_requests = members
+            .iter()
+            .map(|b| (b.address.clone(), b.requests))
+            .collect();
+        let total: u64 = deltas.iter().map(|d| d.1).sum();
+        let lead = c.lead.as_secs_f64();
+        let planned = forecast
+            .as_deref()
+            .and_then(|f| foresight_scale::peak_between(f, lead, lead + c.margin.as_secs_f64()));
+        for (address, d) in &deltas {
+            let share = if total > 0 {
+                *d as f64 / total as f64
+            } else {
+                1.0 / deltas.len().max(1) as f64
+            };
+            let predicted = planned.map_or(f64::NAN, |p| p * share);
+            pool.set_forecast(address, predicted, c.capacity_rps);
+        }
         let obs = Observation {
             now,
             ready,
@@ -608,6 +662,7 @@ async fn run(
         s.uptime_s = now;
         s.observed_rps = obs.rate;
         s.utilisation = utilisation;
+        s.utilisation_source = utilisation_source;
         s.desired = decision.replicas;
         s.ready = ready;
         s.starting = starting;

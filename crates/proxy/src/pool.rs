@@ -148,6 +148,8 @@ pub struct BackendStatus {
     pub rtt_estimate_ms: f64,
     /// Kept-alive connections to it, idle now.
     pub idle_connections: usize,
+    /// The control loop's forecast of its load (req/s), read by `forecast-aware`.
+    pub forecast_rps: Option<f64>,
 }
 
 /// Result of a drain.
@@ -331,6 +333,18 @@ impl Pool {
         self.metrics.client_requests.get()
     }
 
+    /// Sets (or, with NaN, clears) the forecast of one instance's load, which the
+    /// `forecast-aware` algorithm reads. Returns false when no such instance exists.
+    pub fn set_forecast(&self, address: &str, predicted_rps: f64, capacity_rps: f64) -> bool {
+        match self.members().iter().find(|b| b.address == address) {
+            Some(b) => {
+                b.load.set_forecast(predicted_rps, capacity_rps);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The control loop's gauges.
     pub fn control_metrics(&self) -> &crate::metrics::ControlMetrics {
         &self.metrics.control
@@ -355,6 +369,7 @@ impl Pool {
                     requests: b.requests.load(Ordering::Relaxed),
                     rtt_estimate_ms: b.load.rtt_estimate_ns(now) / 1e6,
                     idle_connections: b.upstream.idle_count(),
+                    forecast_rps: b.load.forecast().map(|(p, _)| p),
                 }
             })
             .collect()
