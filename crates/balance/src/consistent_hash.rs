@@ -59,6 +59,10 @@ impl Balancer for ConsistentHash {
         Algorithm::ConsistentHash
     }
 
+    fn uses_latency(&self) -> bool {
+        false
+    }
+
     fn pick(&self, endpoints: &[Endpoint], request: &RequestInfo, _: Time) -> Option<usize> {
         if self.ring.is_empty() || endpoints.is_empty() {
             return None;

@@ -27,21 +27,52 @@ impl Balancer for LeastConnections {
         Algorithm::LeastConnections
     }
 
+    fn uses_latency(&self) -> bool {
+        false
+    }
+
     fn pick(&self, endpoints: &[Endpoint], _: &RequestInfo, _: Time) -> Option<usize> {
         let n = endpoints.len();
         if n == 0 {
             return None;
         }
-        let start = self.start.fetch_add(1, Ordering::Relaxed) % n;
-        // Two passes: a min reduction over independent loads (no index carried from one
-        // element to the next), then the first instance at that minimum from `start`, which
-        // ends early in the usual case of many ties.
-        let min = endpoints.iter().map(|e| e.load.in_flight()).min()?;
-        (start..n)
-            .chain(0..start)
-            .find(|i| endpoints[*i].load.in_flight() <= min)
-            .or(Some(start))
+        // The rotation only breaks ties, so a lost update between threads is harmless: a load
+        // and a store instead of a locked add, and no division while it stays in range.
+        let s = self.start.load(Ordering::Relaxed);
+        let start = if s < n { s } else { s % n };
+        self.start
+            .store(if start + 1 < n { start + 1 } else { 0 }, Ordering::Relaxed);
+        // One branch-free pass: the smallest (in-flight, distance from `start`) pair is the
+        // least-loaded instance met first from `start`.
+        let (after, before) = (&endpoints[start..], &endpoints[..start]);
+        let best = min_key(after, 0).min(min_key(before, after.len()));
+        let d = (best & 0xFFFF_FFFF) as usize;
+        Some(if d < after.len() {
+            start + d
+        } else {
+            d - after.len()
+        })
     }
+}
+
+/// The smallest `in_flight << 32 | (base + position)` over `endpoints`. Four running minima
+/// keep four compare chains in flight at once (one chain waits on each compare).
+fn min_key(endpoints: &[Endpoint], base: usize) -> u64 {
+    let key = |e: &Endpoint, d: usize| (u64::from(e.load.in_flight()) << 32) | d as u64;
+    let mut acc = [u64::MAX; 4];
+    let chunks = endpoints.chunks_exact(4);
+    let rest = chunks.remainder();
+    for (c, chunk) in chunks.enumerate() {
+        let d = base + 4 * c;
+        for (j, e) in chunk.iter().enumerate() {
+            acc[j] = acc[j].min(key(e, d + j));
+        }
+    }
+    let d = base + endpoints.len() - rest.len();
+    for (j, e) in rest.iter().enumerate() {
+        acc[j] = acc[j].min(key(e, d + j));
+    }
+    acc[0].min(acc[1]).min(acc[2].min(acc[3]))
 }
 
 #[cfg(test)]
@@ -66,5 +97,31 @@ mod tests {
         let eps = endpoints(&[1, 1, 1, 1]);
         let b = LeastConnections::new(2);
         assert_eq!(histogram(&b, &eps, 400), vec![100; 4]);
+    }
+
+    /// The branch-free scan agrees with the plain definition (first least-loaded instance
+    /// from the rotating start) on pools of every size around the 4-wide blocks.
+    #[test]
+    fn agrees_with_a_plain_scan() {
+        let mut x = 11u64;
+        for n in 1..=13 {
+            let eps = endpoints(&vec![1; n]);
+            let b = LeastConnections::new(n as u64);
+            for _ in 0..200 {
+                x = mix64(x);
+                let i = (x % n as u64) as usize;
+                if x & 1 == 0 || eps[i].load.in_flight() == 0 {
+                    eps[i].load.begin();
+                } else {
+                    eps[i].load.end();
+                }
+                let start = b.start.load(Ordering::Relaxed) % n;
+                let min = eps.iter().map(|e| e.load.in_flight()).min().unwrap();
+                let want = (start..n)
+                    .chain(0..start)
+                    .find(|&k| eps[k].load.in_flight() == min);
+                assert_eq!(b.pick(&eps, &RequestInfo::default(), Time::ZERO), want);
+            }
+        }
     }
 }

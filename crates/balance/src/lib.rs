@@ -113,6 +113,13 @@ pub trait Balancer: Send + Sync + fmt::Debug {
     /// The index of the endpoint that should serve `request`.
     fn pick(&self, endpoints: &[Endpoint], request: &RequestInfo, now: Time) -> Option<usize>;
 
+    /// Whether this algorithm reads the latency estimate ([`Load::rtt_estimate_ns`]). The
+    /// simulator skips [`Load::observe`] (an `exp` per response) for those that do not; the
+    /// proxy always records it, for `GET /backends`.
+    fn uses_latency(&self) -> bool {
+        true
+    }
+
     /// For batch heuristics (Min-Min and its family): assigns a whole batch of requests held
     /// for a short window, one endpoint index per request, in order. Other algorithms return
     /// `None` and are asked request by request.

@@ -39,6 +39,10 @@ impl Balancer for Random {
         Algorithm::Random
     }
 
+    fn uses_latency(&self) -> bool {
+        false
+    }
+
     fn pick(&self, endpoints: &[Endpoint], _: &RequestInfo, _: Time) -> Option<usize> {
         let n = endpoints.len();
         if n == 0 {

@@ -26,6 +26,10 @@ impl Balancer for RoundRobin {
         Algorithm::RoundRobin
     }
 
+    fn uses_latency(&self) -> bool {
+        false
+    }
+
     fn pick(&self, endpoints: &[Endpoint], _: &RequestInfo, _: Time) -> Option<usize> {
         if endpoints.is_empty() {
             return None;

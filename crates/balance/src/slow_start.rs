@@ -70,6 +70,10 @@ impl Balancer for SlowStart {
         self.inner.algorithm()
     }
 
+    fn uses_latency(&self) -> bool {
+        self.inner.uses_latency()
+    }
+
     fn pick(&self, endpoints: &[Endpoint], request: &RequestInfo, now: Time) -> Option<usize> {
         let mut last = None;
         for _ in 0..MAX_TRIES {

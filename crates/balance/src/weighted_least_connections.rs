@@ -28,6 +28,10 @@ impl Balancer for WeightedLeastConnections {
         Algorithm::WeightedLeastConnections
     }
 
+    fn uses_latency(&self) -> bool {
+        false
+    }
+
     fn pick(&self, endpoints: &[Endpoint], _: &RequestInfo, _: Time) -> Option<usize> {
         let n = endpoints.len();
         if n == 0 {

@@ -78,6 +78,10 @@ impl Balancer for WeightedRoundRobin {
         Algorithm::WeightedRoundRobin
     }
 
+    fn uses_latency(&self) -> bool {
+        false
+    }
+
     fn pick(&self, endpoints: &[Endpoint], _: &RequestInfo, _: Time) -> Option<usize> {
         if self.cycle.is_empty() || endpoints.is_empty() {
             return None;

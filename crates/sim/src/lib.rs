@@ -5,7 +5,8 @@
 //! It drives the **same** [`foresight_balance::Balancer`] objects and [`foresight_balance::Load`]
 //! trackers as the proxy: a request is placed with `pick(endpoints, request, now)`, counted with
 //! `Load::begin`, and on completion `Load::end` and `Load::observe(rtt, now)` are called, exactly
-//! as the proxy does around a real exchange. Time is `foresight_core::Time` counted in virtual
+//! as the proxy does around a real exchange (`observe` only for algorithms that read the
+//! latency estimate, see `Balancer::uses_latency`). Time is `foresight_core::Time` counted in virtual
 //! nanoseconds, so a run is deterministic for a seed and independent of the machine.
 //!
 //! Model: each instance has `workers` servers and a FIFO queue (bounded or not; a full queue
@@ -24,8 +25,9 @@
 pub mod erlang;
 pub mod file;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+mod heap;
+
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use foresight_balance::{
@@ -296,6 +298,9 @@ struct BatchMeans {
     batch_len: u64,
     sums: [f64; BATCHES],
     count: u64,
+    /// The batch being filled and how many it still takes (no division per sample).
+    batch: usize,
+    left: u64,
 }
 
 impl BatchMeans {
@@ -304,11 +309,18 @@ impl BatchMeans {
             batch_len: (expected / BATCHES as u64).max(1),
             sums: [0.0; BATCHES],
             count: 0,
+            batch: 0,
+            left: (expected / BATCHES as u64).max(1),
         }
     }
 
     fn add(&mut self, wait_secs: f64) {
-        self.sums[((self.count / self.batch_len) as usize).min(BATCHES - 1)] += wait_secs;
+        if self.left == 0 && self.batch < BATCHES - 1 {
+            self.batch += 1;
+            self.left = self.batch_len;
+        }
+        self.sums[self.batch] += wait_secs;
+        self.left = self.left.saturating_sub(1);
         self.count += 1;
     }
 
@@ -339,7 +351,7 @@ impl BatchMeans {
 /// simulator's time per request (the heap was half of it).
 struct Queue {
     /// `time << 64 | seq << 32 | slot`: one integer compare per sift step.
-    heap: BinaryHeap<Reverse<u128>>,
+    heap: heap::QuadHeap,
     slab: Vec<Option<Event>>,
     free: Vec<u32>,
     seq: u32,
@@ -348,7 +360,7 @@ struct Queue {
 impl Queue {
     fn new() -> Self {
         Queue {
-            heap: BinaryHeap::new(),
+            heap: heap::QuadHeap::default(),
             slab: Vec::new(),
             free: Vec::new(),
             seq: 0,
@@ -369,18 +381,17 @@ impl Queue {
         // Ties at the same nanosecond go in insertion order (wrapping after 2^32 events only
         // reorders exact ties, deterministically).
         self.seq = self.seq.wrapping_add(1);
-        self.heap.push(Reverse(
-            (u128::from(at) << 64) | (u128::from(self.seq) << 32) | u128::from(slot),
-        ));
+        self.heap
+            .push((u128::from(at) << 64) | (u128::from(self.seq) << 32) | u128::from(slot));
     }
 
     /// Time of the earliest event, if any.
     fn peek_time(&self) -> Option<u64> {
-        self.heap.peek().map(|Reverse(key)| (key >> 64) as u64)
+        self.heap.peek().map(|key| (key >> 64) as u64)
     }
 
     fn pop(&mut self) -> Option<(u64, Event)> {
-        let Reverse(key) = self.heap.pop()?;
+        let key = self.heap.pop()?;
         let (at, slot) = ((key >> 64) as u64, key as u32);
         let event = self.slab[slot as usize].take()?;
         self.free.push(slot);
@@ -609,6 +620,8 @@ fn run_inner(
     let mut active: Vec<usize> = Vec::new();
     let mut endpoints: Vec<Endpoint> = Vec::new();
     let mut balancer = build(&config, &endpoints);
+    // Rebuilds keep the algorithm, so this holds for the whole run.
+    let observe_latency = balancer.uses_latency();
 
     let mut arrivals_rng = SmallRng::seed_from_u64(mix64(s.seed ^ 0xA11));
     let mut sizes_rng = SmallRng::seed_from_u64(mix64(s.seed ^ 0x517E));
@@ -763,9 +776,11 @@ fn run_inner(
                 tick_done += 1;
                 tick_resp_ns += u128::from(rtt);
                 all[i].load.end();
-                all[i]
-                    .load
-                    .observe(Duration::from_nanos(rtt), Time::from_nanos(now));
+                if observe_latency {
+                    all[i]
+                        .load
+                        .observe(Duration::from_nanos(rtt), Time::from_nanos(now));
+                }
                 if counted {
                     completed += 1;
                     served[i] += 1;
