@@ -84,7 +84,7 @@ mod tests {
             let key = u128::from(x % 1000) << 64 | u128::from(round);
             heap.push(key);
             model.push(key);
-            if x % 3 == 0 {
+            if x.is_multiple_of(3) {
                 model.sort_unstable();
                 let want = model.remove(0);
                 assert_eq!(heap.pop(), Some(want));
