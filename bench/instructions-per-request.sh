@@ -36,3 +36,5 @@ callgrind_control -d "$VG" > /dev/null
 N2=$(count)
 IR=$(awk '/^summary:|^totals:/ {s+=$2} END {print s}' "$WORK"/cg.out.1)
 echo "requests=$((N2 - N1)) instructions_per_request=$((IR / (N2 - N1)))"
+# KEEP=FILE keeps the callgrind profile (read it with callgrind_annotate FILE).
+if [ -n "${KEEP:-}" ]; then cp "$WORK"/cg.out.1 "$KEEP"; fi

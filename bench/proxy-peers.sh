@@ -87,8 +87,15 @@ taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK" & PIDS+=($!)
 taskset -c 0 haproxy -f "$WORK/haproxy.cfg" -db & PIDS+=($!)
 RUST_LOG=warn taskset -c 0 "$BIN" serve --workers 1 --listen 127.0.0.1:$P_FORESIGHT --admin 127.0.0.1:18081 \
   --backend http://127.0.0.1:$UP1 --backend http://127.0.0.1:$UP2 --algorithm round-robin > /dev/null & PIDS+=($!)
+# BASE=path/to/another/foresight adds it as a fourth contender (A/B of two builds).
+NAMES="foresight haproxy nginx"; declare -A PORT=([foresight]=$P_FORESIGHT [haproxy]=$P_HAPROXY [nginx]=$P_NGINX)
+if [ -n "${BASE:-}" ]; then
+  RUST_LOG=warn taskset -c 0 "$BASE" serve --workers 1 --listen 127.0.0.1:18085 --admin 127.0.0.1:18086 \
+    --backend http://127.0.0.1:$UP1 --backend http://127.0.0.1:$UP2 --algorithm round-robin > /dev/null & PIDS+=($!)
+  NAMES="foresight base haproxy nginx"; PORT[base]=18085
+fi
 sleep 1
-for port in $P_FORESIGHT $P_HAPROXY $P_NGINX; do
+for port in "${PORT[@]}"; do
   curl -fsS "http://127.0.0.1:$port/" > /dev/null || { echo "error: nothing answers on $port" >&2; exit 1; }
 done
 
@@ -105,15 +112,15 @@ to_ms() { # wrk prints 1.23ms / 456.00us / 1.2s
 }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # Warm up connection pools.
-for port in $P_FORESIGHT $P_HAPROXY $P_NGINX; do taskset -c 1 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$port/" > /dev/null; done
+for port in "${PORT[@]}"; do taskset -c 1 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$port/" > /dev/null; done
 for r in $(seq 1 "$ROUNDS"); do
-  run foresight $P_FORESIGHT "$r"; run haproxy $P_HAPROXY "$r"; run nginx $P_NGINX "$r"
+  for name in $NAMES; do run "$name" "${PORT[$name]}" "$r"; done
 done
 H_RPS=$(echo "${RPS[haproxy]}" | median)
 echo
 echo "| proxy (1 worker) | median req/s | ratio to HAProxy | median p99 ms | req/s per round |"
 echo "|---|---:|---:|---:|---|"
-for name in foresight haproxy nginx; do
+for name in $NAMES; do
   m=$(echo "${RPS[$name]}" | median)
   p=$(for v in ${P99[$name]}; do echo "$v" | to_ms; done | tr '\n' ' ' | median)
   printf "| %s | %.0f | %.2f | %s | %s|\n" "$name" "$m" "$(awk -v a="$m" -v b="$H_RPS" 'BEGIN{print a/b}')" "$p" "${RPS[$name]}"

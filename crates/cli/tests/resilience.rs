@@ -225,3 +225,60 @@ async fn unreachable_instance_without_alternatives_gets_502() {
         (502, "upstream connect error\n")
     );
 }
+
+/// The client idle timeout closes a kept-alive connection that sends nothing more and one that
+/// never finishes its headers, and leaves a connection alone while its request is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_client_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_a, a) = backend("a", &[]);
+    let dir = tempdir("client-idle");
+    let p = proxy(
+        &dir,
+        "[timeouts]\nclient_idle = \"400ms\"\n",
+        &["--backend", &a],
+    );
+    let addr = p.get("proxy").to_string();
+    // Reads until the server closes; returns what was read and how long it took.
+    async fn until_closed(s: &mut tokio::net::TcpStream) -> (String, Duration) {
+        let t = Instant::now();
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => all.extend_from_slice(&buf[..n]),
+                Err(_) => panic!("connection still open after 10 s"),
+            }
+        }
+        (String::from_utf8_lossy(&all).into_owned(), t.elapsed())
+    }
+
+    // A request that takes longer than the idle timeout is answered, then the kept-alive
+    // connection is closed about one idle period after the response.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"GET /process?ms=900 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (got, took) = until_closed(&mut s).await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(
+        took >= Duration::from_millis(1200) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+
+    // Half a request line, then silence.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"GET /auth HTTP/1.1\r\nHo").await.unwrap();
+    let (got, took) = until_closed(&mut s).await;
+    assert!(!got.contains("200"), "{got}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+
+    // A connection that never sends a byte.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (got, took) = until_closed(&mut s).await;
+    assert!(
+        got.is_empty() && took < Duration::from_secs(2),
+        "{got} {took:?}"
+    );
+}

@@ -106,7 +106,7 @@ pub async fn run_with(
 
     let forwarder = Arc::new(forward::Forwarder::new(pool.clone(), &config));
     let options = foresight_http::ServerOptions {
-        header_read_timeout: config.timeouts.client_idle,
+        idle_timeout: config.timeouts.client_idle,
         grace: config.drain_timeout,
     };
     foresight_http::serve(
