@@ -109,16 +109,10 @@ impl AdminApi {
     }
 }
 
-/// Percent-encodes a query value (addresses hold `:` and `/`).
+/// Percent-encodes a query value (addresses hold `:` and `/`), as
+/// `application/x-www-form-urlencoded`.
 fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    form_urlencoded::byte_serialize(v.as_bytes()).collect()
 }
 
 impl Membership for AdminApi {

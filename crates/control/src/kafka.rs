@@ -8,8 +8,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rskafka::client::partition::{Compression, OffsetAt, UnknownTopicHandling};
-use rskafka::client::{Client, ClientBuilder};
+use rskafka::client::partition::{Compression, OffsetAt, PartitionClient, UnknownTopicHandling};
+use rskafka::client::ClientBuilder;
 use rskafka::record::Record;
 use tokio::sync::Notify;
 
@@ -56,16 +56,31 @@ struct Shared {
 
 const OP_TIMEOUT: Duration = Duration::from_secs(5);
 
-async fn connect(brokers: &[String], topic: &str) -> Result<Client, String> {
+/// A client for partition 0 of `topic`, creating the topic first if the brokers lack it
+/// (brokers like Tansu do not create topics on first use).
+async fn connect(brokers: &[String], topic: &str) -> Result<PartitionClient, String> {
     let client = tokio::time::timeout(OP_TIMEOUT, ClientBuilder::new(brokers.to_vec()).build())
         .await
         .map_err(|_| format!("{}: no answer within 5 s", brokers.join(",")))?
         .map_err(|e| format!("{}: {e}", brokers.join(",")))?;
-    // Brokers like Tansu do not create topics on first use. An existing topic is fine.
-    if let Ok(c) = client.controller_client() {
-        let _ = tokio::time::timeout(OP_TIMEOUT, c.create_topic(topic, 1, 1, 5_000)).await;
+    // Asking first keeps the broker from logging "topic already exists" on every reconnect.
+    let exists = tokio::time::timeout(OP_TIMEOUT, client.list_topics())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .is_some_and(|topics| topics.iter().any(|t| t.name == topic));
+    if !exists {
+        if let Ok(c) = client.controller_client() {
+            let _ = tokio::time::timeout(OP_TIMEOUT, c.create_topic(topic, 1, 1, 5_000)).await;
+        }
     }
-    Ok(client)
+    tokio::time::timeout(
+        OP_TIMEOUT,
+        client.partition_client(topic.to_string(), 0, UnknownTopicHandling::Error),
+    )
+    .await
+    .map_err(|_| "partition client: no answer within 5 s".to_string())?
+    .map_err(|e| format!("topic {topic}: {e}"))
 }
 
 fn backoff(failures: u32) -> Duration {
@@ -116,7 +131,7 @@ async fn publish_loop(
     shared: Arc<Mutex<Shared>>,
     wake: Arc<Notify>,
 ) {
-    let mut client: Option<rskafka::client::partition::PartitionClient> = None;
+    let mut client: Option<PartitionClient> = None;
     let mut failures = 0u32;
     loop {
         tokio::select! {
@@ -133,15 +148,7 @@ async fn publish_loop(
             }
             let result = async {
                 if client.is_none() {
-                    let c = connect(&brokers, &topic).await?;
-                    let pc = tokio::time::timeout(
-                        OP_TIMEOUT,
-                        c.partition_client(topic.clone(), 0, UnknownTopicHandling::Error),
-                    )
-                    .await
-                    .map_err(|_| "partition client: no answer within 5 s".to_string())?
-                    .map_err(|e| format!("topic {topic}: {e}"))?;
-                    client = Some(pc);
+                    client = Some(connect(&brokers, &topic).await?);
                 }
                 let records: Vec<Record> = batch
                     .iter()
@@ -235,14 +242,7 @@ async fn consume_loop(brokers: Vec<String>, topic: String, shared: Arc<Mutex<Sha
     let mut offset: Option<i64> = None;
     loop {
         let result = async {
-            let c = connect(&brokers, &topic).await?;
-            let pc = tokio::time::timeout(
-                OP_TIMEOUT,
-                c.partition_client(topic.clone(), 0, UnknownTopicHandling::Error),
-            )
-            .await
-            .map_err(|_| "partition client: no answer within 5 s".to_string())?
-            .map_err(|e| format!("topic {topic}: {e}"))?;
+            let pc = connect(&brokers, &topic).await?;
             if offset.is_none() {
                 let latest = tokio::time::timeout(OP_TIMEOUT, pc.get_offset(OffsetAt::Latest))
                     .await

@@ -15,17 +15,6 @@ pub struct PromSource {
     client: Client<HttpConnector, Empty<Bytes>>,
 }
 
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 impl PromSource {
     /// `base` like `http://127.0.0.1:9090`.
     pub fn new(base: &str, query: &str) -> PromSource {
@@ -46,7 +35,7 @@ impl PromSource {
         let url = format!(
             "{}/api/v1/query_range?query={}&start={:.3}&end={:.3}&step={:.3}",
             self.base,
-            encode(&self.query),
+            form_urlencoded::byte_serialize(self.query.as_bytes()).collect::<String>(),
             now - window.as_secs_f64(),
             now,
             step

@@ -465,22 +465,32 @@ struct Answer {
     group: Option<String>,
 }
 
+impl Answer {
+    /// No response: `error` says why.
+    fn failed(error: String) -> Answer {
+        Answer {
+            status: None,
+            error: Some(error),
+            first_byte: Instant::now(),
+            bytes: 0,
+            group: None,
+        }
+    }
+
+    fn timed_out(timeout: Duration) -> Answer {
+        Answer::failed(format!("timed out after {timeout:?}"))
+    }
+}
+
 async fn exchange<F, B>(send: F, group_by: Option<&str>) -> Answer
 where
     F: std::future::Future<Output = Result<http::Response<B>, String>>,
     B: hyper::body::Body,
     B::Error: std::fmt::Display,
 {
-    let failed = |e: String| Answer {
-        status: None,
-        error: Some(e),
-        first_byte: Instant::now(),
-        bytes: 0,
-        group: None,
-    };
     let resp = match send.await {
         Ok(r) => r,
-        Err(e) => return failed(e),
+        Err(e) => return Answer::failed(e),
     };
     let first_byte = Instant::now();
     let status = resp.status().as_u16();
@@ -498,7 +508,7 @@ where
             bytes: b.to_bytes().len() as u64,
             group,
         },
-        Err(e) => failed(format!("reading the body: {e}")),
+        Err(e) => Answer::failed(format!("reading the body: {e}")),
     }
 }
 
@@ -575,13 +585,7 @@ async fn open_loop(
             let answer =
                 match tokio::time::timeout(timeout, exchange(send, group_by.as_deref())).await {
                     Ok(a) => a,
-                    Err(_) => Answer {
-                        status: None,
-                        error: Some(format!("timed out after {timeout:?}")),
-                        first_byte: Instant::now(),
-                        bytes: 0,
-                        group: None,
-                    },
+                    Err(_) => Answer::timed_out(timeout),
                 };
             in_flight.fetch_sub(1, Ordering::Relaxed);
             sink.record(Sample {
@@ -657,20 +661,8 @@ async fn closed_loop(
                             group: r.group,
                         }
                     }
-                    Ok(Err(e)) => Answer {
-                        status: None,
-                        error: Some(e),
-                        first_byte: Instant::now(),
-                        bytes: 0,
-                        group: None,
-                    },
-                    Err(_) => Answer {
-                        status: None,
-                        error: Some(format!("timed out after {timeout:?}")),
-                        first_byte: Instant::now(),
-                        bytes: 0,
-                        group: None,
-                    },
+                    Ok(Err(e)) => Answer::failed(e),
+                    Err(_) => Answer::timed_out(timeout),
                 };
                 in_flight.fetch_sub(1, Ordering::Relaxed);
                 if answer.error.is_some() {
