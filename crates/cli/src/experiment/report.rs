@@ -1,0 +1,224 @@
+//! The report of `foresight experiment`: tables, frontiers, matched comparisons, JSON and plots.
+
+use serde::Serialize;
+
+use super::*;
+
+/// Family name of a run for frontiers: static-peak and static-mean belong to `static`.
+fn family(name: &str) -> String {
+    if name.starts_with("static") {
+        "static".into()
+    } else {
+        name.to_string()
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct FrontierPoint {
+    knob: f64,
+    instance_hours: f64,
+    slo_attainment: f64,
+    p99_ms: f64,
+}
+
+/// Smallest instance-hours at which the frontier reaches `goal` (linear between points).
+fn hours_at_goal(f: &[FrontierPoint], goal: f64) -> Option<f64> {
+    let mut pts: Vec<&FrontierPoint> = f.iter().collect();
+    pts.sort_by(|a, b| a.instance_hours.total_cmp(&b.instance_hours));
+    let first = pts.iter().position(|p| p.slo_attainment >= goal)?;
+    if first == 0 {
+        return Some(pts[0].instance_hours);
+    }
+    let (lo, hi) = (pts[first - 1], pts[first]);
+    let d = hi.slo_attainment - lo.slo_attainment;
+    if d <= 0.0 {
+        return Some(hi.instance_hours);
+    }
+    let f = ((goal - lo.slo_attainment) / d).clamp(0.0, 1.0);
+    Some(lo.instance_hours + f * (hi.instance_hours - lo.instance_hours))
+}
+
+/// p99 at `hours` (linear between the points around it; None outside the frontier's range).
+fn p99_at_hours(f: &[FrontierPoint], hours: f64) -> Option<f64> {
+    let mut pts: Vec<&FrontierPoint> = f.iter().collect();
+    pts.sort_by(|a, b| a.instance_hours.total_cmp(&b.instance_hours));
+    for w in pts.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        if hours >= a.instance_hours && hours <= b.instance_hours {
+            let d = b.instance_hours - a.instance_hours;
+            let f = if d > 0.0 {
+                (hours - a.instance_hours) / d
+            } else {
+                0.0
+            };
+            return Some(a.p99_ms + f * (b.p99_ms - a.p99_ms));
+        }
+    }
+    pts.iter()
+        .find(|p| (p.instance_hours - hours).abs() < 1e-9)
+        .map(|p| p.p99_ms)
+}
+
+pub(super) fn report(
+    a: &ExperimentArgs,
+    setup: &Setup,
+    fname: &str,
+    runs: &[RunResult],
+) -> Result<(), Failure> {
+    let defaults: Vec<&RunResult> = runs.iter().filter(|r| r.default).collect();
+    println!(
+        "## {} — defaults (SLO {} ms, goal {:.1}%)\n",
+        a.trace.display(),
+        a.slo_ms,
+        100.0 * a.slo_goal
+    );
+    println!("| policy | knob | p50 ms | p95 ms | p99 ms | p99.9 ms | SLO attainment | dropped | instance-hours | cost | scale actions |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in &defaults {
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.3}% | {} | {:.1} | {:.1} | {} |",
+            r.name,
+            r.knob,
+            r.p50_ms,
+            r.p95_ms,
+            r.p99_ms,
+            r.p999_ms,
+            100.0 * r.slo_attainment,
+            r.dropped,
+            r.instance_hours,
+            r.cost,
+            r.scale_actions
+        );
+    }
+    let mut frontiers: std::collections::BTreeMap<String, Vec<FrontierPoint>> = Default::default();
+    for r in runs {
+        frontiers
+            .entry(family(&r.name))
+            .or_default()
+            .push(FrontierPoint {
+                knob: r.knob,
+                instance_hours: r.instance_hours,
+                slo_attainment: r.slo_attainment,
+                p99_ms: r.p99_ms,
+            });
+    }
+    for f in frontiers.values_mut() {
+        f.sort_by(|a, b| a.instance_hours.total_cmp(&b.instance_hours));
+    }
+    let hpa_hours = defaults
+        .iter()
+        .find(|r| r.name == "hpa")
+        .map(|r| r.instance_hours)
+        .unwrap_or(0.0);
+    let mut at_goal = serde_json::Map::new();
+    let mut at_hpa = serde_json::Map::new();
+    println!("\n## Matched comparisons (read off the frontiers)\n");
+    println!("| policy | instance-hours to reach {:.1}% within {} ms | vs hpa | p99 ms at hpa's {:.1} instance-hours | vs hpa |", 100.0 * a.slo_goal, a.slo_ms, hpa_hours);
+    println!("|---|---|---|---|---|");
+    let hpa_goal = frontiers
+        .get("hpa")
+        .and_then(|f| hours_at_goal(f, a.slo_goal));
+    let hpa_p99 = frontiers
+        .get("hpa")
+        .and_then(|f| p99_at_hours(f, hpa_hours));
+    for (name, f) in &frontiers {
+        let g = hours_at_goal(f, a.slo_goal);
+        let p = p99_at_hours(f, hpa_hours);
+        at_goal.insert(name.clone(), serde_json::json!(g));
+        at_hpa.insert(name.clone(), serde_json::json!(p));
+        let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
+            (Some(x), Some(y)) if y > 0.0 => format!("{:.0}%", 100.0 * x / y),
+            _ => "—".into(),
+        };
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            name,
+            g.map_or("not reached".into(), |g| format!("{g:.1}")),
+            ratio(g, hpa_goal),
+            p.map_or("out of range".into(), |p| format!("{p:.0}")),
+            ratio(p, hpa_p99)
+        );
+    }
+    if let Some(path) = &a.json {
+        let json = serde_json::json!({
+            "trace": a.trace.display().to_string(),
+            "settings": {
+                "peak_rps": setup.peak_rps,
+                "provision_delay_secs": a.provision_delay.as_secs_f64(),
+                "slo_ms": a.slo_ms,
+                "slo_goal": a.slo_goal,
+                "capacity_rps": a.capacity_rps,
+                "workers_per_instance": WORKERS,
+                "forecaster": fname,
+                "seed": a.seed,
+                "minutes": setup.counts.len(),
+                "cost_per_hour": a.cost_per_hour,
+                "controller_interval_secs": TICK.as_secs(),
+                "balancer": "least-connections",
+            },
+            "policies": defaults,
+            "frontiers": frontiers,
+            "matched": {
+                "slo_goal": a.slo_goal,
+                "instance_hours_at_goal": at_goal,
+                "p99_ms_at_hpa_cost": at_hpa,
+            },
+        });
+        let text =
+            serde_json::to_string_pretty(&json).map_err(|e| Failure::Other(e.to_string()))?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| Failure::Other(format!("cannot write {}: {e}", path.display())))?;
+    }
+    if let Some(dir) = &a.plots {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::Other(format!("cannot create {}: {e}", dir.display())))?;
+        crate::plot::frontiers(
+            &dir.join("frontiers.svg"),
+            &frontiers_for_plot(&frontiers),
+            a.slo_goal,
+        )
+        .map_err(|e| Failure::Other(e.to_string()))?;
+        let shown: Vec<&RunResult> = defaults
+            .iter()
+            .copied()
+            .filter(|r| {
+                r.name == "hpa"
+                    || r.name.starts_with("hybrid")
+                    || r.name == "oracle"
+                    || r.name.starts_with("predictive")
+            })
+            .collect();
+        let lines: Vec<crate::plot::Timeline> = shown
+            .iter()
+            .map(|r| (r.name.clone(), r.ticks.clone(), r.forecasts.clone()))
+            .collect();
+        crate::plot::timeline(
+            &dir.join("timeline.svg"),
+            &lines,
+            setup.model.capacity(),
+            a.slo_ms,
+        )
+        .map_err(|e| Failure::Other(e.to_string()))?;
+        for r in &defaults {
+            let path = dir.join(format!("decisions-{}.log", r.name));
+            std::fs::write(&path, r.decisions.join("\n") + "\n")
+                .map_err(|e| Failure::Other(format!("cannot write {}: {e}", path.display())))?;
+        }
+    }
+    Ok(())
+}
+
+fn frontiers_for_plot(
+    f: &std::collections::BTreeMap<String, Vec<FrontierPoint>>,
+) -> Vec<crate::plot::Frontier> {
+    f.iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.iter()
+                    .map(|p| (p.instance_hours, p.slo_attainment, p.p99_ms))
+                    .collect(),
+            )
+        })
+        .collect()
+}
