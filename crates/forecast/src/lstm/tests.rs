@@ -1,0 +1,167 @@
+use super::*;
+use crate::baselines::Persistence;
+use crate::eval::evaluate;
+use crate::pipeline::{Dataset, PrepConfig};
+use crate::series::Series;
+use crate::AnomalyConfig;
+
+fn series() -> Series {
+    // Hourly steps, daily pattern plus deterministic noise: 40 days.
+    let values: Vec<f64> = (0..24 * 40)
+        .map(|i| {
+            let day = (i % 24) as f64 / 24.0;
+            let noise = ((i as u64).wrapping_mul(2654435761) % 11) as f64 - 5.0;
+            100.0 + 60.0 * (day * std::f64::consts::TAU).sin() + noise
+        })
+        .collect();
+    Series::from_values(1_700_000_000 - 1_700_000_000 % 86_400, 3600, &values)
+}
+
+fn small() -> LstmConfig {
+    LstmConfig {
+        hidden: 8,
+        seq_len: 12,
+        horizon: 3,
+        epochs: 15,
+        batch_size: 32,
+        stride: 1,
+        learning_rate: 0.01,
+        ..Default::default()
+    }
+}
+
+fn train(cfg: &LstmConfig, ds: &Dataset) -> Lstm {
+    let (tr, va) = ds.prepared(cfg);
+    Lstm::train(
+        cfg,
+        ds.series.step,
+        ds.value_scaler,
+        Vec::new(),
+        &tr,
+        &va,
+        |_| {},
+    )
+    .unwrap()
+}
+
+#[test]
+fn learns_more_than_persistence_and_is_reproducible() {
+    crate::init_threads();
+    let ds = Dataset::new(series(), &PrepConfig::default()).unwrap();
+    let cfg = small();
+    let a = train(&cfg, &ds);
+    let b = train(&cfg, &ds);
+    for name in names(cfg.layers) {
+        let (x, y) = (&a.tensors[&name], &b.tensors[&name]);
+        let d = (x - y)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(d, 0.0, "{name} differs between two runs with one seed");
+    }
+    let mut models: Vec<Box<dyn Forecaster>> = vec![Box::new(a), Box::new(Persistence::new())];
+    let e = evaluate(
+        &ds.series,
+        ds.report.split,
+        &mut models,
+        &[0.0, 0.0],
+        3,
+        AnomalyConfig::default(),
+        |_, _| {},
+    )
+    .unwrap();
+    assert!(e.scores[0].mase < 0.8, "lstm {:?}", e.scores[0]);
+}
+
+#[test]
+fn save_load_round_trip_and_bad_files() {
+    crate::init_threads();
+    let ds = Dataset::new(series(), &PrepConfig::default()).unwrap();
+    let cfg = LstmConfig {
+        epochs: 1,
+        ..small()
+    };
+    let mut model = train(&cfg, &ds);
+    let dir = std::env::temp_dir().join(format!("foresight-lstm-{}", std::process::id()));
+    model.save(&dir).unwrap();
+    let mut loaded = Lstm::load(&dir).unwrap();
+    assert_eq!(loaded.meta(), model.meta());
+    for i in 0..20 {
+        let t = 1_700_000_000 + i * 3600;
+        model.observe(t, 100.0 + i as f64, &[]);
+        loaded.observe(t, 100.0 + i as f64, &[]);
+    }
+    assert_eq!(model.forecast(3), loaded.forecast(3));
+    assert!(model.forecast(3).is_some());
+    assert!(model.forecast(4).is_none(), "beyond the trained horizon");
+    assert!(loaded.check_compatible(3600, &[], 3).is_ok());
+    assert!(loaded
+        .check_compatible(60, &[], 3)
+        .unwrap_err()
+        .to_string()
+        .contains("3600 s steps"));
+    assert!(loaded
+        .check_compatible(3600, &["cpu".into()], 3)
+        .unwrap_err()
+        .to_string()
+        .contains("features"));
+
+    // A configuration that does not match the weights.
+    let json = std::fs::read_to_string(dir.join("model.json")).unwrap();
+    std::fs::write(
+        dir.join("model.json"),
+        json.replace("\"hidden\": 8", "\"hidden\": 16"),
+    )
+    .unwrap();
+    let e = Lstm::load(&dir).err().unwrap().to_string();
+    assert!(
+        e.contains("model.safetensors") && e.contains("shape"),
+        "{e}"
+    );
+    // Another format version.
+    std::fs::write(
+        dir.join("model.json"),
+        json.replace("\"format_version\": 1", "\"format_version\": 9"),
+    )
+    .unwrap();
+    let e = Lstm::load(&dir).err().unwrap().to_string();
+    assert!(e.contains("format_version 9"), "{e}");
+    // Truncated weights.
+    std::fs::write(dir.join("model.json"), &json).unwrap();
+    std::fs::write(dir.join("model.safetensors"), b"\x08\x00\x00\x00").unwrap();
+    let e = Lstm::load(&dir).err().unwrap().to_string();
+    assert!(e.contains("not a safetensors file"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn too_little_data_is_an_error_not_a_panic() {
+    let cfg = small();
+    let s = Series::from_values(0, 3600, &[1.0; 20]);
+    let p = Prepared::new(
+        &cfg,
+        &MinMax::fit([0.0, 1.0]),
+        &[],
+        0,
+        3600,
+        &s.values.iter().map(|v| v.unwrap()).collect::<Vec<_>>(),
+        &[],
+    );
+    let e = Lstm::train(
+        &cfg,
+        3600,
+        MinMax::fit([0.0, 1.0]),
+        Vec::new(),
+        &[p],
+        &[],
+        |_| {},
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("too little training data"), "{e}");
+}
