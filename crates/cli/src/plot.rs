@@ -17,6 +17,32 @@ fn register_font() {
     });
 }
 
+type Linear =
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>;
+
+/// A linear chart from 0 to `x_max` and 0 to `y_max` on `area`, titled, with a labelled mesh:
+/// the set-up every time-series panel here shares.
+fn panel<'a, 'b>(
+    area: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    caption: &str,
+    caption_size: u32,
+    (x_max, x_desc): (f64, &str),
+    (y_max, y_desc): (f64, &str),
+) -> anyhow::Result<ChartContext<'a, SVGBackend<'b>, Linear>> {
+    let mut c = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", caption_size))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+    c.configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    Ok(c)
+}
+
 /// Latency CDFs (x: milliseconds, log scale; y: share of requests at or below) of several
 /// runs in one SVG.
 pub fn latency_cdf(
@@ -274,17 +300,13 @@ pub fn timeline(
     let root = SVGBackend::new(path, (1400, 800)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(520);
-    let mut a = ChartBuilder::on(&top)
-        .caption("load, forecast and ready capacity", ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..xmax, 0.0..ymax)?;
-    a.configure_mesh()
-        .x_desc("hours")
-        .y_desc("requests per second")
-        .label_style(("sans-serif", 13))
-        .draw()?;
+    let mut a = panel(
+        &top,
+        "load, forecast and ready capacity",
+        20,
+        (xmax, "hours"),
+        (ymax, "requests per second"),
+    )?;
     // Load, smoothed over a minute (4 ticks).
     let load: Vec<(f64, f64)> = runs[0]
         .1
@@ -299,17 +321,13 @@ pub fn timeline(
     a.draw_series(LineSeries::new(load, BLACK.stroke_width(1)))?
         .label("load")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
-    let mut b = ChartBuilder::on(&bottom)
-        .caption("mean response time per 5 minutes", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..xmax, 0.0..lat_max)?;
-    b.configure_mesh()
-        .x_desc("hours")
-        .y_desc("ms")
-        .label_style(("sans-serif", 13))
-        .draw()?;
+    let mut b = panel(
+        &bottom,
+        "mean response time per 5 minutes",
+        18,
+        (xmax, "hours"),
+        (lat_max, "ms"),
+    )?;
     for (i, (name, ticks, forecasts)) in runs.iter().enumerate() {
         let color = Palette99::pick(i + 1).to_rgba();
         // Ticks binned by 20 (5 minutes) so that a week-long run stays a small file: the
@@ -384,28 +402,20 @@ pub fn live_demo(
     let root = SVGBackend::new(path, (1200, 760)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(480);
-    let mut a = ChartBuilder::on(&top)
-        .caption("load, forecast and ready capacity", ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..xmax, 0.0..ymax)?;
-    a.configure_mesh()
-        .x_desc("trace minutes since 06:00")
-        .y_desc("requests per second")
-        .label_style(("sans-serif", 13))
-        .draw()?;
-    let mut b = ChartBuilder::on(&bottom)
-        .caption("instances (ready + starting)", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..xmax, 0.0..nmax)?;
-    b.configure_mesh()
-        .x_desc("trace minutes since 06:00")
-        .y_desc("instances")
-        .label_style(("sans-serif", 13))
-        .draw()?;
+    let mut a = panel(
+        &top,
+        "load, forecast and ready capacity",
+        20,
+        (xmax, "trace minutes since 06:00"),
+        (ymax, "requests per second"),
+    )?;
+    let mut b = panel(
+        &bottom,
+        "instances (ready + starting)",
+        18,
+        (xmax, "trace minutes since 06:00"),
+        (nmax, "instances"),
+    )?;
     for (i, (name, points)) in runs.iter().enumerate() {
         let color = Palette99::pick(i + 1).to_rgba();
         if i == 0 {
