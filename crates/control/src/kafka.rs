@@ -83,6 +83,14 @@ async fn connect(brokers: &[String], topic: &str) -> Result<PartitionClient, Str
     .map_err(|e| format!("topic {topic}: {e}"))
 }
 
+fn status_of(shared: &Mutex<Shared>) -> KafkaStatus {
+    shared
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .status
+        .clone()
+}
+
 fn backoff(failures: u32) -> Duration {
     Duration::from_secs_f64((0.25 * 2f64.powi(failures.min(6) as i32)).min(5.0))
 }
@@ -117,11 +125,7 @@ impl Publisher {
 
     /// Health.
     pub fn status(&self) -> KafkaStatus {
-        self.shared
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .status
-            .clone()
+        status_of(&self.shared)
     }
 }
 
@@ -229,11 +233,7 @@ impl Consumer {
 
     /// Health.
     pub fn status(&self) -> KafkaStatus {
-        self.shared
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .status
-            .clone()
+        status_of(&self.shared)
     }
 }
 

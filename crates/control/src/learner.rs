@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::thread::JoinHandle;
 
 use foresight_forecast::{
-    Dataset, ForecastConfig, Forecaster, Lstm, ModelError, OnlineLstm, RetrainPolicy, Series,
+    ForecastConfig, Forecaster, Lstm, ModelError, OnlineLstm, RetrainPolicy, Series,
 };
 
 /// Where the model is in its life.
@@ -36,20 +36,7 @@ impl Learner {
         let c = cfg.clone();
         let job = std::thread::Builder::new()
             .name("foresight-train".into())
-            .spawn(move || {
-                let ds = Dataset::for_retraining(history, &c.data)
-                    .map_err(|e| ModelError::Invalid(e.to_string()))?;
-                let (train, val) = ds.prepared(&c.lstm);
-                Lstm::train(
-                    &c.lstm,
-                    ds.series.step,
-                    ds.value_scaler,
-                    ds.feature_scalers.clone(),
-                    &train,
-                    &val,
-                    |_| {},
-                )
-            });
+            .spawn(move || foresight_forecast::online::train_on(history, &c));
         match job {
             Ok(h) => Learner::Training {
                 job: Some(h),

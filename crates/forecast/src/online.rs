@@ -153,19 +153,7 @@ impl OnlineLstm {
         let cfg = self.cfg.clone();
         let handle = std::thread::Builder::new()
             .name("foresight-retrain".into())
-            .spawn(move || {
-                let ds = Dataset::for_retraining(series, &cfg.data)?;
-                let (train, val) = ds.prepared(&cfg.lstm);
-                Lstm::train(
-                    &cfg.lstm,
-                    ds.series.step,
-                    ds.value_scaler,
-                    ds.feature_scalers.clone(),
-                    &train,
-                    &val,
-                    |_| {},
-                )
-            });
+            .spawn(move || train_on(series, &cfg));
         match handle {
             Ok(h) => self.job = Some((now, h)),
             Err(e) => {
@@ -177,6 +165,22 @@ impl OnlineLstm {
         }
         self.last_start = Some(now);
     }
+}
+
+/// Trains a model with `cfg` on all of `series` (prepared as for retraining), without
+/// progress output: what background training and retraining run.
+pub fn train_on(series: Series, cfg: &ForecastConfig) -> Result<Lstm, ModelError> {
+    let ds = Dataset::for_retraining(series, &cfg.data)?;
+    let (train, val) = ds.prepared(&cfg.lstm);
+    Lstm::train(
+        &cfg.lstm,
+        ds.series.step,
+        ds.value_scaler,
+        ds.feature_scalers.clone(),
+        &train,
+        &val,
+        |_| {},
+    )
 }
 
 impl Forecaster for OnlineLstm {
