@@ -42,35 +42,32 @@ impl Balancer for LeastConnections {
         let start = if s < n { s } else { s % n };
         self.start
             .store(if start + 1 < n { start + 1 } else { 0 }, Ordering::Relaxed);
-        // One branch-free pass: the smallest (in-flight, distance from `start`) pair is the
-        // least-loaded instance met first from `start`.
-        let (after, before) = (&endpoints[start..], &endpoints[..start]);
-        let best = min_key(after, 0).min(min_key(before, after.len()));
-        let d = (best & 0xFFFF_FFFF) as usize;
-        Some(if d < after.len() {
-            start + d
-        } else {
-            d - after.len()
-        })
+        // Two passes: the smallest count (branch-free, four running minima so four compare
+        // chains are in flight at once), then the first instance from `start` that has it.
+        // Under load most instances share the minimum, so the second pass stops early. If
+        // another thread moved the counts in between, `start` is as good an answer as any.
+        let min = min_in_flight(endpoints);
+        let has_min = |e: &Endpoint| e.load.in_flight() == min;
+        let found = match endpoints[start..].iter().position(has_min) {
+            Some(d) => start + d,
+            None => endpoints[..start].iter().position(has_min).unwrap_or(start),
+        };
+        Some(found)
     }
 }
 
-/// The smallest `in_flight << 32 | (base + position)` over `endpoints`. Four running minima
-/// keep four compare chains in flight at once (one chain waits on each compare).
-fn min_key(endpoints: &[Endpoint], base: usize) -> u64 {
-    let key = |e: &Endpoint, d: usize| (u64::from(e.load.in_flight()) << 32) | d as u64;
-    let mut acc = [u64::MAX; 4];
+/// The smallest in-flight count of a non-empty pool.
+fn min_in_flight(endpoints: &[Endpoint]) -> u32 {
+    let mut acc = [u32::MAX; 4];
     let chunks = endpoints.chunks_exact(4);
     let rest = chunks.remainder();
-    for (c, chunk) in chunks.enumerate() {
-        let d = base + 4 * c;
-        for (j, e) in chunk.iter().enumerate() {
-            acc[j] = acc[j].min(key(e, d + j));
+    for chunk in chunks {
+        for (a, e) in acc.iter_mut().zip(chunk) {
+            *a = (*a).min(e.load.in_flight());
         }
     }
-    let d = base + endpoints.len() - rest.len();
-    for (j, e) in rest.iter().enumerate() {
-        acc[j] = acc[j].min(key(e, d + j));
+    for (a, e) in acc.iter_mut().zip(rest) {
+        *a = (*a).min(e.load.in_flight());
     }
     acc[0].min(acc[1]).min(acc[2].min(acc[3]))
 }

@@ -138,6 +138,13 @@ impl Load {
         self.in_flight.fetch_add(1, Ordering::SeqCst) + 1
     }
 
+    /// Sets the in-flight count outright, for an owner that counts its requests itself and is
+    /// the only writer: the simulator, which knows each instance's busy workers and queue. A
+    /// plain store, where [`Load::begin`] and [`Load::end`] are locked read-modify-writes.
+    pub fn set_in_flight(&self, n: u32) {
+        self.in_flight.store(n, Ordering::Relaxed);
+    }
+
     /// A request finished (successfully or not).
     pub fn end(&self) {
         // Saturate rather than wrap if a caller ends twice.

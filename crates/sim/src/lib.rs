@@ -45,43 +45,59 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::Exp1;
 
+/// One simulated instance. The fields an arrival or a completion touches come first and share
+/// two cache lines (`repr(C)` keeps that order, `align(64)` keeps them on line boundaries): a
+/// pool of 100 instances then stays in the first-level cache next to the event heap, where
+/// the per-request misses were a tenth of the simulator's time.
+#[repr(C, align(64))]
 struct Instance {
-    spec: InstanceSpec,
+    busy: u32,
+    /// Bumped by a crash, so completions scheduled before it are ignored.
+    epoch: u32,
+    /// `spec.workers`, and `spec.queue_limit` with `u32::MAX` for unbounded.
+    workers: u32,
+    queue_limit: u32,
     up: bool,
-    /// Launch time (cost starts), removal time (cost stops).
-    launched_at: u64,
-    stopped_at: Option<u64>,
     /// Out of the balancer's set, finishing what it holds.
     draining: bool,
     /// Scaled in before it became ready: its join is ignored.
     cancelled: bool,
-    /// All service time started, for the controller's utilisation.
-    work_ns: u128,
-    /// Bumped by a crash, so completions scheduled before it are ignored.
-    epoch: u32,
-    factor: f64,
-    busy: u32,
-    /// (arrival time, size in ns at speed 1, counted in statistics)
-    queue: VecDeque<(u64, u64, bool)>,
-    busy_ns: u128,
-    up_since: Option<u64>,
-    up_ns: u128,
-    /// `spec.warmup` and `spec.join_at` in ns, converted once.
+    /// `spec.speed` divided by the current slow-down factor.
+    speed: f64,
+    /// `spec.warmup` and `spec.join_at` in ns, converted once; `spec.warmup_speed`.
     warm_ns: f64,
     join_ns: u64,
+    warmup_speed: f64,
+    /// (arrival time, size in ns at speed 1, counted in statistics)
+    queue: VecDeque<(u64, u64, bool)>,
+    /// All service time started, for the controller's utilisation.
+    work_ns: u128,
+    busy_ns: u128,
+    // Cold: membership changes and the final report.
+    spec: Box<InstanceSpec>,
+    /// Launch time (cost starts), removal time (cost stops).
+    launched_at: u64,
+    stopped_at: Option<u64>,
+    up_since: Option<u64>,
+    up_ns: u128,
 }
 
 impl Instance {
     /// Effective speed at `now` (ns).
     fn speed_at(&self, now: u64) -> f64 {
-        let mut s = self.spec.speed / self.factor;
+        let mut s = self.speed;
         let warm = self.warm_ns;
         if warm > 0.0 {
             let since = now.saturating_sub(self.join_ns) as f64;
             let f = (since / warm).min(1.0);
-            s *= self.spec.warmup_speed + (1.0 - self.spec.warmup_speed) * f;
+            s *= self.warmup_speed + (1.0 - self.warmup_speed) * f;
         }
         s.max(1e-9)
+    }
+
+    /// Requests it holds: in service and queued (what its `Load` shows as in flight).
+    fn held(&self) -> u32 {
+        self.busy + self.queue.len() as u32
     }
 
     /// A worker starts a request of `size` (ns at speed 1) at `now`; returns when it finishes.
@@ -117,20 +133,16 @@ fn dispatch(
     waits: &mut BatchMeans,
     dropped: &mut u64,
 ) {
-    if inst.busy < inst.spec.workers {
-        endpoint.load.begin();
+    if inst.busy < inst.workers {
         let done = inst.start(now, size, stats_from);
+        endpoint.load.set_in_flight(inst.held());
         queue.push(done, Event::Completion(i, arrived_at, counted, inst.epoch));
         if counted {
             waits.add((now - arrived_at) as f64 / 1e9);
         }
-    } else if inst
-        .spec
-        .queue_limit
-        .is_none_or(|l| (inst.queue.len() as u32) < l)
-    {
-        endpoint.load.begin();
+    } else if (inst.queue.len() as u32) < inst.queue_limit {
         inst.queue.push_back((arrived_at, size, counted));
+        endpoint.load.set_in_flight(inst.held());
     } else {
         *dropped += u64::from(counted);
     }
@@ -224,22 +236,25 @@ pub fn run_scaled(
 
 fn new_instance(spec: &InstanceSpec, launched_at: u64) -> Instance {
     Instance {
-        spec: spec.clone(),
+        busy: 0,
+        epoch: 0,
+        workers: spec.workers,
+        queue_limit: spec.queue_limit.unwrap_or(u32::MAX),
         up: false,
-        launched_at,
-        stopped_at: None,
         draining: false,
         cancelled: false,
-        work_ns: 0,
-        epoch: 0,
-        factor: 1.0,
-        busy: 0,
-        queue: VecDeque::new(),
-        busy_ns: 0,
-        up_since: None,
-        up_ns: 0,
+        speed: spec.speed,
         warm_ns: spec.warmup.as_secs_f64() * 1e9,
         join_ns: spec.join_at.as_nanos() as u64,
+        warmup_speed: spec.warmup_speed,
+        queue: VecDeque::new(),
+        work_ns: 0,
+        busy_ns: 0,
+        spec: Box::new(spec.clone()),
+        launched_at,
+        stopped_at: None,
+        up_since: None,
+        up_ns: 0,
     }
 }
 
@@ -458,7 +473,6 @@ fn run_inner(
                 let rtt = now - arrived_at;
                 tick_done += 1;
                 tick_resp_ns += u128::from(rtt);
-                all[i].load.end();
                 if observe_latency {
                     all[i]
                         .load
@@ -470,6 +484,7 @@ fn run_inner(
                     let _ = response_ns.record(rtt.max(1));
                 }
                 inst.busy -= 1;
+                all[i].load.set_in_flight(inst.held());
                 if let Some((queued_at, size, was_counted)) = inst.queue.pop_front() {
                     let done = inst.start(now, size, stats_from);
                     queue.push(
@@ -627,11 +642,10 @@ fn run_inner(
                 } else {
                     match &inst.spec.changes[which].1 {
                         Change::Slowdown(f) => {
-                            inst.factor = f.max(1e-9);
+                            inst.speed = inst.spec.speed / f.max(1e-9);
                             false
                         }
                         Change::Crash => {
-                            let held = inst.busy as usize + inst.queue.len();
                             // Requests in service and in the queue are lost.
                             let counted_lost = inst.queue.iter().filter(|q| q.2).count() as u64
                                 + if now >= stats_from {
@@ -640,9 +654,7 @@ fn run_inner(
                                     0
                                 };
                             failed += counted_lost;
-                            for _ in 0..held {
-                                all[i].load.end();
-                            }
+                            all[i].load.set_in_flight(0);
                             inst.queue.clear();
                             inst.busy = 0;
                             inst.epoch += 1;
