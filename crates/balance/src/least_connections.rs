@@ -32,16 +32,7 @@ impl Balancer for LeastConnections {
     }
 
     fn pick(&self, endpoints: &[Endpoint], _: &RequestInfo, _: Time) -> Option<usize> {
-        let n = endpoints.len();
-        if n == 0 {
-            return None;
-        }
-        // The rotation only breaks ties, so a lost update between threads is harmless: a load
-        // and a store instead of a locked add, and no division while it stays in range.
-        let s = self.start.load(Ordering::Relaxed);
-        let start = if s < n { s } else { s % n };
-        self.start
-            .store(if start + 1 < n { start + 1 } else { 0 }, Ordering::Relaxed);
+        let start = self.next_start(endpoints.len())?;
         // Two passes: the smallest count (branch-free, four running minima so four compare
         // chains are in flight at once), then the first instance from `start` that has it.
         // Under load most instances share the minimum, so the second pass stops early. If
@@ -54,6 +45,74 @@ impl Balancer for LeastConnections {
         };
         Some(found)
     }
+
+    fn pick_with_counts(
+        &self,
+        endpoints: &[Endpoint],
+        in_flight: &[u32],
+        request: &RequestInfo,
+        now: Time,
+    ) -> Option<usize> {
+        if in_flight.len() != endpoints.len() {
+            return self.pick(endpoints, request, now);
+        }
+        // The same rule over one contiguous array: the minimum vectorises, the search goes
+        // four at a time.
+        let start = self.next_start(in_flight.len())?;
+        let min = min_count(in_flight);
+        let found = match first_equal(&in_flight[start..], min) {
+            Some(d) => start + d,
+            None => first_equal(&in_flight[..start], min).unwrap_or(start),
+        };
+        Some(found)
+    }
+}
+
+impl LeastConnections {
+    /// Where this pick's scan starts (`None` for an empty pool), and the next one's. The
+    /// rotation only breaks ties, so a lost update between threads is harmless: a load and a
+    /// store instead of a locked add, and no division while it stays in range.
+    fn next_start(&self, n: usize) -> Option<usize> {
+        if n == 0 {
+            return None;
+        }
+        let s = self.start.load(Ordering::Relaxed);
+        let start = if s < n { s } else { s % n };
+        self.start
+            .store(if start + 1 < n { start + 1 } else { 0 }, Ordering::Relaxed);
+        Some(start)
+    }
+}
+
+/// The smallest of `counts` (`u32::MAX` when empty). Compared as `i32`, which baseline
+/// x86-64 vectors do in one instruction where an unsigned minimum takes three; a count of
+/// 2^31 or more reads as negative and sends it to the plain unsigned pass, so the answer is
+/// exact either way.
+fn min_count(counts: &[u32]) -> u32 {
+    let signed = counts.iter().fold(i32::MAX, |m, &c| m.min(c as i32));
+    if signed >= 0 && !counts.is_empty() {
+        signed as u32
+    } else {
+        counts.iter().fold(u32::MAX, |m, &c| m.min(c))
+    }
+}
+
+/// The position of the first `v` in `xs`: four at a time, a branch-free bit mask of the equal
+/// ones and its lowest set bit (one data-dependent branch per four instead of per one).
+fn first_equal(xs: &[u32], v: u32) -> Option<usize> {
+    let mut blocks = xs.chunks_exact(4);
+    for (b, q) in blocks.by_ref().enumerate() {
+        let mask = u32::from(q[0] == v)
+            | u32::from(q[1] == v) << 1
+            | u32::from(q[2] == v) << 2
+            | u32::from(q[3] == v) << 3;
+        if mask != 0 {
+            return Some(4 * b + mask.trailing_zeros() as usize);
+        }
+    }
+    let tail = blocks.remainder();
+    let base = xs.len() - tail.len();
+    tail.iter().position(|&x| x == v).map(|p| base + p)
 }
 
 /// The smallest in-flight count of a non-empty pool.
@@ -89,6 +148,39 @@ mod tests {
         }
     }
 
+    /// Counts that do not match the pool in length are ignored rather than trusted.
+    #[test]
+    fn mismatched_counts_fall_back_to_the_loads() {
+        let eps = endpoints(&[1, 1, 1]);
+        eps[0].load.begin();
+        eps[2].load.begin();
+        let b = LeastConnections::new(3);
+        let info = RequestInfo::default();
+        assert_eq!(
+            b.pick_with_counts(&eps, &[0, 5], &info, Time::ZERO),
+            Some(1)
+        );
+        assert_eq!(b.pick_with_counts(&eps, &[], &info, Time::ZERO), Some(1));
+        assert_eq!(b.pick_with_counts(&[], &[], &info, Time::ZERO), None);
+    }
+
+    /// Counts of 2^31 and more (negative as `i32`) still compare as unsigned.
+    #[test]
+    fn huge_counts_compare_unsigned() {
+        assert_eq!(min_count(&[5, 1 << 31, 7]), 5);
+        assert_eq!(min_count(&[u32::MAX, 3]), 3);
+        assert_eq!(min_count(&[1 << 31, u32::MAX]), 1 << 31);
+        assert_eq!(min_count(&[]), u32::MAX);
+        let eps = endpoints(&[1, 1, 1]);
+        let b = LeastConnections::new(0);
+        let info = RequestInfo::default();
+        let counts = [u32::MAX, 1 << 31, 9];
+        assert_eq!(
+            b.pick_with_counts(&eps, &counts, &info, Time::ZERO),
+            Some(2)
+        );
+    }
+
     #[test]
     fn ties_rotate() {
         let eps = endpoints(&[1, 1, 1, 1]);
@@ -96,15 +188,16 @@ mod tests {
         assert_eq!(histogram(&b, &eps, 400), vec![100; 4]);
     }
 
-    /// The branch-free scan agrees with the plain definition (first least-loaded instance
-    /// from the rotating start) on pools of every size around the 4-wide blocks.
+    /// Both scans (over the endpoints' `Load`s and over an array of counts) agree with the
+    /// plain definition (first least-loaded instance from the rotating start) on pools of
+    /// every size around the 4-wide and 16-wide blocks.
     #[test]
     fn agrees_with_a_plain_scan() {
         let mut x = 11u64;
-        for n in 1..=13 {
+        for n in (1..=13).chain([15, 16, 17, 31, 32, 33, 47, 100]) {
             let eps = endpoints(&vec![1; n]);
             let b = LeastConnections::new(n as u64);
-            for _ in 0..200 {
+            for round in 0..400 {
                 x = mix64(x);
                 let i = (x % n as u64) as usize;
                 if x & 1 == 0 || eps[i].load.in_flight() == 0 {
@@ -117,7 +210,13 @@ mod tests {
                 let want = (start..n)
                     .chain(0..start)
                     .find(|&k| eps[k].load.in_flight() == min);
-                assert_eq!(b.pick(&eps, &RequestInfo::default(), Time::ZERO), want);
+                let got = if round % 2 == 0 {
+                    b.pick(&eps, &RequestInfo::default(), Time::ZERO)
+                } else {
+                    let counts: Vec<u32> = eps.iter().map(|e| e.load.in_flight()).collect();
+                    b.pick_with_counts(&eps, &counts, &RequestInfo::default(), Time::ZERO)
+                };
+                assert_eq!(got, want, "pool of {n}, round {round}");
             }
         }
     }

@@ -113,6 +113,22 @@ pub trait Balancer: Send + Sync + fmt::Debug {
     /// The index of the endpoint that should serve `request`.
     fn pick(&self, endpoints: &[Endpoint], request: &RequestInfo, now: Time) -> Option<usize>;
 
+    /// [`pick`](Balancer::pick) for a caller that also keeps every endpoint's in-flight count
+    /// in one array, `in_flight[k] == endpoints[k].load.in_flight()`: the simulator, the only
+    /// writer of its counts. Algorithms that read nothing but the counts override it to scan
+    /// the array (contiguous, vectorisable) instead of one [`Load`] per endpoint behind its own
+    /// pointer; they pick exactly what `pick` would. The rest use `pick`.
+    fn pick_with_counts(
+        &self,
+        endpoints: &[Endpoint],
+        in_flight: &[u32],
+        request: &RequestInfo,
+        now: Time,
+    ) -> Option<usize> {
+        let _ = in_flight;
+        self.pick(endpoints, request, now)
+    }
+
     /// Whether this algorithm reads the latency estimate ([`Load::rtt_estimate_ns`]). The
     /// simulator skips [`Load::observe`] (an `exp` per response) for those that do not; the
     /// proxy always records it, for `GET /backends`.

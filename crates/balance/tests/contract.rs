@@ -105,3 +105,35 @@ fn batch_heuristics_assign_every_request_and_the_others_decline() {
         }
     }
 }
+
+/// Given the true in-flight counts, `pick_with_counts` makes the same choices as `pick` for
+/// every algorithm (two balancers with one seed, one asked each way, over a pool whose counts
+/// move with the picks).
+#[test]
+fn picking_with_counts_agrees_with_pick() {
+    for algorithm in Algorithm::ALL {
+        let config = BalancerConfig::new(algorithm, 11);
+        let (a_eps, b_eps) = (endpoints(7), endpoints(7));
+        let (a, b) = (build(&config, &a_eps), build(&config, &b_eps));
+        for k in 0..300u64 {
+            let req = RequestInfo {
+                hash_key: Some(k),
+                ..Default::default()
+            };
+            let now = Time::ZERO + Duration::from_millis(k);
+            let counts: Vec<u32> = b_eps.iter().map(|e| e.load.in_flight()).collect();
+            let i = a.pick(&a_eps, &req, now).expect("non-empty set");
+            let j = b
+                .pick_with_counts(&b_eps, &counts, &req, now)
+                .expect("non-empty set");
+            assert_eq!(i, j, "{algorithm}, request {k}");
+            // Every third request finishes on the instance after the one picked.
+            for eps in [&a_eps, &b_eps] {
+                eps[i].load.begin();
+                if k % 3 == 0 {
+                    eps[(i + 1) % 7].load.end();
+                }
+            }
+        }
+    }
+}

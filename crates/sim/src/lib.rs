@@ -112,6 +112,50 @@ impl Instance {
     }
 }
 
+/// Every instance's in-flight count, kept in two places: its shared [`Load`], which any
+/// algorithm may read, and one array in the balancer's endpoint order for
+/// [`Balancer::pick_with_counts`] (least-connections scans it instead of one `Load` per
+/// instance behind its own pointer). The simulator is the only writer of both.
+///
+/// [`Load`]: foresight_balance::Load
+#[derive(Default)]
+struct InFlight {
+    /// In the order of the balancer's endpoints (the active instances).
+    counts: Vec<u32>,
+    /// Per instance: its position in `counts`; `u32::MAX` when it is not active.
+    slot: Vec<u32>,
+}
+
+impl InFlight {
+    fn set(&mut self, i: usize, endpoint: &Endpoint, n: u32) {
+        endpoint.load.set_in_flight(n);
+        if let Some(&k) = self.slot.get(i) {
+            if let Some(c) = self.counts.get_mut(k as usize) {
+                *c = n;
+            }
+        }
+    }
+
+    /// Whether the array agrees with the loads (a debug check).
+    fn matches(&self, endpoints: &[Endpoint]) -> bool {
+        self.counts.len() == endpoints.len()
+            && (self.counts.iter())
+                .zip(endpoints)
+                .all(|(&c, e)| c == e.load.in_flight())
+    }
+
+    /// After the active set changed.
+    fn rebuild(&mut self, active: &[usize], all: &[Endpoint]) {
+        self.slot.clear();
+        self.slot.resize(all.len(), u32::MAX);
+        self.counts.clear();
+        for (k, &i) in active.iter().enumerate() {
+            self.slot[i] = k as u32;
+            self.counts.push(all[i].load.in_flight());
+        }
+    }
+}
+
 /// How long batch heuristics hold arrivals before assigning them together.
 pub const BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// A batch is assigned at once when it reaches this many requests.
@@ -123,6 +167,7 @@ pub const MAX_BATCH: usize = 64;
 fn dispatch(
     inst: &mut Instance,
     endpoint: &Endpoint,
+    in_flight: &mut InFlight,
     i: usize,
     queue: &mut Queue,
     now: u64,
@@ -135,14 +180,14 @@ fn dispatch(
 ) {
     if inst.busy < inst.workers {
         let done = inst.start(now, size, stats_from);
-        endpoint.load.set_in_flight(inst.held());
+        in_flight.set(i, endpoint, inst.held());
         queue.push(done, Event::Completion(i, arrived_at, counted, inst.epoch));
         if counted {
             waits.add((now - arrived_at) as f64 / 1e9);
         }
     } else if (inst.queue.len() as u32) < inst.queue_limit {
         inst.queue.push_back((arrived_at, size, counted));
-        endpoint.load.set_in_flight(inst.held());
+        in_flight.set(i, endpoint, inst.held());
     } else {
         *dropped += u64::from(counted);
     }
@@ -158,6 +203,7 @@ fn flush(
     active: &[usize],
     instances: &mut [Instance],
     all: &[Endpoint],
+    in_flight: &mut InFlight,
     queue: &mut Queue,
     now: u64,
     stats_from: u64,
@@ -183,6 +229,7 @@ fn flush(
             Some(&i) => dispatch(
                 &mut instances[i],
                 &all[i],
+                in_flight,
                 i,
                 queue,
                 now,
@@ -318,6 +365,7 @@ fn run_inner(
     let mut active: Vec<usize> = Vec::new();
     let mut endpoints: Vec<Endpoint> = Vec::new();
     let mut balancer = build(&config, &endpoints);
+    let mut in_flight = InFlight::default();
     // Rebuilds keep the algorithm, so this holds for the whole run.
     let observe_latency = balancer.uses_latency();
 
@@ -430,7 +478,16 @@ fn run_inner(
                     }
                     continue;
                 }
-                let Some(k) = balancer.pick(&endpoints, &info, Time::from_nanos(now)) else {
+                debug_assert!(
+                    events % 64 != 0 || in_flight.matches(&endpoints),
+                    "the in-flight array drifted from the instances' loads"
+                );
+                let Some(k) = balancer.pick_with_counts(
+                    &endpoints,
+                    &in_flight.counts,
+                    &info,
+                    Time::from_nanos(now),
+                ) else {
                     dropped += u64::from(counted);
                     continue;
                 };
@@ -438,6 +495,7 @@ fn run_inner(
                 dispatch(
                     &mut instances[i],
                     &all[i],
+                    &mut in_flight,
                     i,
                     &mut queue,
                     now,
@@ -458,6 +516,7 @@ fn run_inner(
                     &active,
                     &mut instances,
                     &all,
+                    &mut in_flight,
                     &mut queue,
                     now,
                     stats_from,
@@ -484,7 +543,7 @@ fn run_inner(
                     let _ = response_ns.record(rtt.max(1));
                 }
                 inst.busy -= 1;
-                all[i].load.set_in_flight(inst.held());
+                in_flight.set(i, &all[i], inst.held());
                 if let Some((queued_at, size, was_counted)) = inst.queue.pop_front() {
                     let done = inst.start(now, size, stats_from);
                     queue.push(
@@ -609,6 +668,7 @@ fn run_inner(
                         .collect();
                     endpoints = active.iter().map(|j| all[*j].clone()).collect();
                     balancer = build(&config, &endpoints);
+                    in_flight.rebuild(&active, &all);
                 }
                 if now + (sc.controller.interval().as_nanos() as u64) < end {
                     queue.push(
@@ -654,7 +714,7 @@ fn run_inner(
                                     0
                                 };
                             failed += counted_lost;
-                            all[i].load.set_in_flight(0);
+                            in_flight.set(i, &all[i], 0);
                             inst.queue.clear();
                             inst.busy = 0;
                             inst.epoch += 1;
@@ -673,6 +733,7 @@ fn run_inner(
                         .collect();
                     endpoints = active.iter().map(|j| all[*j].clone()).collect();
                     balancer = build(&config, &endpoints);
+                    in_flight.rebuild(&active, &all);
                 }
             }
         }
