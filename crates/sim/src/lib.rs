@@ -57,6 +57,9 @@ struct Instance {
     /// `spec.workers`, and `spec.queue_limit` with `u32::MAX` for unbounded.
     workers: u32,
     queue_limit: u32,
+    /// Its position in the balancer's endpoints (and `InFlight::counts`); `u32::MAX` when
+    /// it is not among them.
+    slot: u32,
     up: bool,
     /// Out of the balancer's set, finishing what it holds.
     draining: bool,
@@ -122,17 +125,15 @@ impl Instance {
 struct InFlight {
     /// In the order of the balancer's endpoints (the active instances).
     counts: Vec<u32>,
-    /// Per instance: its position in `counts`; `u32::MAX` when it is not active.
-    slot: Vec<u32>,
 }
 
 impl InFlight {
-    fn set(&mut self, i: usize, endpoint: &Endpoint, n: u32) {
+    /// Publishes what `inst` holds now.
+    fn set(&mut self, inst: &Instance, endpoint: &Endpoint) {
+        let n = inst.held();
         endpoint.load.set_in_flight(n);
-        if let Some(&k) = self.slot.get(i) {
-            if let Some(c) = self.counts.get_mut(k as usize) {
-                *c = n;
-            }
+        if let Some(c) = self.counts.get_mut(inst.slot as usize) {
+            *c = n;
         }
     }
 
@@ -145,12 +146,13 @@ impl InFlight {
     }
 
     /// After the active set changed.
-    fn rebuild(&mut self, active: &[usize], all: &[Endpoint]) {
-        self.slot.clear();
-        self.slot.resize(all.len(), u32::MAX);
+    fn rebuild(&mut self, active: &[usize], instances: &mut [Instance], all: &[Endpoint]) {
+        for inst in instances.iter_mut() {
+            inst.slot = u32::MAX;
+        }
         self.counts.clear();
         for (k, &i) in active.iter().enumerate() {
-            self.slot[i] = k as u32;
+            instances[i].slot = k as u32;
             self.counts.push(all[i].load.in_flight());
         }
     }
@@ -180,14 +182,14 @@ fn dispatch(
 ) {
     if inst.busy < inst.workers {
         let done = inst.start(now, size, stats_from);
-        in_flight.set(i, endpoint, inst.held());
+        in_flight.set(inst, endpoint);
         queue.push(done, Event::Completion(i, arrived_at, counted, inst.epoch));
         if counted {
             waits.add((now - arrived_at) as f64 / 1e9);
         }
     } else if (inst.queue.len() as u32) < inst.queue_limit {
         inst.queue.push_back((arrived_at, size, counted));
-        in_flight.set(i, endpoint, inst.held());
+        in_flight.set(inst, endpoint);
     } else {
         *dropped += u64::from(counted);
     }
@@ -287,6 +289,7 @@ fn new_instance(spec: &InstanceSpec, launched_at: u64) -> Instance {
         epoch: 0,
         workers: spec.workers,
         queue_limit: spec.queue_limit.unwrap_or(u32::MAX),
+        slot: u32::MAX,
         up: false,
         draining: false,
         cancelled: false,
@@ -543,7 +546,7 @@ fn run_inner(
                     let _ = response_ns.record(rtt.max(1));
                 }
                 inst.busy -= 1;
-                in_flight.set(i, &all[i], inst.held());
+                in_flight.set(inst, &all[i]);
                 if let Some((queued_at, size, was_counted)) = inst.queue.pop_front() {
                     let done = inst.start(now, size, stats_from);
                     queue.push(
@@ -668,7 +671,7 @@ fn run_inner(
                         .collect();
                     endpoints = active.iter().map(|j| all[*j].clone()).collect();
                     balancer = build(&config, &endpoints);
-                    in_flight.rebuild(&active, &all);
+                    in_flight.rebuild(&active, &mut instances, &all);
                 }
                 if now + (sc.controller.interval().as_nanos() as u64) < end {
                     queue.push(
@@ -714,9 +717,9 @@ fn run_inner(
                                     0
                                 };
                             failed += counted_lost;
-                            in_flight.set(i, &all[i], 0);
                             inst.queue.clear();
                             inst.busy = 0;
+                            in_flight.set(inst, &all[i]);
                             inst.epoch += 1;
                             let was_up = inst.up;
                             inst.up = false;
@@ -733,7 +736,7 @@ fn run_inner(
                         .collect();
                     endpoints = active.iter().map(|j| all[*j].clone()).collect();
                     balancer = build(&config, &endpoints);
-                    in_flight.rebuild(&active, &all);
+                    in_flight.rebuild(&active, &mut instances, &all);
                 }
             }
         }
