@@ -26,21 +26,26 @@ pub enum Distribution {
 impl Distribution {
     /// One draw with the given mean, in seconds.
     pub fn sample_secs<R: Rng + ?Sized>(self, mean_secs: f64, rng: &mut R) -> f64 {
+        self.sampler(mean_secs).sample_secs(rng)
+    }
+
+    /// This distribution around `mean_secs`, prepared once for many draws.
+    pub fn sampler(self, mean_secs: f64) -> Sampler {
         if mean_secs.is_nan() || mean_secs <= 0.0 {
-            return 0.0;
+            return Sampler::Constant(0.0);
         }
         match self {
-            Distribution::Constant => mean_secs,
+            Distribution::Constant => Sampler::Constant(mean_secs),
             Distribution::Exponential => match Exp::new(1.0 / mean_secs) {
-                Ok(d) => d.sample(rng),
-                Err(_) => mean_secs,
+                Ok(d) => Sampler::Exponential(d),
+                Err(_) => Sampler::Constant(mean_secs),
             },
             Distribution::Lognormal { sigma } => {
                 // E[X] = exp(mu + sigma^2 / 2) = mean.
                 let mu = mean_secs.ln() - sigma * sigma / 2.0;
                 match LogNormal::new(mu, sigma) {
-                    Ok(d) => d.sample(rng),
-                    Err(_) => mean_secs,
+                    Ok(d) => Sampler::Lognormal(d),
+                    Err(_) => Sampler::Constant(mean_secs),
                 }
             }
         }
@@ -49,6 +54,30 @@ impl Distribution {
     /// One draw with the given mean, clamped to at most an hour.
     pub fn sample<R: Rng + ?Sized>(self, mean: Duration, rng: &mut R) -> Duration {
         Duration::from_secs_f64(self.sample_secs(mean.as_secs_f64(), rng).clamp(0.0, 3600.0))
+    }
+}
+
+/// A [`Distribution`] with its mean fixed: the divisions and logarithm of setting it up are
+/// done once, not per draw (they were a tenth of the simulator's time per request). Draws
+/// exactly what [`Distribution::sample_secs`] draws, which goes through it.
+#[derive(Clone, Copy, Debug)]
+pub enum Sampler {
+    /// Always this many seconds.
+    Constant(f64),
+    /// Exponential with the prepared rate.
+    Exponential(Exp<f64>),
+    /// Log-normal with the prepared parameters.
+    Lognormal(LogNormal<f64>),
+}
+
+impl Sampler {
+    /// One draw, in seconds.
+    pub fn sample_secs<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+        match self {
+            Sampler::Constant(secs) => *secs,
+            Sampler::Exponential(d) => d.sample(rng),
+            Sampler::Lognormal(d) => d.sample(rng),
+        }
     }
 }
 

@@ -25,8 +25,8 @@
 pub mod erlang;
 pub mod file;
 
+mod calendar;
 mod events;
-mod heap;
 mod model;
 
 pub use model::*;
@@ -37,6 +37,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use foresight_balance::{build, Balancer, BalancerConfig, Endpoint, EwmaParams, RequestInfo};
+use foresight_core::dist::Sampler;
 use foresight_core::rng::mix64;
 use foresight_core::Time;
 use foresight_workload::Profile;
@@ -47,7 +48,7 @@ use rand_distr::Exp1;
 
 /// One simulated instance. The fields an arrival or a completion touches come first and share
 /// two cache lines (`repr(C)` keeps that order, `align(64)` keeps them on line boundaries): a
-/// pool of 100 instances then stays in the first-level cache next to the event heap, where
+/// pool of 100 instances then stays in the first-level cache next to the event list, where
 /// the per-request misses were a tenth of the simulator's time.
 #[repr(C, align(64))]
 struct Instance {
@@ -404,6 +405,9 @@ fn run_inner(
 
     let constant_rate = matches!(s.profile, Profile::Constant { .. });
     let single_class = s.classes.len() == 1;
+    let samplers: Vec<Sampler> = (s.classes.iter())
+        .map(|c| c.distribution.sampler(c.mean.as_secs_f64()))
+        .collect();
     let first = (mean_gap_ns * arrivals_rng.sample::<f64, _>(Exp1)) as u64;
     // The next arrival is kept out of the heap (half the heap traffic per request); at equal
     // times queued events go first.
@@ -446,23 +450,22 @@ fn run_inner(
                 let counted = now >= stats_from;
                 arrived += u64::from(counted);
                 tick_arrivals += 1;
-                let class: &RequestClass = if single_class {
-                    &s.classes[0]
+                let c = if single_class {
+                    0
                 } else {
                     let mut pick = sizes_rng.random::<f64>() * total_share;
                     s.classes
                         .iter()
-                        .find(|c| {
+                        .position(|c| {
                             pick -= c.share.max(0.0);
                             pick < 0.0
                         })
-                        .unwrap_or(&s.classes[0])
+                        .unwrap_or(0)
                 };
+                let class: &RequestClass = &s.classes[c];
                 let secs = match &class.empirical {
                     Some(samples) => samples[sizes_rng.random_range(0..samples.len())],
-                    None => class
-                        .distribution
-                        .sample_secs(class.mean.as_secs_f64(), &mut sizes_rng),
+                    None => samplers[c].sample_secs(&mut sizes_rng),
                 };
                 let size = (secs * 1e9) as u64;
                 let info = RequestInfo {
