@@ -96,7 +96,7 @@ impl<T> Calendar<T> {
         self.len -= 1;
         let t = time(key);
         if let Some(last) = self.last_pop {
-            self.gap_sum = self.gap_sum.saturating_add(t - last);
+            self.gap_sum = self.gap_sum.saturating_add(t.saturating_sub(last));
             self.gaps += 1;
         }
         self.last_pop = Some(t);
