@@ -88,7 +88,6 @@ impl Queue {
 }
 
 pub(crate) enum Event {
-    Arrival,
     /// The batch window closes: assign the held requests.
     Flush,
     /// (instance, arrival time, counted, epoch)

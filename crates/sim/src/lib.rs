@@ -413,106 +413,108 @@ fn run_inner(
     // times queued events go first.
     let mut next_arrival: Option<u64> = (first < end).then_some(first);
     loop {
-        let (t, event) = match (next_arrival, queue.peek_time()) {
-            (Some(a), Some(q)) if a < q => {
-                next_arrival = None;
-                (a, Event::Arrival)
-            }
-            (Some(a), None) => {
-                next_arrival = None;
-                (a, Event::Arrival)
-            }
-            (_, Some(_)) => match queue.pop() {
-                Some(x) => x,
-                None => break,
-            },
+        // Arrivals are handled on their own branch rather than as a variant of the event
+        // match: which of the two comes next is a coin toss, and it costs one mispredicted
+        // branch here instead of also a mispredicted jump through the match's table.
+        let arrival = match (next_arrival, queue.peek_time()) {
+            (Some(a), Some(q)) => a < q,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
             (None, None) => break,
         };
-        now = t;
         events += 1;
+        if arrival {
+            now = next_arrival.take().unwrap_or(now);
+            if events & 0xFFFF == 0 {
+                progress((now as f64 / end.max(1) as f64).min(1.0));
+            }
+            // Next candidate arrival (thinning: accepted with probability rate(t) / max).
+            let gap = mean_gap_ns * arrivals_rng.sample::<f64, _>(Exp1);
+            let next = now + gap as u64;
+            if next < end {
+                next_arrival = Some(next);
+            }
+            if !constant_rate {
+                let rate = s.profile.rate_at(Duration::from_nanos(now));
+                if arrivals_rng.random::<f64>() * max_rate >= rate {
+                    continue;
+                }
+            }
+            let counted = now >= stats_from;
+            arrived += u64::from(counted);
+            tick_arrivals += 1;
+            let c = if single_class {
+                0
+            } else {
+                let mut pick = sizes_rng.random::<f64>() * total_share;
+                s.classes
+                    .iter()
+                    .position(|c| {
+                        pick -= c.share.max(0.0);
+                        pick < 0.0
+                    })
+                    .unwrap_or(0)
+            };
+            let class: &RequestClass = &s.classes[c];
+            let secs = match &class.empirical {
+                Some(samples) => samples[sizes_rng.random_range(0..samples.len())],
+                None => samplers[c].sample_secs(&mut sizes_rng),
+            };
+            let size = (secs * 1e9) as u64;
+            let info = RequestInfo {
+                hash_key: None,
+                cost: class.mean.as_secs_f64() / mean_size,
+                priority: class.priority,
+            };
+            if batching {
+                if pending.is_empty() {
+                    queue.push(now + BATCH_WINDOW.as_nanos() as u64, Event::Flush);
+                }
+                pending.push((info, now, size, counted));
+                if pending.len() >= MAX_BATCH {
+                    // A full batch goes now; a flush already scheduled finds it empty.
+                    queue.push(now, Event::Flush);
+                }
+                continue;
+            }
+            debug_assert!(
+                events % 64 != 0 || in_flight.matches(&endpoints),
+                "the in-flight array drifted from the instances' loads"
+            );
+            let Some(k) = balancer.pick_with_counts(
+                &endpoints,
+                &in_flight.counts,
+                &info,
+                Time::from_nanos(now),
+            ) else {
+                dropped += u64::from(counted);
+                continue;
+            };
+            let i = active[k];
+            dispatch(
+                &mut instances[i],
+                &all[i],
+                &mut in_flight,
+                i,
+                &mut queue,
+                now,
+                now,
+                size,
+                counted,
+                stats_from,
+                &mut waits,
+                &mut dropped,
+            );
+            continue;
+        }
+        let Some((t, event)) = queue.pop() else {
+            break;
+        };
+        now = t;
         if events & 0xFFFF == 0 {
             progress((now as f64 / end.max(1) as f64).min(1.0));
         }
         match event {
-            Event::Arrival => {
-                // Next candidate arrival (thinning: accepted with probability rate(t) / max).
-                let gap = mean_gap_ns * arrivals_rng.sample::<f64, _>(Exp1);
-                let next = now + gap as u64;
-                if next < end {
-                    next_arrival = Some(next);
-                }
-                if !constant_rate {
-                    let rate = s.profile.rate_at(Duration::from_nanos(now));
-                    if arrivals_rng.random::<f64>() * max_rate >= rate {
-                        continue;
-                    }
-                }
-                let counted = now >= stats_from;
-                arrived += u64::from(counted);
-                tick_arrivals += 1;
-                let c = if single_class {
-                    0
-                } else {
-                    let mut pick = sizes_rng.random::<f64>() * total_share;
-                    s.classes
-                        .iter()
-                        .position(|c| {
-                            pick -= c.share.max(0.0);
-                            pick < 0.0
-                        })
-                        .unwrap_or(0)
-                };
-                let class: &RequestClass = &s.classes[c];
-                let secs = match &class.empirical {
-                    Some(samples) => samples[sizes_rng.random_range(0..samples.len())],
-                    None => samplers[c].sample_secs(&mut sizes_rng),
-                };
-                let size = (secs * 1e9) as u64;
-                let info = RequestInfo {
-                    hash_key: None,
-                    cost: class.mean.as_secs_f64() / mean_size,
-                    priority: class.priority,
-                };
-                if batching {
-                    if pending.is_empty() {
-                        queue.push(now + BATCH_WINDOW.as_nanos() as u64, Event::Flush);
-                    }
-                    pending.push((info, now, size, counted));
-                    if pending.len() >= MAX_BATCH {
-                        // A full batch goes now; a flush already scheduled finds it empty.
-                        queue.push(now, Event::Flush);
-                    }
-                    continue;
-                }
-                debug_assert!(
-                    events % 64 != 0 || in_flight.matches(&endpoints),
-                    "the in-flight array drifted from the instances' loads"
-                );
-                let Some(k) = balancer.pick_with_counts(
-                    &endpoints,
-                    &in_flight.counts,
-                    &info,
-                    Time::from_nanos(now),
-                ) else {
-                    dropped += u64::from(counted);
-                    continue;
-                };
-                let i = active[k];
-                dispatch(
-                    &mut instances[i],
-                    &all[i],
-                    &mut in_flight,
-                    i,
-                    &mut queue,
-                    now,
-                    now,
-                    size,
-                    counted,
-                    stats_from,
-                    &mut waits,
-                    &mut dropped,
-                );
-            }
             Event::Flush => {
                 flush(
                     &mut pending,
