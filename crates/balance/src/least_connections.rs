@@ -96,8 +96,9 @@ const PACKED_MAX_POOL: usize = 256;
 const PACKED_MAX_COUNT: u32 = 1 << 22;
 
 /// The least-connections rule in one branch-free pass, for pools of at most 256 instances whose
-/// counts are below 2^22 (`None` otherwise). Each instance gets a key: its count, then one bit
-/// set when it comes before `start` (the scan wraps to those last), then its index; so the
+/// counts are below 2^22 (`None` otherwise). Each instance gets a key: its count, then its
+/// distance from `start` in scan order as 9 bits, `(index - start) mod 512` (instances before
+/// `start`, where the scan wraps, come out at 256 and above, after all the others); so the
 /// smallest key is the first instance from `start` with the fewest in flight. As an `i32` the
 /// key is a plain signed minimum, over the whole array in one loop of the same length every
 /// time: no data-dependent branch, where the two-pass search ends at an unpredictable place
@@ -120,7 +121,7 @@ fn packed_pick(arch: pulp::Arch, counts: &[u32], start: usize) -> Option<usize> 
         // A shifted count lost its top bits: the keys do not order the counts.
         return None;
     }
-    Some((best & 0xFF) as usize)
+    Some(((best as u32 + start as u32) & 0x1FF) as usize)
 }
 
 /// [`packed_min`] as an operation pulp compiles per instruction set.
@@ -145,9 +146,8 @@ impl pulp::WithSimd for PackedMin<'_> {
 fn packed_min(counts: &[u32], start: u32) -> (i32, u32) {
     let (mut best, mut all) = (i32::MAX, 0u32);
     for (i, &c) in counts.iter().enumerate() {
-        let i = i as u32;
-        let wrapped = u32::from(i < start) << 8;
-        best = best.min((c << 9 | wrapped | i) as i32);
+        let d = (i as u32).wrapping_sub(start) & 0x1FF;
+        best = best.min((c << 9 | d) as i32);
         all |= c;
     }
     (best, all)
