@@ -154,7 +154,7 @@ fn packed_min(counts: &[u32], start: u32) -> (i32, u32) {
 }
 
 /// The smallest of `counts` (`u32::MAX` when empty). Compared as `i32`, which baseline
-/// x86-64 vectors do in one instruction where an unsigned minimum takes three; a count of
+/// x86-64 vectors do in fewer instructions than an unsigned minimum; a count of
 /// 2^31 or more reads as negative and sends it to the plain unsigned pass, so the answer is
 /// exact either way.
 fn min_count(counts: &[u32]) -> u32 {
