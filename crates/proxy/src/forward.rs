@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::body::{RequestBody, ResponseBody, Tracked};
 use crate::config::{HashOn, ProxyConfig};
+use crate::deadline::Deadlines;
 use crate::headers::{add_forwarded, strip_hop_by_hop};
 use crate::metrics::BackendError;
 use crate::pool::{Backend, Pool};
@@ -129,6 +130,10 @@ impl Forwarder {
             tokio::spawn(run_batcher(pool.clone(), config.balancer.batch_window, rx));
             tx
         });
+        tokio::spawn(Deadlines::run(
+            Arc::downgrade(&pool.deadlines),
+            Deadlines::tick(config.timeouts.request),
+        ));
         Forwarder {
             pool,
             hash_on: config.balancer.hash_on.clone(),
@@ -223,13 +228,9 @@ impl Forwarder {
                 return reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy instance\n");
             };
             let backend = flight.backend.clone();
-            let outcome = tokio::time::timeout(
-                self.request_timeout,
-                exchange(&backend, &mut parts, &mut body),
-            )
-            .await;
-            match outcome {
-                Ok(Ok((resp, conn))) => {
+            let deadline = (self.pool.deadlines).deadline(flight.started, self.request_timeout);
+            match exchange(&backend, &mut parts, &mut body, deadline).await {
+                Ok((resp, conn)) => {
                     let now = self.pool.clock().now();
                     backend.load.observe(flight.started.elapsed(), now);
                     let status = resp.status();
@@ -252,7 +253,13 @@ impl Forwarder {
                     }
                     return Response::from_parts(rparts, ResponseBody::Upstream(tracked));
                 }
-                Ok(Err(e)) => {
+                Err(e) if e.is_timeout() => {
+                    self.pool.record_outcome(&backend, false);
+                    self.count_error(&backend, "timeout");
+                    backend.metrics.count(504);
+                    return reply(StatusCode::GATEWAY_TIMEOUT, "upstream timeout\n");
+                }
+                Err(e) => {
                     let connect = e.is_connect();
                     self.pool.record_outcome(&backend, false);
                     self.count_error(&backend, if connect { "connect" } else { "protocol" });
@@ -275,12 +282,6 @@ impl Forwarder {
                         },
                     );
                 }
-                Err(_) => {
-                    self.pool.record_outcome(&backend, false);
-                    self.count_error(&backend, "timeout");
-                    backend.metrics.count(504);
-                    return reply(StatusCode::GATEWAY_TIMEOUT, "upstream timeout\n");
-                }
             }
         }
     }
@@ -297,7 +298,9 @@ impl Forwarder {
     }
 }
 
-/// One exchange with `backend`: a connection (pooled or new), the request, the response head.
+/// One exchange with `backend`: a connection (pooled or new), the request, the response head,
+/// which must come before `deadline_ms` (see [`crate::deadline`]; a new connection is bounded
+/// by the connect timeout).
 /// The request's headers are moved into the request only once a connection exists, so a
 /// refused connection leaves `parts` intact for a retry elsewhere. A pooled connection that
 /// the instance closed while it sat idle hands the unsent request back, and it goes out again
@@ -306,6 +309,7 @@ async fn exchange(
     backend: &Backend,
     parts: &mut Parts,
     body: &mut Option<Incoming>,
+    deadline_ms: u64,
 ) -> Result<(Response<Incoming>, Conn), UpstreamError> {
     let mut conn = backend.upstream.get().await?;
     let mut req = Request::new(match body.take() {
@@ -319,7 +323,7 @@ async fn exchange(
         .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
     *req.version_mut() = Version::HTTP_11;
     *req.headers_mut() = std::mem::take(&mut parts.headers);
-    match conn.try_send(req).await {
+    match conn.try_send(req, deadline_ms).await {
         Ok(resp) => Ok((resp, conn)),
         Err((e, Some(mut unsent))) if conn.reused => {
             tracing::debug!(error = %e, backend = %backend.address, "pooled connection was closed; reconnecting");
@@ -331,7 +335,10 @@ async fn exchange(
                     return Err(e);
                 }
             };
-            let resp = fresh.try_send(unsent).await.map_err(|(e, _)| e)?;
+            let resp = fresh
+                .try_send(unsent, deadline_ms)
+                .await
+                .map_err(|(e, _)| e)?;
             Ok((resp, fresh))
         }
         Err((e, _)) => Err(e),

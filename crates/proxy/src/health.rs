@@ -78,7 +78,8 @@ async fn probe(backend: &Backend, config: &HealthCheckConfig) -> bool {
             USER_AGENT,
             HeaderValue::from_static("foresight-health-check"),
         );
-        let resp = conn.try_send(req).await.ok()?;
+        // Bounded by the probe's own timeout below.
+        let resp = conn.try_send(req, crate::deadline::NONE).await.ok()?;
         let status = resp.status();
         // Read the (small) body so the connection can be reused.
         if resp.into_body().collect().await.is_ok() {

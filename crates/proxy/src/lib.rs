@@ -20,6 +20,7 @@
 mod admin;
 mod body;
 pub mod config;
+mod deadline;
 mod forward;
 mod headers;
 pub mod health;

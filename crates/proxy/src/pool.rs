@@ -17,6 +17,7 @@ use http::uri::Authority;
 use serde::Serialize;
 
 use crate::config::{BackendSpec, BalancerSettings, HealthCheckConfig, OutlierConfig, Timeouts};
+use crate::deadline::Deadlines;
 use crate::health::HealthState;
 use crate::metrics::{BackendMetrics, ProxyMetrics};
 use crate::outlier::EjectionState;
@@ -184,6 +185,8 @@ pub struct Pool {
     clock: Clock,
     timeouts: Timeouts,
     pub(crate) metrics: Arc<ProxyMetrics>,
+    /// Every upstream connection's request deadline, for the sweeper.
+    pub(crate) deadlines: Arc<Deadlines>,
 }
 
 impl Pool {
@@ -210,6 +213,7 @@ impl Pool {
             clock,
             timeouts: *timeouts,
             metrics,
+            deadlines: Deadlines::new(),
         })
     }
 
@@ -258,6 +262,7 @@ impl Pool {
                     spec.authority.clone(),
                     self.timeouts.connect,
                     self.timeouts.upstream_idle,
+                    self.deadlines.clone(),
                 ),
                 address: spec.address,
                 authority: spec.authority,

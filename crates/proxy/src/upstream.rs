@@ -9,7 +9,7 @@
 //! reused connection is always ready. Errors are classified exactly: a refused or timed-out
 //! connect (nothing was sent, safe to retry elsewhere) versus a failure after sending.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::uri::Authority;
@@ -20,6 +20,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::body::RequestBody;
+use crate::deadline::{Cut, Deadlines, Watch};
 
 /// Idle connections kept per instance beyond which returned connections are closed.
 const MAX_IDLE: usize = 256;
@@ -33,6 +34,9 @@ pub enum UpstreamError {
     /// The connection was made but the exchange failed.
     #[error("upstream error: {0}")]
     Protocol(#[from] hyper::Error),
+    /// No response head before the request's deadline; the connection was cut off.
+    #[error("no response before the request timeout")]
+    Timeout,
 }
 
 impl UpstreamError {
@@ -40,45 +44,72 @@ impl UpstreamError {
     pub fn is_connect(&self) -> bool {
         matches!(self, UpstreamError::Connect(..))
     }
+
+    /// Whether the request timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, UpstreamError::Timeout)
+    }
 }
 
 /// A connection lent to one request; return it with [`Upstream::put`] once the response is done.
 pub struct Conn {
     sender: SendRequest<RequestBody>,
+    watch: Arc<Watch>,
     /// Whether it came from the idle pool (a reused connection may have been closed by the peer
     /// in the meantime).
     pub reused: bool,
 }
 
 impl Conn {
-    /// Sends `req`; on failure, hands the request back if none of it was sent.
+    /// Sends `req` and waits for the response head until `deadline_ms` (from
+    /// [`Deadlines::deadline`]), when the sweeper cuts the connection off; on failure, hands the
+    /// request back if none of it was sent.
     pub async fn try_send(
         &mut self,
         req: Request<RequestBody>,
+        deadline_ms: u64,
     ) -> Result<Response<Incoming>, (UpstreamError, Option<Request<RequestBody>>)> {
-        self.sender.try_send_request(req).await.map_err(|mut e| {
+        self.watch.arm(deadline_ms);
+        let sent = self.sender.try_send_request(req).await;
+        self.watch.disarm();
+        if self.watch.expired() {
+            // Also when the head came in just as the sweeper cut the connection: its body
+            // cannot follow.
+            return Err((UpstreamError::Timeout, None));
+        }
+        sent.map_err(|mut e| {
             let unsent = e.take_message();
             (UpstreamError::Protocol(e.into_error()), unsent)
         })
     }
 }
 
+/// A kept-alive connection: its sender, its deadline watch, and since when it is idle.
+type Idle = (SendRequest<RequestBody>, Arc<Watch>, Instant);
+
 /// The connections of one instance.
 pub struct Upstream {
     authority: Authority,
     connect_timeout: Duration,
     idle_timeout: Duration,
-    idle: Mutex<Vec<(SendRequest<RequestBody>, Instant)>>,
+    idle: Mutex<Vec<Idle>>,
+    deadlines: Arc<Deadlines>,
 }
 
 impl Upstream {
     /// A pool for `authority`.
-    pub fn new(authority: Authority, connect_timeout: Duration, idle_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        authority: Authority,
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+        deadlines: Arc<Deadlines>,
+    ) -> Self {
         Upstream {
             authority,
             connect_timeout,
             idle_timeout,
             idle: Mutex::new(Vec::new()),
+            deadlines,
         }
     }
 
@@ -91,7 +122,7 @@ impl Upstream {
     pub async fn get(&self) -> Result<Conn, UpstreamError> {
         loop {
             let candidate = self.idle.lock().ok().and_then(|mut v| v.pop());
-            let Some((mut sender, since)) = candidate else {
+            let Some((mut sender, watch, since)) = candidate else {
                 break;
             };
             if since.elapsed() > self.idle_timeout || sender.is_closed() {
@@ -100,6 +131,7 @@ impl Upstream {
             if sender.ready().await.is_ok() {
                 return Ok(Conn {
                     sender,
+                    watch,
                     reused: true,
                 });
             }
@@ -109,13 +141,14 @@ impl Upstream {
 
     /// A new connection, bypassing the idle pool.
     pub async fn connect_new(&self) -> Result<Conn, UpstreamError> {
-        self.connect().await.map(|sender| Conn {
+        self.connect().await.map(|(sender, watch)| Conn {
             sender,
+            watch,
             reused: false,
         })
     }
 
-    async fn connect(&self) -> Result<SendRequest<RequestBody>, UpstreamError> {
+    async fn connect(&self) -> Result<(SendRequest<RequestBody>, Arc<Watch>), UpstreamError> {
         let addr = self.authority.as_str();
         let err = |e| UpstreamError::Connect(addr.to_string(), e);
         let stream =
@@ -134,12 +167,14 @@ impl Upstream {
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| err(std::io::Error::other(e)))?;
+        let watch = self.deadlines.watch();
+        let cut = Cut::new(conn, watch.clone());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            if let Err(e) = cut.await {
                 tracing::debug!(error = %e, "upstream connection ended with an error");
             }
         });
-        Ok(sender)
+        Ok((sender, watch))
     }
 
     /// Returns a connection whose response was read to the end.
@@ -149,7 +184,7 @@ impl Upstream {
         }
         if let Ok(mut idle) = self.idle.lock() {
             if idle.len() < MAX_IDLE {
-                idle.push((conn.sender, Instant::now()));
+                idle.push((conn.sender, conn.watch, Instant::now()));
             }
         }
     }
