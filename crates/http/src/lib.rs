@@ -153,7 +153,9 @@ pub async fn serve<H, F, B>(
             let state = state.clone();
             hyper::service::service_fn(move |req| {
                 let active = state.begin();
-                let fut = handler(req, peer.clone());
+                // Boxed once here, so that hyper's dispatcher and the wrapper below move a
+                // pointer rather than the handler's whole future.
+                let fut = Box::pin(handler(req, peer.clone()));
                 async move { Ok::<_, Infallible>(fut.await.map(|b| conn::Counted::new(b, active))) }
             })
         };

@@ -16,7 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
@@ -127,12 +127,19 @@ pin_project_lite::pin_project! {
         #[pin]
         conn: C,
         watch: Arc<Watch>,
+        // The waker last registered with the watch: a task's waker does not change between
+        // polls, so registering again (two atomic read-modify-writes) is skipped.
+        registered: Option<Waker>,
     }
 }
 
 impl<C> Cut<C> {
     pub(crate) fn new(conn: C, watch: Arc<Watch>) -> Self {
-        Cut { conn, watch }
+        Cut {
+            conn,
+            watch,
+            registered: None,
+        }
     }
 }
 
@@ -141,7 +148,14 @@ impl<C: Future<Output = Result<(), E>>, E> Future for Cut<C> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        this.watch.waker.register(cx.waker());
+        if !this
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            this.watch.waker.register(cx.waker());
+            *this.registered = Some(cx.waker().clone());
+        }
         if this.watch.expired() {
             return Poll::Ready(Ok(()));
         }
@@ -195,5 +209,41 @@ mod tests {
         d.sweep();
         let ended = tokio::time::timeout(Duration::from_secs(5), task).await;
         assert!(matches!(ended, Ok(Ok(Ok(())))), "woken and ended");
+    }
+
+    /// Counts its wakes.
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_new_waker_is_registered_again() {
+        let d = Deadlines::new();
+        let w = d.watch();
+        let mut cut = std::pin::pin!(Cut::new(
+            std::future::pending::<Result<(), ()>>(),
+            w.clone()
+        ));
+        let first = Arc::new(Count(Default::default()));
+        let second = Arc::new(Count(Default::default()));
+        let (wf, ws) = (Waker::from(first.clone()), Waker::from(second.clone()));
+        for waker in [&wf, &wf, &ws] {
+            assert!(cut
+                .as_mut()
+                .poll(&mut Context::from_waker(waker))
+                .is_pending());
+        }
+        w.arm(0);
+        d.sweep();
+        assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            second.0.load(Ordering::SeqCst),
+            1,
+            "the latest waker is woken"
+        );
+        assert!(cut.as_mut().poll(&mut Context::from_waker(&ws)).is_ready());
     }
 }

@@ -113,10 +113,7 @@ pub async fn run_with(
     foresight_http::serve(
         listener,
         options,
-        move |req, peer: foresight_http::Peer| {
-            let f = forwarder.clone();
-            async move { f.handle(req, peer).await }
-        },
+        move |req, peer: foresight_http::Peer| forwarder.clone().handle(req, peer),
         stopped(stop_rx),
     )
     .await;

@@ -9,6 +9,7 @@
 //! reused connection is always ready. Errors are classified exactly: a refused or timed-out
 //! connect (nothing was sent, safe to retry elsewhere) versus a failure after sending.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -64,23 +65,31 @@ impl Conn {
     /// Sends `req` and waits for the response head until `deadline_ms` (from
     /// [`Deadlines::deadline`]), when the sweeper cuts the connection off; on failure, hands the
     /// request back if none of it was sent.
-    pub async fn try_send(
+    pub fn try_send(
         &mut self,
         req: Request<RequestBody>,
         deadline_ms: u64,
-    ) -> Result<Response<Incoming>, (UpstreamError, Option<Request<RequestBody>>)> {
+    ) -> impl Future<
+        Output = Result<Response<Incoming>, (UpstreamError, Option<Request<RequestBody>>)>,
+    > + Send
+           + '_ {
         self.watch.arm(deadline_ms);
-        let sent = self.sender.try_send_request(req).await;
-        self.watch.disarm();
-        if self.watch.expired() {
-            // Also when the head came in just as the sweeper cut the connection: its body
-            // cannot follow.
-            return Err((UpstreamError::Timeout, None));
+        // Not an `async fn`: hyper hands `req` to the connection task here, and the future
+        // returned then does not also hold a copy of it.
+        let sent = self.sender.try_send_request(req);
+        async move {
+            let sent = sent.await;
+            self.watch.disarm();
+            if self.watch.expired() {
+                // Also when the head came in just as the sweeper cut the connection: its body
+                // cannot follow.
+                return Err((UpstreamError::Timeout, None));
+            }
+            sent.map_err(|mut e| {
+                let unsent = e.take_message();
+                (UpstreamError::Protocol(e.into_error()), unsent)
+            })
         }
-        sent.map_err(|mut e| {
-            let unsent = e.take_message();
-            (UpstreamError::Protocol(e.into_error()), unsent)
-        })
     }
 }
 
@@ -136,7 +145,10 @@ impl Upstream {
                 });
             }
         }
-        self.connect_new().await
+        // Boxed: the connect and handshake futures are several times the size of the rest of
+        // a request's future, and every request's future is moved a few times on its way into
+        // hyper's dispatcher.
+        Box::pin(self.connect_new()).await
     }
 
     /// A new connection, bypassing the idle pool.
