@@ -7,8 +7,11 @@
 # Foresight always does (Host kept, X-Forwarded-For appended, X-Forwarded-Proto set). wrk (1 thread, 50 connections) and the upstream
 # share CPU 1. Rounds alternate between the proxies; the table reports the median of the rounds.
 #
-# Usage: bench/proxy-peers.sh [ROUNDS=3] [SECONDS=10]
-# Needs: wrk, nginx, haproxy (apt-get install -y wrk nginx-light haproxy), a release build.
+# Usage: [PROFILE=release-lto] [BASE=other/foresight] bench/proxy-peers.sh [ROUNDS=3] [SECONDS=10]
+# Needs: wrk, nginx, haproxy (apt-get install -y wrk nginx-light haproxy). Builds Foresight
+# with the cargo profile PROFILE (default release-lto, whose link takes ~5 minutes).
+# Reports req/s, p99, each proxy's CPU time per request (user + kernel, /proc/PID/stat) and the
+# median of per-round ratios to HAProxy.
 set -euo pipefail
 ROUNDS=${1:-3}
 SECS=${2:-10}
@@ -17,8 +20,9 @@ cd "$(dirname "$0")/.."
 for tool in wrk nginx haproxy taskset; do
   command -v "$tool" >/dev/null || { echo "error: $tool not found (apt-get install -y wrk nginx-light haproxy)" >&2; exit 1; }
 done
-cargo build --release --quiet
-BIN=$PWD/target/release/foresight
+PROFILE=${PROFILE:-release-lto}   # the build to deploy (Cargo.toml); PROFILE=release for the plain one
+cargo build --profile "$PROFILE" --quiet
+BIN=$PWD/target/$PROFILE/foresight
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
@@ -83,29 +87,42 @@ backend be
 CONF
 
 taskset -c 1 nginx -c "$WORK/upstream.conf" -p "$WORK" & PIDS+=($!)
-taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK" & PIDS+=($!)
-taskset -c 0 haproxy -f "$WORK/haproxy.cfg" -db & PIDS+=($!)
+declare -A PROC  # the process that does the proxying, for its CPU time
+taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK" & PIDS+=($!); NGINX_MASTER=$!
+taskset -c 0 haproxy -f "$WORK/haproxy.cfg" -db & PIDS+=($!); PROC[haproxy]=$!
 RUST_LOG=warn taskset -c 0 "$BIN" serve --workers 1 --listen 127.0.0.1:$P_FORESIGHT --admin 127.0.0.1:18081 \
   --backend http://127.0.0.1:$UP1 --backend http://127.0.0.1:$UP2 --algorithm round-robin > /dev/null & PIDS+=($!)
+PROC[foresight]=$!
 # BASE=path/to/another/foresight adds it as a fourth contender (A/B of two builds).
 NAMES="foresight haproxy nginx"; declare -A PORT=([foresight]=$P_FORESIGHT [haproxy]=$P_HAPROXY [nginx]=$P_NGINX)
 if [ -n "${BASE:-}" ]; then
   RUST_LOG=warn taskset -c 0 "$BASE" serve --workers 1 --listen 127.0.0.1:18085 --admin 127.0.0.1:18086 \
     --backend http://127.0.0.1:$UP1 --backend http://127.0.0.1:$UP2 --algorithm round-robin > /dev/null & PIDS+=($!)
+  PROC[base]=$!
   NAMES="foresight base haproxy nginx"; PORT[base]=18085
 fi
 sleep 1
+PROC[nginx]=$(pgrep -P "$NGINX_MASTER" | head -1)   # its one worker process
 for port in "${PORT[@]}"; do
   curl -fsS "http://127.0.0.1:$port/" > /dev/null || { echo "error: nothing answers on $port" >&2; exit 1; }
 done
 
-declare -A RPS P99
+declare -A RPS P99 USR SYS
+CLK=$(getconf CLK_TCK)
+cpu() { awk '{print $14, $15}' "/proc/$1/stat"; }   # utime stime, in clock ticks
 run() { # name port round
+  local u0 s0 u1 s1
+  read -r u0 s0 < <(cpu "${PROC[$1]}")
   local out; out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$2/")
+  read -r u1 s1 < <(cpu "${PROC[$1]}")
   local rps; rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   local p99; p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  RPS[$1]+="$rps "; P99[$1]+="$p99 "
-  echo "round $3 $1: $rps req/s, p99 $p99" >&2
+  local n; n=$(awk '/requests in/ {print $1}' <<<"$out")
+  # CPU time the proxy spent per request, in user space and in the kernel (microseconds).
+  local us; us=$(awk -v t=$((u1 - u0)) -v c="$CLK" -v n="$n" 'BEGIN{printf "%.2f", t / c / n * 1e6}')
+  local ks; ks=$(awk -v t=$((s1 - s0)) -v c="$CLK" -v n="$n" 'BEGIN{printf "%.2f", t / c / n * 1e6}')
+  RPS[$1]+="$rps "; P99[$1]+="$p99 "; USR[$1]+="$us "; SYS[$1]+="$ks "
+  echo "round $3 $1: $rps req/s, p99 $p99, CPU/request user $us us, kernel $ks us" >&2
 }
 to_ms() { # wrk prints 1.23ms / 456.00us / 1.2s
   awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; printf "%.3f\n", v}'
@@ -118,12 +135,21 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 H_RPS=$(echo "${RPS[haproxy]}" | median)
 echo
-echo "| proxy (1 worker) | median req/s | ratio to HAProxy | median p99 ms | req/s per round |"
-echo "|---|---:|---:|---:|---|"
+H_CPU=$(for i in $(seq 1 "$ROUNDS"); do awk -v u="$(echo "${USR[haproxy]}" | cut -d' ' -f"$i")" -v k="$(echo "${SYS[haproxy]}" | cut -d' ' -f"$i")" 'BEGIN{print u+k}'; done | tr '\n' ' ' | median)
+# Per-round ratios to HAProxy's round next to it: the machine drifts between slow and fast
+# states for tens of seconds, which moves every contender's absolute numbers together.
+paired() { # name -> median over rounds of (name's req/s / HAProxy's req/s in the same round)
+  local a=(${RPS[$1]}) h=(${RPS[haproxy]}) i
+  for i in "${!a[@]}"; do awk -v x="${a[$i]}" -v y="${h[$i]}" 'BEGIN{print x/y}'; done | tr '\n' ' ' | median
+}
+echo "| proxy (1 worker) | median req/s | ratio of medians to HAProxy | median of per-round ratios | median p99 ms | CPU µs/request: user + kernel = total | CPU ratio to HAProxy | req/s per round |"
+echo "|---|---:|---:|---:|---:|---:|---:|---|"
 for name in $NAMES; do
   m=$(echo "${RPS[$name]}" | median)
   p=$(for v in ${P99[$name]}; do echo "$v" | to_ms; done | tr '\n' ' ' | median)
-  printf "| %s | %.0f | %.2f | %s | %s|\n" "$name" "$m" "$(awk -v a="$m" -v b="$H_RPS" 'BEGIN{print a/b}')" "$p" "${RPS[$name]}"
+  u=$(echo "${USR[$name]}" | median); k=$(echo "${SYS[$name]}" | median)
+  t=$(for i in $(seq 1 "$ROUNDS"); do awk -v u="$(echo "${USR[$name]}" | cut -d' ' -f"$i")" -v k="$(echo "${SYS[$name]}" | cut -d' ' -f"$i")" 'BEGIN{print u+k}'; done | tr '\n' ' ' | median)
+  printf "| %s | %.0f | %.2f | %.2f | %s | %s + %s = %s | %.2f | %s|\n" "$name" "$m" "$(awk -v a="$m" -v b="$H_RPS" 'BEGIN{print a/b}')" "$(paired "$name")" "$p" "$u" "$k" "$t" "$(awk -v a="$t" -v b="$H_CPU" 'BEGIN{print a/b}')" "${RPS[$name]}"
 done
 echo
 echo "versions: $(nginx -v 2>&1 | sed 's/.*\///'), HAProxy $(haproxy -v | head -1 | awk '{print $3}'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'); rounds=$ROUNDS, ${SECS}s each, $CONNS connections"
