@@ -122,12 +122,19 @@ impl Tracked {
     }
 
     fn finish(&mut self) {
+        if self.conn.is_none() && self.flight.is_none() {
+            return;
+        }
+        // One clock read for both the pool's idle-since and the request's duration.
+        let now = std::time::Instant::now();
         if let Some(conn) = self.conn.take() {
             if self.done {
-                self.upstream.upstream.put(conn);
+                self.upstream.upstream.put(conn, now);
             }
         }
-        self.flight.take();
+        if let Some(mut flight) = self.flight.take() {
+            flight.ended = Some(now);
+        }
     }
 }
 

@@ -110,16 +110,19 @@ async fn run_batcher(pool: Arc<Pool>, window: Duration, mut rx: mpsc::Receiver<B
 pub(crate) struct InFlight {
     backend: Arc<Backend>,
     started: Instant,
+    /// When it ended, if the caller read the clock already; otherwise read when dropped.
+    pub(crate) ended: Option<Instant>,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.backend.load.end();
         self.backend.metrics.in_flight.dec();
+        let ended = self.ended.unwrap_or_else(Instant::now);
         self.backend
             .metrics
             .duration
-            .observe(self.started.elapsed().as_secs_f64());
+            .observe(ended.saturating_duration_since(self.started).as_secs_f64());
     }
 }
 
@@ -159,30 +162,31 @@ impl Forwarder {
         let (reply, answer) = oneshot::channel();
         if tx.send((*info, reply)).await.is_ok() {
             if let Ok(Some(b)) = answer.await {
-                return Some(self.started(b));
+                return Some(self.started(b, Instant::now()));
             }
         }
         self.pick(info, None)
     }
 
     /// Accounts a request that was marked in flight on `b`.
-    fn started(&self, b: Arc<Backend>) -> InFlight {
+    fn started(&self, b: Arc<Backend>, at: Instant) -> InFlight {
         b.metrics.in_flight.inc();
         b.count_request();
         InFlight {
             backend: b,
-            started: Instant::now(),
+            started: at,
+            ended: None,
         }
     }
 
     /// Picks an instance and marks a request in flight on it, avoiding `avoid` (the instance that
     /// just failed) when there is a choice.
     fn pick(&self, info: &RequestInfo, avoid: Option<&Arc<Backend>>) -> Option<InFlight> {
+        let at = Instant::now();
+        let now = self.pool.clock().at(at);
         for attempt in 0..=MAX_REPICKS {
             let snap = self.pool.snapshot();
-            let i = snap
-                .balancer
-                .pick(&snap.endpoints, info, self.pool.clock().now())?;
+            let i = snap.balancer.pick(&snap.endpoints, info, now)?;
             let b = snap.backends[i].clone();
             drop(snap);
             let last = attempt == MAX_REPICKS;
@@ -195,7 +199,7 @@ impl Forwarder {
                 b.load.end();
                 continue;
             }
-            return Some(self.started(b));
+            return Some(self.started(b, at));
         }
         None
     }
@@ -245,8 +249,11 @@ impl Forwarder {
             let deadline = (self.pool.deadlines).deadline(flight.started, self.request_timeout);
             match exchange(&backend, &mut parts, &mut body, deadline).await {
                 Ok((resp, conn)) => {
-                    let now = self.pool.clock().now();
-                    backend.load.observe(flight.started.elapsed(), now);
+                    let at = Instant::now();
+                    let now = self.pool.clock().at(at);
+                    backend
+                        .load
+                        .observe(at.saturating_duration_since(flight.started), now);
                     let status = resp.status();
                     self.pool
                         .record_outcome(&backend, !status.is_server_error());

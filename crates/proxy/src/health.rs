@@ -83,7 +83,7 @@ async fn probe(backend: &Backend, config: &HealthCheckConfig) -> bool {
         let status = resp.status();
         // Read the (small) body so the connection can be reused.
         if resp.into_body().collect().await.is_ok() {
-            backend.upstream.put(conn);
+            backend.upstream.put(conn, std::time::Instant::now());
         }
         Some(status)
     };

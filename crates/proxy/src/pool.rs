@@ -40,7 +40,13 @@ impl Clock {
 
     /// The current time.
     pub fn now(&self) -> Time {
-        Time::from_nanos(self.origin.elapsed().as_nanos() as u64)
+        self.at(Instant::now())
+    }
+
+    /// The time at `instant`, for a caller that has read the clock already (each read is a
+    /// `clock_gettime`, and the request path needs the same instant several times).
+    pub fn at(&self, instant: Instant) -> Time {
+        Time::from_nanos(instant.saturating_duration_since(self.origin).as_nanos() as u64)
     }
 }
 
@@ -497,5 +503,21 @@ impl Pool {
             endpoints,
             balancer,
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_at_an_instant_read_earlier() {
+        let before = Instant::now();
+        let clock = Clock::new();
+        assert_eq!(clock.at(before), Time::from_nanos(0), "before the epoch: zero");
+        let later = Instant::now() + Duration::from_millis(5);
+        let t = clock.at(later);
+        assert!(t >= Time::from_nanos(5_000_000), "{t:?}");
+        assert!(clock.now() <= t, "now is before the later instant");
     }
 }

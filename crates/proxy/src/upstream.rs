@@ -189,14 +189,14 @@ impl Upstream {
         Ok((sender, watch))
     }
 
-    /// Returns a connection whose response was read to the end.
-    pub fn put(&self, conn: Conn) {
+    /// Returns a connection whose response was read to the end at `now`.
+    pub fn put(&self, conn: Conn, now: Instant) {
         if conn.sender.is_closed() {
             return;
         }
         if let Ok(mut idle) = self.idle.lock() {
             if idle.len() < MAX_IDLE {
-                idle.push((conn.sender, conn.watch, Instant::now()));
+                idle.push((conn.sender, conn.watch, now));
             }
         }
     }
