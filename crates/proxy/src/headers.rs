@@ -61,7 +61,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if present == 0 {
         return;
     }
-    if present & 1 != 0 {
+    if present & 1 != 0 && !connection_names_only_itself(headers) {
         // `Connection` (index 0) may name more headers to drop. Its usual values,
         // `keep-alive` and `close`, name none beyond the nine.
         let named: Vec<HeaderName> = headers
@@ -81,6 +81,19 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         if present & (1 << i) != 0 {
             headers.remove(n);
         }
+    }
+}
+
+/// Whether `Connection` is one value, `keep-alive` or `close` (nearly every response of a
+/// kept-alive instance): then it names no other header, and its list need not be parsed.
+fn connection_names_only_itself(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(CONNECTION).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) => {
+            let v = v.as_bytes();
+            v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close")
+        }
+        _ => false,
     }
 }
 
@@ -127,6 +140,35 @@ mod tests {
         h.insert("te", HeaderValue::from_static("trailers"));
         strip_hop_by_hop(&mut h);
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn connection_lists_are_parsed_unless_a_lone_keep_alive_or_close() {
+        let strip = |values: &[&'static str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(CONNECTION, HeaderValue::from_static(v));
+            }
+            h.insert("x-secret", HeaderValue::from_static("1"));
+            h.insert("x-kept", HeaderValue::from_static("1"));
+            strip_hop_by_hop(&mut h);
+            h
+        };
+        for lone in ["keep-alive", "Keep-Alive", "close"] {
+            let h = strip(&[lone]);
+            assert!(!h.contains_key(CONNECTION), "{lone}");
+            assert_eq!(h.len(), 2, "{lone}: nothing else named");
+        }
+        // Two Connection lines, or a list: every name in them goes.
+        for values in [
+            &["keep-alive", "x-secret"][..],
+            &["close,x-secret"],
+            &["X-Secret"],
+        ] {
+            let h = strip(values);
+            assert!(!h.contains_key("x-secret"), "{values:?}");
+            assert!(h.contains_key("x-kept") && h.len() == 1, "{values:?}");
+        }
     }
 
     #[test]

@@ -514,7 +514,11 @@ mod tests {
     fn clock_at_an_instant_read_earlier() {
         let before = Instant::now();
         let clock = Clock::new();
-        assert_eq!(clock.at(before), Time::from_nanos(0), "before the epoch: zero");
+        assert_eq!(
+            clock.at(before),
+            Time::from_nanos(0),
+            "before the epoch: zero"
+        );
         let later = Instant::now() + Duration::from_millis(5);
         let t = clock.at(later);
         assert!(t >= Time::from_nanos(5_000_000), "{t:?}");
