@@ -135,7 +135,11 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 H_RPS=$(echo "${RPS[haproxy]}" | median)
 echo
-H_CPU=$(for i in $(seq 1 "$ROUNDS"); do awk -v u="$(echo "${USR[haproxy]}" | cut -d' ' -f"$i")" -v k="$(echo "${SYS[haproxy]}" | cut -d' ' -f"$i")" 'BEGIN{print u+k}'; done | tr '\n' ' ' | median)
+cpu_total() { # name -> median over rounds of user + kernel CPU per request
+  local u=(${USR[$1]}) k=(${SYS[$1]}) i
+  for i in "${!u[@]}"; do awk -v a="${u[$i]}" -v b="${k[$i]}" 'BEGIN{print a+b}'; done | tr '\n' ' ' | median
+}
+H_CPU=$(cpu_total haproxy)
 # Per-round ratios to HAProxy's round next to it: the machine drifts between slow and fast
 # states for tens of seconds, which moves every contender's absolute numbers together.
 paired() { # name -> median over rounds of (name's req/s / HAProxy's req/s in the same round)
@@ -148,7 +152,7 @@ for name in $NAMES; do
   m=$(echo "${RPS[$name]}" | median)
   p=$(for v in ${P99[$name]}; do echo "$v" | to_ms; done | tr '\n' ' ' | median)
   u=$(echo "${USR[$name]}" | median); k=$(echo "${SYS[$name]}" | median)
-  t=$(for i in $(seq 1 "$ROUNDS"); do awk -v u="$(echo "${USR[$name]}" | cut -d' ' -f"$i")" -v k="$(echo "${SYS[$name]}" | cut -d' ' -f"$i")" 'BEGIN{print u+k}'; done | tr '\n' ' ' | median)
+  t=$(cpu_total "$name")
   printf "| %s | %.0f | %.2f | %.2f | %s | %s + %s = %s | %.2f | %s|\n" "$name" "$m" "$(awk -v a="$m" -v b="$H_RPS" 'BEGIN{print a/b}')" "$(paired "$name")" "$p" "$u" "$k" "$t" "$(awk -v a="$t" -v b="$H_CPU" 'BEGIN{print a/b}')" "${RPS[$name]}"
 done
 echo
