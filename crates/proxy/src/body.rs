@@ -8,47 +8,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
-use hyper::body::Incoming;
 
 use crate::forward::InFlight;
-use crate::upstream::Conn;
-
-/// What is sent to an instance: nothing, or the client's body streamed through.
-pub enum RequestBody {
-    /// No body.
-    Empty,
-    /// The client's body.
-    Stream(Incoming),
-}
-
-impl Body for RequestBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            RequestBody::Empty => Poll::Ready(None),
-            RequestBody::Stream(b) => Pin::new(b).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            RequestBody::Empty => true,
-            RequestBody::Stream(b) => b.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            RequestBody::Empty => SizeHint::with_exact(0),
-            RequestBody::Stream(b) => b.size_hint(),
-        }
-    }
-}
+use crate::h1::{self, H1Error};
 
 /// What the client gets: a short message from the proxy, or the instance's body streamed
 /// through while the request counts as in flight.
@@ -61,12 +23,12 @@ pub enum ResponseBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = H1Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, H1Error>>> {
         match self.get_mut() {
             ResponseBody::Full(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
             ResponseBody::Upstream(t) => Pin::new(t).poll_frame(cx),
@@ -76,14 +38,17 @@ impl Body for ResponseBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ResponseBody::Full(b) => b.is_end_stream(),
-            ResponseBody::Upstream(t) => t.inner.is_end_stream(),
+            ResponseBody::Upstream(t) => t.inner.as_ref().is_none_or(|b| b.is_end_stream()),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             ResponseBody::Full(b) => b.size_hint(),
-            ResponseBody::Upstream(t) => t.inner.size_hint(),
+            ResponseBody::Upstream(t) => t
+                .inner
+                .as_ref()
+                .map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint()),
         }
     }
 }
@@ -91,46 +56,38 @@ impl Body for ResponseBody {
 /// An instance's response body. Keeps the request in flight until the body is done, then
 /// returns the connection to the instance's pool if the body was read to the end.
 pub struct Tracked {
-    pub(crate) inner: Incoming,
-    pub(crate) conn: Option<Conn>,
+    /// `None` once finished.
+    pub(crate) inner: Option<h1::Body>,
     pub(crate) flight: Option<InFlight>,
-    pub(crate) done: bool,
     pub(crate) upstream: Arc<crate::pool::Backend>,
 }
 
 impl Tracked {
-    fn poll_frame(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let r = Pin::new(&mut self.inner).poll_frame(cx);
-        match &r {
-            Poll::Ready(None) => self.done = true,
-            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.done = true,
-            _ => {}
-        }
-        if self.done {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, H1Error>>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let r = Pin::new(inner).poll_frame(cx);
+        let done = match &r {
+            Poll::Ready(None | Some(Err(_))) => true,
+            Poll::Ready(Some(Ok(_))) => self.inner.as_ref().is_some_and(|b| b.is_end_stream()),
+            Poll::Pending => false,
+        };
+        if done {
             self.finish();
         }
         r
     }
 
-    /// Ends the request now (the body is known to be complete).
-    pub(crate) fn finish_now(&mut self) {
-        self.done = true;
-        self.finish();
-    }
-
-    fn finish(&mut self) {
-        if self.conn.is_none() && self.flight.is_none() {
+    /// Ends the request: the connection goes back to the pool if the body was read to its end.
+    pub(crate) fn finish(&mut self) {
+        if self.inner.is_none() && self.flight.is_none() {
             return;
         }
         // One clock read for both the pool's idle-since and the request's duration.
         let now = std::time::Instant::now();
-        if let Some(conn) = self.conn.take() {
-            if self.done {
-                self.upstream.upstream.put(conn, now);
-            }
+        if let Some(conn) = self.inner.take().and_then(h1::Body::into_reusable) {
+            self.upstream.upstream.put(conn, now);
         }
         if let Some(mut flight) = self.flight.take() {
             flight.ended = Some(now);

@@ -5,9 +5,9 @@
 //! 2.4% of the proxy's user-space instructions per request (`bench/instructions-per-request.sh`
 //! with and without it). Here an exchange only stores its deadline in its upstream
 //! connection's [`Watch`] and clears it when the response head arrives; one sweeper task per
-//! proxy looks at every connection a few times per timeout and cuts off a connection whose
-//! exchange is past its deadline. Dropping the connection ends the exchange with an error,
-//! which the request path reports as a timeout (504).
+//! proxy looks at every connection a few times per timeout, marks an exchange past its deadline
+//! expired and wakes the request's task, where [`Cut`] ends the exchange; the request path
+//! reports a timeout (504) and drops the connection.
 //!
 //! Precision: a request times out between its deadline and one tick later, a tenth of the
 //! timeout (between 5 ms and 250 ms).
@@ -35,7 +35,7 @@ pub(crate) struct Watch {
     /// Milliseconds after the origin at which the exchange is cut off; [`NONE`] when idle.
     deadline_ms: AtomicU64,
     expired: AtomicBool,
-    /// The connection's task, woken to close when it expires.
+    /// The task of the request waiting on the connection, woken when it expires.
     waker: AtomicWaker,
 }
 
@@ -71,7 +71,7 @@ impl Deadlines {
         u64::try_from(at.as_millis()).unwrap_or(NONE - 1)
     }
 
-    /// Cuts off every connection past its deadline and forgets closed ones.
+    /// Expires every exchange past its deadline and forgets closed connections.
     pub(crate) fn sweep(&self) {
         let now = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(NONE - 1);
         let Ok(mut all) = self.watches.lock() else {
@@ -121,33 +121,40 @@ impl Watch {
 }
 
 pin_project_lite::pin_project! {
-    /// An upstream connection's task that ends (dropping the connection) when its watch
-    /// expires.
-    pub(crate) struct Cut<C> {
+    /// An exchange that ends with `None` when its connection's watch expires.
+    pub(crate) struct Cut<'w, F> {
         #[pin]
-        conn: C,
-        watch: Arc<Watch>,
+        exchange: F,
+        watch: &'w Watch,
         // The waker last registered with the watch: a task's waker does not change between
         // polls, so registering again (two atomic read-modify-writes) is skipped.
         registered: Option<Waker>,
     }
 }
 
-impl<C> Cut<C> {
-    pub(crate) fn new(conn: C, watch: Arc<Watch>) -> Self {
+impl<'w, F> Cut<'w, F> {
+    pub(crate) fn new(exchange: F, watch: &'w Watch) -> Self {
         Cut {
-            conn,
+            exchange,
             watch,
             registered: None,
         }
     }
 }
 
-impl<C: Future<Output = Result<(), E>>, E> Future for Cut<C> {
-    type Output = Result<(), E>;
+impl<F: Future> Future for Cut<'_, F> {
+    type Output = Option<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        if this.watch.expired() {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(out) = this.exchange.poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        // Registered only when the exchange waits: most exchanges on a kept-alive connection
+        // wait once, for the response head.
         if !this
             .registered
             .as_ref()
@@ -156,10 +163,11 @@ impl<C: Future<Output = Result<(), E>>, E> Future for Cut<C> {
             this.watch.waker.register(cx.waker());
             *this.registered = Some(cx.waker().clone());
         }
+        // The sweeper may have expired the watch before the waker was registered.
         if this.watch.expired() {
-            return Poll::Ready(Ok(()));
+            return Poll::Ready(None);
         }
-        this.conn.poll(cx)
+        Poll::Pending
     }
 }
 
@@ -196,19 +204,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_expired_watch_ends_its_connection_task() {
+    async fn an_expired_watch_ends_its_exchange() {
         let d = Deadlines::new();
         let w = d.watch();
-        let task = tokio::spawn(Cut::new(
-            std::future::pending::<Result<(), ()>>(),
-            w.clone(),
-        ));
+        let watch = w.clone();
+        let task =
+            tokio::spawn(async move { Cut::new(std::future::pending::<()>(), &watch).await });
         tokio::task::yield_now().await;
         assert!(!task.is_finished());
         w.arm(0);
         d.sweep();
         let ended = tokio::time::timeout(Duration::from_secs(5), task).await;
-        assert!(matches!(ended, Ok(Ok(Ok(())))), "woken and ended");
+        assert!(matches!(ended, Ok(Ok(None))), "woken and ended");
+        // An exchange that completes is not cut.
+        let w = d.watch();
+        assert_eq!(Cut::new(std::future::ready(7), &w).await, Some(7));
     }
 
     /// Counts its wakes.
@@ -223,10 +233,7 @@ mod tests {
     fn a_new_waker_is_registered_again() {
         let d = Deadlines::new();
         let w = d.watch();
-        let mut cut = std::pin::pin!(Cut::new(
-            std::future::pending::<Result<(), ()>>(),
-            w.clone()
-        ));
+        let mut cut = std::pin::pin!(Cut::new(std::future::pending::<()>(), &w));
         let first = Arc::new(Count(Default::default()));
         let second = Arc::new(Count(Default::default()));
         let (wf, ws) = (Waker::from(first.clone()), Waker::from(second.clone()));

@@ -8,19 +8,18 @@ use foresight_balance::RequestInfo;
 use foresight_core::rng::stable_hash;
 use foresight_http::Peer;
 use http::header::{HeaderValue, CONTENT_TYPE, HOST};
-use http::{request::Parts, Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::body::{RequestBody, ResponseBody, Tracked};
+use crate::body::{ResponseBody, Tracked};
 use crate::config::{HashOn, ProxyConfig};
 use crate::deadline::Deadlines;
 use crate::headers::{add_forwarded, strip_hop_by_hop};
 use crate::metrics::BackendError;
 use crate::pool::{Backend, Pool};
-use crate::upstream::{Conn, UpstreamError};
 
 /// How many times a pick may land on a draining instance or the one that just failed before we
 /// take what we get (a new snapshot is normally published within microseconds).
@@ -247,8 +246,11 @@ impl Forwarder {
             };
             let backend = flight.backend.clone();
             let deadline = (self.pool.deadlines).deadline(flight.started, self.request_timeout);
-            match exchange(&backend, &mut parts, &mut body, deadline).await {
-                Ok((resp, conn)) => {
+            let exchanged = (backend.upstream)
+                .exchange(&parts, &mut body, flight.started, deadline)
+                .await;
+            match exchanged {
+                Ok(resp) => {
                     let at = Instant::now();
                     let now = self.pool.clock().at(at);
                     backend
@@ -262,17 +264,20 @@ impl Forwarder {
                     strip_hop_by_hop(&mut rparts.headers);
                     let done = inner.is_end_stream();
                     let mut tracked = Tracked {
-                        inner,
-                        conn: Some(conn),
+                        inner: Some(inner),
                         flight: Some(flight),
-                        done,
                         upstream: backend,
                     };
                     if done {
                         // Nothing to stream: finish now rather than when hyper drops the body.
-                        tracked.finish_now();
+                        tracked.finish();
                     }
                     return Response::from_parts(rparts, ResponseBody::Upstream(tracked));
+                }
+                Err(e) if e.is_client() => {
+                    // The client's body broke off: nothing to hold against the instance.
+                    tracing::debug!(backend = %backend.address, error = %e, "client request body failed");
+                    return reply(StatusCode::BAD_REQUEST, "request body error\n");
                 }
                 Err(e) if e.is_timeout() => {
                     self.pool.record_outcome(&backend, false);
@@ -319,69 +324,11 @@ impl Forwarder {
     }
 }
 
-/// One exchange with `backend`: a connection (pooled or new), the request, the response head,
-/// which must come before `deadline_ms` (see [`crate::deadline`]; a new connection is bounded
-/// by the connect timeout).
-/// The request's headers are moved into the request only once a connection exists, so a
-/// refused connection leaves `parts` intact for a retry elsewhere. A pooled connection that
-/// the instance closed while it sat idle hands the unsent request back, and it goes out again
-/// on a fresh connection.
-async fn exchange(
-    backend: &Backend,
-    parts: &mut Parts,
-    body: &mut Option<Incoming>,
-    deadline_ms: u64,
-) -> Result<(Response<Incoming>, Conn), UpstreamError> {
-    let mut conn = backend.upstream.get().await?;
-    let mut req = Request::new(match body.take() {
-        Some(b) => RequestBody::Stream(b),
-        None => RequestBody::Empty,
-    });
-    *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
-    *req.version_mut() = Version::HTTP_11;
-    *req.headers_mut() = std::mem::take(&mut parts.headers);
-    match conn.try_send(req, deadline_ms).await {
-        Ok(resp) => Ok((resp, conn)),
-        Err((e, Some(unsent))) if conn.reused => {
-            tracing::debug!(error = %e, backend = %backend.address, "pooled connection was closed; reconnecting");
-            // Boxed: a connect is rare next to a request on a pooled connection, and its
-            // futures are large (see `Forwarder::handle`).
-            Box::pin(resend(backend, parts, unsent, deadline_ms)).await
-        }
-        Err((e, _)) => Err(e),
-    }
-}
-
-/// Sends `unsent` again on a new connection to `backend`. If that connection cannot be made,
-/// the request's headers go back into `parts` for a retry on another instance.
-async fn resend(
-    backend: &Backend,
-    parts: &mut Parts,
-    mut unsent: Request<RequestBody>,
-    deadline_ms: u64,
-) -> Result<(Response<Incoming>, Conn), UpstreamError> {
-    let mut fresh = match backend.upstream.connect_new().await {
-        Ok(c) => c,
-        Err(e) => {
-            // Nothing was sent: give the headers back for a retry on another instance.
-            parts.headers = std::mem::take(unsent.headers_mut());
-            return Err(e);
-        }
-    };
-    let resp = fresh
-        .try_send(unsent, deadline_ms)
-        .await
-        .map_err(|(e, _)| e)?;
-    Ok((resp, fresh))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream::Upstream;
+    use http::request::Parts;
 
     /// Size of the future that `f` returns, without calling it.
     fn returned_size<A, B, C, F>(_f: impl Fn(A, B, C) -> F) -> usize {
@@ -398,8 +345,8 @@ mod tests {
             f.handle(req, peer)
         });
         let exchange = returned_size(
-            |b: &'static Backend, p: &'static mut Parts, body: &'static mut Option<Incoming>| {
-                exchange(b, p, body, 0)
+            |u: &'static Upstream, p: &'static Parts, body: &'static mut Option<Incoming>| {
+                u.exchange(p, body, Instant::now(), 0)
             },
         );
         assert!(

@@ -5,12 +5,11 @@
 
 use std::sync::{Arc, Weak};
 
-use http::header::{HeaderValue, HOST, USER_AGENT};
-use http::Request;
-use http_body_util::BodyExt;
+use http::header::{HeaderMap, HeaderValue, HOST, USER_AGENT};
+use http::Method;
 
-use crate::body::RequestBody;
 use crate::config::HealthCheckConfig;
+use crate::h1::{self, Outgoing};
 use crate::pool::{Backend, Pool};
 
 /// Rise/fall bookkeeping for one instance.
@@ -66,10 +65,9 @@ pub(crate) async fn check_loop(pool: Arc<Pool>, backend: Weak<Backend>, config: 
 
 async fn probe(backend: &Backend, config: &HealthCheckConfig) -> bool {
     let fut = async {
-        let mut conn = backend.upstream.get().await.ok()?;
-        let mut req = Request::new(RequestBody::Empty);
-        *req.uri_mut() = config.path.parse().ok()?;
-        let headers = req.headers_mut();
+        let now = std::time::Instant::now();
+        let conn = backend.upstream.get(now).await.ok()?;
+        let mut headers = HeaderMap::with_capacity(2);
         headers.insert(
             HOST,
             HeaderValue::from_str(backend.authority.as_str()).ok()?,
@@ -78,12 +76,20 @@ async fn probe(backend: &Backend, config: &HealthCheckConfig) -> bool {
             USER_AGENT,
             HeaderValue::from_static("foresight-health-check"),
         );
+        let req = Outgoing {
+            method: &Method::GET,
+            target: &config.path,
+            headers: &headers,
+        };
         // Bounded by the probe's own timeout below.
-        let resp = conn.try_send(req, crate::deadline::NONE).await.ok()?;
+        let resp = conn.send(req, None, crate::deadline::NONE).await.ok()?;
         let status = resp.status();
         // Read the (small) body so the connection can be reused.
-        if resp.into_body().collect().await.is_ok() {
-            backend.upstream.put(conn, std::time::Instant::now());
+        let mut body = resp.into_body();
+        if h1::drain(&mut body).await {
+            if let Some(conn) = body.into_reusable() {
+                backend.upstream.put(conn, std::time::Instant::now());
+            }
         }
         Some(status)
     };

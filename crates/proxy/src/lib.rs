@@ -22,6 +22,7 @@ mod body;
 pub mod config;
 mod deadline;
 mod forward;
+mod h1;
 mod headers;
 pub mod health;
 mod metrics;

@@ -1,5 +1,5 @@
 //! Connections to one instance: a small pool of HTTP/1.1 connections kept alive between
-//! requests, on hyper's low-level client (`hyper::client::conn::http1`).
+//! requests, spoken by [`crate::h1`] from the request's own task.
 //!
 //! Why not hyper-util's pooled `Client`: it keys one shared pool by authority in a SipHash map
 //! behind a mutex, boxes every request future and races a new connect against every checkout;
@@ -9,19 +9,18 @@
 //! reused connection is always ready. Errors are classified exactly: a refused or timed-out
 //! connect (nothing was sent, safe to retry elsewhere) versus a failure after sending.
 
-use std::future::Future;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use http::request::Parts;
 use http::uri::Authority;
-use http::{Request, Response};
+use http::Response;
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::body::RequestBody;
-use crate::deadline::{Cut, Deadlines, Watch};
+use crate::deadline::Deadlines;
+use crate::h1::{self, Connection, H1Error, Outgoing};
 
 /// Idle connections kept per instance beyond which returned connections are closed.
 const MAX_IDLE: usize = 256;
@@ -33,11 +32,8 @@ pub enum UpstreamError {
     #[error("connect to {0} failed: {1}")]
     Connect(String, std::io::Error),
     /// The connection was made but the exchange failed.
-    #[error("upstream error: {0}")]
-    Protocol(#[from] hyper::Error),
-    /// No response head before the request's deadline; the connection was cut off.
-    #[error("no response before the request timeout")]
-    Timeout,
+    #[error(transparent)]
+    Exchange(#[from] H1Error),
 }
 
 impl UpstreamError {
@@ -48,60 +44,22 @@ impl UpstreamError {
 
     /// Whether the request timed out.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, UpstreamError::Timeout)
+        matches!(self, UpstreamError::Exchange(H1Error::Timeout))
+    }
+
+    /// Whether reading the client's body failed (the instance is not to blame).
+    pub fn is_client(&self) -> bool {
+        matches!(self, UpstreamError::Exchange(H1Error::ClientBody(_)))
     }
 }
-
-/// A connection lent to one request; return it with [`Upstream::put`] once the response is done.
-pub struct Conn {
-    sender: SendRequest<RequestBody>,
-    watch: Arc<Watch>,
-    /// Whether it came from the idle pool (a reused connection may have been closed by the peer
-    /// in the meantime).
-    pub reused: bool,
-}
-
-impl Conn {
-    /// Sends `req` and waits for the response head until `deadline_ms` (from
-    /// [`Deadlines::deadline`]), when the sweeper cuts the connection off; on failure, hands the
-    /// request back if none of it was sent.
-    pub fn try_send(
-        &mut self,
-        req: Request<RequestBody>,
-        deadline_ms: u64,
-    ) -> impl Future<
-        Output = Result<Response<Incoming>, (UpstreamError, Option<Request<RequestBody>>)>,
-    > + Send
-           + '_ {
-        self.watch.arm(deadline_ms);
-        // Not an `async fn`: hyper hands `req` to the connection task here, and the future
-        // returned then does not also hold a copy of it.
-        let sent = self.sender.try_send_request(req);
-        async move {
-            let sent = sent.await;
-            self.watch.disarm();
-            if self.watch.expired() {
-                // Also when the head came in just as the sweeper cut the connection: its body
-                // cannot follow.
-                return Err((UpstreamError::Timeout, None));
-            }
-            sent.map_err(|mut e| {
-                let unsent = e.take_message();
-                (UpstreamError::Protocol(e.into_error()), unsent)
-            })
-        }
-    }
-}
-
-/// A kept-alive connection: its sender, its deadline watch, and since when it is idle.
-type Idle = (SendRequest<RequestBody>, Arc<Watch>, Instant);
 
 /// The connections of one instance.
 pub struct Upstream {
     authority: Authority,
     connect_timeout: Duration,
     idle_timeout: Duration,
-    idle: Mutex<Vec<Idle>>,
+    /// Idle connections and since when, oldest first.
+    idle: Mutex<VecDeque<(Connection, Instant)>>,
     deadlines: Arc<Deadlines>,
 }
 
@@ -117,7 +75,7 @@ impl Upstream {
             authority,
             connect_timeout,
             idle_timeout,
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(VecDeque::new()),
             deadlines,
         }
     }
@@ -127,40 +85,29 @@ impl Upstream {
         self.idle.lock().map_or(0, |v| v.len())
     }
 
-    /// A connection: the newest idle one that is still open, or a new one.
-    pub async fn get(&self) -> Result<Conn, UpstreamError> {
+    /// The newest idle connection that is still open at `now`, if any.
+    pub fn take_idle(&self, now: Instant) -> Option<Connection> {
         loop {
-            let candidate = self.idle.lock().ok().and_then(|mut v| v.pop());
-            let Some((mut sender, watch, since)) = candidate else {
-                break;
-            };
-            if since.elapsed() > self.idle_timeout || sender.is_closed() {
-                continue;
-            }
-            if sender.ready().await.is_ok() {
-                return Ok(Conn {
-                    sender,
-                    watch,
-                    reused: true,
-                });
+            let (mut conn, since) = self.idle.lock().ok()?.pop_back()?;
+            if now.saturating_duration_since(since) <= self.idle_timeout && conn.is_open() {
+                conn.reused = true;
+                return Some(conn);
             }
         }
-        // Boxed: the connect and handshake futures are several times the size of the rest of
-        // a request's future, and every request's future is moved a few times on its way into
-        // hyper's dispatcher.
-        Box::pin(self.connect_new()).await
+    }
+
+    /// A connection at `now`: the newest idle one that is still open, or a new one.
+    pub async fn get(&self, now: Instant) -> Result<Connection, UpstreamError> {
+        match self.take_idle(now) {
+            Some(conn) => Ok(conn),
+            // Boxed: the connect future is larger than the rest of a request's future, and
+            // every request's future is moved a few times on its way into hyper's dispatcher.
+            None => Box::pin(self.connect()).await,
+        }
     }
 
     /// A new connection, bypassing the idle pool.
-    pub async fn connect_new(&self) -> Result<Conn, UpstreamError> {
-        self.connect().await.map(|(sender, watch)| Conn {
-            sender,
-            watch,
-            reused: false,
-        })
-    }
-
-    async fn connect(&self) -> Result<(SendRequest<RequestBody>, Arc<Watch>), UpstreamError> {
+    pub async fn connect(&self) -> Result<Connection, UpstreamError> {
         let addr = self.authority.as_str();
         let err = |e| UpstreamError::Connect(addr.to_string(), e);
         let stream =
@@ -175,29 +122,295 @@ impl Upstream {
                 }
             };
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| err(std::io::Error::other(e)))?;
-        let watch = self.deadlines.watch();
-        let cut = Cut::new(conn, watch.clone());
-        tokio::spawn(async move {
-            if let Err(e) = cut.await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
-            }
-        });
-        Ok((sender, watch))
+        Ok(Connection::new(stream, self.deadlines.watch()))
     }
 
-    /// Returns a connection whose response was read to the end at `now`.
-    pub fn put(&self, conn: Conn, now: Instant) {
-        if conn.sender.is_closed() {
-            return;
-        }
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < MAX_IDLE {
-                idle.push((conn.sender, conn.watch, now));
+    /// One exchange: a connection (pooled or new), the request, the response head,
+    /// which must come before `deadline_ms` (see [`crate::deadline`]; a new connection is bounded
+    /// by the connect timeout). `parts` is only read, so a failed exchange leaves it intact for a
+    /// retry elsewhere.
+    ///
+    /// A pooled connection can turn out closed by the instance only once the request is written
+    /// (the instance closed it just as it was taken from the pool). The request then goes out
+    /// again on a new connection if that is safe: it has no body, and either writing it failed
+    /// (so the instance never read it) or its method is idempotent (RFC 9110 §9.2.2; the
+    /// instance closed without answering, as it does at its keep-alive timeout).
+    pub async fn exchange(
+        &self,
+        parts: &Parts,
+        body: &mut Option<Incoming>,
+        started: Instant,
+        deadline_ms: u64,
+    ) -> Result<Response<h1::Body>, UpstreamError> {
+        let conn = self.get(started).await?;
+        let reused = conn.reused;
+        let bodiless = body.is_none();
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let out = || Outgoing {
+            method: &parts.method,
+            target,
+            headers: &parts.headers,
+        };
+        match conn.send(out(), body.take(), deadline_ms).await {
+            Ok(resp) => Ok(resp),
+            Err(H1Error::Closed {
+                partial: false,
+                at_write,
+            }) if reused && bodiless && (at_write || parts.method.is_idempotent()) => {
+                tracing::debug!(upstream = %self.authority, "pooled connection was closed; reconnecting");
+                // Boxed: a connect is rare next to a request on a pooled connection, and its
+                // future is large (see `Forwarder::handle`).
+                Box::pin(async {
+                    let fresh = self.connect().await?;
+                    Ok(fresh.send(out(), None, deadline_ms).await?)
+                })
+                .await
             }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Returns a connection whose response was read to the end at `now`. Connections idle
+    /// for longer than the idle timeout are closed here, oldest first.
+    pub fn put(&self, conn: Connection, now: Instant) {
+        if let Ok(mut idle) = self.idle.lock() {
+            while idle
+                .front()
+                .is_some_and(|(_, since)| now.saturating_duration_since(*since) > self.idle_timeout)
+            {
+                idle.pop_front();
+            }
+            if idle.len() < MAX_IDLE {
+                idle.push_back((conn, now));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Request;
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// What an instance does with each request on a connection: answer with these bytes, or
+    /// close without answering (`None`).
+    type Script = Vec<Option<&'static [u8]>>;
+
+    /// An instance that follows one script per accepted connection, in order, and hands back
+    /// the bytes of every request head (and body) it read, per connection.
+    async fn instance(scripts: Vec<Script>) -> (Authority, tokio::task::JoinHandle<Vec<Vec<u8>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let task = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for script in scripts {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut got = Vec::new();
+                for step in script {
+                    let mut request = Vec::new();
+                    while !complete(&request) {
+                        let mut buf = [0u8; 4096];
+                        let n = s.read(&mut buf).await.unwrap();
+                        assert!(n > 0, "request cut short");
+                        request.extend_from_slice(&buf[..n]);
+                    }
+                    got.extend_from_slice(&request);
+                    match step {
+                        Some(resp) => s.write_all(resp).await.unwrap(),
+                        None => break,
+                    }
+                }
+                seen.push(got);
+                if s.peer_addr().is_ok() {
+                    drop(s);
+                }
+            }
+            seen
+        });
+        (authority, task)
+    }
+
+    /// Whether `request` is a whole request (small test requests: chunked or with a length).
+    fn complete(request: &[u8]) -> bool {
+        let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return false;
+        };
+        let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+        let body = &request[end + 4..];
+        if head.contains("transfer-encoding: chunked") {
+            return body.ends_with(b"0\r\n\r\n");
+        }
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .map_or(0, |n| n.trim().parse().unwrap());
+        body.len() >= length
+    }
+
+    fn upstream(authority: Authority) -> Upstream {
+        Upstream::new(
+            authority,
+            Duration::from_secs(2),
+            Duration::from_secs(60),
+            Deadlines::new(),
+        )
+    }
+
+    /// One request through `u`, its body read and its connection returned as the request path
+    /// does; the status and body.
+    async fn roundtrip(
+        u: &Upstream,
+        method: http::Method,
+    ) -> Result<(u16, Vec<u8>), UpstreamError> {
+        let (parts, ()) = Request::builder()
+            .method(method)
+            .uri("/x")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let resp = u
+            .exchange(&parts, &mut None, Instant::now(), crate::deadline::NONE)
+            .await?;
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            out.extend_from_slice(&frame.unwrap().into_data().unwrap());
+        }
+        if let Some(conn) = body.into_reusable() {
+            u.put(conn, Instant::now());
+        }
+        Ok((status, out))
+    }
+
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    const OK2: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok2";
+
+    #[tokio::test]
+    async fn connections_are_kept_alive_and_reused() {
+        let (authority, peer) = instance(vec![vec![Some(OK), Some(OK2), Some(OK)]]).await;
+        let u = upstream(authority);
+        assert_eq!(roundtrip(&u, http::Method::GET).await.unwrap().1, b"ok");
+        assert_eq!(u.idle_count(), 1);
+        assert_eq!(roundtrip(&u, http::Method::GET).await.unwrap().1, b"ok2");
+        assert_eq!(roundtrip(&u, http::Method::GET).await.unwrap().1, b"ok");
+        drop(u);
+        let seen = peer.await.unwrap();
+        assert_eq!(seen.len(), 1, "one connection for three requests");
+    }
+
+    /// The instance closes a kept-alive connection just as the next request arrives (its
+    /// keep-alive timeout): an idempotent request without a body goes out again on a new
+    /// connection; a POST does not (the instance may have acted on it).
+    #[tokio::test]
+    async fn a_request_on_a_connection_closed_under_it_is_resent_only_if_idempotent() {
+        let (authority, peer) = instance(vec![vec![Some(OK), None], vec![Some(OK2)]]).await;
+        let u = upstream(authority);
+        assert_eq!(roundtrip(&u, http::Method::GET).await.unwrap().1, b"ok");
+        assert_eq!(
+            roundtrip(&u, http::Method::GET).await.unwrap().1,
+            b"ok2",
+            "resent"
+        );
+        peer.await.unwrap();
+
+        let (authority, _peer) = instance(vec![vec![Some(OK), None], vec![Some(OK2)]]).await;
+        let u = upstream(authority);
+        assert_eq!(roundtrip(&u, http::Method::POST).await.unwrap().1, b"ok");
+        let err = roundtrip(&u, http::Method::POST).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                UpstreamError::Exchange(H1Error::Closed { partial: false, .. })
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connect_is_a_connect_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        drop(listener);
+        let err = roundtrip(&upstream(authority), http::Method::GET)
+            .await
+            .unwrap_err();
+        assert!(err.is_connect(), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn idle_connections_past_the_idle_timeout_are_not_reused() {
+        let (authority, peer) = instance(vec![vec![Some(OK)], vec![Some(OK2)]]).await;
+        let mut u = upstream(authority);
+        u.idle_timeout = Duration::from_millis(1);
+        assert_eq!(roundtrip(&u, http::Method::GET).await.unwrap().1, b"ok");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(roundtrip(&u, http::Method::GET).await.unwrap().1, b"ok2");
+        drop(u);
+        assert_eq!(peer.await.unwrap().len(), 2, "a new connection");
+    }
+
+    /// A client request with a body, through a real hyper server into `exchange`: the
+    /// instance gets it with its Content-Length, or chunked when the client sent it chunked.
+    #[tokio::test]
+    async fn request_bodies_are_forwarded_with_their_framing() {
+        for (client_sends, instance_gets) in [
+            (
+                &b"POST /up HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\n\r\nhello"[..],
+                &b"POST /up HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\n\r\nhello"[..],
+            ),
+            (
+                b"POST /up HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                b"POST /up HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            ),
+        ] {
+            let (authority, peer) = instance(vec![vec![Some(OK)]]).await;
+            let u = Arc::new(upstream(authority));
+            let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let front_addr = front.local_addr().unwrap();
+            let server = tokio::spawn(async move {
+                let (s, _) = front.accept().await.unwrap();
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let u = u.clone();
+                    async move {
+                        let (mut parts, body) = req.into_parts();
+                        crate::headers::strip_hop_by_hop(&mut parts.headers);
+                        let resp = u
+                            .exchange(&parts, &mut Some(body), Instant::now(), crate::deadline::NONE)
+                            .await
+                            .map_err(std::io::Error::other)?;
+                        let status = resp.status();
+                        let body = resp
+                            .into_body()
+                            .collect()
+                            .await
+                            .map_err(std::io::Error::other)?
+                            .to_bytes();
+                        let mut out = Response::new(http_body_util::Full::new(body));
+                        *out.status_mut() = status;
+                        Ok::<_, std::io::Error>(out)
+                    }
+                });
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), service)
+                    .await
+            });
+            let mut client = TcpStream::connect(front_addr).await.unwrap();
+            client.write_all(client_sends).await.unwrap();
+            let mut answer = vec![0u8; 1024];
+            let n = client.read(&mut answer).await.unwrap();
+            let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+            assert!(answer.starts_with("HTTP/1.1 200 OK") && answer.ends_with("ok"), "{answer}");
+            drop(client);
+            let _ = server.await;
+            let seen = peer.await.unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&seen[0]),
+                String::from_utf8_lossy(instance_gets)
+            );
         }
     }
 }

@@ -1,0 +1,1001 @@
+//! The client side of HTTP/1.1 (RFC 9112) towards instances, written and read by the request's
+//! own task.
+//!
+//! Why not hyper's client: it runs every upstream connection as a task of its own and passes
+//! each request to it, and the response back, through three channels (the request, the response
+//! head, the body). Each handoff wakes a task, and under callgrind that connection task was 45%
+//! of the proxy's user-space instructions per request. HAProxy and NGINX read and write the
+//! upstream socket from the code that handles the request; so does this module. The request's
+//! future writes the request head (and body), reads and parses the response head (httparse, the
+//! parser hyper uses), and the response body is read from the socket as the client's side of
+//! the proxy polls it. What a client must handle is handled: `Content-Length`, chunked and
+//! close-delimited bodies, interim 1xx responses, bodiless responses (HEAD, 204, 304),
+//! keep-alive by version and `Connection`, and limits on head and chunk-line sizes.
+//!
+//! Not supported, by design of the proxy rather than of this module: upgrades (101; `Upgrade`
+//! is a hop-by-hop header and is never forwarded) and response trailers (read and dropped, as
+//! hyper's HTTP/1 server would not send them to a client that did not ask).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH};
+use http::{Method, Response, StatusCode, Version};
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::deadline::{Cut, Watch};
+
+/// Response header lines accepted at most (hyper's default is 100 as well).
+const MAX_HEADERS: usize = 100;
+/// Bytes of a response head accepted at most (interim responses included).
+const MAX_HEAD: usize = 64 * 1024;
+/// Bytes of a chunk-size line or a trailer line accepted at most.
+const MAX_LINE: usize = 4 * 1024;
+/// Bytes of trailers accepted at most.
+const MAX_TRAILERS: usize = 16 * 1024;
+/// The read buffer grows by this much when it is full.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Why an exchange with an instance failed after its connection was made.
+#[derive(Debug, thiserror::Error)]
+pub enum H1Error {
+    /// Reading or writing the socket failed.
+    #[error("upstream i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The instance closed the connection before a complete response head.
+    #[error("upstream closed the connection before a complete response")]
+    Closed {
+        /// Whether any byte of a response had arrived.
+        partial: bool,
+        /// Whether writing the request failed (the instance had closed before reading it).
+        at_write: bool,
+    },
+    /// The response is not valid HTTP/1.1.
+    #[error("invalid response from upstream: {0}")]
+    Invalid(&'static str),
+    /// Reading the client's request body failed.
+    #[error("client request body: {0}")]
+    ClientBody(hyper::Error),
+    /// The request's deadline passed before the response head.
+    #[error("no response before the request timeout")]
+    Timeout,
+}
+
+/// One HTTP/1.1 connection to an instance, lent to one request at a time.
+pub struct Connection {
+    io: TcpStream,
+    read: BytesMut,
+    write: Vec<u8>,
+    watch: Arc<Watch>,
+    /// Whether it came from the idle pool (the instance may have closed it meanwhile).
+    pub reused: bool,
+}
+
+/// How the end of a response body is known (RFC 9112 §6.3).
+#[derive(Debug)]
+enum Framing {
+    /// This many bytes are left.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked(Chunked),
+    /// Until the instance closes the connection.
+    UntilClose,
+    /// Read to the end.
+    Done,
+}
+
+/// What a response head says about the connection and the body.
+#[derive(Debug)]
+struct Head {
+    response: Response<()>,
+    framing: Framing,
+    keep_alive: bool,
+}
+
+/// A request to send: what the request path has in a client request's parts.
+pub struct Outgoing<'a> {
+    /// Its method.
+    pub method: &'a Method,
+    /// Origin-form target: path and query.
+    pub target: &'a str,
+    /// Its header fields, hop-by-hop ones removed.
+    pub headers: &'a HeaderMap,
+}
+
+impl Connection {
+    /// A connection over a connected socket; `watch` is its deadline.
+    pub(crate) fn new(io: TcpStream, watch: Arc<Watch>) -> Self {
+        Connection {
+            io,
+            read: BytesMut::new(),
+            write: Vec::new(),
+            watch,
+            reused: false,
+        }
+    }
+
+    /// Whether an idle connection can take a request: the instance has neither closed it nor
+    /// sent anything unasked. Costs no system call unless the socket turned readable (tokio
+    /// tracks readiness from the reactor's events).
+    pub(crate) fn is_open(&self) -> bool {
+        if !self.read.is_empty() || self.watch.expired() {
+            return false;
+        }
+        matches!(self.io.try_read(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// Sends `req` with `body` and reads the response head, which must come before
+    /// `deadline_ms` (see [`crate::deadline`]); the response's body reads from this connection.
+    pub async fn send(
+        mut self,
+        req: Outgoing<'_>,
+        body: Option<hyper::body::Incoming>,
+        deadline_ms: u64,
+    ) -> Result<Response<Body>, H1Error> {
+        let watch = self.watch.clone();
+        watch.arm(deadline_ms);
+        let head_only = req.method == Method::HEAD;
+        let exchanged = Cut::new(self.exchange(req, body, head_only), &watch).await;
+        watch.disarm();
+        let head = exchanged.ok_or(H1Error::Timeout)??;
+        let (parts, ()) = head.response.into_parts();
+        let framing = match head.framing {
+            Framing::Length(0) => Framing::Done,
+            f => f,
+        };
+        Ok(Response::from_parts(
+            parts,
+            Body {
+                conn: Some(self),
+                framing,
+                keep_alive: head.keep_alive,
+            },
+        ))
+    }
+
+    async fn exchange(
+        &mut self,
+        req: Outgoing<'_>,
+        body: Option<hyper::body::Incoming>,
+        head_only: bool,
+    ) -> Result<Head, H1Error> {
+        let chunked = body.is_some() && !req.headers.contains_key(CONTENT_LENGTH);
+        encode_head(&mut self.write, &req, chunked);
+        let at_write = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted => H1Error::Closed {
+                partial: false,
+                at_write: true,
+            },
+            _ => H1Error::Io(e),
+        };
+        self.io.write_all(&self.write).await.map_err(at_write)?;
+        if let Some(mut body) = body {
+            while let Some(frame) = body.frame().await {
+                let Ok(data) = frame.map_err(H1Error::ClientBody)?.into_data() else {
+                    continue; // trailers of the client's body are not forwarded
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                if chunked {
+                    self.write.clear();
+                    self.write
+                        .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                    self.write.extend_from_slice(&data);
+                    self.write.extend_from_slice(b"\r\n");
+                    self.io.write_all(&self.write).await?;
+                } else {
+                    self.io.write_all(&data).await?;
+                }
+            }
+            if chunked {
+                self.io.write_all(b"0\r\n\r\n").await?;
+            }
+        }
+        let mut received = false;
+        std::future::poll_fn(|cx| self.poll_head(cx, head_only, &mut received)).await
+    }
+
+    /// Reads until a final response head is parsed (interim 1xx responses are skipped).
+    /// `received` records whether any byte of a response arrived.
+    fn poll_head(
+        &mut self,
+        cx: &mut Context<'_>,
+        head_only: bool,
+        received: &mut bool,
+    ) -> Poll<Result<Head, H1Error>> {
+        loop {
+            match parse_head(&mut self.read, head_only)? {
+                Some(head) => return Poll::Ready(Ok(head)),
+                None if self.read.len() > MAX_HEAD => {
+                    return Poll::Ready(Err(H1Error::Invalid("response head too large")))
+                }
+                None => {}
+            }
+            let n = match ready!(self.poll_fill(cx)) {
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !*received => 0,
+                r => r?,
+            };
+            if n == 0 {
+                return Poll::Ready(Err(H1Error::Closed {
+                    partial: *received,
+                    at_write: false,
+                }));
+            }
+            *received = true;
+        }
+    }
+
+    /// Reads what the socket has into the read buffer; `Ok(0)` at the end of the stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        if self.read.capacity() - self.read.len() < READ_CHUNK / 8 {
+            self.read.reserve(READ_CHUNK);
+        }
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::ConnectionReset {
+                std::io::Error::new(e.kind(), "connection reset by upstream")
+            } else {
+                e
+            }
+        })
+    }
+}
+
+/// Writes the request line and header fields of `req` into `buf` (cleared first).
+fn encode_head(buf: &mut Vec<u8>, req: &Outgoing<'_>, chunked: bool) {
+    buf.clear();
+    buf.extend_from_slice(req.method.as_str().as_bytes());
+    buf.push(b' ');
+    buf.extend_from_slice(req.target.as_bytes());
+    buf.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in req.headers {
+        buf.extend_from_slice(name.as_str().as_bytes());
+        buf.extend_from_slice(b": ");
+        buf.extend_from_slice(value.as_bytes());
+        buf.extend_from_slice(b"\r\n");
+    }
+    if chunked {
+        buf.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    buf.extend_from_slice(b"\r\n");
+}
+
+/// Parses a final response head off the front of `buf`, dropping interim (1xx) responses;
+/// `None` if more bytes are needed.
+fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Head>, H1Error> {
+    loop {
+        let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut res = httparse::Response::new(&mut lines);
+        let len = match res.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(H1Error::Invalid("too many header fields"))
+            }
+            Err(_) => return Err(H1Error::Invalid("malformed response head")),
+        };
+        let code = res.code.unwrap_or(0);
+        if (100..200).contains(&code) {
+            if code == 101 {
+                return Err(H1Error::Invalid("unexpected 101 Switching Protocols"));
+            }
+            let _ = buf.split_to(len);
+            continue;
+        }
+        let status =
+            StatusCode::from_u16(code).map_err(|_| H1Error::Invalid("invalid status code"))?;
+        let http10 = res.version == Some(0);
+        // Where each field's name and value are in `buf`, so that values can share the head's
+        // bytes instead of being copied.
+        let base = buf.as_ptr() as usize;
+        let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+        let count = res.headers.len();
+        for (span, h) in spans.iter_mut().zip(res.headers.iter()) {
+            let name = h.name.as_ptr() as usize - base;
+            let value = h.value.as_ptr() as usize - base;
+            *span = (name, name + h.name.len(), value, value + h.value.len());
+        }
+        let head = buf.split_to(len).freeze();
+        let mut headers = HeaderMap::with_capacity(count);
+        let mut length: Option<u64> = None;
+        let mut chunked = false;
+        let mut other_coding = false;
+        let mut close = http10;
+        for &(name_start, name_end, start, end) in &spans[..count] {
+            let name = HeaderName::from_bytes(&head[name_start..name_end])
+                .map_err(|_| H1Error::Invalid("invalid header name"))?;
+            let value = HeaderValue::from_maybe_shared(head.slice(start..end))
+                .map_err(|_| H1Error::Invalid("invalid header value"))?;
+            if name == CONTENT_LENGTH {
+                let n = std::str::from_utf8(value.as_bytes())
+                    .ok()
+                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or(H1Error::Invalid("invalid Content-Length"))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(H1Error::Invalid("conflicting Content-Length fields"));
+                }
+                length = Some(n);
+            } else if name == http::header::TRANSFER_ENCODING {
+                // Only the last coding decides; anything but chunked last means the body
+                // ends when the connection closes.
+                let last = value
+                    .as_bytes()
+                    .rsplit(|&b| b == b',')
+                    .next()
+                    .unwrap_or(b"");
+                chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+                other_coding |= !chunked;
+            } else if name == CONNECTION {
+                for token in value.as_bytes().split(|&b| b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if http10 && token.eq_ignore_ascii_case(b"keep-alive") {
+                        close = false;
+                    }
+                }
+            }
+            headers.append(name, value);
+        }
+        let bodiless =
+            head_only || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+        let framing = if bodiless {
+            Framing::Length(0)
+        } else if chunked && !other_coding {
+            // With Content-Length too, the transfer coding wins (RFC 9112 §6.3); such a
+            // message could be a smuggling attempt, so the connection is not reused.
+            close |= length.is_some();
+            Framing::Chunked(Chunked::Size)
+        } else if other_coding {
+            Framing::UntilClose
+        } else if let Some(n) = length {
+            Framing::Length(n)
+        } else {
+            Framing::UntilClose
+        };
+        let keep_alive = !close && !matches!(framing, Framing::UntilClose);
+        let mut response = Response::new(());
+        *response.status_mut() = status;
+        *response.version_mut() = if http10 {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        };
+        *response.headers_mut() = headers;
+        return Ok(Some(Head {
+            response,
+            framing,
+            keep_alive,
+        }));
+    }
+}
+
+/// Where a chunked body's decoder is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunked {
+    /// Before a chunk-size line.
+    Size,
+    /// Inside a chunk's data, this many bytes left.
+    Data(u64),
+    /// After a chunk's data, before its CRLF.
+    DataEnd,
+    /// After the last chunk: trailer lines until an empty one; bytes of them so far.
+    Trailers(usize),
+    /// The body is complete.
+    Done,
+}
+
+/// One step of the chunked decoder.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Data(Bytes),
+    NeedMore,
+    Done,
+}
+
+/// A line ending in LF at the front of `buf`, without its line ending, consumed; `None` if the
+/// line is not complete yet.
+fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, H1Error> {
+    match buf.iter().position(|&b| b == b'\n') {
+        Some(at) if at <= MAX_LINE => {
+            let mut line = buf.split_to(at + 1);
+            line.truncate(at);
+            if line.last() == Some(&b'\r') {
+                line.truncate(at - 1);
+            }
+            Ok(Some(line))
+        }
+        Some(_) => Err(H1Error::Invalid("chunk line too long")),
+        None if buf.len() > MAX_LINE => Err(H1Error::Invalid("chunk line too long")),
+        None => Ok(None),
+    }
+}
+
+impl Chunked {
+    /// Decodes from the front of `buf`: the next piece of data, or that more bytes are needed,
+    /// or that the body is complete.
+    fn step(&mut self, buf: &mut BytesMut) -> Result<Step, H1Error> {
+        loop {
+            match *self {
+                Chunked::Size => {
+                    let Some(line) = take_line(buf)? else {
+                        return Ok(Step::NeedMore);
+                    };
+                    let digits = line
+                        .iter()
+                        .position(|b| !b.is_ascii_hexdigit())
+                        .unwrap_or(line.len());
+                    let rest = line[digits..].trim_ascii_start();
+                    if digits == 0 || digits > 15 || !(rest.is_empty() || rest[0] == b';') {
+                        return Err(H1Error::Invalid("invalid chunk size"));
+                    }
+                    let hex = std::str::from_utf8(&line[..digits]).unwrap_or("0");
+                    let size = u64::from_str_radix(hex, 16)
+                        .map_err(|_| H1Error::Invalid("invalid chunk size"))?;
+                    *self = if size == 0 {
+                        Chunked::Trailers(0)
+                    } else {
+                        Chunked::Data(size)
+                    };
+                }
+                Chunked::Data(left) => {
+                    if buf.is_empty() {
+                        return Ok(Step::NeedMore);
+                    }
+                    let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                    let data = buf.split_to(n).freeze();
+                    *self = match left - n as u64 {
+                        0 => Chunked::DataEnd,
+                        l => Chunked::Data(l),
+                    };
+                    return Ok(Step::Data(data));
+                }
+                Chunked::DataEnd => {
+                    if buf.len() < 2 {
+                        return Ok(Step::NeedMore);
+                    }
+                    if &buf[..2] != b"\r\n" {
+                        return Err(H1Error::Invalid("missing CRLF after chunk data"));
+                    }
+                    let _ = buf.split_to(2);
+                    *self = Chunked::Size;
+                }
+                Chunked::Trailers(seen) => {
+                    let before = buf.len();
+                    let Some(line) = take_line(buf)? else {
+                        return Ok(Step::NeedMore);
+                    };
+                    let seen = seen + (before - buf.len());
+                    if seen > MAX_TRAILERS {
+                        return Err(H1Error::Invalid("trailers too large"));
+                    }
+                    *self = if line.is_empty() {
+                        Chunked::Done
+                    } else {
+                        Chunked::Trailers(seen)
+                    };
+                }
+                Chunked::Done => return Ok(Step::Done),
+            }
+        }
+    }
+
+    /// Consumes what follows a chunk's data when it is already in `buf` (its CRLF, further
+    /// size lines, the last chunk and trailers), so that the end of a body is known as soon as
+    /// its last byte is buffered. Stops before data.
+    fn settle(&mut self, buf: &mut BytesMut) -> Result<(), H1Error> {
+        while !matches!(self, Chunked::Data(_) | Chunked::Done) {
+            if self.step(buf)? == Step::NeedMore {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A response body read from its connection; when read to the end of a kept-alive response,
+/// the connection can be reused ([`Body::into_reusable`]).
+pub struct Body {
+    conn: Option<Connection>,
+    framing: Framing,
+    keep_alive: bool,
+}
+
+impl Body {
+    /// The connection, if the body was read to its end and the connection may carry another
+    /// request.
+    pub fn into_reusable(mut self) -> Option<Connection> {
+        let conn = self.conn.take()?;
+        let clean = matches!(self.framing, Framing::Done) && self.keep_alive;
+        (clean && conn.read.is_empty()).then_some(conn)
+    }
+
+    fn fail(&mut self, e: H1Error) -> Poll<Option<Result<Frame<Bytes>, H1Error>>> {
+        self.conn = None;
+        Poll::Ready(Some(Err(e)))
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = H1Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, H1Error>>> {
+        let this = self.get_mut();
+        loop {
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match &mut this.framing {
+                Framing::Done => return Poll::Ready(None),
+                Framing::Length(left) if !conn.read.is_empty() => {
+                    let n = usize::try_from(*left)
+                        .unwrap_or(usize::MAX)
+                        .min(conn.read.len());
+                    let data = conn.read.split_to(n).freeze();
+                    *left -= n as u64;
+                    if *left == 0 {
+                        this.framing = Framing::Done;
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Framing::UntilClose if !conn.read.is_empty() => {
+                    let data = conn.read.split().freeze();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Framing::Chunked(state) => match state.step(&mut conn.read) {
+                    Ok(Step::Data(data)) => {
+                        if let Err(e) = state.settle(&mut conn.read) {
+                            return this.fail(e);
+                        }
+                        if *state == Chunked::Done {
+                            this.framing = Framing::Done;
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    Ok(Step::Done) => {
+                        this.framing = Framing::Done;
+                        return Poll::Ready(None);
+                    }
+                    Ok(Step::NeedMore) => {}
+                    Err(e) => return this.fail(e),
+                },
+                _ => {}
+            }
+            match ready!(conn.poll_fill(cx)) {
+                Ok(0) if matches!(this.framing, Framing::UntilClose) => {
+                    this.framing = Framing::Done;
+                    this.keep_alive = false;
+                    return Poll::Ready(None);
+                }
+                Ok(0) => {
+                    return this.fail(H1Error::Closed {
+                        partial: true,
+                        at_write: false,
+                    })
+                }
+                Ok(_) => {}
+                Err(e) => return this.fail(H1Error::Io(e)),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.framing, Framing::Done) || self.conn.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Length(n) => SizeHint::with_exact(n),
+            Framing::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Body")
+            .field("framing", &self.framing)
+            .field("keep_alive", &self.keep_alive)
+            .finish()
+    }
+}
+
+/// Reads a whole body (health checks: small bodies), returning whether it ended cleanly.
+pub(crate) async fn drain(body: &mut Body) -> bool {
+    while let Some(frame) = body.frame().await {
+        if frame.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    fn head(bytes: &[u8], head_only: bool) -> Result<Option<(Head, BytesMut)>, H1Error> {
+        let mut buf = BytesMut::from(bytes);
+        Ok(parse_head(&mut buf, head_only)?.map(|h| (h, buf)))
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let (h, rest) = head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(matches!(h.framing, Framing::Length(5)) && h.keep_alive);
+        assert_eq!(h.response.headers()["x-a"], "b");
+        assert_eq!(&rest[..], b"hello", "the body stays in the buffer");
+
+        let (h, _) = head(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(matches!(h.framing, Framing::Chunked(Chunked::Size)) && h.keep_alive);
+
+        // Chunked with Content-Length: chunked wins, the connection is not reused.
+        let (h, _) = head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(matches!(h.framing, Framing::Chunked(_)) && !h.keep_alive);
+
+        // Neither: until close. A coding other than chunked last: until close.
+        for raw in [
+            &b"HTTP/1.1 200 OK\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        ] {
+            let (h, _) = head(raw, false).unwrap().unwrap();
+            assert!(matches!(h.framing, Framing::UntilClose) && !h.keep_alive);
+        }
+
+        // No body for HEAD, 204 and 304, whatever the headers say.
+        let (h, _) = head(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true)
+            .unwrap()
+            .unwrap();
+        assert!(matches!(h.framing, Framing::Length(0)) && h.keep_alive);
+        for status in ["204 No Content", "304 Not Modified"] {
+            let raw = format!("HTTP/1.1 {status}\r\nTransfer-Encoding: chunked\r\n\r\n");
+            let (h, _) = head(raw.as_bytes(), false).unwrap().unwrap();
+            assert!(matches!(h.framing, Framing::Length(0)), "{status}");
+        }
+    }
+
+    #[test]
+    fn keep_alive_by_version_and_connection() {
+        let cases: [(&[u8], bool); 5] = [
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true),
+            (
+                b"HTTP/1.1 200 OK\r\nConnection: Close\r\nContent-Length: 0\r\n\r\n",
+                false,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nConnection: foo, close\r\nContent-Length: 0\r\n\r\n",
+                false,
+            ),
+            (b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false),
+            (
+                b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+                true,
+            ),
+        ];
+        for (raw, keep) in cases {
+            let (h, _) = head(raw, false).unwrap().unwrap();
+            assert_eq!(h.keep_alive, keep, "{}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn interim_responses_are_skipped_and_partial_heads_wait() {
+        let raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
+        let (h, rest) = head(raw, false).unwrap().unwrap();
+        assert_eq!(h.response.status(), StatusCode::CREATED);
+        assert!(!h.response.headers().contains_key("link"));
+        assert!(rest.is_empty());
+        for cut in [5, 30, raw.len() - 1] {
+            assert!(head(&raw[..cut], false).unwrap().is_none(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn invalid_heads_are_errors() {
+        let bad: [&[u8]; 6] = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n",
+            b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+            b"SMTP ready\r\n\r\n",
+        ];
+        for raw in bad {
+            assert!(
+                matches!(head(raw, false), Err(H1Error::Invalid(_))),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            many.extend_from_slice(format!("x-{i}: 1\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert!(matches!(head(&many, false), Err(H1Error::Invalid(_))));
+        // Equal repeated lengths are accepted (RFC 9110 §8.6).
+        assert!(head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n",
+            false
+        )
+        .is_ok());
+    }
+
+    /// Decodes `wire` fed to the decoder `step` bytes at a time.
+    fn dechunk(wire: &[u8], step: usize) -> Result<(Vec<u8>, bool), H1Error> {
+        let mut state = Chunked::Size;
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for piece in wire.chunks(step) {
+            buf.extend_from_slice(piece);
+            loop {
+                match state.step(&mut buf)? {
+                    Step::Data(d) => out.extend_from_slice(&d),
+                    Step::NeedMore => break,
+                    Step::Done => return Ok((out, buf.is_empty())),
+                }
+            }
+        }
+        Err(H1Error::Invalid("incomplete"))
+    }
+
+    #[test]
+    fn chunked_bodies_decode_whatever_the_read_boundaries() {
+        let wire =
+            b"5;ext=1\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-Trailer: t\r\n\r\n";
+        for step in [1, 2, 3, 7, wire.len()] {
+            let (data, clean) = dechunk(wire, step).unwrap();
+            assert_eq!(data, b"helloabcdefghijklmnopqrstuvwxyz", "step {step}");
+            assert!(clean, "nothing left over");
+        }
+        for bad in [
+            &b"g\r\n"[..],
+            b"\r\n",
+            b"5 x\r\nhello\r\n0\r\n\r\n",
+            b"5\r\nhelloXX0\r\n\r\n",
+            b"1000000000000000\r\n",
+        ] {
+            assert!(
+                matches!(dechunk(bad, 1), Err(H1Error::Invalid(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let long = vec![b'1'; MAX_LINE + 2];
+        assert!(matches!(dechunk(&long, 64), Err(H1Error::Invalid(_))));
+    }
+
+    /// A one-connection instance: reads one request head (and `body_len` more bytes), answers
+    /// `response`, and hands back what it read.
+    async fn instance(
+        response: &'static [u8],
+        body_len: usize,
+        then_close: bool,
+    ) -> (std::net::SocketAddr, tokio::task::JoinHandle<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = s.read(&mut buf).await.unwrap();
+                got.extend_from_slice(&buf[..n]);
+                if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                    if got.len() >= at + 4 + body_len || n == 0 {
+                        break;
+                    }
+                }
+                assert!(n > 0, "request incomplete");
+            }
+            s.write_all(response).await.unwrap();
+            if then_close {
+                drop(s);
+            } else {
+                // Keep the connection open until the test ends.
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            }
+            got
+        });
+        (addr, task)
+    }
+
+    async fn connect(addr: std::net::SocketAddr) -> Connection {
+        let d = crate::deadline::Deadlines::new();
+        Connection::new(TcpStream::connect(addr).await.unwrap(), d.watch())
+    }
+
+    async fn collect(resp: Response<Body>) -> (Vec<u8>, Option<Connection>) {
+        let mut body = resp.into_body();
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            out.extend_from_slice(&frame.unwrap().into_data().unwrap());
+        }
+        (out, body.into_reusable())
+    }
+
+    fn get<'a>(headers: &'a HeaderMap) -> Outgoing<'a> {
+        Outgoing {
+            method: &Method::GET,
+            target: "/a?b=1",
+            headers,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_and_its_chunked_response_over_a_socket() {
+        let (addr, peer) = instance(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Up: 1\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+            0,
+            false,
+        )
+        .await;
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("svc"));
+        headers.append("x-many", HeaderValue::from_static("1"));
+        headers.append("x-many", HeaderValue::from_static("2"));
+        let resp = connect(addr)
+            .await
+            .send(get(&headers), None, crate::deadline::NONE)
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["x-up"], "1");
+        let (body, reusable) = collect(resp).await;
+        assert_eq!(body, b"abc");
+        let conn = reusable.expect("kept alive and read to the end");
+        assert!(conn.is_open());
+        peer.abort();
+    }
+
+    #[tokio::test]
+    async fn request_lines_and_header_fields_are_sent_as_given() {
+        let (addr, peer) = instance(b"HTTP/1.1 204 No Content\r\n\r\n", 0, true).await;
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("svc"));
+        headers.append("x-many", HeaderValue::from_static("1"));
+        headers.append("x-many", HeaderValue::from_static("2"));
+        let resp = connect(addr)
+            .await
+            .send(get(&headers), None, crate::deadline::NONE)
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        assert!(http_body::Body::is_end_stream(resp.body()));
+        let sent = String::from_utf8(peer.await.unwrap()).unwrap();
+        assert_eq!(
+            sent,
+            "GET /a?b=1 HTTP/1.1\r\nhost: svc\r\nx-many: 1\r\nx-many: 2\r\n\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn close_delimited_bodies_end_at_close_and_are_not_reused() {
+        let (addr, _peer) = instance(b"HTTP/1.0 200 OK\r\n\r\nall of it", 0, true).await;
+        let headers = HeaderMap::new();
+        let resp = connect(addr)
+            .await
+            .send(get(&headers), None, crate::deadline::NONE)
+            .await
+            .unwrap();
+        let (body, reusable) = collect(resp).await;
+        assert_eq!(body, b"all of it");
+        assert!(reusable.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_is_an_error_and_the_connection_is_dropped() {
+        let (addr, _peer) =
+            instance(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0, true).await;
+        let headers = HeaderMap::new();
+        let resp = connect(addr)
+            .await
+            .send(get(&headers), None, crate::deadline::NONE)
+            .await
+            .unwrap();
+        let mut body = resp.into_body();
+        assert_eq!(
+            &body.frame().await.unwrap().unwrap().into_data().unwrap()[..],
+            b"abc"
+        );
+        assert!(matches!(
+            body.frame().await,
+            Some(Err(H1Error::Closed { partial: true, .. }))
+        ));
+        assert!(body.into_reusable().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_silent_close_is_reported_as_closed_without_a_response() {
+        let (addr, _peer) = instance(b"", 0, true).await;
+        let headers = HeaderMap::new();
+        let err = connect(addr)
+            .await
+            .send(get(&headers), None, crate::deadline::NONE)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, H1Error::Closed { partial: false, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_idle_connection_is_not_open() {
+        let (addr, peer) = instance(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0, true).await;
+        let headers = HeaderMap::new();
+        let resp = connect(addr)
+            .await
+            .send(get(&headers), None, crate::deadline::NONE)
+            .await
+            .unwrap();
+        let (_, conn) = collect(resp).await;
+        let conn = conn.expect("the response allowed keep-alive");
+        peer.await.unwrap();
+        // The reactor learns of the close asynchronously.
+        let mut open = true;
+        for _ in 0..200 {
+            open = conn.is_open();
+            if !open {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(!open, "the instance's close is seen");
+    }
+
+    #[tokio::test]
+    async fn the_deadline_cuts_off_a_response_that_does_not_come() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _peer = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(s);
+        });
+        let d = crate::deadline::Deadlines::new();
+        let conn = Connection::new(TcpStream::connect(addr).await.unwrap(), d.watch());
+        let deadline = d.deadline(std::time::Instant::now(), Duration::from_millis(50));
+        let sweeper = tokio::spawn(crate::deadline::Deadlines::run(
+            Arc::downgrade(&d),
+            Duration::from_millis(5),
+        ));
+        let headers = HeaderMap::new();
+        let started = std::time::Instant::now();
+        let err = conn.send(get(&headers), None, deadline).await.unwrap_err();
+        assert!(matches!(err, H1Error::Timeout), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        sweeper.abort();
+    }
+}
