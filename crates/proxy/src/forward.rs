@@ -338,7 +338,7 @@ mod tests {
     /// Every request's future is moved a few times on its way into hyper's dispatcher (each
     /// move a `memcpy` of its full size), so it must stay small: cold paths (connects, the
     /// batch window, a resend on a fresh connection) are boxed. It was 5.7 KB before they were,
-    /// 2.1 KB after.
+    /// 2.1 KB after, and 1.9 KB once the upstream exchange was the proxy's own (debug build).
     #[test]
     fn request_future_stays_small() {
         let handle = returned_size(|f: Arc<Forwarder>, req: Request<Incoming>, peer: Peer| {
@@ -350,9 +350,9 @@ mod tests {
             },
         );
         assert!(
-            handle <= 2304,
+            handle <= 2048,
             "Forwarder::handle's future is {handle} bytes"
         );
-        assert!(exchange <= 1536, "exchange's future is {exchange} bytes");
+        assert!(exchange <= 1280, "exchange's future is {exchange} bytes");
     }
 }

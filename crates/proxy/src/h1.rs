@@ -24,7 +24,7 @@ use std::task::{ready, Context, Poll};
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH};
 use http::{Method, Response, StatusCode, Version};
-use http_body::{Frame, SizeHint};
+use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 use smallvec::SmallVec;
 use tokio::io::AsyncWriteExt;
@@ -166,8 +166,18 @@ impl Connection {
         body: Option<hyper::body::Incoming>,
         head_only: bool,
     ) -> Result<Head, H1Error> {
-        let chunked = body.is_some() && !req.headers.contains_key(CONTENT_LENGTH);
-        encode_head(&mut self.write, &req, chunked);
+        // The body's framing is decided by what the client's side of the proxy knows of its
+        // length, never by a Content-Length field alone: a client's field that disagrees with
+        // how its body was framed must not reach the instance (request smuggling).
+        let length = match &body {
+            None => BodyLength::None,
+            Some(b) => b
+                .size_hint()
+                .exact()
+                .map_or(BodyLength::Chunked, BodyLength::Exact),
+        };
+        encode_head(&mut self.write, &req, length);
+        let chunked = length == BodyLength::Chunked;
         let at_write = |e: std::io::Error| match e.kind() {
             std::io::ErrorKind::BrokenPipe
             | std::io::ErrorKind::ConnectionReset
@@ -250,21 +260,40 @@ impl Connection {
     }
 }
 
-/// Writes the request line and header fields of `req` into `buf` (cleared first).
-fn encode_head(buf: &mut Vec<u8>, req: &Outgoing<'_>, chunked: bool) {
+/// How a request's body is framed towards the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyLength {
+    /// No body: the client's header fields are sent as they are.
+    None,
+    /// This many bytes, sent with exactly one `Content-Length` of that value.
+    Exact(u64),
+    /// Unknown: chunked, without `Content-Length`.
+    Chunked,
+}
+
+/// Writes the request line and header fields of `req` into `buf` (cleared first), framed as
+/// `length` says.
+fn encode_head(buf: &mut Vec<u8>, req: &Outgoing<'_>, length: BodyLength) {
     buf.clear();
     buf.extend_from_slice(req.method.as_str().as_bytes());
     buf.push(b' ');
     buf.extend_from_slice(req.target.as_bytes());
     buf.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in req.headers {
+        if length != BodyLength::None && name == CONTENT_LENGTH {
+            continue;
+        }
         buf.extend_from_slice(name.as_str().as_bytes());
         buf.extend_from_slice(b": ");
         buf.extend_from_slice(value.as_bytes());
         buf.extend_from_slice(b"\r\n");
     }
-    if chunked {
-        buf.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    match length {
+        BodyLength::None => {}
+        BodyLength::Exact(n) => {
+            buf.extend_from_slice(format!("content-length: {n}\r\n").as_bytes());
+        }
+        BodyLength::Chunked => buf.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
     buf.extend_from_slice(b"\r\n");
 }

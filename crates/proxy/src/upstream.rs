@@ -363,6 +363,10 @@ mod tests {
                 &b"POST /up HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\n\r\nhello"[..],
             ),
             (
+                b"POST /up HTTP/1.1\r\nhost: a\r\ncontent-length: 00005\r\n\r\nhello",
+                b"POST /up HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\n\r\nhello",
+            ),
+            (
                 b"POST /up HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
                 b"POST /up HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
             ),
