@@ -12,6 +12,10 @@
 //! close-delimited bodies, interim 1xx responses, bodiless responses (HEAD, 204, 304),
 //! keep-alive by version and `Connection`, and limits on head and chunk-line sizes.
 //!
+//! A request body is written in full before the response is read, as NGINX does (there with
+//! request buffering): an instance that answers early and closes while the body is still
+//! coming gets the request a 502.
+//!
 //! Not supported, by design of the proxy rather than of this module: upgrades (101; `Upgrade`
 //! is a hop-by-hop header and is never forwarded) and response trailers (read and dropped, as
 //! hyper's HTTP/1 server would not send them to a client that did not ask).
