@@ -895,6 +895,17 @@ mod tests {
         (out, body.into_reusable())
     }
 
+    /// `GET /a?b=1` with `headers` on a new connection to `addr`, without a deadline.
+    async fn send_get(
+        addr: std::net::SocketAddr,
+        headers: &HeaderMap,
+    ) -> Result<Response<Body>, H1Error> {
+        connect(addr)
+            .await
+            .send(get(headers), None, crate::deadline::NONE)
+            .await
+    }
+
     fn get<'a>(headers: &'a HeaderMap) -> Outgoing<'a> {
         Outgoing {
             method: &Method::GET,
@@ -915,11 +926,7 @@ mod tests {
         headers.insert("host", HeaderValue::from_static("svc"));
         headers.append("x-many", HeaderValue::from_static("1"));
         headers.append("x-many", HeaderValue::from_static("2"));
-        let resp = connect(addr)
-            .await
-            .send(get(&headers), None, crate::deadline::NONE)
-            .await
-            .unwrap();
+        let resp = send_get(addr, &headers).await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(resp.headers()["x-up"], "1");
         let (body, reusable) = collect(resp).await;
@@ -936,11 +943,7 @@ mod tests {
         headers.insert("host", HeaderValue::from_static("svc"));
         headers.append("x-many", HeaderValue::from_static("1"));
         headers.append("x-many", HeaderValue::from_static("2"));
-        let resp = connect(addr)
-            .await
-            .send(get(&headers), None, crate::deadline::NONE)
-            .await
-            .unwrap();
+        let resp = send_get(addr, &headers).await.unwrap();
         assert_eq!(resp.status(), StatusCode::NO_CONTENT);
         assert!(http_body::Body::is_end_stream(resp.body()));
         let sent = String::from_utf8(peer.await.unwrap()).unwrap();
@@ -954,11 +957,7 @@ mod tests {
     async fn close_delimited_bodies_end_at_close_and_are_not_reused() {
         let (addr, _peer) = instance(b"HTTP/1.0 200 OK\r\n\r\nall of it", 0, true).await;
         let headers = HeaderMap::new();
-        let resp = connect(addr)
-            .await
-            .send(get(&headers), None, crate::deadline::NONE)
-            .await
-            .unwrap();
+        let resp = send_get(addr, &headers).await.unwrap();
         let (body, reusable) = collect(resp).await;
         assert_eq!(body, b"all of it");
         assert!(reusable.is_none());
@@ -969,11 +968,7 @@ mod tests {
         let (addr, _peer) =
             instance(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0, true).await;
         let headers = HeaderMap::new();
-        let resp = connect(addr)
-            .await
-            .send(get(&headers), None, crate::deadline::NONE)
-            .await
-            .unwrap();
+        let resp = send_get(addr, &headers).await.unwrap();
         let mut body = resp.into_body();
         assert_eq!(
             &body.frame().await.unwrap().unwrap().into_data().unwrap()[..],
@@ -990,11 +985,7 @@ mod tests {
     async fn a_silent_close_is_reported_as_closed_without_a_response() {
         let (addr, _peer) = instance(b"", 0, true).await;
         let headers = HeaderMap::new();
-        let err = connect(addr)
-            .await
-            .send(get(&headers), None, crate::deadline::NONE)
-            .await
-            .unwrap_err();
+        let err = send_get(addr, &headers).await.unwrap_err();
         assert!(
             matches!(err, H1Error::Closed { partial: false, .. }),
             "{err:?}"
@@ -1005,11 +996,7 @@ mod tests {
     async fn a_closed_idle_connection_is_not_open() {
         let (addr, peer) = instance(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0, true).await;
         let headers = HeaderMap::new();
-        let resp = connect(addr)
-            .await
-            .send(get(&headers), None, crate::deadline::NONE)
-            .await
-            .unwrap();
+        let resp = send_get(addr, &headers).await.unwrap();
         let (_, conn) = collect(resp).await;
         let conn = conn.expect("the response allowed keep-alive");
         peer.await.unwrap();
