@@ -141,6 +141,22 @@ impl Forecaster for Learner {
             _ => None,
         }
     }
+
+    fn quantiles(&self) -> Vec<f64> {
+        match self {
+            Learner::Fixed(m) => m.quantiles(),
+            Learner::Online(m) => m.quantiles(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn forecast_quantiles(&mut self, horizon: usize) -> Option<Vec<Vec<f64>>> {
+        match self {
+            Learner::Fixed(m) => m.forecast_quantiles(horizon),
+            Learner::Online(m) => m.forecast_quantiles(horizon),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod model;
 pub mod online;
 pub mod pipeline;
 pub mod prep;
+pub mod seasonal_quantile;
 pub mod series;
 
 pub use anomaly::{AnomalyConfig, Detector};
@@ -26,6 +27,7 @@ pub use lstm::{Lstm, LstmConfig, ModelError};
 pub use model::Forecaster;
 pub use online::{OnlineLstm, RetrainPolicy};
 pub use pipeline::{Dataset, PrepConfig};
+pub use seasonal_quantile::SeasonalQuantile;
 pub use series::{Aggregate, Series, SeriesError};
 
 /// candle's CPU matmul asks for its thread count on every call and, without `RAYON_NUM_THREADS`,

@@ -20,7 +20,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::model::Forecaster;
-use crate::prep::{calendar, MinMax};
+use crate::prep::{calendar, hour_phase, MinMax};
 
 mod net;
 use net::{names, Net};
@@ -53,6 +53,14 @@ pub struct LstmConfig {
     pub stride: usize,
     /// Add time of day and day of week (sin/cos) to the input.
     pub calendar: bool,
+    /// Add the minute of the hour (sin/cos) to the input: bursts that recur at fixed minutes
+    /// past the hour. (Absent in models saved before it existed: off.)
+    pub hour_of_day_minute: bool,
+    /// Forecast these quantiles (0–1, increasing) with a pinball-loss head instead of one
+    /// value with `loss`; empty: a point forecast. The median (or the quantile nearest it) is
+    /// the point forecast; the others give the planner its upper band. (Absent in models saved
+    /// before it existed: empty.)
+    pub quantiles: Vec<f64>,
     /// Training loss on scaled values: `mse` (the paper's) or `mae` (targets the median, which
     /// is what MAE rewards on spiky traffic).
     pub loss: Loss,
@@ -73,6 +81,8 @@ impl Default for LstmConfig {
             patience: 3,
             stride: 2,
             calendar: true,
+            hour_of_day_minute: true,
+            quantiles: vec![0.5, 0.9, 0.95, 0.99],
             loss: Loss::Mae,
             seed: 42,
         }
@@ -96,6 +106,24 @@ impl LstmConfig {
                 return Err(format!("lstm.{k} must be at least 1"));
             }
         }
+        if self.quantiles.len() > 16 {
+            return Err(format!(
+                "lstm.quantiles has {} entries (at most 16)",
+                self.quantiles.len()
+            ));
+        }
+        for (i, q) in self.quantiles.iter().enumerate() {
+            if !(*q > 0.0 && *q < 1.0) {
+                return Err(format!("lstm.quantiles[{i}] must be in (0, 1), got {q}"));
+            }
+            if i > 0 && *q <= self.quantiles[i - 1] {
+                return Err(format!(
+                    "lstm.quantiles must increase: {} after {}",
+                    q,
+                    self.quantiles[i - 1]
+                ));
+            }
+        }
         if !(self.learning_rate > 0.0 && self.learning_rate < 1.0) {
             return Err(format!(
                 "lstm.learning_rate must be in (0, 1), got {}",
@@ -107,7 +135,32 @@ impl LstmConfig {
 
     /// Input columns per step as stored (value, calendar, features).
     fn inputs(&self, features: usize) -> usize {
-        1 + if self.calendar { 4 } else { 0 } + features
+        1 + if self.calendar { 4 } else { 0 }
+            + if self.hour_of_day_minute { 2 } else { 0 }
+            + features
+    }
+
+    /// Output curves: one per quantile, or the point forecast.
+    fn curves(&self) -> usize {
+        self.quantiles.len().max(1)
+    }
+
+    /// The index of the quantile nearest the median (0 for a point model).
+    fn median_curve(&self) -> usize {
+        self.quantiles
+            .iter()
+            .enumerate()
+            .min_by(|a, b| (a.1 - 0.5).abs().total_cmp(&(b.1 - 0.5).abs()))
+            .map_or(0, |(i, _)| i)
+    }
+
+    /// The loss the model is trained and selected on.
+    fn objective(&self, pred: &Tensor, target: &Tensor) -> candle_core::Result<Tensor> {
+        if self.quantiles.is_empty() {
+            self.loss.of(pred, target)
+        } else {
+            pinball(pred, target, &self.quantiles)
+        }
     }
 
     /// Input columns the network sees: the stored ones plus the value relative to the last.
@@ -133,6 +186,21 @@ impl Loss {
             Loss::Mae => (pred - target)?.abs()?.mean_all(),
         }
     }
+}
+
+/// The pinball (quantile) loss of `pred` (batch, Q·horizon; quantile-major) against `target`
+/// (batch, horizon), averaged over quantiles, steps and windows: for quantile q and error
+/// e = target − pred, max(q·e, (q − 1)·e). Its minimiser is the q-quantile.
+pub fn pinball(pred: &Tensor, target: &Tensor, quantiles: &[f64]) -> candle_core::Result<Tensor> {
+    let (b, h) = target.dims2()?;
+    let q = quantiles.len();
+    let pred = pred.reshape((b, q, h))?;
+    let e = target.unsqueeze(1)?.broadcast_sub(&pred)?; // (b, q, h)
+    let qs: Vec<f32> = quantiles.iter().map(|v| *v as f32).collect();
+    let qt = Tensor::from_vec(qs, (1, q, 1), pred.device())?;
+    let over = e.broadcast_mul(&qt)?;
+    let under = e.broadcast_mul(&(qt - 1.0)?)?;
+    over.maximum(&under)?.mean_all()
 }
 
 /// Errors from training, saving and loading models.
@@ -234,6 +302,9 @@ fn input_row(
     out.push(value.scale(v));
     if cfg.calendar {
         out.extend(calendar(time));
+    }
+    if cfg.hour_of_day_minute {
+        out.extend(hour_phase(time));
     }
     for (s, f) in features.iter().zip(feats) {
         out.push(s.scale(*f));
@@ -362,6 +433,10 @@ impl Lstm {
             if name.starts_with("head") {
                 data.iter_mut().for_each(|v| *v *= 0.1);
             }
+            if name == "head.b" && cfg.curves() > 1 {
+                // The quantiles above the first start close together: softplus(−4) ≈ 0.02.
+                data[cfg.horizon..].iter_mut().for_each(|v| *v = -4.0);
+            }
             vars.push((
                 name,
                 Var::from_tensor(&Tensor::from_vec(data, shape, &dev)?)?,
@@ -398,7 +473,7 @@ impl Lstm {
             for (bi, chunk) in train_idx.chunks(cfg.batch_size).enumerate() {
                 let (x, y) = batch(train, chunk, cfg.seq_len, cfg.horizon, &dev)?;
                 let pred = net.forward(&x)?;
-                let loss = cfg.loss.of(&pred, &y)?;
+                let loss = cfg.objective(&pred, &y)?;
                 opt.backward_step(&loss)?;
                 sum += loss.to_scalar::<f32>()? as f64 * chunk.len() as f64;
                 n += chunk.len();
@@ -514,8 +589,14 @@ impl Lstm {
         };
         let text =
             std::fs::read_to_string(&meta_path).map_err(|e| file_err(&meta_path, e.to_string()))?;
-        let probe: serde_json::Value = serde_json::from_str(&text)
+        let mut probe: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| file_err(&meta_path, format!("not JSON: {e}")))?;
+        // Models saved before these keys existed were point forecasters on the daily calendar.
+        if let Some(c) = probe.get_mut("config").and_then(|c| c.as_object_mut()) {
+            c.entry("quantiles").or_insert(serde_json::json!([]));
+            c.entry("hour_of_day_minute")
+                .or_insert(serde_json::json!(false));
+        }
         match probe.get("format_version").and_then(|v| v.as_u64()) {
             Some(v) if v == FORMAT_VERSION as u64 => {}
             Some(v) => {
@@ -580,7 +661,8 @@ impl Lstm {
         Ok(())
     }
 
-    /// Forecasts `horizon` steps from a full input window (oldest first, scaled rows).
+    /// Forecasts every curve (quantile-major, `horizon` of the model each) from a full input
+    /// window (oldest first, scaled rows).
     fn run(&self, rows: &[f32]) -> candle_core::Result<Vec<f32>> {
         let inputs = self.meta.config.inputs(self.meta.features.len());
         let x = Tensor::from_slice(rows, (1, self.meta.config.seq_len, inputs), &Device::Cpu)?;
@@ -599,7 +681,7 @@ fn loss_on(
     for chunk in idx.chunks(512) {
         let (x, y) = batch(data, chunk, cfg.seq_len, cfg.horizon, dev)?;
         let pred = net.forward(&x)?;
-        let l = cfg.loss.of(&pred, &y)?.to_scalar::<f32>()? as f64;
+        let l = cfg.objective(&pred, &y)?.to_scalar::<f32>()? as f64;
         sum += l * chunk.len() as f64;
         n += chunk.len();
     }
@@ -636,17 +718,43 @@ impl Forecaster for Lstm {
     }
 
     fn forecast(&mut self, horizon: usize) -> Option<Vec<f64>> {
+        let median = self.meta.config.median_curve();
+        self.curves(horizon).map(|mut c| c.swap_remove(median))
+    }
+
+    fn quantiles(&self) -> Vec<f64> {
+        self.meta.config.quantiles.clone()
+    }
+
+    fn forecast_quantiles(&mut self, horizon: usize) -> Option<Vec<Vec<f64>>> {
+        if self.meta.config.quantiles.is_empty() {
+            return None;
+        }
+        self.curves(horizon)
+    }
+}
+
+impl Lstm {
+    /// Every output curve for the next `horizon` steps, unscaled; `None` while the window is
+    /// not full or beyond the model's horizon.
+    fn curves(&mut self, horizon: usize) -> Option<Vec<Vec<f64>>> {
         let cfg = &self.meta.config;
         let inputs = cfg.inputs(self.meta.features.len());
         if self.window.len() < cfg.seq_len * inputs || horizon > cfg.horizon {
             return None;
         }
+        let h = cfg.horizon;
         self.window.make_contiguous();
         let out = self.run(self.window.as_slices().0).ok()?;
         Some(
-            out.iter()
-                .take(horizon)
-                .map(|v| self.meta.value_scaler.unscale(*v as f64).max(0.0))
+            out.chunks(h)
+                .map(|curve| {
+                    curve
+                        .iter()
+                        .take(horizon)
+                        .map(|v| self.meta.value_scaler.unscale(*v as f64).max(0.0))
+                        .collect()
+                })
                 .collect(),
         )
     }

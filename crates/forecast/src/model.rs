@@ -16,6 +16,16 @@ pub trait Forecaster: Send {
     /// The forecast for the `horizon` steps after the last observed one, or `None` while the
     /// model has not seen enough history.
     fn forecast(&mut self, horizon: usize) -> Option<Vec<f64>>;
+    /// The quantiles (0–1, increasing) that [`Forecaster::forecast_quantiles`] gives; empty
+    /// for a point forecaster.
+    fn quantiles(&self) -> Vec<f64> {
+        Vec::new()
+    }
+    /// One forecast per quantile of [`Forecaster::quantiles`] (each `horizon` steps, never
+    /// crossing), or `None` for a point forecaster or while not ready.
+    fn forecast_quantiles(&mut self, _horizon: usize) -> Option<Vec<Vec<f64>>> {
+        None
+    }
 }
 
 /// The last `capacity` contiguous observations; cleared on a gap.

@@ -211,6 +211,14 @@ impl Forecaster for OnlineLstm {
     fn forecast(&mut self, horizon: usize) -> Option<Vec<f64>> {
         self.model.forecast(horizon)
     }
+
+    fn quantiles(&self) -> Vec<f64> {
+        self.model.quantiles()
+    }
+
+    fn forecast_quantiles(&mut self, horizon: usize) -> Option<Vec<Vec<f64>>> {
+        self.model.forecast_quantiles(horizon)
+    }
 }
 
 #[cfg(test)]

@@ -136,6 +136,13 @@ pub fn calendar(t: i64) -> [f64; 4] {
     ]
 }
 
+/// Minute of the hour as sin/cos: recurring bursts at fixed minutes past the hour.
+pub fn hour_phase(t: i64) -> [f64; 2] {
+    let hour = t.rem_euclid(3_600) as f64 / 3_600.0;
+    let a = std::f64::consts::TAU * hour;
+    [a.sin(), a.cos()]
+}
+
 /// A chronological split of step indices `[0, n)`: train, validation, test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Split {

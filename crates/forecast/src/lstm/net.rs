@@ -18,6 +18,9 @@ pub(super) struct Net {
     head_w: Tensor,
     head_b: Tensor,
     hidden: usize,
+    horizon: usize,
+    /// Output curves (quantiles, or 1 for a point forecast).
+    curves: usize,
 }
 
 pub(super) fn names(layers: usize) -> Vec<String> {
@@ -42,8 +45,9 @@ impl Net {
             out.push((format!("lstm.{l}.w_hh"), vec![h, 4 * h]));
             out.push((format!("lstm.{l}.b"), vec![4 * h]));
         }
-        out.push(("head.w".into(), vec![h, cfg.horizon]));
-        out.push(("head.b".into(), vec![cfg.horizon]));
+        let outputs = cfg.horizon * cfg.curves();
+        out.push(("head.w".into(), vec![h, outputs]));
+        out.push(("head.b".into(), vec![outputs]));
         out
     }
 
@@ -66,10 +70,14 @@ impl Net {
             head_w: get("head.w")?,
             head_b: get("head.b")?,
             hidden: cfg.hidden,
+            horizon: cfg.horizon,
+            curves: cfg.curves(),
         })
     }
 
-    /// `x`: (batch, seq, inputs) → (batch, horizon), as a correction to the last scaled value.
+    /// `x`: (batch, seq, inputs) → (batch, curves × horizon), as a correction to the last
+    /// scaled value. With several curves (quantiles), the first is free and each next one is
+    /// the previous plus a softplus, so the quantiles never cross.
     pub(super) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let hd = self.hidden;
@@ -107,6 +115,17 @@ impl Net {
             }
         }
         let y = h.matmul(&self.head_w)?.broadcast_add(&self.head_b)?;
+        let y = if self.curves > 1 {
+            let y = y.reshape((b, self.curves, self.horizon))?;
+            let first = y.narrow(1, 0, 1)?;
+            let steps = y.narrow(1, 1, self.curves - 1)?;
+            // softplus(x) = ln(1 + e^x), computed as max(x, 0) + ln(1 + e^-|x|) (no overflow).
+            let softplus = (steps.relu()? + ((steps.abs()?.neg()?.exp()? + 1.0)?.log()?))?;
+            let ordered = Tensor::cat(&[&first, &softplus], 1)?.cumsum(1)?;
+            ordered.reshape((b, self.curves * self.horizon))?
+        } else {
+            y
+        };
         y.broadcast_add(&last_value.squeeze(1)?)
     }
 }

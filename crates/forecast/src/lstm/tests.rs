@@ -165,3 +165,102 @@ fn too_little_data_is_an_error_not_a_panic() {
     .to_string();
     assert!(e.contains("too little training data"), "{e}");
 }
+
+#[test]
+fn pinball_loss_is_the_quantile_weighted_absolute_error() {
+    let dev = Device::Cpu;
+    // One window, one step; quantiles 0.1 and 0.9 both predicting 10, the target 14:
+    // under-forecast by 4 → 0.1·4 = 0.4 and 0.9·4 = 3.6, mean 2.0.
+    let pred = Tensor::from_vec(vec![10f32, 10.0], (1, 2), &dev).unwrap();
+    let target = Tensor::from_vec(vec![14f32], (1, 1), &dev).unwrap();
+    let l = pinball(&pred, &target, &[0.1, 0.9])
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!((l - 2.0).abs() < 1e-6, "{l}");
+    // Over-forecast by 4 → 0.9·4 and 0.1·4: the same mean, the weights swapped.
+    let target = Tensor::from_vec(vec![6f32], (1, 1), &dev).unwrap();
+    let l = pinball(&pred, &target, &[0.1, 0.9])
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!((l - 2.0).abs() < 1e-6, "{l}");
+    let exact = Tensor::from_vec(vec![10f32], (1, 1), &dev).unwrap();
+    let l = pinball(&pred, &exact, &[0.5, 0.99])
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert_eq!(l, 0.0);
+}
+
+#[test]
+fn quantile_forecasts_are_ordered_and_cover_more_the_higher_they_are() {
+    crate::init_threads();
+    let ds = Dataset::new(series(), &PrepConfig::default()).unwrap();
+    let cfg = LstmConfig {
+        quantiles: vec![0.1, 0.5, 0.9],
+        ..small()
+    };
+    let mut m = train(&cfg, &ds);
+    assert_eq!(m.quantiles(), vec![0.1, 0.5, 0.9]);
+    // Walk the test part: each quantile's coverage (actual ≤ forecast one step ahead).
+    let split = ds.report.split;
+    let mut covered = [0usize; 3];
+    let mut n = 0;
+    for i in split.val_end - 20..ds.series.values.len() {
+        let v = ds.series.values[i].unwrap();
+        if i >= split.val_end {
+            let curves = m.forecast_quantiles(1).expect("warm");
+            assert_eq!(curves.len(), 3);
+            assert!(
+                curves[0][0] <= curves[1][0] && curves[1][0] <= curves[2][0],
+                "quantiles cross: {curves:?}"
+            );
+            assert_eq!(
+                m.forecast(1).unwrap()[0],
+                curves[1][0],
+                "the point forecast is the median"
+            );
+            for (k, c) in curves.iter().enumerate() {
+                covered[k] += usize::from(v <= c[0]);
+            }
+            n += 1;
+        }
+        m.observe(ds.series.time(i), v, &[]);
+    }
+    assert!(
+        covered[0] < covered[1] && covered[1] < covered[2],
+        "{covered:?} of {n}"
+    );
+    assert!(
+        covered[2] as f64 / n as f64 >= 0.7,
+        "the 0.9 curve covers {covered:?} of {n}"
+    );
+}
+
+#[test]
+fn models_saved_before_quantiles_load_as_point_forecasters() {
+    crate::init_threads();
+    let ds = Dataset::new(series(), &PrepConfig::default()).unwrap();
+    let cfg = LstmConfig {
+        quantiles: Vec::new(),
+        hour_of_day_minute: false,
+        epochs: 1,
+        ..small()
+    };
+    let m = train(&cfg, &ds);
+    let dir = std::env::temp_dir().join(format!("foresight-old-model-{}", std::process::id()));
+    m.save(&dir).unwrap();
+    // Remove the keys that older versions did not write.
+    let path = dir.join("model.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let c = v["config"].as_object_mut().unwrap();
+    c.remove("quantiles");
+    c.remove("hour_of_day_minute");
+    std::fs::write(&path, v.to_string()).unwrap();
+    let mut old = Lstm::load(&dir).unwrap();
+    assert!(old.quantiles().is_empty());
+    assert!(old.forecast_quantiles(1).is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
