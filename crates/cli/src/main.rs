@@ -6,6 +6,7 @@ mod demo;
 mod demo_balancing;
 mod experiment;
 mod forecast;
+mod generate;
 mod loadgen;
 mod plot;
 mod simulate;
@@ -55,6 +56,9 @@ enum Command {
     Loadgen(loadgen::LoadgenArgs),
     /// Compare static, reactive (HPA) and predictive scaling on a replayed trace, in simulation.
     Experiment(experiment::ExperimentArgs),
+    /// Write a synthetic per-minute trace (`minute,count` CSV).
+    #[command(subcommand)]
+    Generate(generate::GenerateCommand),
 }
 
 #[derive(Args)]
@@ -303,7 +307,15 @@ pub(crate) fn failure(e: impl std::fmt::Display) -> ExitCode {
 fn main() -> ExitCode {
     // Before any thread exists: candle's CPU kernels read this on every call.
     foresight_forecast::init_threads();
-    let cli = Cli::parse();
+    // A bad flag is a usage error (64, as for bad configuration), not clap's default 2.
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::from(EX_USAGE);
+        }
+        Err(e) => e.exit(),
+    };
     // The demo prints its own progress; the proxy's info logs would bury it.
     init_logging(
         if matches!(cli.command, Command::Demo(_) | Command::Loadgen(_)) {
@@ -321,6 +333,7 @@ fn main() -> ExitCode {
         Command::Train(a) => forecast::train(a),
         Command::Forecast(c) => forecast::forecast(c),
         Command::Experiment(a) => experiment::run(a),
+        Command::Generate(c) => generate::run(c),
         Command::Loadgen(a) => loadgen::run(a),
     }
 }

@@ -10,8 +10,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod bursts;
 mod profile;
 mod trace;
 
+pub use bursts::RecurringBursts;
 pub use profile::Profile;
 pub use trace::{missing_runs, Gap, Trace, TraceError};
