@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use foresight_control::{ActuatorKind, ControlConfig, ForecasterKind, PolicyKind};
+use foresight_control::{ActuatorKind, ControlConfig, ForecasterSpec, PolicySpec};
 use foresight_loadgen::{Arrivals, Hooks, Mode, Plan, Report};
 use foresight_proxy::config::RawConfig;
 use foresight_workload::{Profile, Trace};
@@ -150,15 +150,11 @@ fn prepare(dir: &Path) -> anyhow::Result<Data> {
 fn control_config(policy: &str, args: &DemoArgs, data: &Data) -> anyhow::Result<ControlConfig> {
     let compress = args.minute.as_secs_f64() / 60.0;
     let live = |trace_secs: f64| Duration::from_secs_f64(trace_secs * compress);
-    let policy_kind = match policy {
-        "hpa" => PolicyKind::Hpa,
-        "hybrid" => PolicyKind::Hybrid,
-        "predictive" => PolicyKind::Predictive,
-        "cost-optimal" => PolicyKind::CostOptimal,
-        "static" => PolicyKind::Static,
-        other => anyhow::bail!(
-            "invalid value `{other}` for `--policies`: expected hpa, hybrid, predictive, cost-optimal or static"
+    let policy_kind = match policy.parse::<PolicySpec>() {
+        Ok(PolicySpec::Oracle) | Err(_) => anyhow::bail!(
+            "invalid value `{policy}` for `--policies`: expected hpa, hybrid, predictive, cost-optimal or static"
         ),
+        Ok(p) => p,
     };
     let capacity = f64::from(WORKERS) * 1000.0 / SERVICE_MS;
     Ok(ControlConfig {
@@ -166,9 +162,9 @@ fn control_config(policy: &str, args: &DemoArgs, data: &Data) -> anyhow::Result<
         interval: live(15.0).max(Duration::from_millis(100)),
         step: args.minute,
         model_step: Duration::from_secs(60),
-        policy: policy_kind.clone(),
+        policy: policy_kind,
         // `static` holds `min`: enough for the peak at 70%.
-        min: if policy_kind == PolicyKind::Static {
+        min: if policy_kind == PolicySpec::Static {
             (args.peak_rps / (capacity * 0.7)).ceil() as usize
         } else {
             1
@@ -185,11 +181,13 @@ fn control_config(policy: &str, args: &DemoArgs, data: &Data) -> anyhow::Result<
         lead: live(args.provision.as_secs_f64() + 60.0),
         margin: live(120.0),
         stabilisation: live(300.0),
-        forecaster: if policy_kind == PolicyKind::Hpa || policy_kind == PolicyKind::Static {
-            ForecasterKind::None
+        forecaster: if policy_kind == PolicySpec::Hpa || policy_kind == PolicySpec::Static {
+            ForecasterSpec::None
         } else {
-            ForecasterKind::Lstm(Some(data.model.clone()))
+            ForecasterSpec::Lstm
         },
+        model: Some(data.model.clone()),
+        quantile: foresight_autoscale::UPPER_QUANTILE,
         history: Some(data.history.clone()),
         // Live requests per step for one history count.
         history_scale: args.peak_rps * args.minute.as_secs_f64() / data.max,

@@ -7,14 +7,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use clap::Args;
+use foresight_autoscale::{
+    Autoscaler, ForecasterSpec, Foresight, PolicyParams, PolicySpec, Sample, Settings, StepClock,
+};
 use foresight_balance::Algorithm;
 use foresight_core::dist::Distribution;
 use foresight_forecast::pipeline::Dataset;
-use foresight_forecast::{AnomalyConfig, Detector, ForecastConfig, Forecaster, Lstm, Series};
-use foresight_scale::{
-    CostOptimal, Governor, Hpa, HpaConfig, Hybrid, InstanceModel, Limits, Observation, Policy,
-    Predictive, PredictiveConfig, Static,
-};
+use foresight_forecast::{ForecastConfig, Forecaster, Lstm, Series};
+use foresight_scale::{HpaConfig, InstanceModel, Limits, PredictiveConfig};
 use foresight_sim::{Controller, InstanceSpec, PoolView, RequestClass, Scaling, Scenario, Tick};
 use foresight_workload::Profile;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -53,10 +53,14 @@ pub struct ExperimentArgs {
     /// service time follows).
     #[arg(long, default_value_t = 20.0)]
     capacity_rps: f64,
-    /// Forecaster for the predictive policies: lstm, holt-winters, moving-average or
-    /// persistence.
+    /// Forecaster for the predictive policies: lstm, holt-winters, moving-average,
+    /// persistence, seasonal-naive or seasonal-quantile.
     #[arg(long, default_value = "lstm")]
-    forecaster: String,
+    forecaster: ForecasterSpec,
+    /// Plan for this quantile of the forecast's realised errors above the expected rate (the
+    /// band the predictive policies add).
+    #[arg(long, default_value_t = foresight_autoscale::UPPER_QUANTILE)]
+    quantile: f64,
     /// Cost of one instance-hour (C_VM).
     #[arg(long, default_value_t = 1.0)]
     cost_per_hour: f64,
@@ -66,10 +70,10 @@ pub struct ExperimentArgs {
     /// Seed of arrivals, sizes and training.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Run only these policies (comma-separated): static-peak, static-mean, hpa, predictive,
-    /// hybrid, cost-optimal, oracle [default: all].
+    /// Run only these policies (comma-separated): static-peak, static-mean, static, hpa,
+    /// predictive, hybrid, cost-optimal, oracle [default: all].
     #[arg(long, value_delimiter = ',')]
-    policies: Vec<String>,
+    policies: Vec<Selected>,
     /// Skip the knob sweep (defaults only).
     #[arg(long)]
     no_sweep: bool,
@@ -81,21 +85,35 @@ pub struct ExperimentArgs {
 const WORKERS: u32 = 4;
 const TICK: Duration = Duration::from_secs(15);
 
+/// A policy named on the command line: any [`PolicySpec`], or one of the two static sizes.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Kind {
-    Static,
-    Hpa,
-    Predictive,
-    Hybrid,
-    CostOptimal,
-    Oracle,
+enum Selected {
+    Spec(PolicySpec),
+    StaticPeak,
+    StaticMean,
+}
+
+impl std::str::FromStr for Selected {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "static-peak" => Ok(Selected::StaticPeak),
+            "static-mean" => Ok(Selected::StaticMean),
+            other => other.parse().map(Selected::Spec).map_err(|e| {
+                format!(
+                    "unknown policy `{other}` (expected static-peak, static-mean, {})",
+                    e.expected
+                )
+            }),
+        }
+    }
 }
 
 /// One run to do: a policy at one knob value.
 #[derive(Clone, Debug)]
 struct Job {
     name: String,
-    kind: Kind,
+    kind: PolicySpec,
     knob: f64,
     default: bool,
 }
@@ -108,6 +126,12 @@ struct RunResult {
     p95_ms: f64,
     p99_ms: f64,
     p999_ms: f64,
+    /// Mean response time of the served requests.
+    mean_ms: f64,
+    /// Queueing delay (arrival to a worker; a dropped request counts as 60 s).
+    queue_p50_ms: f64,
+    queue_p99_ms: f64,
+    queue_mean_ms: f64,
     slo_attainment: f64,
     dropped: u64,
     arrived: u64,
@@ -134,118 +158,32 @@ struct Setup {
     horizon: usize,
 }
 
-/// The controller: observations per minute for the forecaster, a decision every 15 s.
-struct PolicyController<'a> {
-    governor: Governor,
-    setup: &'a Setup,
-    forecaster: Option<Box<dyn Forecaster>>,
-    oracle: bool,
-    detector: Detector,
-    minute_arrivals: u64,
-    minute: usize,
-    /// Forecast made at the last minute boundary: rates (req/s) for the next minutes.
-    current: Option<Vec<f64>>,
-    /// (minute index, forecast for it) awaiting the actual, for the anomaly detector.
-    pending: std::collections::VecDeque<(usize, f64)>,
-    lead_minutes: usize,
-    recorded: Vec<(f64, f64)>,
-    /// Realised errors (actual − forecast, req/s) at the planning lead, most recent last.
-    residuals: std::collections::VecDeque<f64>,
+/// The simulator's seat for the autoscaler: what the pool showed in, the count out.
+struct SimController {
+    autoscaler: Autoscaler,
 }
 
-/// The forecast is the expected rate; sizing for it leaves every above-average minute short.
-/// The controller plans for its upper band instead: the forecast plus this quantile of the
-/// last [`RESIDUAL_WINDOW`] realised errors at the planning lead (past errors only).
-const UPPER_QUANTILE: f64 = 0.95;
-const RESIDUAL_WINDOW: usize = 240;
-
-fn upper_band(residuals: &std::collections::VecDeque<f64>) -> f64 {
-    if residuals.len() < 30 {
-        return 0.0;
-    }
-    let mut v: Vec<f64> = residuals.iter().copied().collect();
-    v.sort_by(f64::total_cmp);
-    let k = ((v.len() - 1) as f64 * UPPER_QUANTILE).round() as usize;
-    v[k].max(0.0)
-}
-
-impl PolicyController<'_> {
-    fn on_minute(&mut self) {
-        let s = self.setup;
-        let m = self.minute;
-        let count = self.minute_arrivals as f64 / (60.0 * s.rps_per_count);
-        let t = s.start_time + m as i64 * 60;
-        while self.pending.front().is_some_and(|(at, _)| *at <= m) {
-            let (at, f) = self.pending.pop_front().expect("checked");
-            if at == m {
-                self.detector.update(t, count, f);
-                if self.residuals.len() == RESIDUAL_WINDOW {
-                    self.residuals.pop_front();
-                }
-                self.residuals.push_back((count - f) * s.rps_per_count);
-            }
-        }
-        if let Some(f) = self.forecaster.as_mut() {
-            f.observe(t, count, &[]);
-            let expected: Option<Vec<f64>> = f
-                .forecast(s.horizon)
-                .map(|v| v.iter().map(|c| c * s.rps_per_count).collect());
-            if let Some(fc) = &expected {
-                let k = self.lead_minutes.min(fc.len()).max(1);
-                self.pending.push_back((m + k, fc[k - 1] / s.rps_per_count));
-                self.recorded.push(((m + k) as f64 * 60.0, fc[k - 1]));
-            }
-            let band = upper_band(&self.residuals);
-            self.current = expected.map(|v| v.iter().map(|r| r + band).collect());
-        }
-        self.minute_arrivals = 0;
-        self.minute += 1;
-    }
-}
-
-impl Controller for PolicyController<'_> {
+impl Controller for SimController {
     fn interval(&self) -> Duration {
         TICK
     }
 
     fn decide(&mut self, view: &PoolView) -> usize {
-        self.minute_arrivals += view.arrivals;
-        let now = view.now.as_secs_f64();
-        while now >= (self.minute + 1) as f64 * 60.0 - 1e-6 {
-            self.on_minute();
-        }
-        let into_minute = now - self.minute as f64 * 60.0;
-        let forecast = if self.oracle {
-            let s = self.setup;
-            let from = self.minute;
-            Some(
-                (0..s.horizon.max(12))
-                    .filter_map(|k| {
-                        s.counts
-                            .get(from + k)
-                            .map(|c| ((k as f64 + 1.0) * 60.0 - into_minute, c * s.rps_per_count))
-                    })
-                    .collect::<Vec<_>>(),
-            )
-        } else {
-            self.current.as_ref().map(|fc| {
-                fc.iter()
-                    .enumerate()
-                    .map(|(k, r)| ((k as f64 + 1.0) * 60.0 - into_minute, *r))
-                    .collect()
-            })
-        };
-        let t = self.setup.start_time + now as i64;
-        let obs = Observation {
-            now,
-            ready: view.ready,
-            starting: view.starting,
-            utilisation: view.utilisation,
-            rate: view.arrivals as f64 / view.period.as_secs_f64().max(1e-9),
-            forecast,
-            trusted: self.oracle || self.detector.trustworthy(t),
-        };
-        self.governor.decide(&obs).replicas
+        self.autoscaler.step(&sample_of(view)).decision.replicas
+    }
+}
+
+/// The autoscaler's sample of what the simulated pool showed.
+fn sample_of(view: &PoolView) -> Sample {
+    Sample {
+        now: view.now.as_secs_f64(),
+        period: view.period.as_secs_f64(),
+        arrivals: view.arrivals,
+        utilisation: view.utilisation,
+        queue: view.queue as f64,
+        dropped: view.dropped,
+        ready: view.ready,
+        starting: view.starting,
     }
 }
 
@@ -253,20 +191,19 @@ impl Controller for PolicyController<'_> {
 enum Base {
     Lstm(Box<Lstm>),
     HoltWinters(foresight_forecast::HoltWinters),
-    MovingAverage(foresight_forecast::MovingAverage),
-    Persistence,
-    SeasonalNaive(foresight_forecast::SeasonalNaive),
+    /// Needs no training.
+    Simple(ForecasterSpec),
 }
 
 fn build_forecaster(
-    name: &str,
+    spec: ForecasterSpec,
     ds: &Dataset,
     cfg: &ForecastConfig,
     quiet: bool,
 ) -> Result<Base, String> {
     let horizon = cfg.lstm.horizon;
-    match name {
-        "lstm" => {
+    match spec {
+        ForecasterSpec::Lstm => {
             let (train, val) = ds.prepared(&cfg.lstm);
             let bar = if quiet {
                 ProgressBar::hidden()
@@ -274,9 +211,11 @@ fn build_forecaster(
                 ProgressBar::new(1)
             };
             bar.set_style(
-                ProgressStyle::with_template("training lstm [{bar:30}] {percent:>3}% {elapsed} eta {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "training lstm [{bar:30}] {percent:>3}% {elapsed} eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
             let m = Lstm::train(
                 &cfg.lstm,
@@ -294,93 +233,129 @@ fn build_forecaster(
             bar.finish_and_clear();
             Ok(Base::Lstm(Box::new(m)))
         }
-        "holt-winters" => Ok(Base::HoltWinters(ds.holt_winters(horizon))),
-        "moving-average" => Ok(Base::MovingAverage(ds.moving_average(horizon).1)),
-        "persistence" => Ok(Base::Persistence),
-        "seasonal-naive" => Ok(Base::SeasonalNaive(foresight_forecast::SeasonalNaive::new(
-            "seasonal-naive",
-            ds.series.step,
-            ds.day(),
-        ))),
-        other => Err(format!(
-            "invalid value for `--forecaster`: `{other}` (expected lstm, holt-winters, moving-average, persistence or seasonal-naive)"
-        )),
+        ForecasterSpec::HoltWinters => Ok(Base::HoltWinters(ds.holt_winters(horizon))),
+        ForecasterSpec::MovingAverage { .. } => Ok(Base::Simple(ForecasterSpec::MovingAverage {
+            window: ds.moving_average(horizon).0,
+        })),
+        ForecasterSpec::SeasonalNaive { .. } => Ok(Base::Simple(ForecasterSpec::SeasonalNaive {
+            season: ds.day(),
+        })),
+        ForecasterSpec::SeasonalQuantile {
+            seasons, quantile, ..
+        } => Ok(Base::Simple(ForecasterSpec::SeasonalQuantile {
+            season: ds.day(),
+            seasons,
+            quantile,
+        })),
+        ForecasterSpec::Persistence => Ok(Base::Simple(spec)),
+        ForecasterSpec::None => Err(
+            "invalid value for `--forecaster`: `none` (the predictive policies need one)".into(),
+        ),
     }
 }
 
-fn copy_forecaster(base: &Base) -> Option<Box<dyn Forecaster>> {
-    Some(match base {
-        Base::Lstm(m) => Box::new((**m).clone()),
-        Base::HoltWinters(m) => Box::new(m.clone()),
-        Base::MovingAverage(m) => Box::new(m.clone()),
-        Base::Persistence => Box::new(foresight_forecast::Persistence::new()),
-        Base::SeasonalNaive(m) => Box::new(m.clone()),
-    })
+fn copy_forecaster(base: &Base) -> Option<Box<dyn Forecaster + Send>> {
+    match base {
+        Base::Lstm(m) => Some(Box::new((**m).clone())),
+        Base::HoltWinters(m) => Some(Box::new(m.clone())),
+        Base::Simple(spec) => spec.build_simple(60),
+    }
 }
 
-fn governor_for(job: &Job, a: &ExperimentArgs, setup: &Setup, fname: &str) -> Governor {
-    let lead = a.provision_delay.as_secs_f64();
-    let pcfg = |target: f64| PredictiveConfig {
-        target,
-        lead,
+/// The autoscaler's settings for one job: the policy's defaults with the job's knob.
+fn settings_for(job: &Job, a: &ExperimentArgs, setup: &Setup) -> Settings {
+    let mut params = PolicyParams::new(setup.model);
+    params.predictive = PredictiveConfig {
+        target: if matches!(
+            job.kind,
+            PolicySpec::Predictive | PolicySpec::Hybrid | PolicySpec::Oracle
+        ) {
+            job.knob
+        } else {
+            PredictiveConfig::default().target
+        },
+        lead: a.provision_delay.as_secs_f64(),
         margin: 120.0,
         ..PredictiveConfig::default()
     };
-    let policy: Box<dyn Policy> = match job.kind {
-        Kind::Static => Box::new(Static {
-            replicas: job.knob as usize,
-        }),
-        Kind::Hpa => Box::new(Hpa::new(HpaConfig {
-            target: job.knob,
-            tolerance: 0.1,
-        })),
-        Kind::Predictive => Box::new(Predictive::new(&job.name, pcfg(job.knob), setup.model)),
-        Kind::Oracle => Box::new(Predictive::new("oracle", pcfg(job.knob), setup.model)),
-        Kind::Hybrid => Box::new(Hybrid::new(
-            &job.name,
-            Box::new(Predictive::new(
-                &format!("predictive-{fname}"),
-                pcfg(job.knob),
-                setup.model,
-            )),
-            HpaConfig {
-                target: 0.9,
-                tolerance: 0.1,
-            },
-            HpaConfig {
-                target: 0.6,
-                tolerance: 0.1,
-            },
-        )),
-        Kind::CostOptimal => Box::new(CostOptimal::new(
-            &job.name,
-            setup.model,
-            a.slo_ms / 1000.0,
-            job.knob,
-            lead,
-            120.0,
-        )),
+    params.hpa = HpaConfig {
+        target: if job.kind == PolicySpec::Hpa {
+            job.knob
+        } else {
+            0.6
+        },
+        tolerance: 0.1,
     };
-    let limits = Limits {
-        min: 1,
-        max: 200,
-        ..Limits::default()
+    params.static_replicas = job.knob as usize;
+    params.slo = a.slo_ms / 1000.0;
+    params.goal = if job.kind == PolicySpec::CostOptimal {
+        job.knob
+    } else {
+        a.slo_goal
     };
-    Governor::new(policy, limits, false).expect("valid limits")
+    Settings {
+        policy: job.kind,
+        params,
+        limits: Limits {
+            min: 1,
+            max: 200,
+            ..Limits::default()
+        },
+        dry_run: false,
+        quantile: a.quantile,
+    }
+}
+
+/// What the job's autoscaler plans with: the forecaster warmed on the history before the
+/// replay, the true future for the oracle, nothing for the reactive policies.
+fn foresight_for(
+    kind: PolicySpec,
+    setup: &Setup,
+    forecaster: Option<Box<dyn Forecaster + Send>>,
+) -> Foresight {
+    let clock = StepClock {
+        step_secs: 60.0,
+        next_time: setup.start_time,
+        model_step: 60,
+        to_model: 1.0 / (60.0 * setup.rps_per_count),
+    };
+    if kind == PolicySpec::Oracle {
+        return Foresight::Oracle {
+            rates: setup
+                .counts
+                .iter()
+                .map(|c| c * setup.rps_per_count)
+                .collect(),
+            clock,
+        };
+    }
+    match forecaster {
+        Some(mut model) if kind.uses_forecaster() => {
+            for (t, v) in &setup.warm {
+                model.observe(*t, *v, &[]);
+            }
+            Foresight::Forecaster {
+                model,
+                horizon: setup.horizon,
+                clock,
+            }
+        }
+        _ => Foresight::None,
+    }
 }
 
 fn run_job(
     job: &Job,
     a: &ExperimentArgs,
     setup: &Setup,
-    forecaster: Option<Box<dyn Forecaster>>,
+    forecaster: Option<Box<dyn Forecaster + Send>>,
     fname: &str,
     bar: &ProgressBar,
 ) -> Result<RunResult, String> {
     let mut spec = InstanceSpec::new(WORKERS);
     spec.queue_limit = Some(100);
     let initial = match job.kind {
-        Kind::Static => job.knob as usize,
+        PolicySpec::Static => job.knob as usize,
         _ => ((setup.counts[0] * setup.rps_per_count) / (setup.model.capacity() * 0.6))
             .ceil()
             .max(1.0) as usize,
@@ -402,32 +377,13 @@ fn run_job(
         slow_start: None,
         seed: a.seed,
     };
-    let uses_forecast = matches!(
-        job.kind,
-        Kind::Predictive | Kind::Hybrid | Kind::CostOptimal
-    );
-    let mut forecaster = if uses_forecast { forecaster } else { None };
-    if let Some(f) = forecaster.as_mut() {
-        for (t, v) in &setup.warm {
-            f.observe(*t, *v, &[]);
-        }
-    }
-    let mut controller = PolicyController {
-        governor: governor_for(job, a, setup, fname),
-        setup,
-        forecaster,
-        oracle: job.kind == Kind::Oracle,
-        detector: Detector::new(AnomalyConfig {
-            hold_secs: 15 * 60,
-            ..AnomalyConfig::default()
-        }),
-        minute_arrivals: 0,
-        minute: 0,
-        current: None,
-        pending: Default::default(),
-        lead_minutes: (a.provision_delay.as_secs() / 60).max(1) as usize,
-        recorded: Vec::new(),
-        residuals: Default::default(),
+    let mut controller = SimController {
+        autoscaler: Autoscaler::build(
+            &settings_for(job, a, setup),
+            foresight_for(job.kind, setup, forecaster),
+            fname,
+        )?
+        .recording(),
     };
     let mut scaling = Scaling {
         template: spec,
@@ -449,6 +405,10 @@ fn run_job(
         p95_ms: o.quantile_ms(0.95),
         p99_ms: o.quantile_ms(0.99),
         p999_ms: o.quantile_ms(0.999),
+        mean_ms: o.response_ns.mean() / 1e6,
+        queue_p50_ms: o.wait_quantile_ms(0.5),
+        queue_p99_ms: o.wait_quantile_ms(0.99),
+        queue_mean_ms: o.wait_ns.mean() / 1e6,
         slo_attainment: within as f64 / o.arrived.max(1) as f64,
         dropped: o.dropped,
         arrived: o.arrived,
@@ -457,7 +417,8 @@ fn run_job(
         scale_actions: so.actions,
         ticks: so.ticks,
         decisions: controller
-            .governor
+            .autoscaler
+            .governor()
             .log()
             .iter()
             .map(|e| {
@@ -467,15 +428,19 @@ fn run_job(
                 )
             })
             .collect(),
-        forecasts: controller.recorded,
+        forecasts: controller
+            .autoscaler
+            .planner()
+            .map(|p| p.recorded().to_vec())
+            .unwrap_or_default(),
         default: job.default,
     })
 }
 
 fn knob_label(job: &Job) -> String {
     match job.kind {
-        Kind::Static => format!("n={}", job.knob),
-        Kind::CostOptimal => format!("goal={}", job.knob),
+        PolicySpec::Static => format!("n={}", job.knob),
+        PolicySpec::CostOptimal => format!("goal={}", job.knob),
         _ => format!("target={}", job.knob),
     }
 }
@@ -491,34 +456,34 @@ fn jobs(a: &ExperimentArgs, fname: &str, static_mean: usize, static_peak: usize)
     let h = format!("hybrid-{fname}");
     let c = format!("cost-optimal-{fname}");
     let mut v = vec![
-        job("static-peak", Kind::Static, static_peak as f64, true),
-        job("static-mean", Kind::Static, static_mean as f64, true),
-        job("hpa", Kind::Hpa, 0.6, true),
-        job(&p, Kind::Predictive, 0.7, true),
-        job(&h, Kind::Hybrid, 0.7, true),
-        job(&c, Kind::CostOptimal, a.slo_goal, true),
-        job("oracle", Kind::Oracle, 0.7, true),
+        job("static-peak", PolicySpec::Static, static_peak as f64, true),
+        job("static-mean", PolicySpec::Static, static_mean as f64, true),
+        job("hpa", PolicySpec::Hpa, 0.6, true),
+        job(&p, PolicySpec::Predictive, 0.7, true),
+        job(&h, PolicySpec::Hybrid, 0.7, true),
+        job(&c, PolicySpec::CostOptimal, a.slo_goal, true),
+        job("oracle", PolicySpec::Oracle, 0.7, true),
     ];
     if !a.no_sweep {
         let span = static_peak.saturating_sub(static_mean).max(4);
         for k in 1..=4 {
             let n = static_mean + span * k / 5;
             if n != static_peak {
-                v.push(job("static", Kind::Static, n as f64, false));
+                v.push(job("static", PolicySpec::Static, n as f64, false));
             }
         }
         for t in [0.3, 0.45, 0.75, 0.9] {
-            v.push(job("hpa", Kind::Hpa, t, false));
+            v.push(job("hpa", PolicySpec::Hpa, t, false));
         }
         for t in [0.4, 0.55, 0.85, 0.95] {
-            v.push(job(&p, Kind::Predictive, t, false));
-            v.push(job(&h, Kind::Hybrid, t, false));
-            v.push(job("oracle", Kind::Oracle, t, false));
+            v.push(job(&p, PolicySpec::Predictive, t, false));
+            v.push(job(&h, PolicySpec::Hybrid, t, false));
+            v.push(job("oracle", PolicySpec::Oracle, t, false));
         }
         // With exponential service of mean 1/μ, P(S > SLO) bounds what any size can reach.
         for g in [0.9, 0.95, 0.98] {
             if (g - a.slo_goal).abs() > 1e-9 {
-                v.push(job(&c, Kind::CostOptimal, g, false));
+                v.push(job(&c, PolicySpec::CostOptimal, g, false));
             }
         }
     }
@@ -554,22 +519,13 @@ fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
     if a.provision_delay < Duration::from_secs(1) {
         return Err(usage("`--provision-delay` must be at least 1s".into()));
     }
-    const POLICIES: [&str; 7] = [
-        "static-peak",
-        "static-mean",
-        "hpa",
-        "predictive",
-        "hybrid",
-        "cost-optimal",
-        "oracle",
-    ];
-    if let Some(bad) = a.policies.iter().find(|p| !POLICIES.contains(&p.as_str())) {
+    if !(0.0..=1.0).contains(&a.quantile) {
         return Err(usage(format!(
-            "invalid value for `--policies`: unknown policy `{bad}` (expected {})",
-            POLICIES.join(", ")
+            "invalid value for `--quantile`: {} (expected between 0 and 1)",
+            a.quantile
         )));
     }
-    let fname = a.forecaster.clone();
+    let fname = a.forecaster.to_string();
     let series = Series::load(&a.trace, None, foresight_forecast::Aggregate::Sum)
         .map_err(|e| usage(e.to_string()))?;
     if series.step != 60 {
@@ -643,7 +599,7 @@ fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
         fname,
         a.seed
     );
-    let base = build_forecaster(&fname, &ds, &cfg, a.quiet).map_err(Failure::Usage)?;
+    let base = build_forecaster(a.forecaster, &ds, &cfg, a.quiet).map_err(Failure::Usage)?;
     let setup = Setup {
         counts,
         start_time,
@@ -657,10 +613,10 @@ fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
         .into_iter()
         .filter(|j| {
             a.policies.is_empty()
-                || a.policies.iter().any(|p| {
-                    let base = j.name.split(&format!("-{fname}")).next().unwrap_or("");
-                    p == base
-                        || (p == "static-peak" || p == "static-mean") && j.kind == Kind::Static
+                || a.policies.iter().any(|p| match p {
+                    Selected::Spec(spec) => *spec == j.kind,
+                    // Either static size brings the static sweep (its frontier) along.
+                    Selected::StaticPeak | Selected::StaticMean => j.kind == PolicySpec::Static,
                 })
         })
         .collect();
@@ -713,4 +669,129 @@ fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
         runs.push(r.map_err(Failure::Other)?);
     }
     report(a, &setup, &fname, &runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use foresight_control::ControlConfig;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        a: ExperimentArgs,
+    }
+
+    /// A daily shape with a burst at minute 600 of each day, `days` days from `start`.
+    fn history(start: i64, days: usize) -> Vec<(i64, f64)> {
+        (0..days * 1440)
+            .map(|i| {
+                let m = (i % 1440) as f64;
+                let base = 60.0 + 40.0 * (m / 1440.0 * std::f64::consts::TAU).sin();
+                let burst = if (600..604).contains(&(i % 1440)) {
+                    200.0
+                } else {
+                    0.0
+                };
+                (start + i as i64 * 60, (base + burst).round())
+            })
+            .collect()
+    }
+
+    /// The experiment (simulator) and the live loop build their autoscalers from their own
+    /// settings (flags and a `[control]` section); fed the same samples, they decide alike.
+    #[test]
+    fn the_simulator_and_the_live_loop_step_the_same_autoscaler() {
+        let start = 804_556_800; // 1995-07-01 00:00 UTC
+                                 // History up to 09:00 of the fourth day, then two hours replayed.
+        let all = history(start, 4);
+        let warm: Vec<(i64, f64)> = all[..3 * 1440 + 540].to_vec();
+        let dir = std::env::temp_dir().join(format!("foresight-parity-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("history.csv");
+        let mut csv = String::from("minute,count\n");
+        for (t, v) in &warm {
+            let d = chrono::DateTime::from_timestamp(*t, 0).unwrap();
+            csv.push_str(&format!("{},{v}\n", d.format("%Y-%m-%d %H:%M:%S")));
+        }
+        std::fs::write(&file, csv).unwrap();
+        let rps_per_count = 0.5;
+        let replay: Vec<f64> = all[3 * 1440 + 540..][..120]
+            .iter()
+            .map(|(_, v)| *v)
+            .collect();
+        let model = InstanceModel {
+            workers: 4,
+            mean_service: 0.2,
+        };
+        let setup = Setup {
+            counts: replay.clone(),
+            start_time: start + 3 * 86_400 + 540 * 60,
+            rps_per_count,
+            peak_rps: 130.0,
+            model,
+            // The live loop is warmed on the whole history file: so is the simulator here.
+            warm: warm.clone(),
+            horizon: 30,
+        };
+        let a = Cli::parse_from([
+            "t",
+            "--trace",
+            "unused.csv",
+            "--forecaster",
+            "seasonal-quantile",
+        ])
+        .a;
+        let job = Job {
+            name: "hybrid-seasonal-quantile".into(),
+            kind: PolicySpec::Hybrid,
+            knob: 0.7,
+            default: true,
+        };
+        let spec = ForecasterSpec::SeasonalQuantile {
+            season: 1440,
+            seasons: 7,
+            quantile: 0.95,
+        };
+        let base = Base::Simple(spec);
+        let mut sim = Autoscaler::build(
+            &settings_for(&job, &a, &setup),
+            foresight_for(job.kind, &setup, copy_forecaster(&base)),
+            "seasonal-quantile",
+        )
+        .unwrap();
+        // The same deployment, as a `[control]` section.
+        let section = format!(
+            "policy = \"hybrid\"\nforecaster = \"seasonal-quantile\"\nhistory = \"{}\"\nhistory_scale = {}\ninterval = \"15s\"\nstep = \"1m\"\nworkers = 4\ncapacity_rps = 20.0\nmin = 1\nmax = 200\nlead = \"3m\"\nmargin = \"2m\"\nactuator = \"none\"",
+            file.display(),
+            60.0 * rps_per_count
+        );
+        let table: toml::Table = toml::from_str(&section).unwrap();
+        let c = ControlConfig::from_table(Some(&table)).unwrap().unwrap();
+        let mut live = foresight_control::autoscaler(&c).unwrap();
+        let (mut ready, mut changes, mut forecasts) = (4usize, 0, 0);
+        for k in 1..=(replay.len() * 4) {
+            let rate = replay[(k - 1) / 4] * rps_per_count;
+            let s = Sample {
+                now: k as f64 * 15.0,
+                period: 15.0,
+                arrivals: (rate * 15.0).round() as u64,
+                utilisation: (rate / (ready as f64 * model.capacity())).min(1.0),
+                queue: 0.0,
+                dropped: 0,
+                ready,
+                starting: 0,
+            };
+            let (x, y) = (sim.step(&s), live.step(&s));
+            assert_eq!(x.decision, y.decision, "at {} s", s.now);
+            assert_eq!(x.forecast, y.forecast, "at {} s", s.now);
+            changes += usize::from(x.decision.entry.is_some());
+            forecasts += usize::from(x.forecast.is_some());
+            ready = x.decision.replicas;
+        }
+        assert!(changes >= 2, "a test that scales: {changes} changes");
+        assert_eq!(forecasts, replay.len() * 4, "warm from the first step");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

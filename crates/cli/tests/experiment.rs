@@ -88,6 +88,10 @@ fn every_policy_runs_and_the_json_has_the_documented_shape() {
             "p95_ms",
             "p99_ms",
             "p999_ms",
+            "mean_ms",
+            "queue_p50_ms",
+            "queue_p99_ms",
+            "queue_mean_ms",
             "slo_attainment",
             "dropped",
             "instance_hours",
@@ -118,6 +122,12 @@ fn every_policy_runs_and_the_json_has_the_documented_shape() {
         .contains_key("oracle"));
     assert_eq!(v["matched"]["slo_goal"], 0.99);
     assert!(v["matched"]["p99_ms_at_hpa_cost"]["hpa"].is_number());
+    assert!(v["matched"]["mean_ms_at_hpa_cost"]["hpa"].is_number());
+    assert!(v["matched"]["p99_queue_ms_at_hpa_cost"]["hpa"].is_number());
+    // Queueing delay is the response time less the service: never above it.
+    for p in v["policies"].as_array().unwrap() {
+        assert!(p["queue_p50_ms"].as_f64().unwrap() <= p["p50_ms"].as_f64().unwrap() + 1.0);
+    }
     for p in ["frontiers.svg", "timeline.svg"] {
         assert!(
             std::fs::read_to_string(plots.join(p))

@@ -3,22 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use foresight_autoscale::{ForecasterSpec, PolicySpec};
 use foresight_proxy::ConfigError;
-
-/// Which scaling policy runs.
-#[derive(Clone, Debug, PartialEq)]
-pub enum PolicyKind {
-    /// A fixed count (`min`).
-    Static,
-    /// Kubernetes' HPA rule on utilisation.
-    Hpa,
-    /// The paper's thresholds on the forecast.
-    Predictive,
-    /// Smallest count meeting the response-time goal (M/M/c) on the forecast.
-    CostOptimal,
-    /// max(predictive, an emergency HPA floor); HPA alone while the forecast is untrusted.
-    Hybrid,
-}
 
 /// Which actuator turns counts into instances.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,21 +35,6 @@ pub enum ActuatorKind {
     None,
 }
 
-/// Which forecaster feeds the predictive policies.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ForecasterKind {
-    /// A model saved by `foresight train`, or (`None`) one trained at start on `history`.
-    Lstm(Option<PathBuf>),
-    /// Mean of the last `window` steps.
-    MovingAverage(usize),
-    /// The last step repeated.
-    Persistence,
-    /// The value one season (this many steps) earlier: sees a daily surge coming.
-    SeasonalNaive(usize),
-    /// No forecaster (reactive policies only).
-    None,
-}
-
 /// The validated section.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ControlConfig {
@@ -73,8 +44,8 @@ pub struct ControlConfig {
     pub step: Duration,
     /// Model time per forecaster step (equal to `step` unless replaying compressed time).
     pub model_step: Duration,
-    /// Policy.
-    pub policy: PolicyKind,
+    /// Policy (`oracle` is the simulator's only).
+    pub policy: PolicySpec,
     /// Fewest / most instances.
     pub min: usize,
     /// Most instances.
@@ -102,7 +73,12 @@ pub struct ControlConfig {
     /// Scale-in stabilisation window.
     pub stabilisation: Duration,
     /// Forecaster.
-    pub forecaster: ForecasterKind,
+    pub forecaster: ForecasterSpec,
+    /// The LSTM's model directory from `foresight train` (none: trained at start on
+    /// `history`).
+    pub model: Option<PathBuf>,
+    /// The quantile of realised forecast errors added to the expected rate (the band).
+    pub quantile: f64,
     /// History (`minute,count` CSV) to warm the forecaster with before live data.
     pub history: Option<PathBuf>,
     /// Live requests per history count (e.g. peak rate / busiest history minute).
@@ -155,7 +131,7 @@ impl Default for ControlConfig {
             interval: Duration::from_secs(15),
             step: Duration::from_secs(60),
             model_step: Duration::from_secs(60),
-            policy: PolicyKind::Hybrid,
+            policy: PolicySpec::Hybrid,
             min: 1,
             max: 10,
             dry_run: false,
@@ -169,7 +145,9 @@ impl Default for ControlConfig {
             lead: Duration::from_secs(180),
             margin: Duration::from_secs(120),
             stabilisation: Duration::from_secs(300),
-            forecaster: ForecasterKind::MovingAverage(5),
+            forecaster: ForecasterSpec::MovingAverage { window: 5 },
+            model: None,
+            quantile: foresight_autoscale::UPPER_QUANTILE,
             history: None,
             history_scale: 1.0,
             actuator: ActuatorKind::Process {
@@ -287,6 +265,9 @@ const KEYS: &[&str] = &[
     "retrain_every",
     "train_epochs",
     "season",
+    "seasons",
+    "season_quantile",
+    "quantile",
     "scrape_instances",
     "namespace",
     "deployment",
@@ -339,18 +320,16 @@ impl ControlConfig {
             ));
         }
         let policy = match r.string("policy")?.as_deref().unwrap_or("hybrid") {
-            "static" => PolicyKind::Static,
-            "hpa" => PolicyKind::Hpa,
-            "predictive" => PolicyKind::Predictive,
-            "cost-optimal" => PolicyKind::CostOptimal,
-            "hybrid" => PolicyKind::Hybrid,
-            other => {
+            "oracle" => {
                 return Err(invalid(
                     "policy",
-                    other,
-                    "one of static, hpa, predictive, cost-optimal, hybrid",
+                    "oracle",
+                    "one of static, hpa, predictive, cost-optimal, hybrid (the oracle knows the future: simulator only)",
                 ))
             }
+            name => name.parse::<PolicySpec>().map_err(|_| {
+                invalid("policy", name, "one of static, hpa, predictive, cost-optimal, hybrid")
+            })?,
         };
         let min = r.int("min", 1, 1, 10_000)? as usize;
         let max = r.int("max", d.max.max(min) as i64, 1, 10_000)? as usize;
@@ -366,13 +345,17 @@ impl ControlConfig {
             Some(toml::Value::Boolean(b)) => *b,
             Some(v) => return Err(invalid("dry_run", v, "true or false")),
         };
-        let forecaster = match r
-            .string("forecaster")?
-            .as_deref()
-            .unwrap_or("moving-average")
-        {
-            "lstm" => {
-                let model = r.string("model")?.map(PathBuf::from);
+        let name = r.string("forecaster")?;
+        let name = name.as_deref().unwrap_or("moving-average");
+        let mut forecaster: ForecasterSpec =
+            name.parse()
+                .map_err(|e: foresight_autoscale::UnknownName| {
+                    invalid("forecaster", name, &format!("one of {}", e.expected))
+                })?;
+        let mut model = None;
+        match &mut forecaster {
+            ForecasterSpec::Lstm => {
+                model = r.string("model")?.map(PathBuf::from);
                 if model.is_none() && !t.contains_key("history") {
                     return Err(invalid(
                         "model",
@@ -380,26 +363,33 @@ impl ControlConfig {
                         "a model directory from `foresight train`, or `control.history` to train one at start",
                     ));
                 }
-                ForecasterKind::Lstm(model)
             }
-            "moving-average" => {
-                ForecasterKind::MovingAverage(r.int("window", 5, 1, 10_000)? as usize)
-            }
-            "persistence" => ForecasterKind::Persistence,
-            "seasonal-naive" => {
-                ForecasterKind::SeasonalNaive(r.int("season", 1440, 2, 1_000_000)? as usize)
-            }
-            "none" => ForecasterKind::None,
-            other => {
+            ForecasterSpec::HoltWinters => {
                 return Err(invalid(
                     "forecaster",
-                    other,
-                    "one of lstm, moving-average, persistence, seasonal-naive, none",
+                    name,
+                    "a forecaster the live loop runs: lstm, moving-average, persistence, seasonal-naive, seasonal-quantile, none (holt-winters is fitted offline by `foresight experiment` and `forecast eval`)",
                 ))
             }
-        };
-        if forecaster == ForecasterKind::None
-            && matches!(policy, PolicyKind::Predictive | PolicyKind::CostOptimal)
+            ForecasterSpec::MovingAverage { window } => {
+                *window = r.int("window", 5, 1, 10_000)? as usize;
+            }
+            ForecasterSpec::SeasonalNaive { season } => {
+                *season = r.int("season", 1440, 2, 1_000_000)? as usize;
+            }
+            ForecasterSpec::SeasonalQuantile {
+                season,
+                seasons,
+                quantile,
+            } => {
+                *season = r.int("season", 1440, 2, 1_000_000)? as usize;
+                *seasons = r.int("seasons", 7, 1, 1_000)? as usize;
+                *quantile = r.float("season_quantile", 0.95, 0.0, 1.0)?;
+            }
+            ForecasterSpec::Persistence | ForecasterSpec::None => {}
+        }
+        if forecaster == ForecasterSpec::None
+            && matches!(policy, PolicySpec::Predictive | PolicySpec::CostOptimal)
         {
             return Err(invalid(
                 "forecaster",
@@ -557,6 +547,8 @@ impl ControlConfig {
             margin: r.duration("margin", d.margin)?,
             stabilisation: r.duration("stabilisation", d.stabilisation)?,
             forecaster,
+            model,
+            quantile: r.float("quantile", d.quantile, 0.0, 1.0)?,
             history: r.string("history")?.map(PathBuf::from),
             history_scale: r.float("history_scale", 1.0, 1e-12, 1e12)?,
             actuator,
@@ -576,7 +568,7 @@ mod tests {
     #[test]
     fn defaults_and_errors_name_the_key() {
         let c = parse("").unwrap().unwrap();
-        assert_eq!(c.policy, PolicyKind::Hybrid);
+        assert_eq!(c.policy, PolicySpec::Hybrid);
         assert_eq!(parse("enabled = false").unwrap(), None);
         let c = parse("interval = \"1s\"\nstep = \"2s\"\npolicy = \"hpa\"\nmin = 2\nmax = 4")
             .unwrap()
@@ -597,6 +589,10 @@ mod tests {
             ("hpa_target = 1.5", "`control.hpa_target`"),
             ("lead = \"soon\"", "`control.lead`"),
             ("theta_up = 0.4", "`control.theta_down`"),
+            ("policy = \"oracle\"", "simulator only"),
+            ("forecaster = \"prophet\"", "seasonal-quantile"),
+            ("forecaster = \"holt-winters\"", "fitted offline"),
+            ("quantile = 1.5", "`control.quantile`"),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.contains(needle), "{text}: {e}");

@@ -242,6 +242,7 @@ impl Forwarder {
         loop {
             let Some(flight) = self.choose(&info, failed.as_ref()).await else {
                 self.pool.metrics.no_backend.inc();
+                self.pool.metrics.refused.inc();
                 return reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy instance\n");
             };
             let backend = flight.backend.clone();
@@ -260,6 +261,9 @@ impl Forwarder {
                     self.pool
                         .record_outcome(&backend, !status.is_server_error());
                     backend.metrics.count(status.as_u16());
+                    if status == StatusCode::SERVICE_UNAVAILABLE {
+                        self.pool.metrics.refused.inc();
+                    }
                     let (mut rparts, inner) = resp.into_parts();
                     strip_hop_by_hop(&mut rparts.headers);
                     let done = inner.is_end_stream();

@@ -42,6 +42,9 @@ pub(crate) struct ProxyMetrics {
     pub ejections: Family<BackendLabel, Counter>,
     pub upstream_errors: Family<BackendError, Counter>,
     pub no_backend: Counter,
+    /// 503s to clients, from instances (full queues) or for lack of an eligible one: the
+    /// control loop's overload signal.
+    pub refused: Counter,
     pub retries: Counter,
     pub client_requests: Counter,
     pub control: ControlMetrics,
@@ -113,6 +116,12 @@ impl ProxyMetrics {
             "Requests answered 503 because no instance was eligible",
             no_backend.clone(),
         );
+        let refused = Counter::default();
+        registry.register(
+            "foresight_refused",
+            "Requests answered 503, by an instance or for lack of an eligible one",
+            refused.clone(),
+        );
         let retries = Counter::default();
         registry.register(
             "foresight_retries",
@@ -176,6 +185,7 @@ impl ProxyMetrics {
             ejections,
             upstream_errors,
             no_backend,
+            refused,
             retries,
         }
     }

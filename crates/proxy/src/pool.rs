@@ -344,6 +344,11 @@ impl Pool {
         self.metrics.client_requests.get()
     }
 
+    /// Requests answered 503 since start (by an instance or for lack of an eligible one).
+    pub fn refused(&self) -> u64 {
+        self.metrics.refused.get()
+    }
+
     /// Sets (or, with NaN, clears) the forecast of one instance's load, which the
     /// `forecast-aware` algorithm reads. Returns false when no such instance exists.
     pub fn set_forecast(&self, address: &str, predicted_rps: f64, capacity_rps: f64) -> bool {

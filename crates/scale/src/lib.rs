@@ -3,7 +3,7 @@
 //! Scaling policies behind one trait, pure and time-injected, so the simulator and the live
 //! control loop run the same objects: `static`, a faithful Kubernetes `hpa`, the paper's
 //! `predictive` threshold policy, its `cost-optimal` sizing (M/M/c), `hybrid` (max of
-//! predictive and a reactive floor, falling back to the reactive rule when the forecast is not
+//! predictive and a fast reactive floor, adding the reactive rule when the forecast is not
 //! trustworthy) and `oracle` (predictive on the true future; simulator only).
 //!
 //! Every decision goes through [`Governor`]: min/max replicas, a per-step change limit,
@@ -16,11 +16,12 @@ mod policies;
 
 pub use governor::{Decision, Governor, Limits, LogEntry};
 pub use policies::{
-    mmc_response_tail, CostOptimal, Hpa, HpaConfig, Hybrid, Predictive, PredictiveConfig, Static,
+    mmc_response_tail, CostOptimal, FastFloor, Hpa, HpaConfig, Hybrid, Predictive,
+    PredictiveConfig, Static,
 };
 
 /// What a policy knows at a decision.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Observation {
     /// Seconds since the start (any fixed origin).
     pub now: f64,
@@ -30,8 +31,13 @@ pub struct Observation {
     pub starting: usize,
     /// Mean utilisation of the ready instances over the last period (0–1; the HPA's metric).
     pub utilisation: f64,
-    /// Observed request rate over the last period (requests per second).
+    /// Observed request rate over the last period (requests per second): every request that
+    /// arrived, served or refused — the demand.
     pub rate: f64,
+    /// Requests waiting for a worker across the pool now.
+    pub queue: f64,
+    /// Requests refused or dropped for lack of capacity over the last period.
+    pub dropped: u64,
     /// Predicted request rate (requests per second) at future times, as (seconds ahead, rate),
     /// or `None` while no forecast is ready.
     pub forecast: Option<Vec<(f64, f64)>>,

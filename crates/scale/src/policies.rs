@@ -326,28 +326,90 @@ impl Policy for CostOptimal {
     }
 }
 
-/// max(predictive, reactive floor); the reactive fallback alone while the forecast is missing
-/// or not trustworthy.
+/// Seconds in which the fast floor plans to work off the requests waiting now.
+pub const BACKLOG_DRAIN_SECS: f64 = 30.0;
+
+/// The hybrid's reactive floor, fast: what the balancer sees now, within one decision and with
+/// no scale-up stabilisation. It is the HPA rule at its own (high) target, and, while the pool
+/// shows overload (utilisation at or above the target, a queue, or refused requests), the
+/// observed demand sized directly: `ceil((rate + queue / 30 s) / (capacity × target))`.
+/// Utilisation saturates at 100% in a surge, so the HPA rule alone adds at most
+/// `1 / target` − 1 of the pool per step; the arrival rate (refused requests included) says
+/// how far past capacity the demand really is.
+pub struct FastFloor {
+    hpa: Hpa,
+    model: InstanceModel,
+    target: f64,
+}
+
+impl FastFloor {
+    /// A floor at `cfg.target` utilisation for instances of `model`.
+    pub fn new(cfg: HpaConfig, model: InstanceModel) -> FastFloor {
+        FastFloor {
+            hpa: Hpa::named(cfg, "floor"),
+            model,
+            target: cfg.target,
+        }
+    }
+}
+
+impl Policy for FastFloor {
+    fn name(&self) -> String {
+        "floor".into()
+    }
+    fn recommend(&mut self, obs: &Observation) -> Recommendation {
+        let hpa = self.hpa.recommend(obs);
+        let overloaded = obs.utilisation >= self.target || obs.queue >= 1.0 || obs.dropped > 0;
+        if !overloaded || obs.ready == 0 {
+            return hpa;
+        }
+        let demand = obs.rate + obs.queue.max(0.0) / BACKLOG_DRAIN_SECS;
+        let by_demand = (demand / (self.model.capacity() * self.target)).ceil() as usize;
+        if by_demand <= hpa.replicas {
+            return hpa;
+        }
+        Recommendation {
+            replicas: by_demand,
+            reason: format!(
+                "floor: overload (utilisation {:.0}%, {:.0} queued, {} refused): demand {:.1} req/s + backlog {:.0} / {:.0} s needs ceil({:.1} / ({:.1} × {:.2})) = {by_demand}",
+                100.0 * obs.utilisation,
+                obs.queue,
+                obs.dropped,
+                obs.rate,
+                obs.queue,
+                BACKLOG_DRAIN_SECS,
+                demand,
+                self.model.capacity(),
+                self.target
+            ),
+        }
+    }
+}
+
+/// max(predictive, fast reactive floor). While the forecast is missing, only the floor and
+/// the HPA rule (`fallback`) act; while it is distrusted (the anomaly detector), the HPA rule
+/// is added to the maximum: distrust adds reactive capacity and never removes the forecast's,
+/// so the hybrid is never below either of its parts.
 pub struct Hybrid {
     name: String,
     predictive: Box<dyn Policy>,
-    floor: Hpa,
+    floor: FastFloor,
     fallback: Hpa,
 }
 
 impl Hybrid {
-    /// `floor` is the reactive safety net beside the forecast (it may use a higher target
-    /// than the HPA baseline); `fallback` is used alone when the forecast cannot be trusted.
+    /// `floor` is the fast reactive safety net beside the forecast; `fallback` the HPA rule
+    /// added while the forecast is missing or distrusted.
     pub fn new(
         name: &str,
         predictive: Box<dyn Policy>,
-        floor: HpaConfig,
+        floor: FastFloor,
         fallback: HpaConfig,
     ) -> Hybrid {
         Hybrid {
             name: name.into(),
             predictive,
-            floor: Hpa::named(floor, "floor"),
+            floor,
             fallback: Hpa::named(fallback, "fallback hpa"),
         }
     }
@@ -358,30 +420,35 @@ impl Policy for Hybrid {
         self.name.clone()
     }
     fn recommend(&mut self, obs: &Observation) -> Recommendation {
-        if obs.forecast.is_none() || !obs.trusted {
-            let r = self.fallback.recommend(obs);
-            let why = if obs.forecast.is_none() {
-                "no forecast"
-            } else {
-                "forecast not trustworthy (anomaly)"
-            };
-            return Recommendation {
-                replicas: r.replicas,
-                reason: format!("{}: {why}, reactive only; {}", self.name, r.reason),
-            };
-        }
-        let p = self.predictive.recommend(obs);
         let f = self.floor.recommend(obs);
-        if f.replicas > p.replicas {
-            Recommendation {
-                replicas: f.replicas,
-                reason: format!("{}: reactive floor wins; {}", self.name, f.reason),
-            }
+        let mut parts: Vec<(&str, Recommendation)> = vec![("reactive floor wins", f)];
+        let mut state = "";
+        if obs.forecast.is_none() {
+            state = "no forecast, reactive only; ";
+            parts.push(("", self.fallback.recommend(obs)));
         } else {
-            Recommendation {
-                replicas: p.replicas,
-                reason: format!("{}: {}", self.name, p.reason),
+            if !obs.trusted {
+                state = "forecast not trustworthy (anomaly), hpa added; ";
+                parts.push(("", self.fallback.recommend(obs)));
             }
+            parts.insert(0, ("", self.predictive.recommend(obs)));
+        }
+        // The first of the largest: the forecast's reason when it ties.
+        let best = parts
+            .iter()
+            .enumerate()
+            .max_by(|(i, a), (j, b)| a.1.replicas.cmp(&b.1.replicas).then(j.cmp(i)))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        let (label, r) = parts.swap_remove(best);
+        let label = if label.is_empty() {
+            String::new()
+        } else {
+            format!("{label}; ")
+        };
+        Recommendation {
+            replicas: r.replicas,
+            reason: format!("{}: {state}{label}{}", self.name, r.reason),
         }
     }
 }

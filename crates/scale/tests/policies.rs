@@ -11,6 +11,7 @@ fn obs(now: f64, ready: usize, starting: usize, util: f64) -> Observation {
         rate: 0.0,
         forecast: None,
         trusted: true,
+        ..Observation::default()
     }
 }
 
@@ -172,33 +173,101 @@ fn cost_optimal_sizes_with_the_mmc_tail() {
     assert!(r >= 5, "at least the capacity: {r}");
 }
 
-#[test]
-fn hybrid_takes_the_max_and_falls_back_when_the_forecast_is_untrusted() {
+fn hybrid() -> Hybrid {
     let pred = Predictive::new("p", PredictiveConfig::default(), MODEL);
-    let mut h = Hybrid::new(
+    Hybrid::new(
         "hybrid",
         Box::new(pred),
-        HpaConfig {
-            target: 0.9,
-            tolerance: 0.1,
-        },
+        FastFloor::new(
+            HpaConfig {
+                target: 0.9,
+                tolerance: 0.1,
+            },
+            MODEL,
+        ),
         HpaConfig {
             target: 0.6,
             tolerance: 0.1,
         },
-    );
+    )
+}
+
+#[test]
+fn hybrid_takes_the_max_and_adds_the_hpa_when_the_forecast_is_untrusted() {
+    let mut h = hybrid();
     let high = with_forecast(obs(0.0, 4, 0, 0.5), &[(180.0, 150.0), (300.0, 150.0)]);
     assert_eq!(h.recommend(&high).replicas, 11, "forecast: ceil(150 / 14)");
     // A quiet forecast but a hot pool: the floor (target 90%) wins.
     let hot = with_forecast(obs(0.0, 4, 0, 1.0), &[(180.0, 10.0), (300.0, 10.0)]);
     let r = h.recommend(&hot);
     assert_eq!(r.replicas, 5, "ceil(4 × 1.0 / 0.9); {}", r.reason);
-    // Untrusted: the fallback HPA alone (target 60%).
+    // Untrusted: the HPA (target 60%) is added, the forecast still counts.
     let mut untrusted = high.clone();
     untrusted.trusted = false;
     let r = h.recommend(&untrusted);
     assert!(r.reason.contains("not trustworthy"), "{}", r.reason);
-    assert_eq!(r.replicas, 4, "0.5 / 0.6 within tolerance");
+    assert_eq!(
+        r.replicas, 11,
+        "distrust never removes the forecast's capacity"
+    );
+    let mut quiet_untrusted = with_forecast(obs(0.0, 4, 0, 0.9), &[(180.0, 10.0)]);
+    quiet_untrusted.trusted = false;
+    assert_eq!(
+        h.recommend(&quiet_untrusted).replicas,
+        6,
+        "ceil(4 × 0.9 / 0.6)"
+    );
     let r = h.recommend(&obs(0.0, 4, 0, 0.9));
     assert!(r.reason.contains("no forecast") && r.replicas == 6, "{r:?}");
+}
+
+#[test]
+fn the_fast_floor_sizes_for_the_observed_demand_under_overload() {
+    let mut f = FastFloor::new(
+        HpaConfig {
+            target: 0.9,
+            tolerance: 0.1,
+        },
+        MODEL,
+    );
+    // 4 instances (80 req/s) saturated by a burst of 200 req/s: the HPA rule alone would
+    // ask for ceil(4 × 1.0 / 0.9) = 5; the demand needs ceil(200 / 18) = 12.
+    let mut o = obs(0.0, 4, 0, 1.0);
+    o.rate = 200.0;
+    let r = f.recommend(&o);
+    assert_eq!(r.replicas, 12, "{}", r.reason);
+    assert!(r.reason.contains("overload"), "{}", r.reason);
+    // A backlog of 540 requests adds 540 / 30 s = 18 req/s: ceil(218 / 18) = 13.
+    o.queue = 540.0;
+    assert_eq!(f.recommend(&o).replicas, 13);
+    // Refused requests alone count as overload, even at a utilisation below the target.
+    let mut refused = obs(0.0, 4, 0, 0.5);
+    refused.rate = 200.0;
+    assert_eq!(
+        f.recommend(&refused).replicas,
+        3,
+        "no overload signal: the HPA rule at 90%, ceil(4 × 0.5 / 0.9)"
+    );
+    refused.dropped = 30;
+    assert_eq!(f.recommend(&refused).replicas, 12);
+    // No overload: a noisy rate alone never scales up.
+    let mut calm = obs(0.0, 4, 0, 0.6);
+    calm.rate = 75.0;
+    assert_eq!(
+        f.recommend(&calm).replicas,
+        3,
+        "ceil(4 × 0.6 / 0.9), not 75 / 18"
+    );
+}
+
+#[test]
+fn the_hybrid_reacts_to_a_burst_no_forecast_saw_within_one_step() {
+    let mut h = hybrid();
+    let mut g = Governor::new(Box::new(hybrid()), Limits::default(), false).unwrap();
+    let mut o = with_forecast(obs(15.0, 4, 0, 1.0), &[(180.0, 50.0), (300.0, 50.0)]);
+    o.rate = 200.0;
+    o.dropped = 100;
+    assert_eq!(h.recommend(&o).replicas, 12);
+    // The governor's scale-up limit (max(+100%, +4)) is the only brake: 4 → 8 at once.
+    assert_eq!(g.decide(&o).replicas, 8);
 }

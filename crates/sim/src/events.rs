@@ -1,6 +1,48 @@
-//! The engine's bookkeeping: the future event list and the batch means of waiting times.
+//! The engine's bookkeeping: the future event list, and the waiting times (their batch means
+//! and their distribution).
+
+use hdrhistogram::Histogram;
 
 use crate::calendar::Calendar;
+
+/// A dropped request's queueing delay in the distribution: it never got a worker, the worst
+/// outcome, counted as a minute.
+pub(crate) const DROPPED_WAIT_NS: u64 = 60_000_000_000;
+
+/// Time from arrival to a worker, for every request counted: the batch means of the mean and
+/// a histogram of the distribution (requests that found a worker at once are counted, not
+/// recorded one by one: most requests, and the histogram's cost is per record).
+pub(crate) struct Waits {
+    pub(crate) means: BatchMeans,
+    hist: Histogram<u64>,
+    immediate: u64,
+}
+
+impl Waits {
+    pub(crate) fn new(expected: u64) -> Self {
+        Waits {
+            means: BatchMeans::new(expected),
+            hist: Histogram::new(3).expect("3 significant digits is valid"),
+            immediate: 0,
+        }
+    }
+
+    pub(crate) fn add_ns(&mut self, wait_ns: u64) {
+        self.means.add(wait_ns as f64 / 1e9);
+        if wait_ns == 0 {
+            self.immediate += 1;
+        } else {
+            let _ = self.hist.record(wait_ns);
+        }
+    }
+
+    /// The distribution, with `dropped` requests at [`DROPPED_WAIT_NS`].
+    pub(crate) fn histogram(mut self, dropped: u64) -> Histogram<u64> {
+        let _ = self.hist.record_n(0, self.immediate);
+        let _ = self.hist.record_n(DROPPED_WAIT_NS, dropped);
+        self.hist
+    }
+}
 
 /// Waiting times in consecutive batches, for the mean and its batch-means standard error.
 pub(crate) struct BatchMeans {

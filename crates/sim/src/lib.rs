@@ -31,7 +31,7 @@ mod model;
 
 pub use model::*;
 
-use events::{BatchMeans, Event, Queue};
+use events::{Event, Queue, Waits};
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -178,7 +178,7 @@ fn dispatch(
     size: u64,
     counted: bool,
     stats_from: u64,
-    waits: &mut BatchMeans,
+    waits: &mut Waits,
     dropped: &mut u64,
 ) {
     if inst.busy < inst.workers {
@@ -186,7 +186,7 @@ fn dispatch(
         in_flight.set(inst, endpoint);
         queue.push(done, Event::Completion(i, arrived_at, counted, inst.epoch));
         if counted {
-            waits.add((now - arrived_at) as f64 / 1e9);
+            waits.add_ns(now - arrived_at);
         }
     } else if (inst.queue.len() as u32) < inst.queue_limit {
         inst.queue.push_back((arrived_at, size, counted));
@@ -210,7 +210,7 @@ fn flush(
     queue: &mut Queue,
     now: u64,
     stats_from: u64,
-    waits: &mut BatchMeans,
+    waits: &mut Waits,
     dropped: &mut u64,
 ) {
     if pending.is_empty() {
@@ -388,7 +388,7 @@ fn run_inner(
     let mean_gap_ns = 1e9 / max_rate;
     let expected =
         (s.profile.rate_at(Duration::ZERO).max(max_rate / 2.0) * s.duration.as_secs_f64()) as u64;
-    let mut waits = BatchMeans::new(expected);
+    let mut waits = Waits::new(expected);
     let mut response_ns = Histogram::<u64>::new(3).expect("3 significant digits is valid");
     let mut served = vec![0u64; instances.len()];
     let (mut arrived, mut dropped, mut failed, mut completed, mut events) = (0u64, 0, 0, 0, 0u64);
@@ -396,6 +396,7 @@ fn run_inner(
     // Scaling bookkeeping.
     let mut scale_out = ScaleOutcome::default();
     let mut tick_arrivals = 0u64;
+    let mut dropped_at_tick = 0u64;
     let mut last_tick = 0u64;
     let mut last_work: Vec<u128> = Vec::new();
     let (mut tick_done, mut tick_resp_ns) = (0u64, 0u128);
@@ -559,7 +560,7 @@ fn run_inner(
                         Event::Completion(i, queued_at, was_counted, inst.epoch),
                     );
                     if was_counted {
-                        waits.add((now - queued_at) as f64 / 1e9);
+                        waits.add_ns(now - queued_at);
                     }
                 } else if inst.draining && inst.busy == 0 {
                     // Drained: it stops, and stops costing.
@@ -590,10 +591,13 @@ fn run_inner(
                     .iter()
                     .filter(|i| !i.up && !i.cancelled && i.stopped_at.is_none())
                     .count();
+                let waiting: usize = active.iter().map(|&j| instances[j].queue.len()).sum();
                 let view = PoolView {
                     now: Duration::from_nanos(now),
                     ready,
                     starting,
+                    queue: waiting,
+                    dropped: dropped - dropped_at_tick,
                     arrivals: tick_arrivals,
                     period: Duration::from_nanos(period),
                     utilisation: if capacity == 0 {
@@ -617,6 +621,7 @@ fn run_inner(
                     },
                 });
                 tick_arrivals = 0;
+                dropped_at_tick = dropped;
                 tick_done = 0;
                 tick_resp_ns = 0;
                 last_tick = now;
@@ -747,7 +752,8 @@ fn run_inner(
         }
     }
     progress(1.0);
-    let (mean_wait, mean_wait_stderr) = waits.result();
+    let (mean_wait, mean_wait_stderr) = waits.means.result();
+    let wait_ns = waits.histogram(dropped);
     let finish = now.max(end);
     scale_out.instance_hours = instances
         .iter()
@@ -763,6 +769,7 @@ fn run_inner(
         dropped,
         failed,
         response_ns,
+        wait_ns,
         mean_wait,
         mean_wait_stderr,
         served,

@@ -106,6 +106,9 @@ pub struct Outcome {
     pub failed: u64,
     /// Response times (queueing + service), nanoseconds.
     pub response_ns: Histogram<u64>,
+    /// Queueing delays (arrival to a worker: the response time less the request's own service),
+    /// nanoseconds; a dropped request counts as the worst, 60 s.
+    pub wait_ns: Histogram<u64>,
     /// Mean time waiting for a worker, seconds.
     pub mean_wait: f64,
     /// Batch-means standard error of `mean_wait` (30 batches), seconds.
@@ -124,6 +127,11 @@ impl Outcome {
     /// A latency quantile in milliseconds.
     pub fn quantile_ms(&self, q: f64) -> f64 {
         self.response_ns.value_at_quantile(q) as f64 / 1e6
+    }
+
+    /// A queueing-delay quantile in milliseconds (dropped requests at 60 s).
+    pub fn wait_quantile_ms(&self, q: f64) -> f64 {
+        self.wait_ns.value_at_quantile(q) as f64 / 1e6
     }
 
     /// Highest utilisation over the mean utilisation of instances that served (1 = even).
@@ -157,6 +165,10 @@ pub struct PoolView {
     pub period: Duration,
     /// Busy worker-time of the ready instances over their worker-time in the period (0–1).
     pub utilisation: f64,
+    /// Requests waiting in the instances' queues now.
+    pub queue: usize,
+    /// Requests dropped (no instance, full queue) since the previous tick.
+    pub dropped: u64,
 }
 
 /// Decides the pool size during a run (the scaling policy's seat in the simulator).

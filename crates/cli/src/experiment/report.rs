@@ -19,6 +19,8 @@ struct FrontierPoint {
     instance_hours: f64,
     slo_attainment: f64,
     p99_ms: f64,
+    mean_ms: f64,
+    p99_queue_ms: f64,
 }
 
 /// Smallest instance-hours at which the frontier reaches `goal` (linear between points).
@@ -38,8 +40,9 @@ fn hours_at_goal(f: &[FrontierPoint], goal: f64) -> Option<f64> {
     Some(lo.instance_hours + f * (hi.instance_hours - lo.instance_hours))
 }
 
-/// p99 at `hours` (linear between the points around it; None outside the frontier's range).
-fn p99_at_hours(f: &[FrontierPoint], hours: f64) -> Option<f64> {
+/// A measure of the frontier at `hours` (linear between the points around it; None outside
+/// the frontier's range).
+fn at_hours(f: &[FrontierPoint], hours: f64, value: impl Fn(&FrontierPoint) -> f64) -> Option<f64> {
     let mut pts: Vec<&FrontierPoint> = f.iter().collect();
     pts.sort_by(|a, b| a.instance_hours.total_cmp(&b.instance_hours));
     for w in pts.windows(2) {
@@ -51,12 +54,12 @@ fn p99_at_hours(f: &[FrontierPoint], hours: f64) -> Option<f64> {
             } else {
                 0.0
             };
-            return Some(a.p99_ms + f * (b.p99_ms - a.p99_ms));
+            return Some(value(a) + f * (value(b) - value(a)));
         }
     }
     pts.iter()
         .find(|p| (p.instance_hours - hours).abs() < 1e-9)
-        .map(|p| p.p99_ms)
+        .map(|p| value(p))
 }
 
 pub(super) fn report(
@@ -72,17 +75,20 @@ pub(super) fn report(
         a.slo_ms,
         100.0 * a.slo_goal
     );
-    println!("| policy | knob | p50 ms | p95 ms | p99 ms | p99.9 ms | SLO attainment | dropped | instance-hours | cost | scale actions |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| policy | knob | p50 ms | p95 ms | p99 ms | p99.9 ms | mean ms | queue p50 ms | queue p99 ms | SLO attainment | dropped | instance-hours | cost | scale actions |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &defaults {
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.3}% | {} | {:.1} | {:.1} | {} |",
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.3}% | {} | {:.1} | {:.1} | {} |",
             r.name,
             r.knob,
             r.p50_ms,
             r.p95_ms,
             r.p99_ms,
             r.p999_ms,
+            r.mean_ms,
+            r.queue_p50_ms,
+            r.queue_p99_ms,
             100.0 * r.slo_attainment,
             r.dropped,
             r.instance_hours,
@@ -100,6 +106,8 @@ pub(super) fn report(
                 instance_hours: r.instance_hours,
                 slo_attainment: r.slo_attainment,
                 p99_ms: r.p99_ms,
+                mean_ms: r.mean_ms,
+                p99_queue_ms: r.queue_p99_ms,
             });
     }
     for f in frontiers.values_mut() {
@@ -112,31 +120,44 @@ pub(super) fn report(
         .unwrap_or(0.0);
     let mut at_goal = serde_json::Map::new();
     let mut at_hpa = serde_json::Map::new();
+    let mut mean_at_hpa = serde_json::Map::new();
+    let mut queue_at_hpa = serde_json::Map::new();
     println!("\n## Matched comparisons (read off the frontiers)\n");
-    println!("| policy | instance-hours to reach {:.1}% within {} ms | vs hpa | p99 ms at hpa's {:.1} instance-hours | vs hpa |", 100.0 * a.slo_goal, a.slo_ms, hpa_hours);
-    println!("|---|---|---|---|---|");
+    println!("| policy | instance-hours to reach {:.1}% within {} ms | vs hpa | p99 ms at hpa's {:.1} instance-hours | vs hpa | mean ms at hpa's cost | p99 queueing ms at hpa's cost | vs hpa |", 100.0 * a.slo_goal, a.slo_ms, hpa_hours);
+    println!("|---|---|---|---|---|---|---|---|");
     let hpa_goal = frontiers
         .get("hpa")
         .and_then(|f| hours_at_goal(f, a.slo_goal));
-    let hpa_p99 = frontiers
-        .get("hpa")
-        .and_then(|f| p99_at_hours(f, hpa_hours));
+    let hpa_at = |value: fn(&FrontierPoint) -> f64| {
+        frontiers
+            .get("hpa")
+            .and_then(|f| at_hours(f, hpa_hours, value))
+    };
+    let (hpa_p99, hpa_queue) = (hpa_at(|p| p.p99_ms), hpa_at(|p| p.p99_queue_ms));
     for (name, f) in &frontiers {
         let g = hours_at_goal(f, a.slo_goal);
-        let p = p99_at_hours(f, hpa_hours);
+        let p = at_hours(f, hpa_hours, |p| p.p99_ms);
+        let mean = at_hours(f, hpa_hours, |p| p.mean_ms);
+        let queue = at_hours(f, hpa_hours, |p| p.p99_queue_ms);
         at_goal.insert(name.clone(), serde_json::json!(g));
         at_hpa.insert(name.clone(), serde_json::json!(p));
+        mean_at_hpa.insert(name.clone(), serde_json::json!(mean));
+        queue_at_hpa.insert(name.clone(), serde_json::json!(queue));
         let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
             (Some(x), Some(y)) if y > 0.0 => format!("{:.0}%", 100.0 * x / y),
             _ => "—".into(),
         };
+        let ms = |x: Option<f64>| x.map_or("out of range".into(), |x| format!("{x:.0}"));
         println!(
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             name,
             g.map_or("not reached".into(), |g| format!("{g:.1}")),
             ratio(g, hpa_goal),
-            p.map_or("out of range".into(), |p| format!("{p:.0}")),
-            ratio(p, hpa_p99)
+            ms(p),
+            ratio(p, hpa_p99),
+            ms(mean),
+            ms(queue),
+            ratio(queue, hpa_queue)
         );
     }
     if let Some(path) = &a.json {
@@ -162,6 +183,8 @@ pub(super) fn report(
                 "slo_goal": a.slo_goal,
                 "instance_hours_at_goal": at_goal,
                 "p99_ms_at_hpa_cost": at_hpa,
+                "mean_ms_at_hpa_cost": mean_at_hpa,
+                "p99_queue_ms_at_hpa_cost": queue_at_hpa,
             },
         });
         let text =

@@ -1,0 +1,113 @@
+//! # foresight-autoscale
+//!
+//! The one autoscaler that every part of the product steps: `foresight experiment` in the
+//! simulator, the live control loop of `foresight serve`, and `foresight demo`. An
+//! [`Autoscaler`] owns the forecast at the provisioning lead with its upper band (a quantile
+//! of the realised errors), the anomaly detector's trust, the scaling policy and the
+//! [`foresight_scale::Governor`]; it is pure and time-injected: a [`Sample`] of what the pool
+//! showed in, a [`Step`] with the decision out. Policies and forecasters are named by typed
+//! specs ([`PolicySpec`], [`ForecasterSpec`]) parsed in one place, so a name means the same
+//! object in the experiment's flags and the live configuration.
+//!
+//! What it leaves to others: the policies themselves (`foresight-scale`), the forecasters
+//! (`foresight-forecast`), measuring and actuating (the simulator, `foresight-control`).
+//!
+//! # Layout
+//! - `spec`: [`PolicySpec`], [`ForecasterSpec`], [`PolicyParams`]
+//! - `planner`: [`Planner`], per-step requests to planned rates with a band and trust
+//! - `autoscaler`: [`Autoscaler`], [`Sample`], [`Step`]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod autoscaler;
+mod planner;
+mod spec;
+
+pub use autoscaler::{Autoscaler, Sample, Step};
+pub use planner::{Planner, StepClock, BAND_MIN_POINTS, RESIDUAL_WINDOW, UPPER_QUANTILE};
+pub use spec::{ForecasterSpec, PolicyParams, PolicySpec, UnknownName, DAY_OF_MINUTES};
+
+use foresight_forecast::Forecaster;
+use foresight_scale::{Governor, Limits};
+
+/// How an autoscaler is set up, whatever drives it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Settings {
+    /// The policy.
+    pub policy: PolicySpec,
+    /// Its settings.
+    pub params: PolicyParams,
+    /// The governor's limits.
+    pub limits: Limits,
+    /// Log decisions, change nothing.
+    pub dry_run: bool,
+    /// The quantile of realised errors added to the expected rate (the band).
+    pub quantile: f64,
+}
+
+/// Where the planned load comes from.
+pub enum Foresight {
+    /// No forecast: reactive policies only.
+    None,
+    /// A forecaster (warmed up to the clock's first step), forecasting `horizon` steps.
+    Forecaster {
+        /// The model.
+        model: Box<dyn Forecaster + Send>,
+        /// Steps forecast.
+        horizon: usize,
+        /// Units and times of its steps.
+        clock: StepClock,
+    },
+    /// The true future: request rates per step from the first (simulator only).
+    Oracle {
+        /// Requests per second of each step.
+        rates: Vec<f64>,
+        /// Units and times of its steps.
+        clock: StepClock,
+    },
+}
+
+impl Autoscaler {
+    /// Builds the autoscaler for these settings; `forecaster` names the model in tables.
+    pub fn build(
+        s: &Settings,
+        foresight: Foresight,
+        forecaster: &str,
+    ) -> Result<Autoscaler, String> {
+        let p = &s.params.predictive;
+        let lead_steps = |step: f64| (p.lead / step).ceil().max(1.0) as usize;
+        let (planner, step_secs) = match foresight {
+            Foresight::None => (None, 60.0),
+            Foresight::Forecaster {
+                model,
+                horizon,
+                clock,
+            } => (
+                Some(Planner::new(
+                    model,
+                    horizon,
+                    lead_steps(clock.step_secs),
+                    clock,
+                )),
+                clock.step_secs,
+            ),
+            Foresight::Oracle { rates, clock } => {
+                let steps = ((p.lead + p.margin) / clock.step_secs).ceil() as usize + 1;
+                (
+                    Some(Planner::oracle(
+                        rates,
+                        steps,
+                        lead_steps(clock.step_secs),
+                        clock,
+                    )),
+                    clock.step_secs,
+                )
+            }
+        };
+        let planner = planner.map(|pl| pl.with_quantile(s.quantile));
+        let governor = Governor::new(s.policy.build(&s.params, forecaster), s.limits, s.dry_run)?;
+        Ok(Autoscaler::new(
+            planner, governor, step_secs, p.lead, p.margin,
+        ))
+    }
+}

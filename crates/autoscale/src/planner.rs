@@ -1,0 +1,397 @@
+//! Forecasts for the scaling policy: requests per step in, the expected rate plus an upper band
+//! out, with the anomaly detector's verdict on whether to trust it.
+
+use std::collections::VecDeque;
+
+use foresight_forecast::{AnomalyConfig, Detector, Forecaster};
+
+/// The forecast is the expected rate; sizing for it leaves every above-average step short. The
+/// planner adds a quantile (by default this one) of the last [`RESIDUAL_WINDOW`] realised
+/// errors at the planning lead (past errors only).
+pub const UPPER_QUANTILE: f64 = 0.95;
+/// Realised errors kept for the band.
+pub const RESIDUAL_WINDOW: usize = 240;
+/// Realised errors needed before the band is used (until then it is zero).
+pub const BAND_MIN_POINTS: usize = 30;
+/// Steps the oracle looks ahead when the horizon is shorter (it must cover lead + margin).
+const ORACLE_MIN_STEPS: usize = 12;
+
+/// Where forecasts come from.
+enum Source {
+    /// A forecaster fed the observed steps.
+    Model(Box<dyn Forecaster + Send>),
+    /// The true future (requests per second for every step from the first): the physical
+    /// limit of any predictor, for the simulator only.
+    Oracle(Vec<f64>),
+}
+
+/// Units and times of the planner's steps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepClock {
+    /// Live seconds per step.
+    pub step_secs: f64,
+    /// Model time (Unix seconds) of the first step to be observed.
+    pub next_time: i64,
+    /// Model seconds per step (equal to `step_secs` unless replaying compressed time).
+    pub model_step: i64,
+    /// Model units per live request (e.g. 1 / live requests per trace count).
+    pub to_model: f64,
+}
+
+/// Turns per-step request counts into rate forecasts with an upper band.
+pub struct Planner {
+    source: Source,
+    detector: Detector,
+    horizon: usize,
+    lead_steps: usize,
+    clock: StepClock,
+    quantile: f64,
+    step: usize,
+    /// (step, expected, planned) in model units, awaiting the step's actual.
+    pending: VecDeque<(usize, f64, f64)>,
+    residuals: VecDeque<f64>,
+    current: Option<Vec<f64>>,
+    expected: Option<Vec<f64>>,
+    /// (seconds since the start, expected rate) of each forecast at the lead, when recording.
+    recorded: Option<Vec<(f64, f64)>>,
+}
+
+impl Planner {
+    /// `forecaster` already warmed on history up to `clock.next_time − model_step`; forecasts
+    /// `horizon` steps; the band is measured at `lead_steps` ahead.
+    pub fn new(
+        forecaster: Box<dyn Forecaster + Send>,
+        horizon: usize,
+        lead_steps: usize,
+        clock: StepClock,
+    ) -> Planner {
+        Planner::with_source(Source::Model(forecaster), horizon, lead_steps, clock)
+    }
+
+    /// A planner that knows the future: `rates[k]` is the true request rate of step `k`.
+    pub fn oracle(rates: Vec<f64>, horizon: usize, lead_steps: usize, clock: StepClock) -> Planner {
+        Planner::with_source(
+            Source::Oracle(rates),
+            horizon.max(ORACLE_MIN_STEPS),
+            lead_steps,
+            clock,
+        )
+    }
+
+    /// A forecaster warm at the start forecasts at once, before the first step closes.
+    fn with_source(source: Source, horizon: usize, lead_steps: usize, clock: StepClock) -> Planner {
+        let mut p = Planner {
+            source,
+            detector: Detector::new(AnomalyConfig::default()),
+            horizon: horizon.max(1),
+            lead_steps: lead_steps.clamp(1, horizon.max(1)),
+            clock,
+            quantile: UPPER_QUANTILE,
+            step: 0,
+            pending: VecDeque::new(),
+            residuals: VecDeque::new(),
+            current: None,
+            expected: None,
+            recorded: None,
+        };
+        p.refresh();
+        p
+    }
+
+    /// Plans for this quantile (0–1) of the realised errors above the expected rate instead
+    /// of [`UPPER_QUANTILE`]; 0.5 is about the expected rate itself.
+    pub fn with_quantile(mut self, q: f64) -> Planner {
+        self.quantile = q.clamp(0.0, 1.0);
+        if self.step == 0 {
+            // The first plan was made for the default quantile.
+            self.pending.clear();
+            self.refresh();
+        }
+        self
+    }
+
+    /// Keeps every forecast made at the lead (for timelines).
+    pub fn recording(mut self) -> Planner {
+        let first = self
+            .pending
+            .back()
+            .filter(|_| self.step == 0)
+            .map(|(at, v, _)| {
+                let step_secs = self.clock.step_secs;
+                (*at as f64 * step_secs, v / self.clock.to_model / step_secs)
+            });
+        self.recorded = Some(first.into_iter().collect());
+        self
+    }
+
+    /// The band's quantile.
+    pub fn quantile(&self) -> f64 {
+        self.quantile
+    }
+
+    fn rate(&self, model_value: f64) -> f64 {
+        model_value / self.clock.to_model / self.clock.step_secs
+    }
+
+    /// Closes a step in which `requests` arrived.
+    pub fn observe(&mut self, requests: f64) {
+        let t = self.clock.next_time;
+        let value = requests * self.clock.to_model;
+        while self
+            .pending
+            .front()
+            .is_some_and(|(at, _, _)| *at <= self.step)
+        {
+            let (at, expected, planned) = self.pending.pop_front().expect("checked");
+            if at == self.step {
+                self.detector.update(t, value, expected);
+                if self.residuals.len() == RESIDUAL_WINDOW {
+                    self.residuals.pop_front();
+                }
+                self.residuals.push_back(self.rate(value - planned));
+            }
+        }
+        self.step += 1;
+        self.clock.next_time += self.clock.model_step;
+        if let Source::Model(forecaster) = &mut self.source {
+            forecaster.observe(t, value, &[]);
+        }
+        self.refresh();
+    }
+
+    /// Forecasts the steps from the next one to be observed on. The plan is the forecaster's
+    /// own curve for the band's quantile when it forecasts quantiles (the lowest at or above
+    /// it, else its highest), the expected rate otherwise; either way the band adds that
+    /// quantile of the realised errors against the plan (zero when the curve is calibrated:
+    /// conformalised quantile regression).
+    fn refresh(&mut self) {
+        let Source::Model(forecaster) = &mut self.source else {
+            return;
+        };
+        let (to_model, step_secs) = (self.clock.to_model, self.clock.step_secs);
+        let to_rate = |v: &[f64]| -> Vec<f64> {
+            v.iter()
+                .map(|x| x.max(0.0) / to_model / step_secs)
+                .collect()
+        };
+        let expected: Option<Vec<f64>> = forecaster.forecast(self.horizon).map(|v| to_rate(&v));
+        let qs = forecaster.quantiles();
+        let plan: Option<Vec<f64>> = if qs.is_empty() {
+            expected.clone()
+        } else {
+            let k = qs
+                .iter()
+                .position(|q| *q >= self.quantile - 1e-9)
+                .unwrap_or(qs.len() - 1);
+            forecaster
+                .forecast_quantiles(self.horizon)
+                .and_then(|mut curves| (k < curves.len()).then(|| to_rate(&curves.swap_remove(k))))
+        };
+        if let (Some(fc), Some(pl)) = (&expected, &plan) {
+            let k = self.lead_steps.min(fc.len()).min(pl.len()).max(1);
+            let at = self.step + k - 1;
+            let model = |r: f64| r * to_model * step_secs;
+            self.pending
+                .push_back((at, model(fc[k - 1]), model(pl[k - 1])));
+            if let Some(r) = self.recorded.as_mut() {
+                r.push((at as f64 * step_secs, fc[k - 1]));
+            }
+        }
+        let band = upper_band(&self.residuals, self.quantile);
+        self.current = plan
+            .as_ref()
+            .map(|v| v.iter().map(|r| (r + band).max(0.0)).collect());
+        self.expected = expected;
+    }
+
+    /// The planned rates (forecast + band) as (seconds ahead, requests per second), given how
+    /// far into the current step `now` is.
+    pub fn forecast(&self, into_step: f64) -> Option<Vec<(f64, f64)>> {
+        let at = |k: usize| (k as f64 + 1.0) * self.clock.step_secs - into_step;
+        match &self.source {
+            Source::Oracle(rates) => Some(
+                (0..self.horizon)
+                    .filter_map(|k| rates.get(self.step + k).map(|r| (at(k), *r)))
+                    .collect(),
+            ),
+            Source::Model(_) => self
+                .current
+                .as_ref()
+                .map(|fc| fc.iter().enumerate().map(|(k, r)| (at(k), *r)).collect()),
+        }
+    }
+
+    /// The expected rates (the median curve of a quantile forecaster) without the band.
+    pub fn expected(&self) -> Option<&[f64]> {
+        self.expected.as_deref()
+    }
+
+    /// Whether the anomaly detector trusts the forecast now (the oracle always is).
+    pub fn trusted(&self) -> bool {
+        matches!(self.source, Source::Oracle(_)) || self.detector.trustworthy(self.clock.next_time)
+    }
+
+    /// The forecaster's name and state.
+    pub fn forecaster_name(&self) -> String {
+        match &self.source {
+            Source::Model(f) => f.name(),
+            Source::Oracle(_) => "oracle".into(),
+        }
+    }
+
+    /// Steps observed.
+    pub fn steps(&self) -> usize {
+        self.step
+    }
+
+    /// The forecasts made at the lead, when recording.
+    pub fn recorded(&self) -> &[(f64, f64)] {
+        self.recorded.as_deref().unwrap_or(&[])
+    }
+}
+
+/// The `q` quantile of the realised errors, never below zero; zero until
+/// [`BAND_MIN_POINTS`] errors are known.
+fn upper_band(residuals: &VecDeque<f64>, q: f64) -> f64 {
+    if residuals.len() < BAND_MIN_POINTS {
+        return 0.0;
+    }
+    let mut v: Vec<f64> = residuals.iter().copied().collect();
+    v.sort_by(f64::total_cmp);
+    let k = ((v.len() - 1) as f64 * q).round() as usize;
+    v[k].max(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use foresight_forecast::Persistence;
+
+    fn clock(step_secs: f64, model_step: i64, to_model: f64) -> StepClock {
+        StepClock {
+            step_secs,
+            next_time: 0,
+            model_step,
+            to_model,
+        }
+    }
+
+    #[test]
+    fn converts_units_and_times() {
+        // One live second = one model minute; a live request = 2 model units.
+        let mut p = Planner::new(Box::new(Persistence::new()), 3, 2, clock(1.0, 60, 2.0));
+        assert!(p.forecast(0.0).is_none());
+        p.observe(50.0);
+        let f = p.forecast(0.25).unwrap();
+        assert_eq!(f.len(), 3);
+        assert!(
+            (f[0].0 - 0.75).abs() < 1e-9 && (f[0].1 - 50.0).abs() < 1e-9,
+            "{f:?}"
+        );
+        assert!((f[2].0 - 2.75).abs() < 1e-9);
+        assert_eq!(p.steps(), 1);
+        assert!(p.trusted());
+    }
+
+    #[test]
+    fn band_grows_with_underforecasts() {
+        let mut p = Planner::new(Box::new(Persistence::new()), 1, 1, clock(1.0, 60, 1.0));
+        // A rising series: persistence is always 10 short.
+        for i in 0..60 {
+            p.observe(100.0 + 10.0 * i as f64);
+        }
+        let last = 100.0 + 10.0 * 59.0;
+        let f = p.forecast(0.0).unwrap();
+        assert!((f[0].1 - (last + 10.0)).abs() < 1e-6, "{f:?}");
+    }
+
+    #[test]
+    fn the_quantile_sets_the_band() {
+        // Errors alternate 0 and +40: the median band is 0 or 40, the 0.95 band 40, q=0 → 0.
+        let run = |q: f64| {
+            let mut p = Planner::new(Box::new(Persistence::new()), 1, 1, clock(1.0, 60, 1.0))
+                .with_quantile(q);
+            for i in 0..100 {
+                p.observe(if i % 2 == 0 { 100.0 } else { 140.0 });
+            }
+            p.forecast(0.0).unwrap()[0].1 - p.expected().unwrap()[0]
+        };
+        assert!((run(0.95) - 40.0).abs() < 1e-9);
+        assert!(run(0.0).abs() < 1e-9);
+        assert!(run(0.95) >= run(0.6));
+    }
+
+    /// A quantile forecaster: the median is the last value, the 0.9 curve 20% above it.
+    struct Quantiles(Option<f64>);
+
+    impl Forecaster for Quantiles {
+        fn name(&self) -> String {
+            "q".into()
+        }
+        fn observe(&mut self, _time: i64, value: f64, _features: &[f64]) {
+            self.0 = Some(value);
+        }
+        fn forecast(&mut self, horizon: usize) -> Option<Vec<f64>> {
+            self.0.map(|v| vec![v; horizon])
+        }
+        fn quantiles(&self) -> Vec<f64> {
+            vec![0.5, 0.9]
+        }
+        fn forecast_quantiles(&mut self, horizon: usize) -> Option<Vec<Vec<f64>>> {
+            self.0
+                .map(|v| vec![vec![v; horizon], vec![1.2 * v; horizon]])
+        }
+    }
+
+    #[test]
+    fn a_quantile_forecaster_plans_on_its_own_curve() {
+        let plan = |q: f64| {
+            let mut p =
+                Planner::new(Box::new(Quantiles(None)), 2, 1, clock(1.0, 60, 1.0)).with_quantile(q);
+            p.observe(100.0);
+            (p.forecast(0.0).unwrap()[0].1, p.expected().unwrap()[0])
+        };
+        assert_eq!(
+            plan(0.9),
+            (120.0, 100.0),
+            "the 0.9 curve, the median as expected"
+        );
+        assert_eq!(plan(0.5), (100.0, 100.0));
+        assert_eq!(plan(0.95), (120.0, 100.0), "above its highest: the highest");
+        // A calibrated curve gets no band: steady load never exceeds the 0.9 curve.
+        let mut p =
+            Planner::new(Box::new(Quantiles(None)), 1, 1, clock(1.0, 60, 1.0)).with_quantile(0.9);
+        for _ in 0..100 {
+            p.observe(100.0);
+        }
+        assert_eq!(p.forecast(0.0).unwrap()[0].1, 120.0);
+    }
+
+    #[test]
+    fn a_warm_forecaster_plans_before_the_first_step() {
+        let mut f = Persistence::new();
+        f.observe(0, 30.0, &[]);
+        let p = Planner::new(Box::new(f), 2, 1, clock(60.0, 60, 1.0));
+        let fc = p.forecast(15.0).expect("a forecast at once");
+        assert_eq!(
+            fc[0],
+            (45.0, 0.5),
+            "30 per minute = 0.5 req/s, 45 s from now"
+        );
+    }
+
+    #[test]
+    fn the_oracle_reads_the_future_and_is_trusted() {
+        let rates: Vec<f64> = (0..20).map(|k| k as f64).collect();
+        let mut p = Planner::oracle(rates, 3, 3, clock(60.0, 60, 1.0));
+        let f = p.forecast(15.0).unwrap();
+        assert_eq!(f.len(), ORACLE_MIN_STEPS);
+        assert_eq!(f[0], (45.0, 0.0));
+        p.observe(123.0);
+        let f = p.forecast(0.0).unwrap();
+        assert_eq!(f[0], (60.0, 1.0));
+        assert_eq!(f[2], (180.0, 3.0));
+        assert!(p.trusted());
+        assert_eq!(p.forecaster_name(), "oracle");
+    }
+}

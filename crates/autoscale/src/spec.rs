@@ -1,0 +1,337 @@
+//! Typed names of policies and forecasters, parsed in one place (`FromStr`) for the
+//! experiment's flags and the live loop's configuration alike, and the policies built from
+//! them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use foresight_scale::{
+    CostOptimal, FastFloor, Hpa, HpaConfig, Hybrid, InstanceModel, Policy, Predictive,
+    PredictiveConfig, Static,
+};
+
+/// Which scaling policy runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PolicySpec {
+    /// A fixed count.
+    Static,
+    /// Kubernetes' HPA rule on utilisation.
+    Hpa,
+    /// The paper's thresholds on the forecast.
+    Predictive,
+    /// Smallest count meeting the response-time goal (M/M/c) on the forecast.
+    CostOptimal,
+    /// max(predictive, a fast reactive floor); more reactive capacity while the forecast is
+    /// distrusted.
+    Hybrid,
+    /// Predictive on the true future (simulator only): the limit of any forecaster.
+    Oracle,
+}
+
+impl PolicySpec {
+    /// Every policy, in table order.
+    pub const ALL: [PolicySpec; 6] = [
+        PolicySpec::Static,
+        PolicySpec::Hpa,
+        PolicySpec::Predictive,
+        PolicySpec::Hybrid,
+        PolicySpec::CostOptimal,
+        PolicySpec::Oracle,
+    ];
+
+    /// The name in configuration and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicySpec::Static => "static",
+            PolicySpec::Hpa => "hpa",
+            PolicySpec::Predictive => "predictive",
+            PolicySpec::CostOptimal => "cost-optimal",
+            PolicySpec::Hybrid => "hybrid",
+            PolicySpec::Oracle => "oracle",
+        }
+    }
+
+    /// Whether it reads a forecaster's output (the oracle reads the true future instead).
+    pub fn uses_forecaster(self) -> bool {
+        matches!(
+            self,
+            PolicySpec::Predictive | PolicySpec::CostOptimal | PolicySpec::Hybrid
+        )
+    }
+
+    /// The name in tables: `predictive-lstm`, `hpa`, ...
+    pub fn display_name(self, forecaster: &str) -> String {
+        if self.uses_forecaster() {
+            format!("{}-{forecaster}", self.as_str())
+        } else {
+            self.as_str().to_string()
+        }
+    }
+
+    /// The policy with these settings; `forecaster` names it (`hybrid-lstm`).
+    pub fn build(self, p: &PolicyParams, forecaster: &str) -> Box<dyn Policy> {
+        let name = self.display_name(forecaster);
+        match self {
+            PolicySpec::Static => Box::new(Static {
+                replicas: p.static_replicas,
+            }),
+            PolicySpec::Hpa => Box::new(Hpa::new(p.hpa)),
+            PolicySpec::Predictive | PolicySpec::Oracle => {
+                Box::new(Predictive::new(&name, p.predictive, p.model))
+            }
+            PolicySpec::CostOptimal => Box::new(CostOptimal::new(
+                &name,
+                p.model,
+                p.slo,
+                p.goal,
+                p.predictive.lead,
+                p.predictive.margin,
+            )),
+            PolicySpec::Hybrid => Box::new(Hybrid::new(
+                &name,
+                Box::new(Predictive::new(
+                    &PolicySpec::Predictive.display_name(forecaster),
+                    p.predictive,
+                    p.model,
+                )),
+                FastFloor::new(p.floor, p.model),
+                p.hpa,
+            )),
+        }
+    }
+}
+
+impl fmt::Display for PolicySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown name, with what would be valid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownName {
+    /// What was given.
+    pub given: String,
+    /// The valid names, comma-separated.
+    pub expected: String,
+}
+
+impl fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown name `{}` (expected one of {})",
+            self.given, self.expected
+        )
+    }
+}
+
+impl std::error::Error for UnknownName {}
+
+impl FromStr for PolicySpec {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PolicySpec::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                given: s.to_string(),
+                expected: PolicySpec::ALL.map(PolicySpec::as_str).join(", "),
+            })
+    }
+}
+
+/// Everything a policy may be built with; each policy reads its own part.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PolicyParams {
+    /// Capacity of one instance.
+    pub model: InstanceModel,
+    /// The predictive policies' sizing target, thresholds, lead and margin.
+    pub predictive: PredictiveConfig,
+    /// The HPA's rule (also the hybrid's extra floor while the forecast is distrusted).
+    pub hpa: HpaConfig,
+    /// The hybrid's fast reactive floor (utilisation and observed demand at this target).
+    pub floor: HpaConfig,
+    /// Instances of `static`.
+    pub static_replicas: usize,
+    /// Response-time bound of `cost-optimal`, seconds.
+    pub slo: f64,
+    /// Share of requests that must meet it.
+    pub goal: f64,
+}
+
+impl PolicyParams {
+    /// The defaults for instances of this model.
+    pub fn new(model: InstanceModel) -> PolicyParams {
+        PolicyParams {
+            model,
+            predictive: PredictiveConfig::default(),
+            hpa: HpaConfig::default(),
+            floor: HpaConfig {
+                target: 0.9,
+                ..HpaConfig::default()
+            },
+            static_replicas: 1,
+            slo: 1.0,
+            goal: 0.99,
+        }
+    }
+}
+
+/// Which forecaster feeds the predictive policies, with its own settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ForecasterSpec {
+    /// The paper's LSTM (from a model file, or trained on history).
+    Lstm,
+    /// Additive Holt-Winters, fitted on history.
+    HoltWinters,
+    /// Mean of the last `window` steps.
+    MovingAverage {
+        /// Steps averaged.
+        window: usize,
+    },
+    /// The last step repeated.
+    Persistence,
+    /// The value one season (this many steps) earlier: sees a daily surge coming.
+    SeasonalNaive {
+        /// Steps per season.
+        season: usize,
+    },
+    /// For each slot of the season, a high quantile of the last `seasons` values in that slot
+    /// (Crane's percentile predictor at the data's own resolution): sees recurring bursts.
+    SeasonalQuantile {
+        /// Steps per season.
+        season: usize,
+        /// Seasons remembered per slot.
+        seasons: usize,
+        /// The quantile (0–1).
+        quantile: f64,
+    },
+    /// No forecaster (reactive policies only).
+    None,
+}
+
+impl ForecasterSpec {
+    /// The names, as parsed.
+    pub const NAMES: [&'static str; 7] = [
+        "lstm",
+        "holt-winters",
+        "moving-average",
+        "persistence",
+        "seasonal-naive",
+        "seasonal-quantile",
+        "none",
+    ];
+
+    /// The name in configuration and tables.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ForecasterSpec::Lstm => "lstm",
+            ForecasterSpec::HoltWinters => "holt-winters",
+            ForecasterSpec::MovingAverage { .. } => "moving-average",
+            ForecasterSpec::Persistence => "persistence",
+            ForecasterSpec::SeasonalNaive { .. } => "seasonal-naive",
+            ForecasterSpec::SeasonalQuantile { .. } => "seasonal-quantile",
+            ForecasterSpec::None => "none",
+        }
+    }
+
+    /// The forecasters that need no training: built here for steps of `step` seconds.
+    /// `None` for the LSTM and Holt-Winters (fitted on data by the caller) and for `none`.
+    pub fn build_simple(
+        &self,
+        step: i64,
+    ) -> Option<Box<dyn foresight_forecast::Forecaster + Send>> {
+        use foresight_forecast::{MovingAverage, Persistence, SeasonalNaive, SeasonalQuantile};
+        Some(match *self {
+            ForecasterSpec::MovingAverage { window } => Box::new(MovingAverage::new(step, window)),
+            ForecasterSpec::Persistence => Box::new(Persistence::new()),
+            ForecasterSpec::SeasonalNaive { season } => {
+                Box::new(SeasonalNaive::new("seasonal-naive", step, season))
+            }
+            ForecasterSpec::SeasonalQuantile {
+                season,
+                seasons,
+                quantile,
+            } => Box::new(SeasonalQuantile::new(step, season, seasons, quantile)),
+            ForecasterSpec::Lstm | ForecasterSpec::HoltWinters | ForecasterSpec::None => {
+                return None
+            }
+        })
+    }
+}
+
+impl fmt::Display for ForecasterSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Steps in a day of one-minute steps: the default season.
+pub const DAY_OF_MINUTES: usize = 1440;
+
+impl FromStr for ForecasterSpec {
+    type Err = UnknownName;
+    /// A name, with each forecaster's default settings (a day of minutes for seasons, the
+    /// 0.95 quantile over the last 7 days, a 5-step moving average).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "lstm" => ForecasterSpec::Lstm,
+            "holt-winters" => ForecasterSpec::HoltWinters,
+            "moving-average" => ForecasterSpec::MovingAverage { window: 5 },
+            "persistence" => ForecasterSpec::Persistence,
+            "seasonal-naive" => ForecasterSpec::SeasonalNaive {
+                season: DAY_OF_MINUTES,
+            },
+            "seasonal-quantile" => ForecasterSpec::SeasonalQuantile {
+                season: DAY_OF_MINUTES,
+                seasons: 7,
+                quantile: 0.95,
+            },
+            "none" => ForecasterSpec::None,
+            other => {
+                return Err(UnknownName {
+                    given: other.to_string(),
+                    expected: ForecasterSpec::NAMES.join(", "),
+                })
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for p in PolicySpec::ALL {
+            assert_eq!(p.to_string().parse::<PolicySpec>(), Ok(p));
+        }
+        for n in ForecasterSpec::NAMES {
+            assert_eq!(n.parse::<ForecasterSpec>().unwrap().to_string(), n);
+        }
+    }
+
+    #[test]
+    fn unknown_names_say_what_is_valid() {
+        let e = "magic".parse::<PolicySpec>().unwrap_err().to_string();
+        assert!(
+            e.contains("`magic`") && e.contains("hybrid, cost-optimal, oracle"),
+            "{e}"
+        );
+        let e = "prophet".parse::<ForecasterSpec>().unwrap_err().to_string();
+        assert!(e.contains("seasonal-quantile"), "{e}");
+    }
+
+    #[test]
+    fn built_policies_carry_the_forecaster_in_their_name() {
+        let p = PolicyParams::new(InstanceModel {
+            workers: 4,
+            mean_service: 0.2,
+        });
+        assert_eq!(PolicySpec::Hybrid.build(&p, "lstm").name(), "hybrid-lstm");
+        assert_eq!(PolicySpec::Hpa.build(&p, "lstm").name(), "hpa");
+        assert_eq!(PolicySpec::Oracle.build(&p, "lstm").name(), "oracle");
+    }
+}

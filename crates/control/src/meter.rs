@@ -1,0 +1,274 @@
+//! Measuring one control interval: the client request rate (the proxy's counters, Prometheus
+//! or the Kafka topic), the pool's utilisation (the instances' `/metrics`, or in-flight counts),
+//! its queue and refusals, and the ready and starting instances (the actuator's view). The
+//! I/O half of the loop; the autoscaler decides on what it returns.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use foresight_actuate::Actuator;
+use foresight_autoscale::Sample;
+use foresight_proxy::Pool;
+
+use crate::{
+    Consumer, ControlConfig, KafkaConfig, KafkaStatus, MetricsSource, PromSource, Publisher,
+    Scraper,
+};
+
+/// One interval's measurement.
+#[derive(Clone, Debug)]
+pub struct Measured {
+    /// What the autoscaler is stepped with.
+    pub sample: Sample,
+    /// Where utilisation came from (`instances (n scraped)` or `proxy in-flight`).
+    pub utilisation_source: String,
+    /// Where the rate came from.
+    pub metrics_source: String,
+    /// The actuator's error when its state could not be read.
+    pub actuator_error: Option<String>,
+}
+
+/// The loop's instruments, kept across intervals.
+pub struct Meter {
+    interval: Duration,
+    workers: u32,
+    capacity_rps: f64,
+    scrape_instances: bool,
+    kafka: Option<KafkaConfig>,
+    pool: Arc<Pool>,
+    actuator: Option<Arc<dyn Actuator>>,
+    prom: Option<PromSource>,
+    prom_failing: bool,
+    publisher: Option<Publisher>,
+    consumer: Option<Consumer>,
+    scraper: Scraper,
+    started: Instant,
+    tick: tokio::time::Interval,
+    primed: bool,
+    last_count: u64,
+    last_refused: u64,
+    last_period_end: f64,
+    last_requests: HashMap<String, u64>,
+    deltas: Vec<(String, u64)>,
+}
+
+impl Meter {
+    /// Instruments for `pool` as the section says; the clock starts now.
+    pub fn new(c: &ControlConfig, pool: Arc<Pool>, actuator: Option<Arc<dyn Actuator>>) -> Meter {
+        let prom = match &c.metrics {
+            MetricsSource::Builtin => None,
+            MetricsSource::Prometheus { url, rate_query } => Some(PromSource::new(url, rate_query)),
+        };
+        let publisher = c.kafka.as_ref().and_then(|k| {
+            k.publish
+                .as_ref()
+                .map(|t| Publisher::start(k.brokers.clone(), t.clone()))
+        });
+        let consumer = c.kafka.as_ref().and_then(|k| {
+            k.consume
+                .as_ref()
+                .map(|t| Consumer::start(k.brokers.clone(), t.clone()))
+        });
+        let mut tick = tokio::time::interval(c.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Meter {
+            interval: c.interval,
+            workers: c.workers,
+            capacity_rps: c.capacity_rps,
+            scrape_instances: c.scrape_instances,
+            kafka: c.kafka.clone(),
+            last_count: pool.client_requests(),
+            last_refused: pool.refused(),
+            pool,
+            actuator,
+            prom,
+            prom_failing: false,
+            publisher,
+            consumer,
+            scraper: Scraper::default(),
+            started: Instant::now(),
+            tick,
+            primed: false,
+            last_period_end: 0.0,
+            last_requests: HashMap::new(),
+            deltas: Vec::new(),
+        }
+    }
+
+    /// Waits out the next interval, sampling utilisation ten times in it, and returns what it
+    /// saw.
+    pub async fn measure(&mut self) -> Measured {
+        if !self.primed {
+            // The first tick of a tokio interval completes at once.
+            self.tick.tick().await;
+            self.primed = true;
+        }
+        let sample_every = self.interval / 10;
+        let (mut busy_sum, mut samples) = (0.0, 0u32);
+        let (mut scraped_sum, mut scraped_samples, mut scraped_instances) = (0.0, 0u32, 0usize);
+        let deadline = tokio::time::Instant::now() + self.interval;
+        while tokio::time::Instant::now() + sample_every <= deadline {
+            tokio::time::sleep(sample_every).await;
+            let st = self.pool.status();
+            let eligible = st.iter().filter(|b| b.eligible).count().max(1);
+            let in_flight: u32 = st.iter().map(|b| b.in_flight).sum();
+            if self.scrape_instances && samples.is_multiple_of(2) {
+                let addresses: Vec<String> = st
+                    .iter()
+                    .filter(|b| b.eligible)
+                    .map(|b| b.address.clone())
+                    .collect();
+                if let (Some(u), n) = self.scraper.utilisation(&addresses).await {
+                    scraped_sum += u;
+                    scraped_samples += 1;
+                    scraped_instances = n;
+                }
+            }
+            busy_sum +=
+                (f64::from(in_flight) / (eligible as f64 * f64::from(self.workers))).min(1.0);
+            samples += 1;
+        }
+        self.tick.tick().await;
+        let now = self.started.elapsed().as_secs_f64();
+        let period = (now - self.last_period_end).max(1e-3);
+        self.last_period_end = now;
+        let count = self.pool.client_requests();
+        let mut arrivals = count.saturating_sub(self.last_count);
+        self.last_count = count;
+        let refused = self.pool.refused();
+        let dropped = refused.saturating_sub(self.last_refused);
+        self.last_refused = refused;
+        let mut source = "builtin".to_string();
+        if let Some(p) = &self.prom {
+            match p.rate(self.interval.max(Duration::from_secs(2))).await {
+                Ok(rps) => {
+                    if self.prom_failing {
+                        tracing::info!("prometheus answers again; using it");
+                        self.prom_failing = false;
+                    }
+                    arrivals = (rps * self.interval.as_secs_f64()).round() as u64;
+                    source = "prometheus".into();
+                }
+                Err(e) => {
+                    if !self.prom_failing {
+                        tracing::warn!(error = %e, "prometheus unavailable; using the proxy's own counters");
+                        self.prom_failing = true;
+                    }
+                    source = format!("builtin (prometheus: {e})");
+                }
+            }
+        }
+        let (utilisation, utilisation_source) = if scraped_samples > 0 {
+            (
+                scraped_sum / f64::from(scraped_samples),
+                format!("instances ({scraped_instances} scraped)"),
+            )
+        } else if samples > 0 {
+            (busy_sum / f64::from(samples), "proxy in-flight".to_string())
+        } else {
+            (0.0, "proxy in-flight".to_string())
+        };
+        let members = self.pool.status();
+        let eligible = members.iter().filter(|b| b.eligible).count();
+        // Requests beyond the workers of each eligible instance wait in its queue.
+        let queue: u32 = members
+            .iter()
+            .filter(|b| b.eligible)
+            .map(|b| b.in_flight.saturating_sub(self.workers))
+            .sum();
+        if let (Some(p), Some(k)) = (&self.publisher, &self.kafka) {
+            p.publish(crate::Sample {
+                time: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0),
+                source: k.source.clone(),
+                interval_s: self.interval.as_secs_f64(),
+                requests: arrivals,
+                utilisation,
+                ready: eligible,
+            });
+        }
+        if let Some(k) = &self.consumer {
+            let got = k.drain();
+            if got.is_empty() {
+                source = format!("{source} (kafka: no samples this interval)");
+            } else {
+                let mut sources: Vec<&str> = got.iter().map(|s| s.source.as_str()).collect();
+                sources.sort_unstable();
+                sources.dedup();
+                arrivals = got.iter().map(|s| s.requests).sum();
+                source = format!(
+                    "kafka ({} samples from {} proxies)",
+                    got.len(),
+                    sources.len()
+                );
+            }
+        }
+        let (ready, starting, actuator_error) = match &self.actuator {
+            Some(a) => match a.state().await {
+                Ok(s) => (s.ready.unwrap_or(eligible), s.starting.unwrap_or(0), None),
+                Err(e) => (eligible, 0, Some(e.to_string())),
+            },
+            None => (eligible, 0, None),
+        };
+        // Each instance's share of the interval's requests, for forecast-aware balancing.
+        self.deltas = members
+            .iter()
+            .map(|b| {
+                let before = self
+                    .last_requests
+                    .get(&b.address)
+                    .copied()
+                    .unwrap_or(b.requests);
+                (b.address.clone(), b.requests.saturating_sub(before))
+            })
+            .collect();
+        self.last_requests = members
+            .iter()
+            .map(|b| (b.address.clone(), b.requests))
+            .collect();
+        Measured {
+            sample: Sample {
+                now,
+                period,
+                arrivals,
+                utilisation,
+                queue: f64::from(queue),
+                dropped,
+                ready,
+                starting,
+            },
+            utilisation_source,
+            metrics_source: source,
+            actuator_error,
+        }
+    }
+
+    /// Forecast-aware balancing: each instance's predicted load is the planned load times its
+    /// share of the last interval's requests (equal shares when idle); NaN clears it.
+    pub fn share_forecast(&self, planned: Option<f64>) {
+        let total: u64 = self.deltas.iter().map(|d| d.1).sum();
+        for (address, d) in &self.deltas {
+            let share = if total > 0 {
+                *d as f64 / total as f64
+            } else {
+                1.0 / self.deltas.len().max(1) as f64
+            };
+            let predicted = planned.map_or(f64::NAN, |p| p * share);
+            self.pool
+                .set_forecast(address, predicted, self.capacity_rps);
+        }
+    }
+
+    /// Kafka publisher health, when publishing.
+    pub fn publish_status(&self) -> Option<KafkaStatus> {
+        self.publisher.as_ref().map(|p| p.status())
+    }
+
+    /// Kafka consumer health, when consuming.
+    pub fn consume_status(&self) -> Option<KafkaStatus> {
+        self.consumer.as_ref().map(|k| k.status())
+    }
+}
