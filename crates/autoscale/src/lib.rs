@@ -104,7 +104,9 @@ impl Autoscaler {
                 )
             }
         };
-        let planner = planner.map(|pl| pl.with_quantile(s.quantile));
+        let margin_steps = (p.margin / step_secs).round() as usize;
+        let planner =
+            planner.map(|pl| pl.with_quantile(s.quantile).with_margin_steps(margin_steps));
         let governor = Governor::new(s.policy.build(&s.params, forecaster), s.limits, s.dry_run)?;
         Ok(Autoscaler::new(
             planner, governor, step_secs, p.lead, p.margin,

@@ -47,8 +47,13 @@ pub struct Planner {
     clock: StepClock,
     quantile: f64,
     step: usize,
-    /// (step, expected, planned) in model units, awaiting the step's actual.
-    pending: VecDeque<(usize, f64, f64)>,
+    /// (step, planned) in model units, awaiting the step's actual.
+    pending: VecDeque<(usize, f64)>,
+    /// Steps beyond the lead that a plan provisions for (the policies' margin).
+    margin_steps: usize,
+    /// (first step, last step, peak planned) of each plan's provisioning window, model units:
+    /// what the capacity in place at a step was sized for.
+    windows: VecDeque<(usize, usize, f64)>,
     residuals: VecDeque<f64>,
     current: Option<Vec<f64>>,
     expected: Option<Vec<f64>>,
@@ -82,13 +87,18 @@ impl Planner {
     fn with_source(source: Source, horizon: usize, lead_steps: usize, clock: StepClock) -> Planner {
         let mut p = Planner {
             source,
-            detector: Detector::new(AnomalyConfig::default()),
+            detector: Detector::new(AnomalyConfig {
+                upper_only: true,
+                ..AnomalyConfig::default()
+            }),
             horizon: horizon.max(1),
             lead_steps: lead_steps.clamp(1, horizon.max(1)),
             clock,
             quantile: UPPER_QUANTILE,
             step: 0,
             pending: VecDeque::new(),
+            margin_steps: 0,
+            windows: VecDeque::new(),
             residuals: VecDeque::new(),
             current: None,
             expected: None,
@@ -110,16 +120,27 @@ impl Planner {
         self
     }
 
+    /// Plans provision for `steps` steps beyond the lead (the policies' margin): the anomaly
+    /// detector then judges each step's actual against the highest plan that provisioned
+    /// for it, so a burst a minute earlier or later than foreseen, inside the window the
+    /// capacity was sized for, is not a surprise.
+    pub fn with_margin_steps(mut self, steps: usize) -> Planner {
+        self.margin_steps = steps;
+        if self.step == 0 {
+            self.pending.clear();
+            self.windows.clear();
+            self.refresh();
+        }
+        self
+    }
+
     /// Keeps every forecast made at the lead (for timelines).
     pub fn recording(mut self) -> Planner {
-        let first = self
-            .pending
-            .back()
-            .filter(|_| self.step == 0)
-            .map(|(at, v, _)| {
-                let step_secs = self.clock.step_secs;
-                (*at as f64 * step_secs, v / self.clock.to_model / step_secs)
-            });
+        // The forecast made at construction, if any, is the first at the lead.
+        let first = self.expected.as_ref().filter(|_| self.step == 0).map(|fc| {
+            let k = self.lead_steps.min(fc.len()).max(1);
+            ((k - 1) as f64 * self.clock.step_secs, fc[k - 1])
+        });
         self.recorded = Some(first.into_iter().collect());
         self
     }
@@ -137,14 +158,25 @@ impl Planner {
     pub fn observe(&mut self, requests: f64) {
         let t = self.clock.next_time;
         let value = requests * self.clock.to_model;
-        while self
-            .pending
-            .front()
-            .is_some_and(|(at, _, _)| *at <= self.step)
-        {
-            let (at, expected, planned) = self.pending.pop_front().expect("checked");
+        while self.pending.front().is_some_and(|(at, _)| *at <= self.step) {
+            let (at, planned) = self.pending.pop_front().expect("checked");
+            while self.windows.front().is_some_and(|w| w.1 < self.step) {
+                self.windows.pop_front();
+            }
+            let provisioned = self
+                .windows
+                .iter()
+                .filter(|w| w.0 <= self.step)
+                .map(|w| w.2)
+                .fold(planned, f64::max);
             if at == self.step {
-                self.detector.update(t, value, expected);
+                // "Anomaly" means not explained by the model's own uncertainty: the actual is
+                // judged against what was provisioned for this step (the highest plan whose
+                // window covered it: a quantile forecaster's curve for the planned quantile,
+                // the expected rate of a point forecaster), so a burst that the upper quantile
+                // foresaw does not make the forecast distrusted, and only load above the plan
+                // counts (an over-forecast costs money, not requests).
+                self.detector.update(t, value, provisioned);
                 if self.residuals.len() == RESIDUAL_WINDOW {
                     self.residuals.pop_front();
                 }
@@ -191,8 +223,10 @@ impl Planner {
             let k = self.lead_steps.min(fc.len()).min(pl.len()).max(1);
             let at = self.step + k - 1;
             let model = |r: f64| r * to_model * step_secs;
-            self.pending
-                .push_back((at, model(fc[k - 1]), model(pl[k - 1])));
+            self.pending.push_back((at, model(pl[k - 1])));
+            let last = (k - 1 + self.margin_steps).min(pl.len() - 1);
+            let peak = pl[k - 1..=last].iter().copied().fold(0.0, f64::max);
+            self.windows.push_back((at, self.step + last, model(peak)));
             if let Some(r) = self.recorded.as_mut() {
                 r.push((at as f64 * step_secs, fc[k - 1]));
             }
@@ -365,6 +399,47 @@ mod tests {
             p.observe(100.0);
         }
         assert_eq!(p.forecast(0.0).unwrap()[0].1, 120.0);
+    }
+
+    /// Foresees a burst of 200 at every tenth minute, 100 otherwise.
+    struct Bursts(Option<i64>);
+
+    impl Forecaster for Bursts {
+        fn name(&self) -> String {
+            "bursts".into()
+        }
+        fn observe(&mut self, time: i64, _value: f64, _features: &[f64]) {
+            self.0 = Some(time);
+        }
+        fn forecast(&mut self, horizon: usize) -> Option<Vec<f64>> {
+            let next = self.0? / 60 + 1;
+            Some(
+                (0..horizon as i64)
+                    .map(|i| if (next + i) % 10 == 0 { 200.0 } else { 100.0 })
+                    .collect(),
+            )
+        }
+    }
+
+    #[test]
+    fn a_burst_inside_the_provisioned_window_is_no_anomaly() {
+        // Every burst comes one minute earlier than foreseen.
+        let run = |margin: usize| {
+            let mut p = Planner::new(Box::new(Bursts(None)), 5, 2, clock(60.0, 60, 1.0))
+                .with_margin_steps(margin);
+            let mut distrusted = 0;
+            for i in 0..200i64 {
+                let noise = ((i * 7919) % 7) as f64 - 3.0;
+                p.observe(if i % 10 == 9 { 200.0 } else { 100.0 + noise });
+                distrusted += usize::from(!p.trusted());
+            }
+            distrusted
+        };
+        assert_eq!(run(1), 0, "the plan for the minute before covered it");
+        assert!(
+            run(0) > 50,
+            "judged minute by minute, every burst is a surprise"
+        );
     }
 
     #[test]

@@ -115,6 +115,8 @@ struct Job {
     name: String,
     kind: PolicySpec,
     knob: f64,
+    /// The planned quantile (`--quantile` unless the sweep sets it).
+    quantile: Option<f64>,
     default: bool,
 }
 
@@ -122,6 +124,8 @@ struct Job {
 struct RunResult {
     name: String,
     knob: f64,
+    /// The planned quantile of the load at the lead (predictive policies).
+    quantile: f64,
     p50_ms: f64,
     p95_ms: f64,
     p99_ms: f64,
@@ -302,7 +306,7 @@ fn settings_for(job: &Job, a: &ExperimentArgs, setup: &Setup) -> Settings {
             ..Limits::default()
         },
         dry_run: false,
-        quantile: a.quantile,
+        quantile: job.quantile.unwrap_or(a.quantile),
     }
 }
 
@@ -401,6 +405,7 @@ fn run_job(
     Ok(RunResult {
         name: job.name.clone(),
         knob: job.knob,
+        quantile: job.quantile.unwrap_or(a.quantile),
         p50_ms: o.quantile_ms(0.5),
         p95_ms: o.quantile_ms(0.95),
         p99_ms: o.quantile_ms(0.99),
@@ -441,6 +446,9 @@ fn knob_label(job: &Job) -> String {
     match job.kind {
         PolicySpec::Static => format!("n={}", job.knob),
         PolicySpec::CostOptimal => format!("goal={}", job.knob),
+        PolicySpec::Predictive | PolicySpec::Hybrid if job.quantile.is_some() => {
+            format!("target={} q={}", job.knob, job.quantile.unwrap_or_default())
+        }
         _ => format!("target={}", job.knob),
     }
 }
@@ -450,6 +458,7 @@ fn jobs(a: &ExperimentArgs, fname: &str, static_mean: usize, static_peak: usize)
         name: name.to_string(),
         kind,
         knob,
+        quantile: None,
         default,
     };
     let p = format!("predictive-{fname}");
@@ -479,6 +488,17 @@ fn jobs(a: &ExperimentArgs, fname: &str, static_mean: usize, static_peak: usize)
             v.push(job(&p, PolicySpec::Predictive, t, false));
             v.push(job(&h, PolicySpec::Hybrid, t, false));
             v.push(job("oracle", PolicySpec::Oracle, t, false));
+        }
+        // The planned quantile at the default target.
+        for q in [0.5, 0.8, 0.9, 0.99] {
+            if (q - a.quantile).abs() > 1e-9 {
+                for (name, kind) in [(&p, PolicySpec::Predictive), (&h, PolicySpec::Hybrid)] {
+                    v.push(Job {
+                        quantile: Some(q),
+                        ..job(name, kind, 0.7, false)
+                    });
+                }
+            }
         }
         // With exponential service of mean 1/μ, P(S > SLO) bounds what any size can reach.
         for g in [0.9, 0.95, 0.98] {
@@ -747,6 +767,7 @@ mod tests {
             name: "hybrid-seasonal-quantile".into(),
             kind: PolicySpec::Hybrid,
             knob: 0.7,
+            quantile: None,
             default: true,
         };
         let spec = ForecasterSpec::SeasonalQuantile {

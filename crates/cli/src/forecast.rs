@@ -378,6 +378,30 @@ fn print_table(args: &EvalArgs, l: &Loaded, e: &Evaluation) {
             s.mae_untrusted,
         );
     }
+    println!("\nquantiles (pinball loss, coverage = share of actuals at or below; `band`: point forecast + the quantile of its last 240 errors)");
+    let header: Vec<String> = foresight_forecast::eval::EVAL_QUANTILES
+        .iter()
+        .map(|q| format!("{:>18}", format!("q{q}")))
+        .collect();
+    println!("{:<22} {:>6} {}", "model", "from", header.join(""));
+    for s in &e.scores {
+        let cells: Vec<String> = s
+            .quantiles
+            .iter()
+            .map(|q| {
+                format!(
+                    "{:>18}",
+                    format!("{:.3} / {:.1}%", q.pinball, 100.0 * q.coverage)
+                )
+            })
+            .collect();
+        let from = if s.quantiles.first().is_some_and(|q| q.source == "model") {
+            "model"
+        } else {
+            "band"
+        };
+        println!("{:<22} {:>6} {}", s.name, from, cells.join(""));
+    }
 }
 
 fn predict(args: PredictArgs) -> ExitCode {

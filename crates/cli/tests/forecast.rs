@@ -105,6 +105,7 @@ fn train_then_eval_and_predict_with_the_saved_model() {
         "lstm",
         "persistence",
         "seasonal-naive",
+        "seasonal-quantile",
         "moving-average",
         "holt-winters",
     ] {
@@ -128,11 +129,26 @@ fn train_then_eval_and_predict_with_the_saved_model() {
         }
         let (mae, rmse) = (m["mae"].as_f64().unwrap(), m["rmse"].as_f64().unwrap());
         assert!(mae > 0.0 && rmse >= mae, "{m}");
+        // Every model is scored at four quantiles: pinball loss and coverage.
+        let q = m["quantiles"].as_array().unwrap();
+        let levels: Vec<f64> = q.iter().map(|x| x["q"].as_f64().unwrap()).collect();
+        assert_eq!(levels, [0.5, 0.9, 0.95, 0.99], "{}", m["name"]);
+        for x in q {
+            assert!(x["pinball"].as_f64().unwrap() >= 0.0);
+            assert!((0.0..=1.0).contains(&x["coverage"].as_f64().unwrap()));
+        }
+        let own = if m["name"] == "lstm" {
+            "model"
+        } else {
+            "residual band"
+        };
+        assert_eq!(q[0]["source"], own, "{}", m["name"]);
     }
     let persistence = models.iter().find(|m| m["name"] == "persistence").unwrap();
     assert_eq!(persistence["mase"].as_f64().unwrap(), 1.0);
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
     assert!(String::from_utf8_lossy(&o.stdout).contains("MASE"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("pinball loss"));
 
     // Predict from the end of the trace.
     let o = run(&["forecast", "predict", "--model", m, "--trace", &trace]);

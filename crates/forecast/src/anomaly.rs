@@ -23,6 +23,9 @@ pub struct AnomalyConfig {
     pub hold_secs: i64,
     /// Residuals needed before anything is flagged.
     pub min_points: usize,
+    /// Flag only residuals above the forecast (actual higher than foreseen): for capacity, an
+    /// over-forecast costs money, not requests, and the scale-in stabilisation handles it.
+    pub upper_only: bool,
 }
 
 impl Default for AnomalyConfig {
@@ -32,6 +35,7 @@ impl Default for AnomalyConfig {
             threshold: 3.5,
             hold_secs: 15 * 60,
             min_points: 30,
+            upper_only: false,
         }
     }
 }
@@ -86,7 +90,11 @@ impl Detector {
             let mad = median(&mut self.scratch);
             if mad > 0.0 {
                 verdict.z = 0.6745 * (r - med) / mad;
-                verdict.anomalous = verdict.z.abs() > self.cfg.threshold;
+                verdict.anomalous = if self.cfg.upper_only {
+                    verdict.z > self.cfg.threshold
+                } else {
+                    verdict.z.abs() > self.cfg.threshold
+                };
             }
         }
         if verdict.anomalous {
@@ -123,6 +131,7 @@ mod tests {
             threshold: 3.5,
             hold_secs: 600,
             min_points: 20,
+            upper_only: false,
         });
         for i in 0..100 {
             let noise = ((i * 7919) % 13) as f64 - 6.0;
@@ -135,6 +144,27 @@ mod tests {
         assert!(!d.trustworthy(100 * 60 + 599));
         assert!(d.trustworthy(100 * 60 + 600));
         assert_eq!(d.counts(), (1, 101));
+    }
+
+    #[test]
+    fn upper_only_ignores_overforecasts() {
+        let cfg = AnomalyConfig {
+            upper_only: true,
+            ..AnomalyConfig::default()
+        };
+        let mut d = Detector::new(cfg);
+        for i in 0..100 {
+            let noise = ((i * 7919) % 13) as f64 - 6.0;
+            d.update(i * 60, 100.0 + noise, 100.0);
+        }
+        assert!(
+            !d.update(100 * 60, 0.0, 100.0).anomalous,
+            "far below: not distrusted"
+        );
+        assert!(
+            d.update(101 * 60, 400.0, 100.0).anomalous,
+            "far above: distrusted"
+        );
     }
 
     #[test]

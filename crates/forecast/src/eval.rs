@@ -40,6 +40,45 @@ pub struct Score {
     pub mae_untrusted: f64,
     /// Share of forecasts issued while untrusted.
     pub untrusted_share: f64,
+    /// Pinball loss and coverage at each of [`EVAL_QUANTILES`]: from the model's own quantile
+    /// curves when it has them, else the point forecast plus that quantile of its last
+    /// [`BAND_WINDOW`] realised errors at the horizon (the planner's band).
+    pub quantiles: Vec<QuantileScore>,
+}
+
+/// The quantiles every model is scored at.
+pub const EVAL_QUANTILES: [f64; 4] = [0.5, 0.9, 0.95, 0.99];
+/// Realised errors kept for a point forecaster's empirical quantiles.
+pub const BAND_WINDOW: usize = 240;
+
+/// How well one quantile forecast did.
+#[derive(Clone, Debug, Serialize)]
+pub struct QuantileScore {
+    /// The quantile (0–1).
+    pub q: f64,
+    /// Mean pinball loss: max(q·e, (q − 1)·e) with e = actual − forecast (same units as MAE).
+    pub pinball: f64,
+    /// Share of actuals at or below the forecast (q when calibrated).
+    pub coverage: f64,
+    /// `model` (its own curve) or `residual band` (point forecast + empirical error quantile).
+    pub source: &'static str,
+}
+
+/// The pinball loss of forecast `f` for quantile `q` when `actual` happened.
+pub fn pinball_loss(q: f64, actual: f64, f: f64) -> f64 {
+    let e = actual - f;
+    (q * e).max((q - 1.0) * e)
+}
+
+/// The `q` quantile (nearest rank) of `errors`; 0 when there are none.
+fn error_quantile(errors: &std::collections::VecDeque<f64>, q: f64, scratch: &mut Vec<f64>) -> f64 {
+    if errors.is_empty() {
+        return 0.0;
+    }
+    scratch.clear();
+    scratch.extend(errors.iter().copied());
+    scratch.sort_by(f64::total_cmp);
+    scratch[((scratch.len() - 1) as f64 * q).round() as usize]
 }
 
 /// Forecast against actual at one test step, for plots.
@@ -81,6 +120,10 @@ struct Acc {
     flagged: usize,
     infer_ns: u128,
     calls: usize,
+    pinball: [f64; EVAL_QUANTILES.len()],
+    covered: [usize; EVAL_QUANTILES.len()],
+    /// Realised errors (actual − point forecast) at the horizon, most recent last.
+    errors: std::collections::VecDeque<f64>,
 }
 
 /// Evaluates `models` (persistence must be among them, for MASE) on the test part of `split`.
@@ -112,10 +155,19 @@ pub fn evaluate(
     let total = split.len - split.val_end;
     let segments = series.segments();
     let mut fc: Vec<Option<Vec<f64>>> = vec![None; k];
+    let own: Vec<Vec<f64>> = models.iter().map(|m| m.quantiles()).collect();
+    let mut scratch = Vec::new();
     for seg in &segments {
-        // (target index in segment, forecast per model, scored?, trusted per model)
-        let mut pending: std::collections::VecDeque<(usize, Vec<f64>, bool, Vec<bool>)> =
-            Default::default();
+        // (target index in segment, forecast per model, scored?, trusted per model, quantile
+        // forecasts per model)
+        #[allow(clippy::type_complexity)]
+        let mut pending: std::collections::VecDeque<(
+            usize,
+            Vec<f64>,
+            bool,
+            Vec<bool>,
+            Vec<[f64; EVAL_QUANTILES.len()]>,
+        )> = Default::default();
         for (i, v) in seg.values.iter().enumerate() {
             let g = seg.offset + i;
             if g >= split.len {
@@ -125,11 +177,19 @@ pub fn evaluate(
             let feats: &[f64] = seg.features.get(i).map(Vec::as_slice).unwrap_or(&[]);
             // Realised residuals first: the detector learns about step g before forecasting from it.
             while pending.front().is_some_and(|p| p.0 == i) {
-                let (_, f, scored, trusted) = pending.pop_front().unwrap();
+                let (_, f, scored, trusted, qf) = pending.pop_front().unwrap();
                 for m in 0..k {
                     let verdict = detectors[m].update(t, *v, f[m]);
+                    let a = &mut acc[m];
+                    if a.errors.len() == BAND_WINDOW {
+                        a.errors.pop_front();
+                    }
+                    a.errors.push_back(v - f[m]);
                     if scored {
-                        let a = &mut acc[m];
+                        for (j, q) in EVAL_QUANTILES.iter().enumerate() {
+                            a.pinball[j] += pinball_loss(*q, *v, qf[m][j]);
+                            a.covered[j] += usize::from(*v <= qf[m][j]);
+                        }
                         let e = f[m] - v;
                         a.abs += e.abs();
                         a.sq += e * e;
@@ -186,7 +246,26 @@ pub fn evaluate(
                     progress(points + skipped, total);
                 }
             }
-            pending.push_back((i + horizon, f, scored, trusted));
+            let qf: Vec<[f64; EVAL_QUANTILES.len()]> = (0..k)
+                .map(|m| {
+                    let curves = if own[m].is_empty() {
+                        None
+                    } else {
+                        models[m].forecast_quantiles(horizon)
+                    };
+                    EVAL_QUANTILES.map(|q| match &curves {
+                        Some(c) => {
+                            let j = own[m]
+                                .iter()
+                                .position(|x| *x >= q - 1e-9)
+                                .unwrap_or(own[m].len() - 1);
+                            c[j.min(c.len() - 1)][horizon - 1]
+                        }
+                        None => (f[m] + error_quantile(&acc[m].errors, q, &mut scratch)).max(0.0),
+                    })
+                })
+                .collect();
+            pending.push_back((i + horizon, f, scored, trusted, qf));
         }
     }
     progress(total, total);
@@ -220,6 +299,20 @@ pub fn evaluate(
                     a.untrusted_abs / a.untrusted_n as f64
                 },
                 untrusted_share: a.untrusted_n as f64 / n,
+                quantiles: EVAL_QUANTILES
+                    .iter()
+                    .enumerate()
+                    .map(|(j, q)| QuantileScore {
+                        q: *q,
+                        pinball: a.pinball[j] / n,
+                        coverage: a.covered[j] as f64 / n,
+                        source: if own[m].is_empty() {
+                            "residual band"
+                        } else {
+                            "model"
+                        },
+                    })
+                    .collect(),
             }
         })
         .collect();
@@ -267,6 +360,30 @@ mod tests {
         assert!(e.scores[1].mae < 1e-9, "{:?}", e.scores[1]);
         assert!(e.scores[0].mae > 10.0);
         assert!((e.scores[0].rmse.powi(2) - e.scores[0].mse).abs() < 1e-9);
+        // Quantiles: the exact model covers everything with zero loss; persistence's residual
+        // band covers more at higher quantiles, and its 0.5 pinball is half its MAE or less.
+        let exact = &e.scores[1].quantiles;
+        assert!(
+            exact.iter().all(|q| q.pinball < 1e-9 && q.coverage == 1.0),
+            "{exact:?}"
+        );
+        let p = &e.scores[0].quantiles;
+        assert_eq!(p.len(), EVAL_QUANTILES.len());
+        assert!(
+            p.windows(2).all(|w| w[0].coverage <= w[1].coverage),
+            "{p:?}"
+        );
+        assert!(p[3].coverage > 0.9, "{p:?}");
+        assert_eq!(p[0].source, "residual band");
+    }
+
+    #[test]
+    fn pinball_loss_weighs_under_and_over_forecasts_by_the_quantile() {
+        assert!((pinball_loss(0.9, 14.0, 10.0) - 3.6).abs() < 1e-12);
+        assert!((pinball_loss(0.9, 6.0, 10.0) - 0.4).abs() < 1e-12);
+        assert_eq!(pinball_loss(0.5, 3.0, 3.0), 0.0);
+        // At q = 0.5 it is half the absolute error.
+        assert!((pinball_loss(0.5, 1.0, 5.0) - 2.0).abs() < 1e-12);
     }
 
     #[test]

@@ -326,7 +326,8 @@ impl Policy for CostOptimal {
     }
 }
 
-/// Seconds in which the fast floor plans to work off the requests waiting now.
+/// Seconds in which the fast floor plans to work off the requests waiting now (its only
+/// constant: a backlog is worked off within two control periods).
 pub const BACKLOG_DRAIN_SECS: f64 = 30.0;
 
 /// The hybrid's reactive floor, fast: what the balancer sees now, within one decision and with
@@ -357,16 +358,32 @@ impl Policy for FastFloor {
     fn name(&self) -> String {
         "floor".into()
     }
+    /// Asks for more instances only: when the pool does not need more, it recommends none (0),
+    /// so that a floor which held no opinion does not hold scale-in back through the
+    /// governor's stabilisation window.
     fn recommend(&mut self, obs: &Observation) -> Recommendation {
+        let current = obs.ready + obs.starting;
+        let silent = || Recommendation {
+            replicas: 0,
+            reason: "floor: no overload".into(),
+        };
         let hpa = self.hpa.recommend(obs);
         let overloaded = obs.utilisation >= self.target || obs.queue >= 1.0 || obs.dropped > 0;
         if !overloaded || obs.ready == 0 {
-            return hpa;
+            return if hpa.replicas > current {
+                hpa
+            } else {
+                silent()
+            };
         }
         let demand = obs.rate + obs.queue.max(0.0) / BACKLOG_DRAIN_SECS;
         let by_demand = (demand / (self.model.capacity() * self.target)).ceil() as usize;
         if by_demand <= hpa.replicas {
-            return hpa;
+            return if hpa.replicas > current {
+                hpa
+            } else {
+                silent()
+            };
         }
         Recommendation {
             replicas: by_demand,

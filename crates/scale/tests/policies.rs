@@ -245,8 +245,8 @@ fn the_fast_floor_sizes_for_the_observed_demand_under_overload() {
     refused.rate = 200.0;
     assert_eq!(
         f.recommend(&refused).replicas,
-        3,
-        "no overload signal: the HPA rule at 90%, ceil(4 × 0.5 / 0.9)"
+        0,
+        "no overload signal: the HPA rule at 90% asks for fewer, so the floor is silent"
     );
     refused.dropped = 30;
     assert_eq!(f.recommend(&refused).replicas, 12);
@@ -255,8 +255,8 @@ fn the_fast_floor_sizes_for_the_observed_demand_under_overload() {
     calm.rate = 75.0;
     assert_eq!(
         f.recommend(&calm).replicas,
-        3,
-        "ceil(4 × 0.6 / 0.9), not 75 / 18"
+        0,
+        "silent: neither ceil(4 × 0.6 / 0.9) nor 75 / 18 asks for more"
     );
 }
 

@@ -16,6 +16,8 @@ fn family(name: &str) -> String {
 #[derive(Clone, Debug, Serialize)]
 struct FrontierPoint {
     knob: f64,
+    /// The planned quantile (predictive policies).
+    quantile: f64,
     instance_hours: f64,
     slo_attainment: f64,
     p99_ms: f64,
@@ -103,6 +105,7 @@ pub(super) fn report(
             .or_default()
             .push(FrontierPoint {
                 knob: r.knob,
+                quantile: r.quantile,
                 instance_hours: r.instance_hours,
                 slo_attainment: r.slo_attainment,
                 p99_ms: r.p99_ms,
