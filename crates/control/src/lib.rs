@@ -12,7 +12,9 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -502,6 +504,64 @@ async fn run(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn pool() -> Arc<Pool> {
+        let raw = foresight_proxy::config::RawConfig::default();
+        Pool::detached(&raw.validate().expect("the defaults are valid"))
+    }
+
+    fn section(text: &str) -> ControlConfig {
+        let t: toml::Table = toml::from_str(text).unwrap();
+        ControlConfig::from_table(Some(&t)).unwrap().unwrap()
+    }
+
+    /// The I/O shell on a paused clock: every interval it measures, steps the autoscaler once
+    /// per step, and publishes what it decided; no real time passes.
+    #[tokio::test(start_paused = true)]
+    async fn the_loop_steps_once_per_interval_on_a_paused_clock() {
+        let dir = std::env::temp_dir().join(format!("foresight-loop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let history = dir.join("h.csv");
+        let mut csv = String::from("minute,count\n");
+        for m in 0..30 {
+            csv.push_str(&format!("2026-01-05 00:{m:02}:00,{}\n", 600 + 10 * m));
+        }
+        std::fs::write(&history, csv).unwrap();
+        let c = section(&format!(
+            "interval = \"1s\"\nstep = \"2s\"\nmodel_step = \"1m\"\npolicy = \"predictive\"\n\
+             forecaster = \"persistence\"\nhistory = \"{}\"\nhistory_scale = 0.0333333333\n\
+             capacity_rps = 1.0\nworkers = 1\nmin = 1\nmax = 50\nlead = \"3s\"\nmargin = \"2s\"\n\
+             actuator = \"none\"\nscrape_instances = false",
+            history.display()
+        ));
+        let h = start(c, pool(), Duration::from_secs(1)).unwrap();
+        // Intervals end at 1, 2 and 3 s; steps (2 s each) close at 2 s only.
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        let s = h.status.lock().unwrap().clone();
+        assert_eq!(s.steps, 1, "{s:?}");
+        assert!((s.uptime_s - 3.0).abs() < 0.2, "{s:?}");
+        // No traffic since the history: the step closed at 2 s saw 0, and persistence says 0.
+        let f = s.forecast.clone().expect("a forecast");
+        assert!(f.iter().all(|(_, r)| *r == 0.0), "{f:?}");
+        assert_eq!(s.policy, "predictive-persistence");
+        assert_eq!(s.forecaster, "persistence");
+        assert_eq!(s.ready, 0, "no instance in the pool");
+        // Warm from the history, the policy had a forecast at the first interval, before any
+        // step closed: persistence of the last history minute, 890 counts of 1/30 live
+        // request per 2 s step = 14.8 req/s, so ceil(14.8 / (1 × 0.7)) = 22 instances, of
+        // which the governor's step limit allows +4 at once.
+        let first = s.decisions.front().expect("a decision").clone();
+        assert!(
+            first.reason.contains("predicted 14.8 req/s") && first.reason.contains("= 22"),
+            "{first:?}"
+        );
+        assert_eq!((first.from, first.to), (0, 4), "{first:?}");
+        assert!(first.at_s > 0.9 && first.at_s < 1.2, "{first:?}");
+        h.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[cfg(not(feature = "kubernetes"))]
     #[test]
     fn kubernetes_without_the_feature_is_a_clear_error() {

@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use foresight_actuate::Actuator;
 use foresight_autoscale::Sample;

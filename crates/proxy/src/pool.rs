@@ -223,6 +223,20 @@ impl Pool {
         })
     }
 
+    /// A pool with `config`'s balancer, outlier, health and timeout settings (and none of its
+    /// instances) that no listener serves: for tools and tests that drive membership, counters
+    /// and the control loop without a proxy. Health checks, if configured, do not run.
+    pub fn detached(config: &crate::ProxyConfig) -> Arc<Pool> {
+        Pool::new(
+            config.balancer.clone(),
+            config.outlier,
+            config.health_check.clone(),
+            &config.timeouts,
+            Clock::new(),
+            Arc::new(crate::metrics::ProxyMetrics::new()),
+        )
+    }
+
     /// The clock the algorithms are given.
     pub fn clock(&self) -> Clock {
         self.clock
