@@ -83,6 +83,8 @@ pub struct ExperimentArgs {
 }
 
 const WORKERS: u32 = 4;
+/// Most instances a run may need (static-peak's size bounds `--peak-rps`).
+const MAX_INSTANCES: usize = 1000;
 const TICK: Duration = Duration::from_secs(15);
 
 /// A policy named on the command line: any [`PolicySpec`], or one of the two static sizes.
@@ -531,10 +533,49 @@ fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
             a.slo_goal
         )));
     }
-    if a.slo_ms.is_nan() || a.slo_ms <= 0.0 || a.capacity_rps.is_nan() || a.capacity_rps <= 0.0 {
-        return Err(usage(
-            "`--slo-ms` and `--capacity-rps` must be positive".into(),
-        ));
+    let bounded = |flag: &str, v: f64, lo_exclusive: f64, hi: f64, what: &str| {
+        if v.is_finite() && v > lo_exclusive && v <= hi {
+            Ok(())
+        } else {
+            Err(usage(format!(
+                "invalid value `{v}` for `{flag}`: expected {what}"
+            )))
+        }
+    };
+    bounded(
+        "--slo-ms",
+        a.slo_ms,
+        0.0,
+        3.6e6,
+        "a positive number of milliseconds, at most an hour",
+    )?;
+    bounded(
+        "--capacity-rps",
+        a.capacity_rps,
+        0.0,
+        1e6,
+        "a positive rate up to 1e6 requests per second",
+    )?;
+    if !(a.cost_per_hour.is_finite() && (0.0..=1e9).contains(&a.cost_per_hour)) {
+        return Err(usage(format!(
+            "invalid value `{}` for `--cost-per-hour`: expected a cost from 0 to 1e9",
+            a.cost_per_hour
+        )));
+    }
+    if let Some(p) = a.peak_rps {
+        // The peak decides the static sizes (and so the simulator's instance table): bounded
+        // by what MAX_INSTANCES serve at 70% utilisation.
+        let most = a.capacity_rps * 0.7 * MAX_INSTANCES as f64;
+        bounded(
+            "--peak-rps",
+            p,
+            0.0,
+            most,
+            &format!(
+                "a positive rate up to {most} (what {MAX_INSTANCES} instances of --capacity-rps {} serve at 70%)",
+                a.capacity_rps
+            ),
+        )?;
     }
     if a.provision_delay < Duration::from_secs(1) {
         return Err(usage("`--provision-delay` must be at least 1s".into()));

@@ -174,6 +174,24 @@ fn bad_inputs_are_usage_errors() {
     );
     let o = run(&["experiment", "--trace", t, "--slo-goal", "1.5", "--quiet"]);
     assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    // Numbers that would exhaust the machine or mean nothing: refused, naming the flag (a
+    // peak of 1e12 req/s once grew the process to 24 GB before the OOM killer stopped it).
+    for (flag, value) in [
+        ("--peak-rps", "1e12"),
+        ("--peak-rps", "NaN"),
+        ("--peak-rps", "0"),
+        ("--capacity-rps", "inf"),
+        ("--slo-ms", "-5"),
+        ("--cost-per-hour", "NaN"),
+    ] {
+        let o = run(&["experiment", "--trace", t, &format!("{flag}={value}"), "--quiet"]);
+        assert_eq!(o.status.code(), Some(64), "{flag} {value}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(&format!("for `{flag}`")),
+            "{flag} {value}: {}",
+            text(&o)
+        );
+    }
     let short = dir.join("short.csv");
     std::fs::write(
         &short,

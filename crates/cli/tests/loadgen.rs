@@ -163,13 +163,21 @@ fn trace_replay_and_capacity_mode() {
 fn bad_input_is_a_usage_error_naming_the_flag() {
     let dir = tempdir("loadgen-bad");
     let missing = dir.join("missing.csv");
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["--rate", "10", "--route", "auth"], "--route"),
         (&["--rate", "10", "--profile", "tsunami"], "--profile"),
         (&["--profile", "step", "--rate", "5"], "--to"),
         (&[], "--rate"),
         (&["--trace", missing.to_str().unwrap()], "missing.csv"),
         (&["--rate=-3"], "--rate"),
+        // Bounded: a rate of 1e12 once aborted on a failed allocation.
+        (&["--rate", "1e12"], "--rate"),
+        (&["--rate", "NaN"], "--rate"),
+        (
+            &["--profile", "burst", "--rate", "10", "--to", "1e9"],
+            "--to",
+        ),
+        (&["--max-rate", "--connections", "1000000"], "--connections"),
     ];
     for (extra, needle) in cases {
         let mut args = vec!["loadgen", "--target", "http://127.0.0.1:9", "--quiet"];
