@@ -60,13 +60,6 @@ impl EjectionState {
         Some(until)
     }
 
-    /// Ends an ejection early (an active health check passed).
-    pub fn clear(&mut self, now: Time) {
-        if self.is_ejected(now) {
-            self.ejected_until = Some(now);
-        }
-    }
-
     /// Time left in the current ejection.
     pub fn remaining(&self, now: Time) -> Duration {
         self.ejected_until
@@ -146,16 +139,5 @@ mod tests {
         let c = config();
         let mut s = EjectionState::default();
         assert_eq!(s.on_threshold(&c, Time::ZERO, 2, 4), None);
-    }
-
-    #[test]
-    fn clear_ends_an_ejection() {
-        let c = config();
-        let mut s = EjectionState::default();
-        s.on_threshold(&c, Time::ZERO, 0, 4);
-        let t = Time::ZERO + Duration::from_secs(1);
-        s.clear(t);
-        assert!(!s.is_ejected(t));
-        assert_eq!(s.remaining(t), Duration::ZERO);
     }
 }

@@ -411,18 +411,15 @@ impl Pool {
             Some(h) => h,
             None => return,
         };
-        let now = self.clock.now();
         let changed = {
             let mut c = b.control();
             let transition = c.health.record(ok, cfg.rise, cfg.fall);
-            let mut changed = transition.is_some();
-            // A passing check ends an ejection early (Envoy's default).
-            if ok && c.health.healthy() && c.ejection.is_ejected(now) {
-                c.ejection.clear(now);
-                b.ejected.store(false, Ordering::SeqCst);
-                b.consecutive_errors.store(0, Ordering::Relaxed);
-                changed = true;
-            }
+            let changed = transition.is_some();
+            // A passing probe does not end an ejection: an instance that answers its health
+            // path but fails (or hangs on) real requests stays out until the ejection's time
+            // is up. (Envoy ends ejections on a passing active check by default,
+            // `successful_active_health_check_uneject_host`; a probe of `/ready` says nothing
+            // about the requests that ejected it.)
             if let Some(h) = transition {
                 b.healthy.store(h, Ordering::SeqCst);
                 if h {
@@ -528,6 +525,41 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_passing_health_check_does_not_end_an_ejection() {
+        let raw = crate::config::RawConfig::from_toml(
+            "backends = [{ address = \"http://127.0.0.1:9001\" }, { address = \"http://127.0.0.1:9002\" }]",
+            "test",
+        )
+        .unwrap();
+        let cfg = raw.validate().unwrap();
+        assert!(
+            cfg.health_check.is_some() && cfg.outlier.is_some(),
+            "both on by default"
+        );
+        let pool = Pool::detached(&cfg);
+        for spec in &cfg.backends {
+            pool.add(spec.clone(), true).unwrap();
+        }
+        let b = pool.members()[0].clone();
+        let errors = cfg.outlier.expect("on by default").consecutive_errors;
+        for _ in 0..errors {
+            pool.record_outcome(&b, false);
+        }
+        assert!(!b.eligible(), "ejected after {errors} errors");
+        // The probe keeps passing; the instance stays out until the ejection's time is up.
+        for _ in 0..10 {
+            pool.record_health(&b, true);
+        }
+        assert!(!b.eligible(), "a passing probe must not end the ejection");
+        let st = pool.status();
+        assert!(
+            st[0].ejected && st[0].healthy && st[0].ejected_for_ms > 0,
+            "{:?}",
+            st[0]
+        );
+    }
 
     #[test]
     fn clock_at_an_instant_read_earlier() {
