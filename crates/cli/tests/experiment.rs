@@ -184,7 +184,13 @@ fn bad_inputs_are_usage_errors() {
         ("--slo-ms", "-5"),
         ("--cost-per-hour", "NaN"),
     ] {
-        let o = run(&["experiment", "--trace", t, &format!("{flag}={value}"), "--quiet"]);
+        let o = run(&[
+            "experiment",
+            "--trace",
+            t,
+            &format!("{flag}={value}"),
+            "--quiet",
+        ]);
         assert_eq!(o.status.code(), Some(64), "{flag} {value}: {}", text(&o));
         assert!(
             String::from_utf8_lossy(&o.stderr).contains(&format!("for `{flag}`")),
