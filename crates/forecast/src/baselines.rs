@@ -1,7 +1,7 @@
 //! The simple predictors every model is shown next to: persistence, seasonal naive, moving
 //! average. Holt-Winters is in [`crate::holt_winters`].
 
-use crate::model::{Forecaster, Window};
+use crate::model::{Forecaster, Season, Window};
 
 /// Persistence: every future step equals the last observed value.
 #[derive(Clone, Debug)]
@@ -39,12 +39,9 @@ impl Forecaster for Persistence {
 #[derive(Clone, Debug)]
 pub struct SeasonalNaive {
     name: String,
-    step: i64,
-    period: usize,
+    season: Season,
     /// `slots[k]` holds (time, value) of the last observation whose step index ≡ k (mod period).
     slots: Vec<Option<(i64, f64)>>,
-    last: Option<(i64, f64)>,
-    first: Option<i64>,
 }
 
 impl SeasonalNaive {
@@ -52,16 +49,9 @@ impl SeasonalNaive {
     pub fn new(name: &str, step: i64, period: usize) -> SeasonalNaive {
         SeasonalNaive {
             name: name.into(),
-            step,
-            period: period.max(1),
+            season: Season::new(step, period),
             slots: vec![None; period.max(1)],
-            last: None,
-            first: None,
         }
-    }
-
-    fn slot(&self, time: i64) -> usize {
-        (time.div_euclid(self.step)).rem_euclid(self.period as i64) as usize
     }
 }
 
@@ -70,22 +60,20 @@ impl Forecaster for SeasonalNaive {
         self.name.clone()
     }
     fn observe(&mut self, time: i64, value: f64, _features: &[f64]) {
-        let k = self.slot(time);
+        let k = self.season.slot(time);
         self.slots[k] = Some((time, value));
-        self.last = Some((time, value));
-        self.first.get_or_insert(time);
+        self.season.observe(time, value);
     }
+    /// Ready once a whole season has been seen.
     fn forecast(&mut self, horizon: usize) -> Option<Vec<f64>> {
-        let (t, last) = self.last?;
-        // Ready once a whole season has been seen.
-        if t - self.first? < self.period as i64 * self.step {
-            return None;
-        }
+        let (t, last) = self.season.ready()?;
+        let step = self.season.step();
+        let season_secs = self.season.period() as i64 * step;
         Some(
             (1..=horizon as i64)
                 .map(|k| {
-                    let source = t + k * self.step - self.period as i64 * self.step;
-                    match self.slots[self.slot(source)] {
+                    let source = t + k * step - season_secs;
+                    match self.slots[self.season.slot(source)] {
                         Some((st, v)) if st == source => v,
                         _ => last,
                     }

@@ -82,3 +82,52 @@ impl Window {
         self.step
     }
 }
+
+/// The bookkeeping the seasonal models share: which slot of the season a time falls in, the
+/// last observation, and whether a whole season has been seen.
+#[derive(Clone, Debug)]
+pub struct Season {
+    step: i64,
+    period: usize,
+    first: Option<i64>,
+    last: Option<(i64, f64)>,
+}
+
+impl Season {
+    /// A season of `period` steps (at least 1) of `step` seconds (at least 1).
+    pub fn new(step: i64, period: usize) -> Season {
+        Season {
+            step: step.max(1),
+            period: period.max(1),
+            first: None,
+            last: None,
+        }
+    }
+
+    /// The slot (0..period) of the step at `time`.
+    pub fn slot(&self, time: i64) -> usize {
+        time.div_euclid(self.step).rem_euclid(self.period as i64) as usize
+    }
+
+    /// Steps per season.
+    pub fn period(&self) -> usize {
+        self.period
+    }
+
+    /// Seconds per step.
+    pub fn step(&self) -> i64 {
+        self.step
+    }
+
+    /// Notes an observation.
+    pub fn observe(&mut self, time: i64, value: f64) {
+        self.last = Some((time, value));
+        self.first.get_or_insert(time);
+    }
+
+    /// The last observation (time, value), once a whole season has been seen.
+    pub fn ready(&self) -> Option<(i64, f64)> {
+        let (t, v) = self.last?;
+        (t - self.first? >= self.period as i64 * self.step).then_some((t, v))
+    }
+}

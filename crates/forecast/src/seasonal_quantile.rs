@@ -6,19 +6,16 @@
 
 use std::collections::VecDeque;
 
-use crate::model::Forecaster;
+use crate::model::{Forecaster, Season};
 
 /// Per-slot quantiles over the last `seasons` seasons.
 #[derive(Clone, Debug)]
 pub struct SeasonalQuantile {
-    step: i64,
-    period: usize,
+    season: Season,
     seasons: usize,
     quantile: f64,
     /// `slots[k]`: the last `seasons` values whose step index ≡ k (mod period), oldest first.
     slots: Vec<VecDeque<f64>>,
-    last: Option<(i64, f64)>,
-    first: Option<i64>,
     scratch: Vec<f64>,
 }
 
@@ -26,25 +23,18 @@ impl SeasonalQuantile {
     /// Seasons of `period` steps of `step` seconds; each slot keeps its last `seasons` values
     /// and forecasts their `quantile` (0–1, nearest rank).
     pub fn new(step: i64, period: usize, seasons: usize, quantile: f64) -> SeasonalQuantile {
-        let period = period.max(1);
+        let season = Season::new(step, period);
         SeasonalQuantile {
-            step: step.max(1),
-            period,
+            slots: vec![VecDeque::new(); season.period()],
+            season,
             seasons: seasons.max(1),
             quantile: if quantile.is_nan() {
                 0.5
             } else {
                 quantile.clamp(0.0, 1.0)
             },
-            slots: vec![VecDeque::new(); period],
-            last: None,
-            first: None,
             scratch: Vec::new(),
         }
-    }
-
-    fn slot(&self, time: i64) -> usize {
-        time.div_euclid(self.step).rem_euclid(self.period as i64) as usize
     }
 
     /// The quantile of one slot's values, `None` when it has none.
@@ -70,27 +60,24 @@ impl Forecaster for SeasonalQuantile {
         if !value.is_finite() {
             return;
         }
-        let k = self.slot(time);
+        let k = self.season.slot(time);
         let slot = &mut self.slots[k];
         if slot.len() == self.seasons {
             slot.pop_front();
         }
         slot.push_back(value);
-        self.last = Some((time, value));
-        self.first.get_or_insert(time);
+        self.season.observe(time, value);
     }
 
     /// Ready once a whole season has been seen; a slot with no value yet (after a gap)
     /// repeats the last observed value.
     fn forecast(&mut self, horizon: usize) -> Option<Vec<f64>> {
-        let (t, last) = self.last?;
-        if t - self.first? < self.period as i64 * self.step {
-            return None;
-        }
+        let (t, last) = self.season.ready()?;
+        let step = self.season.step();
         Some(
             (1..=horizon as i64)
                 .map(|k| {
-                    let slot = self.slot(t + k * self.step);
+                    let slot = self.season.slot(t + k * step);
                     self.slot_quantile(slot).unwrap_or(last)
                 })
                 .collect(),
