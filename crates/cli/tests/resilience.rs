@@ -27,9 +27,16 @@ async fn a_killed_instance_is_ejected_and_returns_when_healthy() {
     let (mut victim, v) = backend("victim", &[]);
     let port = victim.get("listen").to_string();
     let dir = tempdir("eject");
+    // Ejections short enough to end within the test: a passing health check does not end one.
+    let checks = FAST_CHECKS
+        .replace(
+            "base_ejection_time = \"30s\"",
+            "base_ejection_time = \"2s\"",
+        )
+        .replace("max_ejection_time = \"60s\"", "max_ejection_time = \"4s\"");
     let p = proxy(
         &dir,
-        FAST_CHECKS,
+        &checks,
         &[
             "--backend",
             &a,
@@ -58,7 +65,7 @@ async fn a_killed_instance_is_ejected_and_returns_when_healthy() {
     })
     .await;
 
-    // Same port again: the ejection is 30 s long, but passing health checks end it early.
+    // Same port again: back once it passes its checks and any ejection has run out.
     let _back = spawn(&["backend", "--listen", &port, "--name", "victim"]);
     eventually(
         Duration::from_secs(10),
@@ -280,5 +287,54 @@ async fn idle_client_connections_are_closed() {
     assert!(
         got.is_empty() && took < Duration::from_secs(2),
         "{got} {took:?}"
+    );
+}
+
+/// A retry after a refused connect never lands on an instance this request already failed
+/// on: with a latency-aware balancer the refusing instance looks fastest, and before the fix
+/// "retrying elsewhere" picked it again (4–6 502s a run of 100 requests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_never_returns_to_the_instance_that_refused() {
+    let (_a, a) = backend("a", &[]);
+    // A port that refuses: bound, then closed.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let dir = tempdir("retry-elsewhere");
+    // No health checks and no ejection: every request that picks the dead one must retry.
+    let p = proxy(
+        &dir,
+        "[health_check]\nenabled = false\n[outlier]\nenabled = false\n",
+        &[
+            "--backend",
+            &a,
+            "--backend",
+            &dead,
+            "--algorithm",
+            "p2c-ewma",
+        ],
+    );
+    let url = format!("http://{}/auth?ms=0", p.get("proxy"));
+    let http = client();
+    let mut failed = Vec::new();
+    for _ in 0..100 {
+        let r = send(&http, "GET", &url, "").await.unwrap();
+        if r.status != 200 {
+            failed.push((r.status, r.body));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of 100 failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+    let m = get(&http, &format!("http://{}/metrics", p.get("admin")))
+        .await
+        .body;
+    assert!(
+        m.contains("foresight_retries_total"),
+        "the dead instance was tried: {m}"
     );
 }

@@ -147,11 +147,11 @@ impl Forwarder {
 
     /// An instance for the request: through the batch window for batch heuristics (the first
     /// attempt only), otherwise picked at once.
-    async fn choose(&self, info: &RequestInfo, avoid: Option<&Arc<Backend>>) -> Option<InFlight> {
+    async fn choose(&self, info: &RequestInfo, avoid: &[Arc<Backend>]) -> Option<InFlight> {
         match (&self.batcher, avoid) {
             // Boxed: the batch window's channel futures would otherwise widen every request's
             // future (see `handle`).
-            (Some(tx), None) => Box::pin(self.batched(tx, info)).await,
+            (Some(tx), []) => Box::pin(self.batched(tx, info)).await,
             _ => self.pick(info, avoid),
         }
     }
@@ -164,7 +164,7 @@ impl Forwarder {
                 return Some(self.started(b, Instant::now()));
             }
         }
-        self.pick(info, None)
+        self.pick(info, &[])
     }
 
     /// Accounts a request that was marked in flight on `b`.
@@ -178,20 +178,28 @@ impl Forwarder {
         }
     }
 
-    /// Picks an instance and marks a request in flight on it, avoiding `avoid` (the instance that
-    /// just failed) when there is a choice.
-    fn pick(&self, info: &RequestInfo, avoid: Option<&Arc<Backend>>) -> Option<InFlight> {
+    /// Picks an instance and marks a request in flight on it, avoiding the instances in `avoid`
+    /// (those this request already failed on) whenever another one is eligible: the balancer
+    /// is asked again a few times, then the first eligible instance not yet tried is taken.
+    fn pick(&self, info: &RequestInfo, avoid: &[Arc<Backend>]) -> Option<InFlight> {
         let at = Instant::now();
         let now = self.pool.clock().at(at);
+        let tried = |b: &Arc<Backend>| avoid.iter().any(|a| Arc::ptr_eq(a, b));
         for attempt in 0..=MAX_REPICKS {
             let snap = self.pool.snapshot();
             let i = snap.balancer.pick(&snap.endpoints, info, now)?;
-            let b = snap.backends[i].clone();
-            drop(snap);
-            let last = attempt == MAX_REPICKS;
-            if !last && avoid.is_some_and(|a| Arc::ptr_eq(a, &b)) {
-                continue;
+            let mut b = snap.backends[i].clone();
+            if tried(&b) {
+                if attempt < MAX_REPICKS {
+                    continue;
+                }
+                // The balancer keeps choosing a failed instance (a refused connect is fast, so
+                // a latency-aware balancer likes it): take an untried one if there is one.
+                if let Some(other) = snap.backends.iter().find(|c| !tried(c)) {
+                    b = other.clone();
+                }
             }
+            drop(snap);
             b.load.begin();
             // See Pool::drain for why this check comes after the increment.
             if b.is_draining() || b.is_removed() {
@@ -237,10 +245,11 @@ impl Forwarder {
         // connection: nothing of it reached anyone.
         let bodiless = body.is_end_stream();
         let mut body = if bodiless { None } else { Some(body) };
-        let mut failed: Option<Arc<Backend>> = None;
+        // Instances this request failed to connect to (allocated only on a retry).
+        let mut tried: Vec<Arc<Backend>> = Vec::new();
         let mut attempt = 0;
         loop {
-            let Some(flight) = self.choose(&info, failed.as_ref()).await else {
+            let Some(flight) = self.choose(&info, &tried).await else {
                 self.pool.metrics.no_backend.inc();
                 self.pool.metrics.refused.inc();
                 return reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy instance\n");
@@ -298,7 +307,7 @@ impl Forwarder {
                         attempt += 1;
                         self.pool.metrics.retries.inc();
                         tracing::debug!(backend = %backend.address, error = %e, "connect failed; retrying elsewhere");
-                        failed = Some(backend);
+                        tried.push(backend);
                         continue;
                     }
                     tracing::debug!(backend = %backend.address, error = %e, "upstream error");
