@@ -32,6 +32,9 @@ pub(crate) struct BackendError {
     pub kind: &'static str,
 }
 
+/// The `kind` label values of `foresight_upstream_errors`.
+pub(crate) const ERROR_KINDS: [&str; 3] = ["connect", "timeout", "protocol"];
+
 /// Every metric family the proxy exports.
 pub(crate) struct ProxyMetrics {
     pub registry: Registry,
@@ -204,14 +207,34 @@ impl ProxyMetrics {
         }
     }
 
-    /// Forgets an instance's gauges once it has left the pool (counters and histograms stay, as
-    /// Prometheus expects of monotonic series).
+    /// Forgets every series of an instance once it has left the pool. Autoscaling churns
+    /// instances all day, and series of instances that are gone would otherwise stay forever
+    /// (2000 add/remove cycles grew `/metrics` from 8.5 KB to 3.3 MB); Prometheus handles a
+    /// counter that disappears, as when a pod goes away. A response that arrives after the
+    /// removal with a status code the instance never returned before re-creates that one
+    /// series (bounded by the requests in flight at removal; a drain removes after the last).
     pub fn forget(&self, address: &str) {
         let label = BackendLabel {
             backend: address.to_string(),
         };
         self.in_flight.remove(&label);
         self.healthy.remove(&label);
+        self.duration.remove(&label);
+        self.ejections.remove(&label);
+        for kind in ERROR_KINDS {
+            self.upstream_errors.remove(&BackendError {
+                backend: label.backend.clone(),
+                kind,
+            });
+        }
+        let mut key = BackendCode {
+            backend: label.backend,
+            code: 0,
+        };
+        for code in 100..=599 {
+            key.code = code;
+            self.requests.remove(&key);
+        }
     }
 
     pub fn render(&self) -> String {

@@ -527,6 +527,50 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn a_removed_instance_leaves_no_series_behind() {
+        let raw = crate::config::RawConfig::from_toml(
+            "backends = [{ address = \"http://127.0.0.1:9001\" }]",
+            "test",
+        )
+        .unwrap();
+        let cfg = raw.validate().unwrap();
+        let pool = Pool::detached(&cfg);
+        for spec in &cfg.backends {
+            pool.add(spec.clone(), true).unwrap();
+        }
+        let size = || pool.metrics.render().len();
+        let steady = size();
+        for i in 0..300 {
+            let address = format!("http://127.0.0.1:{}", 20_000 + i);
+            let spec = crate::config::parse_backend("backends", &address, None).unwrap();
+            let b = pool.add(spec, true).unwrap();
+            // Every kind of series an instance gets under traffic.
+            b.metrics.count(200);
+            b.metrics.count(503);
+            b.metrics.duration.observe(0.01);
+            pool.metrics
+                .upstream_errors
+                .get_or_create(&crate::metrics::BackendError {
+                    backend: b.address.clone(),
+                    kind: "connect",
+                })
+                .inc();
+            pool.metrics.ejections.get_or_create(&b.metrics.label).inc();
+            pool.remove(&b.address).unwrap();
+        }
+        let text = pool.metrics.render();
+        assert!(
+            !text.contains("127.0.0.1:20"),
+            "series of removed instances remain"
+        );
+        assert!(
+            size() <= steady + 64,
+            "{} bytes after churn, {steady} before",
+            size()
+        );
+    }
+
+    #[tokio::test]
     async fn a_passing_health_check_does_not_end_an_ejection() {
         let raw = crate::config::RawConfig::from_toml(
             "backends = [{ address = \"http://127.0.0.1:9001\" }, { address = \"http://127.0.0.1:9002\" }]",
