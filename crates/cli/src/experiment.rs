@@ -77,12 +77,22 @@ pub struct ExperimentArgs {
     /// Skip the knob sweep (defaults only).
     #[arg(long)]
     no_sweep: bool,
+    /// Balancing algorithm inside the simulated pool (see `foresight algorithms`); with a
+    /// forecasting policy, `forecast-aware` gets each instance's share of the planned load.
+    #[arg(long, default_value = "least-connections")]
+    algorithm: Algorithm,
+    /// New instances serve at half speed for this long after they join (cold caches, JIT):
+    /// how balancers treat a cold instance joining a surge. 0 = ready means warm.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    cold_start: Duration,
     /// Do not draw progress bars.
     #[arg(long)]
     quiet: bool,
 }
 
 const WORKERS: u32 = 4;
+/// Speed of a cold instance (`--cold-start`) relative to a warm one.
+const COLD_SPEED: f64 = 0.5;
 /// Most instances a run may need (static-peak's size bounds `--peak-rps`).
 const MAX_INSTANCES: usize = 1000;
 const TICK: Duration = Duration::from_secs(15);
@@ -167,6 +177,8 @@ struct Setup {
 /// The simulator's seat for the autoscaler: what the pool showed in, the count out.
 struct SimController {
     autoscaler: Autoscaler,
+    /// The planned load of the last step, for forecast-aware balancing.
+    planned: Option<f64>,
 }
 
 impl Controller for SimController {
@@ -175,7 +187,13 @@ impl Controller for SimController {
     }
 
     fn decide(&mut self, view: &PoolView) -> usize {
-        self.autoscaler.step(&sample_of(view)).decision.replicas
+        let step = self.autoscaler.step(&sample_of(view));
+        self.planned = step.planned;
+        step.decision.replicas
+    }
+
+    fn planned_load(&self) -> Option<f64> {
+        self.planned
     }
 }
 
@@ -360,6 +378,8 @@ fn run_job(
 ) -> Result<RunResult, String> {
     let mut spec = InstanceSpec::new(WORKERS);
     spec.queue_limit = Some(100);
+    spec.warmup = a.cold_start;
+    spec.warmup_speed = COLD_SPEED;
     let initial = match job.kind {
         PolicySpec::Static => job.knob as usize,
         _ => ((setup.counts[0] * setup.rps_per_count) / (setup.model.capacity() * 0.6))
@@ -379,7 +399,7 @@ fn run_job(
             priority: 0,
             empirical: None,
         }],
-        algorithm: Algorithm::LeastConnections,
+        algorithm: a.algorithm,
         slow_start: None,
         seed: a.seed,
     };
@@ -390,6 +410,7 @@ fn run_job(
             fname,
         )?
         .recording(),
+        planned: None,
     };
     let mut scaling = Scaling {
         template: spec,

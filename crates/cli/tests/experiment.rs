@@ -139,6 +139,53 @@ fn every_policy_runs_and_the_json_has_the_documented_shape() {
 }
 
 #[test]
+fn the_balancer_inside_the_pool_is_a_flag_and_cold_instances_are_recorded() {
+    let dir = tempdir("experiment-balancer");
+    let t = dir.join("t.csv");
+    std::fs::write(&t, trace()).unwrap();
+    let json = dir.join("out.json");
+    let o = run(&[
+        "experiment",
+        "--trace",
+        t.to_str().unwrap(),
+        "--forecaster",
+        "moving-average",
+        "--minutes",
+        "120",
+        "--policies",
+        "hybrid",
+        "--no-sweep",
+        "--algorithm",
+        "forecast-aware",
+        "--cold-start",
+        "2m",
+        "--json",
+        json.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["settings"]["balancer"], "forecast-aware");
+    assert_eq!(v["settings"]["cold_start_secs"], 120.0);
+    assert_eq!(v["policies"][0]["name"], "hybrid-moving-average");
+    let o = run(&[
+        "experiment",
+        "--trace",
+        t.to_str().unwrap(),
+        "--algorithm",
+        "telepathy",
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--algorithm"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
 fn bad_inputs_are_usage_errors() {
     let dir = tempdir("experiment-bad");
     let t = dir.join("t.csv");

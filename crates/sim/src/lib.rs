@@ -320,6 +320,34 @@ fn new_endpoint(i: usize, spec: &InstanceSpec, now: u64) -> Endpoint {
     e
 }
 
+/// Sets each ready instance's forecast for `forecast-aware`: the planned load times its share
+/// of the requests completed since the last call (equal shares when there were none), against
+/// its capacity at full speed.
+fn share_forecast(
+    planned: f64,
+    active: &[usize],
+    instances: &[Instance],
+    all: &[Endpoint],
+    served: &[u64],
+    last_served: &mut Vec<u64>,
+    mean_size: f64,
+) {
+    last_served.resize(served.len(), 0);
+    let done = |j: usize| served[j] - last_served[j];
+    let total: u64 = active.iter().map(|&j| done(j)).sum();
+    for &j in active {
+        let share = if total == 0 {
+            1.0 / active.len().max(1) as f64
+        } else {
+            done(j) as f64 / total as f64
+        };
+        let spec = &instances[j].spec;
+        let capacity = f64::from(spec.workers) * spec.speed / mean_size.max(1e-12);
+        all[j].load.set_forecast(planned * share, capacity);
+    }
+    last_served.copy_from_slice(served);
+}
+
 fn run_inner(
     s: &Scenario,
     mut scaling: Option<&mut Scaling<'_>>,
@@ -397,6 +425,7 @@ fn run_inner(
     let mut scale_out = ScaleOutcome::default();
     let mut tick_arrivals = 0u64;
     let mut dropped_at_tick = 0u64;
+    let mut last_served: Vec<u64> = Vec::new();
     let mut last_tick = 0u64;
     let mut last_work: Vec<u128> = Vec::new();
     let (mut tick_done, mut tick_resp_ns) = (0u64, 0u128);
@@ -607,6 +636,17 @@ fn run_inner(
                     },
                 };
                 let desired = sc.controller.decide(&view).max(1);
+                if let Some(planned) = sc.controller.planned_load() {
+                    share_forecast(
+                        planned,
+                        &active,
+                        &instances,
+                        &all,
+                        &served,
+                        &mut last_served,
+                        mean_size,
+                    );
+                }
                 scale_out.ticks.push(Tick {
                     t: now as f64 / 1e9,
                     rate: tick_arrivals as f64 / (period.max(1) as f64 / 1e9),
@@ -791,4 +831,46 @@ fn run_inner(
         wall: started.elapsed(),
     };
     Ok((outcome, scaling.map(|_| scale_out)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_planned_load_is_shared_by_recent_requests() {
+        let spec = InstanceSpec::new(4);
+        let instances: Vec<Instance> = (0..3).map(|_| new_instance(&spec, 0)).collect();
+        let all: Vec<Endpoint> = (0..3).map(|i| new_endpoint(i, &spec, 0)).collect();
+        let active = [0, 2]; // instance 1 is gone
+        let mut last = Vec::new();
+        // No request completed yet: equal shares; capacity = 4 workers / 0.2 s = 20 req/s.
+        share_forecast(60.0, &active, &instances, &all, &[0, 0, 0], &mut last, 0.2);
+        assert_eq!(all[0].load.forecast(), Some((30.0, 20.0)));
+        assert_eq!(all[2].load.forecast(), Some((30.0, 20.0)));
+        assert_eq!(all[1].load.forecast(), None);
+        // Then instance 0 completed 30 requests, instance 2 completed 10: 3:1.
+        share_forecast(
+            60.0,
+            &active,
+            &instances,
+            &all,
+            &[30, 5, 10],
+            &mut last,
+            0.2,
+        );
+        assert_eq!(all[0].load.forecast(), Some((45.0, 20.0)));
+        assert_eq!(all[2].load.forecast(), Some((15.0, 20.0)));
+        // Shares are of the requests since the previous call.
+        share_forecast(
+            60.0,
+            &active,
+            &instances,
+            &all,
+            &[31, 5, 13],
+            &mut last,
+            0.2,
+        );
+        assert_eq!(all[0].load.forecast(), Some((15.0, 20.0)));
+    }
 }

@@ -177,6 +177,13 @@ pub trait Controller {
     fn interval(&self) -> Duration;
     /// The number of instances wanted (ready + starting) given what the pool shows now.
     fn decide(&mut self, view: &PoolView) -> usize;
+    /// The load (requests per second) planned for at the provisioning lead by the last
+    /// decision, if the controller forecasts. The simulator hands each ready instance its
+    /// share (by the requests it completed since the last decision) for the `forecast-aware`
+    /// balancer, as the live control loop does.
+    fn planned_load(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Scaling during a run: new instances are copies of `template`, ready `provision_delay` after
