@@ -288,9 +288,14 @@ impl Forwarder {
                     return Response::from_parts(rparts, ResponseBody::Upstream(tracked));
                 }
                 Err(e) if e.is_client() => {
-                    // The client's body broke off: nothing to hold against the instance.
+                    // The client's body broke off or crawled: nothing to hold against the
+                    // instance.
                     tracing::debug!(backend = %backend.address, error = %e, "client request body failed");
-                    return reply(StatusCode::BAD_REQUEST, "request body error\n");
+                    return if e.is_timeout() {
+                        reply(StatusCode::REQUEST_TIMEOUT, "request body too slow\n")
+                    } else {
+                        reply(StatusCode::BAD_REQUEST, "request body error\n")
+                    };
                 }
                 Err(e) if e.is_timeout() => {
                     self.pool.record_outcome(&backend, false);

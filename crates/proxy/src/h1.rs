@@ -12,9 +12,11 @@
 //! close-delimited bodies, interim 1xx responses, bodiless responses (HEAD, 204, 304),
 //! keep-alive by version and `Connection`, and limits on head and chunk-line sizes.
 //!
-//! A request body is written in full before the response is read, as NGINX does (there with
-//! request buffering): an instance that answers early and closes while the body is still
-//! coming gets the request a 502.
+//! A request body is written while the response is read: an instance may answer before it has
+//! read the whole body (a 413, an early error, a handler that ignores the body). Such a response
+//! is relayed as it is and the connection is not reused, since the instance and the proxy no
+//! longer agree on where the next request starts; a client that uploads too slowly for the
+//! request timeout is told so (408) rather than held against the instance.
 //!
 //! Not supported, by design of the proxy rather than of this module: upgrades (101; `Upgrade`
 //! is a hop-by-hop header and is never forwarded) and response trailers (read and dropped, as
@@ -22,6 +24,7 @@
 
 use std::mem::MaybeUninit;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
@@ -31,7 +34,7 @@ use http::{Method, Response, StatusCode, Version};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 use smallvec::SmallVec;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::deadline::{Cut, Watch};
@@ -66,6 +69,9 @@ pub enum H1Error {
     /// Reading the client's request body failed.
     #[error("client request body: {0}")]
     ClientBody(hyper::Error),
+    /// The request's deadline passed while the client was still sending its body.
+    #[error("the client's request body did not arrive before the request timeout")]
+    ClientTimeout,
     /// The request's deadline passed before the response head.
     #[error("no response before the request timeout")]
     Timeout,
@@ -145,9 +151,20 @@ impl Connection {
         let watch = self.watch.clone();
         watch.arm(deadline_ms);
         let head_only = req.method == Method::HEAD;
-        let exchanged = Cut::new(self.exchange(req, body, head_only), &watch).await;
+        let awaiting_client = AtomicBool::new(false);
+        let exchanged = Cut::new(
+            self.exchange(req, body, head_only, &awaiting_client),
+            &watch,
+        )
+        .await;
         watch.disarm();
-        let head = exchanged.ok_or(H1Error::Timeout)??;
+        let head = exchanged.ok_or_else(|| {
+            if awaiting_client.load(Ordering::Relaxed) {
+                H1Error::ClientTimeout
+            } else {
+                H1Error::Timeout
+            }
+        })??;
         let (parts, ()) = head.response.into_parts();
         let framing = match head.framing {
             Framing::Length(0) => Framing::Done,
@@ -163,11 +180,15 @@ impl Connection {
         ))
     }
 
+    /// Writes the request and reads the response head. A body is written while the head is
+    /// awaited, so that an early answer is seen; `awaiting_client` is true while the client's
+    /// next body bytes are awaited.
     async fn exchange(
         &mut self,
         req: Outgoing<'_>,
         body: Option<hyper::body::Incoming>,
         head_only: bool,
+        awaiting_client: &AtomicBool,
     ) -> Result<Head, H1Error> {
         // The body's framing is decided by what the client's side of the proxy knows of its
         // length, never by a Content-Length field alone: a client's field that disagrees with
@@ -180,87 +201,200 @@ impl Connection {
                 .map_or(BodyLength::Chunked, BodyLength::Exact),
         };
         encode_head(&mut self.write, &req, length);
-        let chunked = length == BodyLength::Chunked;
-        let at_write = |e: std::io::Error| match e.kind() {
-            std::io::ErrorKind::BrokenPipe
-            | std::io::ErrorKind::ConnectionReset
-            | std::io::ErrorKind::ConnectionAborted => H1Error::Closed {
-                partial: false,
-                at_write: true,
-            },
-            _ => H1Error::Io(e),
-        };
         self.io.write_all(&self.write).await.map_err(at_write)?;
-        if let Some(mut body) = body {
-            while let Some(frame) = body.frame().await {
-                let Ok(data) = frame.map_err(H1Error::ClientBody)?.into_data() else {
-                    continue; // trailers of the client's body are not forwarded
-                };
-                if data.is_empty() {
-                    continue;
-                }
-                if chunked {
-                    self.write.clear();
-                    self.write
-                        .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-                    self.write.extend_from_slice(&data);
-                    self.write.extend_from_slice(b"\r\n");
-                    self.io.write_all(&self.write).await?;
-                } else {
-                    self.io.write_all(&data).await?;
-                }
-            }
-            if chunked {
-                self.io.write_all(b"0\r\n\r\n").await?;
-            }
-        }
         let mut received = false;
-        std::future::poll_fn(|cx| self.poll_head(cx, head_only, &mut received)).await
+        let Connection {
+            io, read, write, ..
+        } = self;
+        let Some(body) = body else {
+            return std::future::poll_fn(|cx| {
+                poll_head(Pin::new(&mut *io), read, cx, head_only, &mut received)
+            })
+            .await;
+        };
+        // Boxed: requests with bodies are the rarer kind, and this part of the future is
+        // large (see `Forwarder::handle`).
+        Box::pin(exchange_with_body(
+            io,
+            read,
+            write,
+            (body, length == BodyLength::Chunked),
+            head_only,
+            awaiting_client,
+        ))
+        .await
     }
+}
 
-    /// Reads until a final response head is parsed (interim 1xx responses are skipped).
-    /// `received` records whether any byte of a response arrived.
-    fn poll_head(
-        &mut self,
-        cx: &mut Context<'_>,
-        head_only: bool,
-        received: &mut bool,
-    ) -> Poll<Result<Head, H1Error>> {
-        loop {
-            match parse_head(&mut self.read, head_only)? {
-                Some(head) => return Poll::Ready(Ok(head)),
-                None if self.read.len() > MAX_HEAD => {
-                    return Poll::Ready(Err(H1Error::Invalid("response head too large")))
-                }
-                None => {}
-            }
-            let n = match ready!(self.poll_fill(cx)) {
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !*received => 0,
-                r => r?,
-            };
-            if n == 0 {
-                return Poll::Ready(Err(H1Error::Closed {
-                    partial: *received,
-                    at_write: false,
-                }));
-            }
-            *received = true;
+/// [`Connection::exchange`] for a request with a body (`body.1`: sent chunked), once the head
+/// is written: the body is sent while the response head is read.
+async fn exchange_with_body(
+    io: &mut TcpStream,
+    read: &mut BytesMut,
+    write: &mut Vec<u8>,
+    (body, chunked): (hyper::body::Incoming, bool),
+    head_only: bool,
+    awaiting_client: &AtomicBool,
+) -> Result<Head, H1Error> {
+    let mut received = false;
+    let (mut rd, mut wr) = io.split();
+    let mut body = body;
+    let (head, body_sent) = {
+        let send = send_body(&mut wr, write, &mut body, chunked, awaiting_client);
+        let head = std::future::poll_fn(|cx| {
+            poll_head(Pin::new(&mut rd), read, cx, head_only, &mut received)
+        });
+        tokio::pin!(send, head);
+        tokio::select! {
+            biased;
+            sent = &mut send => match sent {
+                Ok(()) => (head.await, true),
+                Err(Sending::Client(e)) => return Err(H1Error::ClientBody(e)),
+                // The instance stopped reading (it answered and closed): its answer, if any.
+                Err(Sending::Upstream(e)) => match head.await {
+                    Err(H1Error::Closed { partial: false, .. }) => return Err(at_write(e)),
+                    h => (h, false),
+                },
+            },
+            h = &mut head => (h, false),
         }
+    };
+    let mut head = head?;
+    if !body_sent {
+        // The instance answered before taking the whole body: the connection's framing is
+        // lost, so it is closed after this response. The rest of the client's body is read
+        // and dropped for a while, as NGINX's lingering close does, so that the client
+        // finishes sending and reads the answer instead of a reset.
+        head.keep_alive = false;
+        tokio::spawn(discard(body));
     }
+    Ok(head)
+}
 
+/// How long the rest of a request body is read and dropped after an early answer.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and drops `body` until it ends, fails or [`LINGER`] passes.
+async fn discard(mut body: hyper::body::Incoming) {
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Some(Ok(_)) = body.frame().await {}
+    })
+    .await;
+}
+
+impl Connection {
     /// Reads what the socket has into the read buffer; `Ok(0)` at the end of the stream.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
-        if self.read.capacity() - self.read.len() < READ_CHUNK / 8 {
-            self.read.reserve(READ_CHUNK);
-        }
-        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::ConnectionReset {
-                std::io::Error::new(e.kind(), "connection reset by upstream")
-            } else {
-                e
-            }
-        })
+        poll_fill(Pin::new(&mut self.io), &mut self.read, cx)
     }
+}
+
+/// A write error that means the instance is gone (it closed before reading the request).
+fn at_write(e: std::io::Error) -> H1Error {
+    match e.kind() {
+        std::io::ErrorKind::BrokenPipe
+        | std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted => H1Error::Closed {
+            partial: false,
+            at_write: true,
+        },
+        _ => H1Error::Io(e),
+    }
+}
+
+/// Why sending a request body stopped.
+enum Sending {
+    /// The client's body failed.
+    Client(hyper::Error),
+    /// Writing to the instance failed.
+    Upstream(std::io::Error),
+}
+
+/// Copies the client's `body` to the instance (`chunked`: in chunked coding), using `buf` for
+/// chunk framing. `awaiting_client` is true while the next frame is awaited from the client.
+async fn send_body<W: tokio::io::AsyncWrite + Unpin>(
+    out: &mut W,
+    buf: &mut Vec<u8>,
+    body: &mut hyper::body::Incoming,
+    chunked: bool,
+    awaiting_client: &AtomicBool,
+) -> Result<(), Sending> {
+    loop {
+        awaiting_client.store(true, Ordering::Relaxed);
+        let frame = body.frame().await;
+        awaiting_client.store(false, Ordering::Relaxed);
+        let Some(frame) = frame else { break };
+        let Ok(data) = frame.map_err(Sending::Client)?.into_data() else {
+            continue; // trailers of the client's body are not forwarded
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if chunked {
+            buf.clear();
+            buf.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            buf.extend_from_slice(&data);
+            buf.extend_from_slice(b"\r\n");
+            out.write_all(buf).await.map_err(Sending::Upstream)?;
+        } else {
+            out.write_all(&data).await.map_err(Sending::Upstream)?;
+        }
+    }
+    if chunked {
+        out.write_all(b"0\r\n\r\n")
+            .await
+            .map_err(Sending::Upstream)?;
+    }
+    Ok(())
+}
+
+/// Reads until a final response head is parsed off `read` (interim 1xx responses are
+/// skipped). `received` records whether any byte of a response arrived.
+fn poll_head<R: AsyncRead>(
+    mut io: Pin<&mut R>,
+    read: &mut BytesMut,
+    cx: &mut Context<'_>,
+    head_only: bool,
+    received: &mut bool,
+) -> Poll<Result<Head, H1Error>> {
+    loop {
+        match parse_head(read, head_only)? {
+            Some(head) => return Poll::Ready(Ok(head)),
+            None if read.len() > MAX_HEAD => {
+                return Poll::Ready(Err(H1Error::Invalid("response head too large")))
+            }
+            None => {}
+        }
+        let n = match ready!(poll_fill(io.as_mut(), read, cx)) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !*received => 0,
+            r => r?,
+        };
+        if n == 0 {
+            return Poll::Ready(Err(H1Error::Closed {
+                partial: *received,
+                at_write: false,
+            }));
+        }
+        *received = true;
+    }
+}
+
+/// Reads what `io` has into `read`; `Ok(0)` at the end of the stream.
+fn poll_fill<R: AsyncRead>(
+    io: Pin<&mut R>,
+    read: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<usize>> {
+    if read.capacity() - read.len() < READ_CHUNK / 8 {
+        read.reserve(READ_CHUNK);
+    }
+    tokio_util::io::poll_read_buf(io, cx, read).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::ConnectionReset {
+            std::io::Error::new(e.kind(), "connection reset by upstream")
+        } else {
+            e
+        }
+    })
 }
 
 /// How a request's body is framed towards the instance.

@@ -42,14 +42,20 @@ impl UpstreamError {
         matches!(self, UpstreamError::Connect(..))
     }
 
-    /// Whether the request timed out.
+    /// Whether the request timed out (waiting for the instance, or for the client's body).
     pub fn is_timeout(&self) -> bool {
-        matches!(self, UpstreamError::Exchange(H1Error::Timeout))
+        matches!(
+            self,
+            UpstreamError::Exchange(H1Error::Timeout | H1Error::ClientTimeout)
+        )
     }
 
-    /// Whether reading the client's body failed (the instance is not to blame).
+    /// Whether the client's body failed or came too slowly (the instance is not to blame).
     pub fn is_client(&self) -> bool {
-        matches!(self, UpstreamError::Exchange(H1Error::ClientBody(_)))
+        matches!(
+            self,
+            UpstreamError::Exchange(H1Error::ClientBody(_) | H1Error::ClientTimeout)
+        )
     }
 }
 

