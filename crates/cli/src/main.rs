@@ -324,6 +324,15 @@ fn main() -> ExitCode {
             "info"
         },
     );
+    if matches!(
+        cli.command,
+        Command::Serve(_) | Command::Backend(_) | Command::Demo(_) | Command::Loadgen(_)
+    ) {
+        // Servers and the load generator hold a socket per connection.
+        if let Err(e) = foresight_http::raise_fd_limit() {
+            tracing::warn!(error = %e, "could not raise the open-file limit");
+        }
+    }
     match cli.command {
         Command::Serve(a) => serve(a),
         Command::Backend(a) => backend(a),

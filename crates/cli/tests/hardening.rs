@@ -195,3 +195,175 @@ async fn a_slow_upload_is_the_clients_timeout_not_the_instances_failure() {
     let m = get(&http, &format!("http://{admin}/metrics")).await.body;
     assert!(!m.contains("kind=\"timeout\""), "{m}");
 }
+
+/// Reads from `s` until the peer closes or `limit` passes; what was read.
+async fn read_until_closed(s: &mut TcpStream, limit: Duration) -> String {
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(limit, s.read_to_end(&mut got)).await;
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Sends raw `request` bytes to `addr` and reads the answer until the proxy closes (the
+/// requests here end with `Connection: close` or are refused).
+async fn raw(addr: &str, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    read_until_closed(&mut s, Duration::from_secs(5)).await
+}
+
+/// Before: header values of ~420 KB were accepted (500 such connections held 296 MB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_over_the_limit_gets_431() {
+    let (_a, a) = backend("a", &[]);
+    let dir = tempdir("head-limit");
+    let p = proxy(&dir, "", &["--backend", &a]);
+    let addr = p.get("proxy");
+    let ok = raw(
+        addr,
+        format!(
+            "GET /auth?ms=0 HTTP/1.1\r\nhost: x\r\nx-big: {}\r\nconnection: close\r\n\r\n",
+            "v".repeat(60_000)
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let big = raw(
+        addr,
+        format!(
+            "GET /auth?ms=0 HTTP/1.1\r\nhost: x\r\nx-big: {}\r\nconnection: close\r\n\r\n",
+            "v".repeat(100_000)
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert!(big.starts_with("HTTP/1.1 431"), "{big}");
+
+    // A smaller limit from the file.
+    let dir = tempdir("head-limit-small");
+    let p = proxy(
+        &dir,
+        "[limits]\nmax_request_head = 16384\n",
+        &["--backend", &a],
+    );
+    let big = raw(
+        p.get("proxy"),
+        format!(
+            "GET /auth HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+            "v".repeat(20_000)
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert!(big.starts_with("HTTP/1.1 431"), "{big}");
+}
+
+/// Before: a head sent a byte at a time held its connection until the 60-s idle timeout and
+/// was then cut off without an answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_that_crawls_gets_408() {
+    let (_a, a) = backend("a", &[]);
+    let dir = tempdir("header-timeout");
+    let p = proxy(
+        &dir,
+        "[timeouts]\nclient_header = \"600ms\"\n",
+        &["--backend", &a],
+    );
+    let mut s = TcpStream::connect(p.get("proxy")).await.unwrap();
+    let started = std::time::Instant::now();
+    s.write_all(b"GET /auth HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    // A header line every 100 ms, for longer than the timeout: the connection is never idle.
+    let mut closed = false;
+    for i in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if s.write_all(format!("x-{i}: y\r\n").as_bytes())
+            .await
+            .is_err()
+        {
+            closed = true;
+            break;
+        }
+        let mut probe = [0u8; 1];
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(1), s.peek(&mut probe)).await
+        {
+            break;
+        }
+    }
+    let got = if closed {
+        String::new()
+    } else {
+        read_until_closed(&mut s, Duration::from_secs(5)).await
+    };
+    assert!(
+        got.starts_with("HTTP/1.1 408"),
+        "{got:?} after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A complete request on a fresh connection is unaffected; so is a kept-alive one that
+    // waits longer than the header timeout between requests (that is the idle timeout's job).
+    let mut s = TcpStream::connect(p.get("proxy")).await.unwrap();
+    s.write_all(b"GET /auth?ms=0 HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+}
+
+/// Before: the proxy kept the soft limit of 1024 open files, and 1100 idle connections made
+/// every client and the admin API wait ~58 s while it logged 50 accept errors a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_limit_get_503_and_the_admin_api_stays_reachable() {
+    let (_a, a) = backend("a", &[]);
+    let dir = tempdir("max-connections");
+    let p = proxy(&dir, "[limits]\nmax_connections = 20\n", &["--backend", &a]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", p.pid())).unwrap();
+    let files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .skip(3)
+        .take(2)
+        .collect::<Vec<_>>();
+    assert_eq!(
+        files[0], files[1],
+        "soft limit raised to the hard one: {limits}"
+    );
+
+    let addr = p.get("proxy").to_string();
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let extra = raw(&addr, b"").await;
+    assert!(extra.starts_with("HTTP/1.1 503"), "{extra}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let http = client();
+    let r = get(&http, &format!("http://{}/healthz", p.get("admin"))).await;
+    assert_eq!(r.status, 200);
+    drop(idle);
+    eventually(
+        Duration::from_secs(5),
+        "room for a client again",
+        || async {
+            raw(
+                &addr,
+                b"GET /auth?ms=0 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+            )
+            .await
+            .starts_with("HTTP/1.1 200")
+        },
+    )
+    .await;
+}

@@ -7,19 +7,27 @@
 //! server, ticking a few times per idle period, owns the clock: a request only counts itself
 //! in and out of its connection with two atomic operations, and a connection is told to close
 //! (gracefully: hyper finishes what it is serving) through a flag and a waker.
+//!
+//! The same sweeper bounds how long an HTTP/1.1 request head may take to arrive (the header-read
+//! timeout): [`Io`], the socket as hyper sees it, notes when bytes of a new head start to arrive
+//! while no request is in progress, and once the timeout has passed answers `408 Request
+//! Timeout` itself and ends the stream. hyper's own header timeout would close the connection
+//! without a word.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper_util::server::graceful::GracefulConnection;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 /// All open connections of one server.
@@ -33,7 +41,11 @@ pub(crate) struct Tracker {
     clock_ms: Arc<AtomicU64>,
     start: Instant,
     idle_ms: u64,
+    header_ms: u64,
 }
+
+/// `head_since_ms` when no request head is on its way.
+const NO_HEAD: u64 = u64::MAX;
 
 /// One connection, as the sweeper and its requests see it.
 pub(crate) struct ConnState {
@@ -47,11 +59,16 @@ pub(crate) struct ConnState {
     active: AtomicU32,
     /// The coarse time when `active` last fell to zero (or the connection opened).
     idle_since_ms: AtomicU64,
+    /// The coarse time when the first bytes of the next HTTP/1.1 request head arrived (or the
+    /// connection opened), [`NO_HEAD`] while a request is in progress or none has started.
+    head_since_ms: AtomicU64,
+    /// Set by the sweeper when a request head took longer than the header-read timeout.
+    head_expired: AtomicBool,
     clock_ms: Arc<AtomicU64>,
 }
 
 impl Tracker {
-    pub(crate) fn new(idle_timeout: Duration) -> Arc<Self> {
+    pub(crate) fn new(idle_timeout: Duration, header_timeout: Duration) -> Arc<Self> {
         Arc::new(Tracker {
             conns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
@@ -60,12 +77,19 @@ impl Tracker {
             clock_ms: Arc::new(AtomicU64::new(0)),
             start: Instant::now(),
             idle_ms: u64::try_from(idle_timeout.as_millis()).unwrap_or(u64::MAX),
+            header_ms: u64::try_from(header_timeout.as_millis()).unwrap_or(u64::MAX),
         })
     }
 
-    /// How often the sweeper looks: a quarter of the idle timeout, between 10 ms and 1 s.
-    pub(crate) fn tick(idle_timeout: Duration) -> Duration {
-        (idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+    /// How often the sweeper looks: a quarter of the shorter timeout, between 10 ms and 1 s.
+    pub(crate) fn tick(idle_timeout: Duration, header_timeout: Duration) -> Duration {
+        (idle_timeout.min(header_timeout) / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+
+    /// Connections open now.
+    pub(crate) fn open_count(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
     }
 
     /// Registers a new connection.
@@ -76,6 +100,8 @@ impl Tracker {
             waker: AtomicWaker::new(),
             active: AtomicU32::new(0),
             idle_since_ms: AtomicU64::new(self.clock_ms.load(Ordering::Relaxed)),
+            head_since_ms: AtomicU64::new(self.clock_ms.load(Ordering::Relaxed)),
+            head_expired: AtomicBool::new(false),
             clock_ms: self.clock_ms.clone(),
         });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -104,9 +130,15 @@ impl Tracker {
             return;
         };
         for state in conns.values() {
-            if state.active.load(Ordering::SeqCst) == 0
-                && now.saturating_sub(state.idle_since_ms.load(Ordering::Relaxed)) >= self.idle_ms
-            {
+            if state.active.load(Ordering::SeqCst) != 0 {
+                continue;
+            }
+            let head_since = state.head_since_ms.load(Ordering::Relaxed);
+            if head_since != NO_HEAD && now.saturating_sub(head_since) >= self.header_ms {
+                state.head_expired.store(true, Ordering::Release);
+                state.waker.wake();
+            }
+            if now.saturating_sub(state.idle_since_ms.load(Ordering::Relaxed)) >= self.idle_ms {
                 if state.closing() {
                     state.kill.store(true, Ordering::Release);
                 }
@@ -145,7 +177,19 @@ impl ConnState {
     /// Counts a request in until the returned guard is dropped.
     pub(crate) fn begin(self: &Arc<Self>) -> Active {
         self.active.fetch_add(1, Ordering::SeqCst);
+        self.head_since_ms.store(NO_HEAD, Ordering::Relaxed);
+        self.head_expired.store(false, Ordering::Relaxed);
         Active(self.clone())
+    }
+
+    /// Bytes arrived while no request is in progress: the next request's head has begun.
+    fn head_arriving(&self) {
+        if self.active.load(Ordering::Relaxed) == 0
+            && self.head_since_ms.load(Ordering::Relaxed) == NO_HEAD
+        {
+            self.head_since_ms
+                .store(self.clock_ms.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
     }
 }
 
@@ -246,13 +290,94 @@ impl<C: GracefulConnection> Future for Watched<C> {
     }
 }
 
+/// The answer to a request head that did not arrive within the header-read timeout.
+const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 24\r\nconnection: close\r\n\r\nrequest header timeout\r\n";
+
+/// A client's socket as hyper reads and writes it; for HTTP/1.1, it times request heads (see
+/// the module's documentation).
+pub(crate) struct Io {
+    stream: TcpStream,
+    state: Arc<ConnState>,
+    /// Whether request heads are timed (HTTP/1.1; HTTP/2 has no request heads to time).
+    timed: bool,
+}
+
+impl Io {
+    pub(crate) fn new(stream: TcpStream, state: Arc<ConnState>, timed: bool) -> Self {
+        if !timed {
+            state.head_since_ms.store(NO_HEAD, Ordering::Relaxed);
+        }
+        Io {
+            stream,
+            state,
+            timed,
+        }
+    }
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.timed
+            && this.state.head_expired.load(Ordering::Acquire)
+            && this.state.active.load(Ordering::SeqCst) == 0
+        {
+            // No request is in progress, so nothing else is being written: answer and end the
+            // stream (best effort: a client that reads nothing may not get it).
+            let _ = this.stream.try_write(REQUEST_TIMEOUT);
+            this.timed = false;
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.stream).poll_read(cx, buf))?;
+        if this.timed && buf.filled().len() > before {
+            this.state.head_arriving();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn sweeps_only_idle_connections() {
-        let t = Tracker::new(Duration::from_millis(50));
+        let t = Tracker::new(Duration::from_millis(50), Duration::from_secs(3600));
         let (_, busy) = t.open();
         let (idle_id, idle) = t.open();
         let guard = busy.begin();

@@ -11,7 +11,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -53,14 +53,31 @@ pub struct ServerOptions {
     /// by a sweeper a few times per period, so a connection closes up to a quarter period
     /// (at most 1 s) late.
     pub idle_timeout: Duration,
+    /// How long an HTTP/1.1 request head may take from its first byte (or, for the first
+    /// request, from the connection's start) to its end; past it the client gets `408` and the
+    /// connection closes. Checked by the same sweeper.
+    pub header_timeout: Duration,
+    /// The largest request head accepted, in bytes (request line and header fields; HTTP/2: the
+    /// header list); a larger one gets `431`. At least 8 KiB (hyper's minimum).
+    pub max_head: usize,
+    /// Client connections open at most; one more is answered `503` and closed at once.
+    pub max_connections: usize,
     /// How long to wait for open connections to finish after shutdown begins.
     pub grace: Duration,
+}
+
+impl ServerOptions {
+    /// The smallest `max_head` (hyper's minimum buffer).
+    pub const MIN_HEAD: usize = 8 * 1024;
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             idle_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
+            max_head: 64 * 1024,
+            max_connections: 10_000,
             grace: Duration::from_secs(10),
         }
     }
@@ -111,14 +128,20 @@ pub async fn serve<H, F, B>(
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let max_head = options.max_head.max(ServerOptions::MIN_HEAD);
     let mut h1 = hyper::server::conn::http1::Builder::new();
-    h1.keep_alive(true);
+    // A head larger than the buffer is answered 431 by hyper.
+    h1.keep_alive(true).max_buf_size(max_head);
     let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    h2.timer(TokioTimer::new());
-    let tracker = conn::Tracker::new(options.idle_timeout);
+    h2.timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX));
+    let tracker = conn::Tracker::new(options.idle_timeout, options.header_timeout);
     let sweeper = {
         let tracker = tracker.clone();
-        let mut tick = tokio::time::interval(conn::Tracker::tick(options.idle_timeout));
+        let mut tick = tokio::time::interval(conn::Tracker::tick(
+            options.idle_timeout,
+            options.header_timeout,
+        ));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::spawn(async move {
             loop {
@@ -127,20 +150,29 @@ pub async fn serve<H, F, B>(
             }
         })
     };
+    let mut accept_errors = AcceptErrors::default();
+    let mut refused = Refusals::default();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(x) => x,
                 Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    // EMFILE and friends: back off instead of spinning, say so once a second.
+                    tokio::time::sleep(accept_errors.failed(&e, Instant::now())).await;
                     continue;
                 }
             },
             _ = &mut shutdown => break,
         };
+        accept_errors.succeeded();
+        if tracker.open_count() >= options.max_connections {
+            // Past the limit: a short answer and a close, rather than a client left waiting
+            // or a descriptor the admin API and the instances need.
+            let _ = stream.try_write(OVERLOADED);
+            refused.refused(options.max_connections, Instant::now());
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let peer = Peer {
@@ -160,16 +192,16 @@ pub async fn serve<H, F, B>(
             })
         };
         let (h1, h2, tracker) = (h1.clone(), h2.clone(), tracker.clone());
-        let idle = options.idle_timeout;
+        let first_bytes = options.idle_timeout.min(options.header_timeout);
         tokio::spawn(async move {
-            let result = match tokio::time::timeout(idle, is_h2(&stream)).await {
+            let result = match tokio::time::timeout(first_bytes, is_h2(&stream)).await {
                 Ok(Ok(false)) => {
-                    let conn = h1.serve_connection(TokioIo::new(stream), service);
-                    conn::Watched::new(conn, state).await
+                    let io = TokioIo::new(conn::Io::new(stream, state.clone(), true));
+                    conn::Watched::new(h1.serve_connection(io, service), state).await
                 }
                 Ok(Ok(true)) => {
-                    let conn = h2.serve_connection(TokioIo::new(stream), service);
-                    conn::Watched::new(conn, state).await
+                    let io = TokioIo::new(conn::Io::new(stream, state.clone(), false));
+                    conn::Watched::new(h2.serve_connection(io, service), state).await
                 }
                 // Nothing arrived within the idle timeout, or the socket failed.
                 Ok(Err(_)) | Err(_) => Ok(()),
@@ -188,6 +220,77 @@ pub async fn serve<H, F, B>(
         tracing::warn!(grace = ?options.grace, "connections still open after the grace period");
     }
     sweeper.abort();
+}
+
+/// The answer to a connection past `max_connections`.
+const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 25\r\nconnection: close\r\n\r\ntoo many open connections\n";
+
+/// Accept failures in a row: how long to back off, and one log line a second about them.
+#[derive(Default)]
+struct AcceptErrors {
+    in_a_row: u32,
+    unreported: u64,
+    last_report: Option<Instant>,
+}
+
+impl AcceptErrors {
+    /// Records a failure at `now`; how long to wait before accepting again (5 ms doubling to
+    /// 1 s: descriptors run out under load and come back as connections close).
+    fn failed(&mut self, e: &std::io::Error, now: Instant) -> Duration {
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        self.unreported += 1;
+        if self
+            .last_report
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            tracing::warn!(error = %e, failures = self.unreported, "accept failed; backing off");
+            self.unreported = 0;
+            self.last_report = Some(now);
+        }
+        Duration::from_millis(5u64 << self.in_a_row.min(8).saturating_sub(1))
+            .min(Duration::from_secs(1))
+    }
+
+    fn succeeded(&mut self) {
+        self.in_a_row = 0;
+    }
+}
+
+/// Connections refused past the limit, reported once a second.
+#[derive(Default)]
+struct Refusals {
+    unreported: u64,
+    last_report: Option<Instant>,
+}
+
+impl Refusals {
+    fn refused(&mut self, limit: usize, now: Instant) {
+        self.unreported += 1;
+        if self
+            .last_report
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            tracing::warn!(
+                max_connections = limit,
+                refused = self.unreported,
+                "connection limit reached; refusing new connections with 503"
+            );
+            self.unreported = 0;
+            self.last_report = Some(now);
+        }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit (as NGINX and HAProxy do at start),
+/// so that connections, not a historical default of 1024, bound the server; returns the new
+/// soft limit, or the error if it could not be raised.
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    rlimit::increase_nofile_limit(u64::MAX)
+}
+
+/// The soft limit on open files, if it can be read.
+pub fn fd_limit() -> Option<u64> {
+    rlimit::Resource::NOFILE.get().ok().map(|(soft, _)| soft)
 }
 
 /// Binds a TCP listener, naming the address in the error.

@@ -80,6 +80,9 @@ pub struct RawConfig {
     pub timeouts: RawTimeouts,
     #[allow(missing_docs)]
     #[serde(default)]
+    pub limits: RawLimits,
+    #[allow(missing_docs)]
+    #[serde(default)]
     pub health_check: RawHealthCheck,
     #[allow(missing_docs)]
     #[serde(default)]
@@ -117,7 +120,16 @@ pub struct RawTimeouts {
     pub connect: Option<String>,
     pub request: Option<String>,
     pub client_idle: Option<String>,
+    pub client_header: Option<String>,
     pub upstream_idle: Option<String>,
+}
+
+#[allow(missing_docs)]
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_connections: Option<i64>,
+    pub max_request_head: Option<i64>,
 }
 
 #[allow(missing_docs)]
@@ -206,8 +218,20 @@ pub struct Timeouts {
     pub request: Duration,
     /// How long a kept-alive client connection may sit before its next request's headers.
     pub client_idle: Duration,
+    /// How long a request head may take to arrive (from its first byte; the first request of a
+    /// connection from the connection's start); then 408.
+    pub client_header: Duration,
     /// How long an idle pooled upstream connection is kept.
     pub upstream_idle: Duration,
+}
+
+/// Limits on what clients may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Client connections open at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// Bytes of a request head (request line and header fields); a larger one gets 431.
+    pub max_request_head: usize,
 }
 
 /// Active health checks.
@@ -264,6 +288,8 @@ pub struct ProxyConfig {
     pub balancer: BalancerSettings,
     /// Timeouts.
     pub timeouts: Timeouts,
+    /// Limits on clients.
+    pub limits: Limits,
     /// Active health checks, if enabled.
     pub health_check: Option<HealthCheckConfig>,
     /// Outlier ejection, if enabled.
@@ -291,6 +317,12 @@ pub mod defaults {
     pub const REQUEST: Duration = Duration::from_secs(30);
     /// `timeouts.client_idle`
     pub const CLIENT_IDLE: Duration = Duration::from_secs(60);
+    /// `timeouts.client_header`
+    pub const CLIENT_HEADER: Duration = Duration::from_secs(10);
+    /// `limits.max_connections`
+    pub const MAX_CONNECTIONS: usize = 10_000;
+    /// `limits.max_request_head`: 64 KiB.
+    pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
     /// `timeouts.upstream_idle`
     pub const UPSTREAM_IDLE: Duration = Duration::from_secs(90);
     /// `health_check.path`
@@ -490,11 +522,41 @@ impl RawConfig {
                 &t.client_idle,
                 defaults::CLIENT_IDLE,
             )?,
+            client_header: positive(
+                "timeouts.client_header",
+                &t.client_header,
+                defaults::CLIENT_HEADER,
+            )?,
             upstream_idle: positive(
                 "timeouts.upstream_idle",
                 &t.upstream_idle,
                 defaults::UPSTREAM_IDLE,
             )?,
+        };
+        let l = &self.limits;
+        let limits = Limits {
+            max_connections: match l.max_connections {
+                None => defaults::MAX_CONNECTIONS,
+                Some(n) if (1..=1_000_000).contains(&n) => n as usize,
+                Some(n) => {
+                    return Err(invalid(
+                        "limits.max_connections",
+                        n,
+                        "a count in 1..=1000000",
+                    ))
+                }
+            },
+            max_request_head: match l.max_request_head {
+                None => defaults::MAX_REQUEST_HEAD,
+                Some(n) if (8192..=1 << 20).contains(&n) => n as usize,
+                Some(n) => {
+                    return Err(invalid(
+                        "limits.max_request_head",
+                        n,
+                        "bytes in 8192..=1048576",
+                    ))
+                }
+            },
         };
 
         let h = &self.health_check;
@@ -607,6 +669,7 @@ impl RawConfig {
             drain_timeout,
             balancer,
             timeouts,
+            limits,
             health_check,
             outlier,
             retries,

@@ -43,6 +43,27 @@ pub use pool::{BackendStatus, Clock, DrainReport, Pool};
 /// How often ended ejections are noticed and their instances returned to rotation.
 const TICK: Duration = Duration::from_millis(100);
 
+/// Descriptors kept free of client connections: instances, the admin API, files.
+const RESERVED_FDS: u64 = 256;
+
+/// `configured`, lowered (with a warning) to what the open-file limit leaves for clients.
+fn max_connections(configured: usize) -> usize {
+    let Some(fds) = foresight_http::fd_limit() else {
+        return configured;
+    };
+    let room = usize::try_from(fds.saturating_sub(RESERVED_FDS).max(1)).unwrap_or(usize::MAX);
+    if configured > room {
+        tracing::warn!(
+            max_connections = configured,
+            open_file_limit = fds,
+            using = room,
+            "limits.max_connections is above what the open-file limit allows; lowered"
+        );
+        return room;
+    }
+    configured
+}
+
 /// Runs the proxy on `listener` and the admin API on `admin` until `shutdown` completes; then
 /// stops accepting and lets open requests finish.
 pub async fn run(
@@ -109,6 +130,9 @@ pub async fn run_with(
     let forwarder = Arc::new(forward::Forwarder::new(pool.clone(), &config));
     let options = foresight_http::ServerOptions {
         idle_timeout: config.timeouts.client_idle,
+        header_timeout: config.timeouts.client_header,
+        max_head: config.limits.max_request_head,
+        max_connections: max_connections(config.limits.max_connections),
         grace: config.drain_timeout,
     };
     foresight_http::serve(
