@@ -175,6 +175,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         algorithm: args.algorithm,
         seed: args.seed,
         backends: args.backends,
+        admin_token: std::env::var("FORESIGHT_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
     });
     let control = match foresight_control::ControlConfig::from_table(raw.control.as_ref()) {
         Ok(c) => c,

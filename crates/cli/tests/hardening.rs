@@ -367,3 +367,235 @@ async fn connections_past_the_limit_get_503_and_the_admin_api_stays_reachable() 
     )
     .await;
 }
+
+/// A request with exactly these header fields; the status, `WWW-Authenticate` and body.
+async fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Option<String>, String) {
+    let mut req = hyper::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(Bytes::from(body.to_string()))).unwrap();
+    let resp = client().request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let auth = resp
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, auth, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The `error` of a JSON error body; panics if the body is not one.
+fn json_error(body: &str) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+    v["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error field: {body}"))
+        .to_string()
+}
+
+/// Before: a form POST from a foreign page drained an instance (202).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_refuses_cross_site_changes() {
+    let (_a, a) = backend("a", &[]);
+    let dir = tempdir("admin-origin");
+    let p = proxy(&dir, "", &["--backend", &a]);
+    let admin = p.get("admin");
+    let drain = format!("http://{admin}/backends/drain?address={a}");
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let (status, _, body) = request(
+        "POST",
+        &drain,
+        &[form, ("origin", "http://evil.example")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(json_error(&body).contains("Origin"), "{body}");
+    let (status, _, body) = request("POST", &drain, &[form], "").await;
+    assert_eq!(status, 415, "{body}");
+    // A JSON change with a foreign Origin: refused all the same.
+    let (status, _, _) = request(
+        "POST",
+        &drain,
+        &[
+            ("content-type", "application/json"),
+            ("origin", "http://evil.example"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(status, 403);
+    let s = backend_status(&client(), admin, &a).await.unwrap();
+    assert_eq!(s["draining"], false, "{s}");
+    // The admin's own page (same origin) and curl with the admin header may.
+    let (status, _, body) = request(
+        "POST",
+        &format!("{drain}&wait=true"),
+        &[
+            ("x-foresight-admin", "1"),
+            ("origin", &format!("http://{admin}")),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A token, when configured, is needed everywhere but `/healthz` and `/metrics`; without one
+/// the admin API may listen on loopback only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_guards_the_admin_api_and_is_needed_off_loopback() {
+    let (_a, a) = backend("a", &[]);
+    let dir = tempdir("admin-token");
+    let token = "3f9c2a7d41e8b6c05d2e9f7a1b3c4d5e";
+    std::fs::write(dir.join("token"), format!("{token}\n")).unwrap();
+    let p = proxy(
+        &dir,
+        &format!("admin_token_file = {:?}\n", dir.join("token")),
+        &["--backend", &a],
+    );
+    let admin = p.get("admin");
+    let list = format!("http://{admin}/backends");
+    let (status, auth, body) = request("GET", &list, &[], "").await;
+    assert_eq!((status, auth.as_deref()), (401, Some("Bearer")), "{body}");
+    json_error(&body);
+    let wrong = format!("Bearer {}", token.replace('3', "4"));
+    assert_eq!(
+        request("GET", &list, &[("authorization", &wrong)], "")
+            .await
+            .0,
+        401
+    );
+    let right = format!("Bearer {token}");
+    assert_eq!(
+        request("GET", &list, &[("authorization", &right)], "")
+            .await
+            .0,
+        200
+    );
+    for open in ["healthz", "metrics"] {
+        let (status, _, _) = request("GET", &format!("http://{admin}/{open}"), &[], "").await;
+        assert_eq!(status, 200, "/{open}");
+    }
+    let drain = format!("http://{admin}/backends/drain?address={a}");
+    let (status, _, _) = request("POST", &drain, &[("x-foresight-admin", "1")], "").await;
+    assert_eq!(status, 401);
+
+    // Off loopback without a token: refused at start, naming the key.
+    let out = run(&["serve", "--admin", "0.0.0.0:0", "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(
+        text(&out).contains("`admin`") && text(&out).contains("token"),
+        "{}",
+        text(&out)
+    );
+    // A token too short to be one: refused, and not printed.
+    std::fs::write(dir.join("short"), "abc").unwrap();
+    let cfg = dir.join("short.toml");
+    std::fs::write(
+        &cfg,
+        format!("admin_token_file = {:?}\n", dir.join("short")),
+    )
+    .unwrap();
+    let out = run(&["serve", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(
+        text(&out).contains("admin_token_file") && !text(&out).contains("abc"),
+        "{}",
+        text(&out)
+    );
+    // With one, off loopback is fine.
+    let cfg = dir.join("token.toml");
+    std::fs::write(
+        &cfg,
+        format!("admin_token_file = {:?}\n", dir.join("token")),
+    )
+    .unwrap();
+    let p = spawn(&[
+        "serve",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "0.0.0.0:0",
+        "--backend",
+        &a,
+    ]);
+    assert!(p.get("admin").starts_with("0.0.0.0:"));
+}
+
+/// Before: malformed bodies got plain-text 400/415/422s, unknown fields were ignored, and
+/// `localhost:P`, `http://[::1]:P` and `http://127.0.0.1:P` were three instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_errors_are_json_and_one_instance_has_one_address() {
+    let (_a, a) = backend("a", &[]);
+    let dir = tempdir("admin-json");
+    let p = proxy(&dir, "", &["--backend", &a]);
+    let admin = p.get("admin");
+    let add = format!("http://{admin}/backends");
+    let json = ("content-type", "application/json");
+    for (body, needle) in [
+        ("{\"address\": ", "EOF"),
+        ("[1, 2]", "invalid type"),
+        (
+            "{\"address\":\"http://127.0.0.1:1\",\"wieght\":2}",
+            "wieght",
+        ),
+    ] {
+        let (status, _, resp) = request("POST", &add, &[json], body).await;
+        assert_eq!(status, 400, "{body}: {resp}");
+        assert!(json_error(&resp).contains(needle), "{body}: {resp}");
+    }
+    let (status, _, resp) = request("POST", &add, &[("content-type", "text/plain")], "{}").await;
+    assert_eq!(status, 415, "{resp}");
+    json_error(&resp);
+    let (status, _, resp) = request("DELETE", &add, &[json], "").await;
+    assert_eq!(status, 400, "{resp}");
+    json_error(&resp);
+    let (status, _, resp) =
+        request("DELETE", &format!("{add}?address={a}&force=1"), &[json], "").await;
+    assert_eq!(status, 400, "{resp}");
+    assert!(json_error(&resp).contains("force"), "{resp}");
+    let (status, _, resp) = request("GET", &format!("http://{admin}/nope"), &[], "").await;
+    assert_eq!(status, 404, "{resp}");
+    json_error(&resp);
+    let (status, _, resp) = request("PUT", &format!("http://{admin}/healthz"), &[json], "").await;
+    assert_eq!(status, 405, "{resp}");
+    json_error(&resp);
+
+    // One instance, however its address is written.
+    let port = a.rsplit(':').next().unwrap();
+    for alias in [
+        format!("localhost:{port}"),
+        format!("http://[::1]:{port}"),
+        format!("http://LOCALHOST:{port}/"),
+    ] {
+        let (status, _, resp) = request(
+            "POST",
+            &add,
+            &[json],
+            &format!("{{\"address\":\"{alias}\"}}"),
+        )
+        .await;
+        assert_eq!(status, 409, "{alias}: {resp}");
+        assert!(json_error(&resp).contains(&a), "{alias}: {resp}");
+    }
+    assert_eq!(backends(&client(), admin).await.len(), 1);
+    let (status, _, resp) = request(
+        "DELETE",
+        &format!("{add}?address=localhost:{port}"),
+        &[json],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{resp}");
+    assert!(backends(&client(), admin).await.is_empty());
+}

@@ -1,17 +1,25 @@
 //! The admin API (axum), on its own listener bound to loopback by default, since it can remove
-//! instances. JSON in and out; see `docs/admin-api.md`.
+//! instances. JSON in and out, errors included; see `docs/admin-api.md`.
+//!
+//! [`guard`] stands in front of every route, the control loop's included: with a token
+//! configured, everything but `/healthz` and `/metrics` needs `Authorization: Bearer TOKEN`;
+//! token or not, a change (any method but GET and HEAD) must come with `Content-Type:
+//! application/json` or an `X-Foresight-Admin` header and without a foreign `Origin`, which a
+//! cross-site form or `fetch` cannot do without a CORS preflight this API never grants.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::config::parse_backend;
+use crate::config::{parse_backend, AdminToken};
 use crate::pool::{Pool, PoolError};
 
 #[derive(Clone)]
@@ -21,6 +29,7 @@ struct Admin {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AddBackend {
     address: String,
     weight: Option<i64>,
@@ -30,6 +39,7 @@ struct AddBackend {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AddressQuery {
     address: String,
     #[serde(default)]
@@ -42,6 +52,94 @@ fn error(status: StatusCode, message: impl ToString) -> Response {
         Json(serde_json::json!({ "error": message.to_string() })),
     )
         .into_response()
+}
+
+/// The header that marks a change as meant (instead of `Content-Type: application/json`).
+const ADMIN_HEADER: &str = "x-foresight-admin";
+
+/// Checks every admin request (see the module's documentation) before its route runs.
+pub(crate) async fn guard(
+    State(token): State<Option<Arc<AdminToken>>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path();
+    let open = matches!(path, "/healthz" | "/metrics");
+    if let (Some(token), false) = (&token, open) {
+        let bearer = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+        if !bearer.is_some_and(|b| token.matches(b)) {
+            let mut r = error(
+                StatusCode::UNAUTHORIZED,
+                "this admin API needs `Authorization: Bearer TOKEN`",
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return r;
+        }
+    }
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        if let Some(why) = refuse_change(req.headers()) {
+            return error(why.0, why.1);
+        }
+    }
+    next.run(req).await
+}
+
+/// Why a change request is refused, if it is: a foreign `Origin`, or neither a JSON content
+/// type nor the admin header.
+fn refuse_change(headers: &HeaderMap) -> Option<(StatusCode, &'static str)> {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).map(|h| h.as_bytes());
+        let origin_host = origin
+            .as_bytes()
+            .strip_prefix(b"http://")
+            .or_else(|| origin.as_bytes().strip_prefix(b"https://"));
+        if origin_host.is_none() || origin_host != host {
+            return Some((
+                StatusCode::FORBIDDEN,
+                "cross-origin change refused: the Origin is not this admin API",
+            ));
+        }
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json && !headers.contains_key(ADMIN_HEADER) {
+        return Some((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a change needs `Content-Type: application/json` or an `X-Foresight-Admin: 1` header",
+        ));
+    }
+    None
+}
+
+/// The admin router around `routes` (the pool's and any extra ones): unknown paths and methods
+/// answered in JSON, every request through [`guard`].
+pub(crate) fn finish(routes: Router, token: Option<AdminToken>) -> Router {
+    routes
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such admin endpoint") })
+        .method_not_allowed_fallback(|| async {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this admin endpoint",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            token.map(Arc::new),
+            guard,
+        ))
+}
+
+/// A JSON body or query that did not parse, as the API's JSON error.
+fn rejected(e: impl std::fmt::Display) -> Response {
+    error(StatusCode::BAD_REQUEST, e)
 }
 
 pub(crate) fn router(pool: Arc<Pool>, drain_timeout: Duration) -> Router {
@@ -60,7 +158,11 @@ async fn list(State(a): State<Admin>) -> Response {
     Json(a.pool.status()).into_response()
 }
 
-async fn add(State(a): State<Admin>, Json(body): Json<AddBackend>) -> Response {
+async fn add(State(a): State<Admin>, body: Result<Json<AddBackend>, JsonRejection>) -> Response {
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(e) => return rejected(e.body_text()),
+    };
     let spec = match parse_backend("backend", &body.address, body.weight) {
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
@@ -70,20 +172,34 @@ async fn add(State(a): State<Admin>, Json(body): Json<AddBackend>) -> Response {
             let status = a.pool.status().into_iter().find(|s| s.address == b.address);
             (StatusCode::CREATED, Json(status)).into_response()
         }
-        Err(e @ PoolError::Exists(_)) => error(StatusCode::CONFLICT, e),
+        Err(PoolError::Exists(member)) => error(
+            StatusCode::CONFLICT,
+            format!("{} is the same instance as member {member}", body.address),
+        ),
         Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
 }
 
-async fn remove(State(a): State<Admin>, Query(q): Query<AddressQuery>) -> Response {
+async fn remove(
+    State(a): State<Admin>,
+    q: Result<Query<AddressQuery>, QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return rejected(e.body_text()),
+    };
     match a.pool.remove(&q.address) {
         Ok(()) => Json(serde_json::json!({ "removed": q.address })).into_response(),
         Err(e) => error(StatusCode::NOT_FOUND, e),
     }
 }
 
-async fn drain(State(a): State<Admin>, Query(q): Query<AddressQuery>) -> Response {
-    if !a.pool.status().iter().any(|s| s.address == q.address) {
+async fn drain(State(a): State<Admin>, q: Result<Query<AddressQuery>, QueryRejection>) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return rejected(e.body_text()),
+    };
+    if a.pool.find(&q.address).is_none() {
         return error(StatusCode::NOT_FOUND, PoolError::NotFound(q.address));
     }
     if q.wait {

@@ -68,6 +68,11 @@ pub struct RawConfig {
     pub listen: Option<String>,
     /// Admin API and `/metrics` listen address.
     pub admin: Option<String>,
+    /// A file holding the admin API's bearer token.
+    pub admin_token_file: Option<String>,
+    /// The token from the environment, set by [`RawConfig::apply`]; never in the file.
+    #[serde(skip)]
+    pub admin_token: Option<AdminToken>,
     /// Runtime worker threads.
     pub workers: Option<i64>,
     /// Longest wait for a draining instance's requests to finish.
@@ -185,6 +190,9 @@ pub struct Overrides {
     pub seed: Option<u64>,
     /// `--backend`, repeated; when any is given they replace the file's list.
     pub backends: Vec<String>,
+    /// The admin token from the environment (`FORESIGHT_ADMIN_TOKEN`); wins over
+    /// `admin_token_file`.
+    pub admin_token: Option<String>,
 }
 
 /// What to hash for `consistent-hash`.
@@ -271,6 +279,29 @@ pub struct BackendSpec {
     pub authority: Authority,
     /// Relative capacity.
     pub weight: u32,
+    /// What makes two addresses one instance ([`instance_key`]).
+    pub key: String,
+}
+
+/// The admin API's bearer token; never printed.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// Shortest token accepted.
+    pub const MIN_LEN: usize = 16;
+
+    /// Whether `given` is the token, compared in constant time.
+    pub fn matches(&self, given: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(given).into()
+    }
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
 }
 
 /// The validated configuration of `foresight serve`.
@@ -280,6 +311,9 @@ pub struct ProxyConfig {
     pub listen: SocketAddr,
     /// Admin listener (admin API and `/metrics`).
     pub admin: SocketAddr,
+    /// The token every admin request but `/healthz` and `/metrics` must bear; without one the
+    /// admin listener must be on loopback.
+    pub admin_token: Option<AdminToken>,
     /// Runtime worker threads.
     pub workers: usize,
     /// Longest wait for a draining instance's requests to finish before it is removed anyway.
@@ -376,6 +410,9 @@ impl RawConfig {
         if o.workers.is_some() {
             self.workers = o.workers;
         }
+        if let Some(t) = o.admin_token {
+            self.admin_token = Some(AdminToken(t));
+        }
         if o.algorithm.is_some() {
             self.balancer.algorithm = o.algorithm;
         }
@@ -394,10 +431,47 @@ impl RawConfig {
         }
     }
 
+    /// The admin token: from the environment (set by [`RawConfig::apply`]) or the file that
+    /// `admin_token_file` names, trimmed, at least [`AdminToken::MIN_LEN`] characters.
+    fn admin_token(&self) -> Result<Option<AdminToken>, ConfigError> {
+        let (token, key) = match (&self.admin_token, &self.admin_token_file) {
+            (Some(t), _) => (t.0.clone(), "FORESIGHT_ADMIN_TOKEN"),
+            (None, Some(path)) => (
+                std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                    path: path.clone(),
+                    message: format!("admin_token_file: {e}"),
+                })?,
+                "admin_token_file",
+            ),
+            (None, None) => return Ok(None),
+        };
+        let token = token.trim();
+        if token.len() < AdminToken::MIN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(
+                key,
+                "<redacted>",
+                format!(
+                    "a token of at least {} visible ASCII characters, e.g. from `openssl rand -hex 32`",
+                    AdminToken::MIN_LEN
+                ),
+            ));
+        }
+        Ok(Some(AdminToken(token.to_string())))
+    }
+
     /// Checks every value once and builds the typed configuration.
     pub fn validate(&self) -> Result<ProxyConfig, ConfigError> {
         let listen = addr("listen", self.listen.as_deref().unwrap_or(defaults::LISTEN))?;
         let admin = addr("admin", self.admin.as_deref().unwrap_or(defaults::ADMIN))?;
+        let admin_token = self.admin_token()?;
+        if admin_token.is_none() && !admin.ip().is_loopback() {
+            return Err(invalid(
+                "admin",
+                admin,
+                "a loopback address, unless an admin token is set (admin_token_file or \
+                 FORESIGHT_ADMIN_TOKEN): the admin API can drain and remove instances",
+            ));
+        }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let workers = match self.workers {
             None => cores,
@@ -652,11 +726,14 @@ impl RawConfig {
         for (i, raw) in self.backends.iter().enumerate() {
             let key = format!("backends[{i}]");
             let spec = parse_backend(&key, &raw.address, raw.weight)?;
-            if backends.iter().any(|b| b.address == spec.address) {
+            if let Some(same) = backends.iter().find(|b| b.key == spec.key) {
                 return Err(invalid(
                     format!("{key}.address"),
                     &spec.address,
-                    "an address not already listed",
+                    format!(
+                        "an address not already listed (it is the same instance as {})",
+                        same.address
+                    ),
                 ));
             }
             backends.push(spec);
@@ -665,6 +742,7 @@ impl RawConfig {
         Ok(ProxyConfig {
             listen,
             admin,
+            admin_token,
             workers,
             drain_timeout,
             balancer,
@@ -726,9 +804,46 @@ pub fn parse_backend(
     };
     Ok(BackendSpec {
         address: address.to_string(),
+        key: instance_key(&authority),
         authority,
         weight,
     })
+}
+
+/// What identifies an instance, whatever way its address is written: `host:port` with the host
+/// lower-cased, an IP address in its canonical form (an IPv4-mapped IPv6 address as IPv4), and
+/// every loopback host (`localhost`, `*.localhost`, `127.0.0.0/8`, `::1`) as one, `loopback`.
+/// Names are not resolved: two names of one address are two instances.
+pub fn instance_key(authority: &Authority) -> String {
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let port = authority.port_u16().unwrap_or(80);
+    let host = match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => {
+            let v4 = v6
+                .to_ipv4_mapped()
+                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+            if v4.is_loopback() {
+                "loopback".to_string()
+            } else {
+                v4.to_string()
+            }
+        }
+        Ok(ip) if ip.is_loopback() => "loopback".to_string(),
+        Ok(ip) => ip.to_string(),
+        Err(_) if host == "localhost" || host.ends_with(".localhost") => "loopback".to_string(),
+        Err(_) => host,
+    };
+    format!("{host}:{port}")
+}
+
+/// The [`instance_key`] of an address as the admin API or a flag names it, if it parses.
+pub fn key_of(address: &str) -> Option<String> {
+    parse_backend("address", address, None).ok().map(|s| s.key)
 }
 
 fn addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {

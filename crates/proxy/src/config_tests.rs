@@ -142,3 +142,92 @@ fn flags_override_the_file() {
     assert_eq!(c.backends.len(), 2);
     assert_eq!(c.balancer.config.algorithm, Algorithm::Random);
 }
+
+#[test]
+fn one_instance_has_one_key_however_it_is_written() {
+    let key = |a: &str| parse_backend("b", a, None).unwrap().key;
+    let loopback = key("http://127.0.0.1:9003");
+    for same in [
+        "127.0.0.1:9003",
+        "localhost:9003",
+        "http://LocalHost:9003/",
+        "http://[::1]:9003",
+        "http://127.0.0.2:9003",
+        "http://[::ffff:127.0.0.1]:9003",
+        "http://api.localhost:9003",
+    ] {
+        assert_eq!(key(same), loopback, "{same}");
+    }
+    assert_ne!(key("localhost:9004"), loopback, "another port");
+    assert_eq!(key("http://[::ffff:10.0.0.5]:80"), key("10.0.0.5:80"));
+    assert_eq!(key("Svc.Example:80"), key("http://svc.example.:80"));
+    assert_ne!(
+        key("a.example:80"),
+        key("b.example:80"),
+        "names are not resolved"
+    );
+
+    let e = validate(
+        "[[backends]]\naddress = \"127.0.0.1:1\"\n[[backends]]\naddress = \"localhost:1\"",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("same instance as 127.0.0.1:1"),
+        "{e}"
+    );
+    assert_eq!(key_of(e), "backends[1].address");
+}
+
+#[test]
+fn the_admin_token_comes_from_the_environment_or_a_file_and_is_never_shown() {
+    assert_eq!(validate("").unwrap().admin_token, None);
+    assert_eq!(
+        key_of(validate("admin = \"0.0.0.0:9900\"").unwrap_err()),
+        "admin"
+    );
+    let mut raw = RawConfig::from_toml("admin = \"0.0.0.0:9900\"", "f").unwrap();
+    raw.apply(Overrides {
+        admin_token: Some("0123456789abcdef0123".into()),
+        ..Default::default()
+    });
+    let c = raw.validate().unwrap();
+    let token = c.admin_token.unwrap();
+    assert!(token.matches(b"0123456789abcdef0123"));
+    assert!(!token.matches(b"0123456789abcdef012"));
+    assert!(!format!("{token:?}").contains("0123"));
+
+    let mut raw = RawConfig::from_toml("", "f").unwrap();
+    raw.apply(Overrides {
+        admin_token: Some("short".into()),
+        ..Default::default()
+    });
+    let e = raw.validate().unwrap_err();
+    assert!(!e.to_string().contains("short"), "{e}");
+    assert_eq!(key_of(e), "FORESIGHT_ADMIN_TOKEN");
+    let e = validate("admin_token_file = \"/nonexistent/token\"").unwrap_err();
+    assert!(e.to_string().contains("/nonexistent/token"), "{e}");
+}
+
+#[test]
+fn client_limits_are_bounded() {
+    let c = validate("").unwrap();
+    assert_eq!(c.limits.max_request_head, 64 * 1024);
+    assert_eq!(c.timeouts.client_header, Duration::from_secs(10));
+    for (text, key) in [
+        ("[limits]\nmax_connections = 0", "limits.max_connections"),
+        (
+            "[limits]\nmax_request_head = 100",
+            "limits.max_request_head",
+        ),
+        (
+            "[limits]\nmax_request_head = 99999999",
+            "limits.max_request_head",
+        ),
+        (
+            "[timeouts]\nclient_header = \"0s\"",
+            "timeouts.client_header",
+        ),
+    ] {
+        assert_eq!(key_of(validate(text).unwrap_err()), key, "{text}");
+    }
+}

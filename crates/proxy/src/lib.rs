@@ -120,6 +120,7 @@ pub async fn run_with(
     if let Some(extra) = extend(pool.clone())? {
         admin_router = admin_router.merge(extra);
     }
+    let admin_router = admin::finish(admin_router, config.admin_token.clone());
     let admin_stop = stopped(stop_rx.clone());
     let admin_task = tokio::spawn(async move {
         axum::serve(admin, admin_router)

@@ -60,6 +60,8 @@ impl Default for Clock {
 pub struct Backend {
     /// As configured: metrics label and admin key.
     pub address: String,
+    /// What makes two addresses one instance (see [`crate::config::instance_key`]).
+    pub identity: String,
     /// `host:port` to connect to.
     pub authority: Authority,
     /// Relative capacity.
@@ -170,10 +172,18 @@ pub struct DrainReport {
     pub abandoned_in_flight: u32,
 }
 
+/// The member of `members` that `address` names (see [`Pool::find`]).
+fn find<'a>(members: &'a [Arc<Backend>], address: &str) -> Option<&'a Arc<Backend>> {
+    members.iter().find(|b| b.address == address).or_else(|| {
+        let key = crate::config::key_of(address)?;
+        members.iter().find(|b| b.identity == key)
+    })
+}
+
 /// Errors of pool changes.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PoolError {
-    /// Adding an address that is already a member.
+    /// Adding an address that is already a member (the member's address as configured).
     #[error("backend {0} is already in the pool")]
     Exists(String),
     /// Naming an address that is not a member.
@@ -261,8 +271,8 @@ impl Pool {
         let start_healthy = start_healthy || self.health.is_none();
         let backend = {
             let mut members = self.members();
-            if members.iter().any(|b| b.address == spec.address) {
-                return Err(PoolError::Exists(spec.address));
+            if let Some(same) = members.iter().find(|b| b.identity == spec.key) {
+                return Err(PoolError::Exists(same.address.clone()));
             }
             let backend = Arc::new(Backend {
                 key: stable_hash(spec.address.as_bytes()),
@@ -285,6 +295,7 @@ impl Pool {
                     self.deadlines.clone(),
                 ),
                 address: spec.address,
+                identity: spec.key,
                 authority: spec.authority,
                 weight: spec.weight,
             });
@@ -303,18 +314,24 @@ impl Pool {
         Ok(backend)
     }
 
-    /// Removes an instance at once; its in-flight requests still complete.
+    /// The member that `address` names: written as configured, or any way that
+    /// [`crate::config::instance_key`] takes to be the same instance.
+    pub fn find(&self, address: &str) -> Option<Arc<Backend>> {
+        find(&self.members(), address).cloned()
+    }
+
+    /// Removes an instance at once; its in-flight requests still complete. `address` is any
+    /// way of writing it ([`Pool::find`]).
     pub fn remove(&self, address: &str) -> Result<(), PoolError> {
         let mut members = self.members();
-        let pos = members
-            .iter()
-            .position(|b| b.address == address)
+        let b = find(&members, address)
+            .cloned()
             .ok_or_else(|| PoolError::NotFound(address.to_string()))?;
-        let b = members.remove(pos);
+        members.retain(|m| !Arc::ptr_eq(m, &b));
         b.removed.store(true, Ordering::SeqCst);
         self.publish(&members);
-        self.metrics.forget(address);
-        tracing::info!(backend = %address, "backend removed");
+        self.metrics.forget(&b.address);
+        tracing::info!(backend = %b.address, "backend removed");
         Ok(())
     }
 
@@ -323,9 +340,7 @@ impl Pool {
     pub async fn drain(&self, address: &str, timeout: Duration) -> Result<DrainReport, PoolError> {
         let backend = {
             let members = self.members();
-            let b = members
-                .iter()
-                .find(|b| b.address == address)
+            let b = find(&members, address)
                 .cloned()
                 .ok_or_else(|| PoolError::NotFound(address.to_string()))?;
             // Set before publishing and before reading in-flight: a request that picked from
@@ -345,9 +360,9 @@ impl Pool {
             tracing::warn!(backend = %address, in_flight = left, "drain timed out; removing anyway");
         }
         // Already removed by someone else is fine: the drain's goal is met.
-        let _ = self.remove(address);
+        let _ = self.remove(&backend.address);
         Ok(DrainReport {
-            address: address.to_string(),
+            address: backend.address.clone(),
             waited_ms: started.elapsed().as_millis() as u64,
             abandoned_in_flight: left,
         })
@@ -366,7 +381,7 @@ impl Pool {
     /// Sets (or, with NaN, clears) the forecast of one instance's load, which the
     /// `forecast-aware` algorithm reads. Returns false when no such instance exists.
     pub fn set_forecast(&self, address: &str, predicted_rps: f64, capacity_rps: f64) -> bool {
-        match self.members().iter().find(|b| b.address == address) {
+        match find(&self.members(), address) {
             Some(b) => {
                 b.load.set_forecast(predicted_rps, capacity_rps);
                 true
