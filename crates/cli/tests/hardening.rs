@@ -599,3 +599,105 @@ async fn admin_errors_are_json_and_one_instance_has_one_address() {
     assert_eq!(status, 200, "{resp}");
     assert!(backends(&client(), admin).await.is_empty());
 }
+
+/// An instance that answers every request with the request head it received as its body.
+async fn echo_instance() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    got.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+                let _ = s.write_all(&got).await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// Before: HTTP/1.1 without Host or with two was forwarded, an absolute-form target's authority
+/// was ignored, `Connection: host` stripped Host, and CONNECT became `CONNECT /` upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_and_request_targets_follow_rfc_9112() {
+    let (echo, _task) = echo_instance().await;
+    let dir = tempdir("rfc9112");
+    let p = proxy(
+        &dir,
+        "[health_check]\nenabled = false\n",
+        &["--backend", &echo],
+    );
+    let addr = p.get("proxy");
+    for bad in [
+        &b"GET /a HTTP/1.1\r\nconnection: close\r\n\r\n"[..],
+        b"GET /a HTTP/1.1\r\nhost: a\r\nhost: b\r\nconnection: close\r\n\r\n",
+        b"GET /a HTTP/1.1\r\nhost: a b\r\nconnection: close\r\n\r\n",
+        b"GET /a HTTP/1.1\r\nhost: user@a\r\nconnection: close\r\n\r\n",
+    ] {
+        let got = raw(addr, bad).await;
+        assert!(
+            got.starts_with("HTTP/1.1 400"),
+            "{}: {got}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    let got = raw(
+        addr,
+        b"GET http://svc.example:81/x?y=1 HTTP/1.1\r\nhost: other\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(
+        got.contains("GET /x?y=1 HTTP/1.1\r\n"),
+        "origin-form upstream: {got}"
+    );
+    assert!(
+        got.contains("host: svc.example:81\r\n") && !got.contains("host: other"),
+        "{got}"
+    );
+
+    let got = raw(
+        addr,
+        b"GET /c HTTP/1.1\r\nhost: keep.example\r\nconnection: host, close\r\n\r\n",
+    )
+    .await;
+    assert!(got.contains("host: keep.example\r\n"), "{got}");
+
+    let got = raw(addr, b"GET /old HTTP/1.0\r\n\r\n").await;
+    assert!(
+        got.starts_with("HTTP/1.0 200") || got.starts_with("HTTP/1.1 200"),
+        "{got}"
+    );
+    let instance = echo.trim_start_matches("http://");
+    assert!(got.contains(&format!("host: {instance}\r\n")), "{got}");
+
+    let got = raw(
+        addr,
+        b"CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n",
+    )
+    .await;
+    assert!(got.starts_with("HTTP/1.1 405"), "{got}");
+    let lower = got.to_ascii_lowercase();
+    assert!(
+        lower.contains("content-length:") && lower.contains("allow: get"),
+        "{got}"
+    );
+    assert!(
+        !got.contains("CONNECT example.com"),
+        "never forwarded: {got}"
+    );
+}

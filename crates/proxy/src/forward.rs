@@ -49,6 +49,49 @@ pub(crate) fn reply(status: StatusCode, msg: &'static str) -> Response<ResponseB
     r
 }
 
+/// Methods the proxy forwards, for `Allow` on a refused CONNECT.
+const ALLOW: &str = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE";
+
+/// A request the proxy must not forward, answered at once (RFC 9112 §3.2, RFC 9110 §9.3.6):
+/// CONNECT (this is not a forward proxy: 405), and an HTTP/1.1 request without exactly one
+/// valid Host field line (400; HTTP/1.0 may go without, and the instance's address is sent).
+fn refuse_target(parts: &http::request::Parts) -> Option<Response<ResponseBody>> {
+    if parts.method == http::Method::CONNECT {
+        let mut r = reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "CONNECT is not supported: this is a reverse proxy\n",
+        );
+        r.headers_mut()
+            .insert(http::header::ALLOW, HeaderValue::from_static(ALLOW));
+        // What the client sends next may be tunnel bytes, not a request.
+        r.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        return Some(r);
+    }
+    if parts.version == http::Version::HTTP_2 {
+        return None;
+    }
+    let mut hosts = parts.headers.get_all(HOST).iter();
+    let valid = match (hosts.next(), hosts.next()) {
+        (Some(h), None) => {
+            h.is_empty()
+                || http::uri::Authority::try_from(h.as_bytes())
+                    .is_ok_and(|a| !a.as_str().contains('@'))
+        }
+        (None, _) => parts.version != http::Version::HTTP_11,
+        (Some(_), Some(_)) => false,
+    };
+    (!valid).then(|| {
+        let mut r = reply(
+            StatusCode::BAD_REQUEST,
+            "an HTTP/1.1 request needs exactly one valid Host header field\n",
+        );
+        r.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        r
+    })
+}
+
 /// What the request path needs.
 pub(crate) struct Forwarder {
     pub pool: Arc<Pool>,
@@ -229,15 +272,15 @@ impl Forwarder {
             cost: 0.0,
             priority: priority_of(&parts.headers),
         };
+        if let Some(refused) = refuse_target(&parts) {
+            return refused;
+        }
         strip_hop_by_hop(&mut parts.headers);
         add_forwarded(&mut parts.headers, &peer.ip_header);
-        if !parts.headers.contains_key(HOST) {
-            // HTTP/2 clients send :authority instead of Host; HTTP/1.1 instances need Host.
-            if let Some(v) = parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            {
+        if let Some(authority) = parts.uri.authority() {
+            // An absolute-form target's authority replaces Host (RFC 9112 §3.2.2); HTTP/2
+            // clients send :authority instead of Host, and HTTP/1.1 instances need Host.
+            if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
                 parts.headers.insert(HOST, v);
             }
         }

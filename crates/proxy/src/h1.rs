@@ -116,6 +116,9 @@ pub struct Outgoing<'a> {
     pub target: &'a str,
     /// Its header fields, hop-by-hop ones removed.
     pub headers: &'a HeaderMap,
+    /// The Host to send when `headers` have none (an HTTP/1.0 client's request): the
+    /// instance's `host:port`.
+    pub default_host: &'a str,
 }
 
 impl Connection {
@@ -423,6 +426,11 @@ fn encode_head(buf: &mut Vec<u8>, req: &Outgoing<'_>, length: BodyLength) {
         buf.extend_from_slice(name.as_str().as_bytes());
         buf.extend_from_slice(b": ");
         buf.extend_from_slice(value.as_bytes());
+        buf.extend_from_slice(b"\r\n");
+    }
+    if !req.headers.contains_key(http::header::HOST) {
+        buf.extend_from_slice(b"host: ");
+        buf.extend_from_slice(req.default_host.as_bytes());
         buf.extend_from_slice(b"\r\n");
     }
     match length {
@@ -877,6 +885,7 @@ mod tests {
             method: &Method::GET,
             target: "/a?b=1",
             headers,
+            default_host: "instance:1",
         }
     }
 

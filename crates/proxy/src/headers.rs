@@ -72,6 +72,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             .map(str::trim)
             .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close"))
             .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            // Host is end-to-end whatever a client says (RFC 9112 §3.2): the instance needs it.
+            .filter(|n| *n != http::header::HOST)
             .collect();
         for n in named {
             headers.remove(n);

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Weak};
 
-use http::header::{HeaderMap, HeaderValue, HOST, USER_AGENT};
+use http::header::{HeaderMap, HeaderValue, USER_AGENT};
 use http::Method;
 
 use crate::config::HealthCheckConfig;
@@ -67,11 +67,7 @@ async fn probe(backend: &Backend, config: &HealthCheckConfig) -> bool {
     let fut = async {
         let now = std::time::Instant::now();
         let conn = backend.upstream.get(now).await.ok()?;
-        let mut headers = HeaderMap::with_capacity(2);
-        headers.insert(
-            HOST,
-            HeaderValue::from_str(backend.authority.as_str()).ok()?,
-        );
+        let mut headers = HeaderMap::with_capacity(1);
         headers.insert(
             USER_AGENT,
             HeaderValue::from_static("foresight-health-check"),
@@ -80,6 +76,7 @@ async fn probe(backend: &Backend, config: &HealthCheckConfig) -> bool {
             method: &Method::GET,
             target: &config.path,
             headers: &headers,
+            default_host: backend.authority.as_str(),
         };
         // Bounded by the probe's own timeout below.
         let resp = conn.send(req, None, crate::deadline::NONE).await.ok()?;

@@ -156,6 +156,7 @@ impl Upstream {
             method: &parts.method,
             target,
             headers: &parts.headers,
+            default_host: self.authority.as_str(),
         };
         match conn.send(out(), body.take(), deadline_ms).await {
             Ok(resp) => Ok(resp),
