@@ -701,3 +701,38 @@ async fn host_and_request_targets_follow_rfc_9112() {
         "never forwarded: {got}"
     );
 }
+
+/// Found by the property tests of the chunked decoder: when several chunks arrived in one read,
+/// every chunk after the first in that read was dropped on its way to the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_response_arrives_whole_however_its_chunks_are_packed() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let instance = format!("http://{}", listener.local_addr().unwrap());
+    let _task = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let mut resp = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+                for word in ["alpha ", "beta ", "gamma ", "delta"] {
+                    resp.extend_from_slice(format!("{:x}\r\n{word}\r\n", word.len()).as_bytes());
+                }
+                resp.extend_from_slice(b"0\r\n\r\n");
+                let _ = s.write_all(&resp).await; // one write: one read on the proxy's side
+            });
+        }
+    });
+    let dir = tempdir("chunks");
+    let p = proxy(
+        &dir,
+        "[health_check]\nenabled = false\n",
+        &["--backend", &instance],
+    );
+    for _ in 0..5 {
+        let r = get(&client(), &format!("http://{}/", p.get("proxy"))).await;
+        assert_eq!((r.status, r.body.as_str()), (200, "alpha beta gamma delta"));
+    }
+}

@@ -40,6 +40,8 @@ use tokio::net::TcpStream;
 use crate::deadline::{Cut, Watch};
 
 mod chunked;
+#[cfg(test)]
+mod props;
 use chunked::{Chunked, Step};
 
 /// Response header lines accepted at most (hyper's default is 100 as well).
