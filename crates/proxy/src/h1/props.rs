@@ -167,7 +167,7 @@ proptest! {
         (wire, status, body) in response(),
         cuts in prop::collection::vec(any::<usize>(), 0..10),
     ) {
-        let whole = parse_in_pieces(&[wire.clone()]).unwrap().unwrap();
+        let whole = parse_in_pieces(std::slice::from_ref(&wire)).unwrap().unwrap();
         prop_assert_eq!(whole.status, status);
         let split = parse_in_pieces(&pieces(&wire, &cuts)).unwrap().unwrap();
         prop_assert_eq!(&split, &whole);
