@@ -92,18 +92,23 @@ impl Default for LstmConfig {
 impl LstmConfig {
     /// Checks the values; the error names the field.
     pub fn validate(&self) -> Result<(), String> {
-        let positive = [
-            ("layers", self.layers),
-            ("hidden", self.hidden),
-            ("seq_len", self.seq_len),
-            ("horizon", self.horizon),
-            ("batch_size", self.batch_size),
-            ("epochs", self.epochs),
-            ("stride", self.stride),
+        // Upper bounds too: a model file or a flag sizes buffers from these (a corrupted
+        // seq_len of 2^32 once asked for 120 GB).
+        let bounded = [
+            ("layers", self.layers, 8),
+            ("hidden", self.hidden, 1024),
+            ("seq_len", self.seq_len, 4096),
+            ("horizon", self.horizon, 4096),
+            ("batch_size", self.batch_size, 65_536),
+            ("epochs", self.epochs, 100_000),
+            ("stride", self.stride, 4096),
         ];
-        for (k, v) in positive {
+        for (k, v, max) in bounded {
             if v == 0 {
                 return Err(format!("lstm.{k} must be at least 1"));
+            }
+            if v > max {
+                return Err(format!("lstm.{k} must be at most {max}, got {v}"));
             }
         }
         if self.quantiles.len() > 16 {

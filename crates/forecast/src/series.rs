@@ -46,7 +46,14 @@ pub enum SeriesError {
     /// Too little data for what was asked.
     #[error("{0}")]
     TooShort(String),
+    /// The rows span more steps than a series holds.
+    #[error("{0}")]
+    TooLong(String),
 }
+
+/// Steps a series read from a file may span at most (memory is one slot per step, gaps
+/// included): about 9.5 years of minutes.
+pub const MAX_STEPS: i64 = 5_000_000;
 
 impl From<TraceError> for SeriesError {
     fn from(e: TraceError) -> Self {
@@ -377,17 +384,26 @@ impl Resampler {
     }
 }
 
+/// Unix seconds of 0000-01-01 and of the end of 9999: timestamps outside are refused, so that
+/// arithmetic on them cannot overflow.
+const TIMESTAMPS: std::ops::RangeInclusive<i64> = -62_167_219_200..=253_402_300_799;
+
 fn parse_time(s: &str) -> Option<i64> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp());
-    }
-    for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
-            return Some(t.and_utc().timestamp());
+    let t = if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        t.timestamp()
+    } else if let Some(t) = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|fmt| NaiveDateTime::parse_from_str(s, fmt).ok())
+    {
+        t.and_utc().timestamp()
+    } else {
+        let secs: f64 = s.parse().ok()?;
+        if !secs.is_finite() {
+            return None;
         }
-    }
-    let secs: f64 = s.parse().ok()?;
-    secs.is_finite().then_some(secs.floor() as i64)
+        secs.floor() as i64
+    };
+    TIMESTAMPS.contains(&t).then_some(t)
 }
 
 fn parse_generic(
@@ -441,7 +457,7 @@ fn parse_generic(
             bad(
                 n,
                 format!(
-                    "timestamp `{}` is not RFC 3339, YYYY-MM-DD HH:MM:SS or Unix seconds",
+                    "timestamp `{}` is not RFC 3339, YYYY-MM-DD HH:MM:SS or Unix seconds in the years 0 to 9999",
                     fields[0]
                 ),
             )
@@ -492,6 +508,13 @@ fn parse_generic(
         )));
     }
     let start = rows[0].0 - rows[0].0.rem_euclid(step);
+    let last = rows[rows.len() - 1].0;
+    let span = (i128::from(last) - i128::from(start)) / i128::from(step);
+    if span >= i128::from(MAX_STEPS) {
+        return Err(SeriesError::TooLong(format!(
+            "{origin}: the rows span {span} steps of {step} s from the first timestamp to the last; at most {MAX_STEPS} are read (pass a larger --step, or split the file)"
+        )));
+    }
     let mut acc = Resampler::new(start, step, names.len(), aggregate);
     for (t, v, f) in &rows {
         acc.add(*t, *v, f);
@@ -503,7 +526,7 @@ fn parse_generic(
 fn infer_step(rows: &[(i64, f64, Vec<Option<f64>>)]) -> Option<i64> {
     let mut diffs: Vec<i64> = rows
         .windows(2)
-        .map(|w| w[1].0 - w[0].0)
+        .map(|w| w[1].0.saturating_sub(w[0].0))
         .filter(|d| *d > 0)
         .collect();
     diffs.sort_unstable();

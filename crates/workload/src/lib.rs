@@ -16,4 +16,4 @@ mod trace;
 
 pub use bursts::RecurringBursts;
 pub use profile::Profile;
-pub use trace::{missing_runs, Gap, Trace, TraceError};
+pub use trace::{missing_runs, Gap, Trace, TraceError, MAX_MINUTES};

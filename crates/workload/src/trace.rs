@@ -75,6 +75,9 @@ pub struct Trace {
     pub counts: Vec<Option<f64>>,
 }
 
+/// Minutes a trace may span at most (memory is one slot per minute, gaps included).
+pub const MAX_MINUTES: usize = 5_000_000;
+
 impl Trace {
     /// Reads a `minute,count` CSV.
     pub fn load(path: &Path) -> Result<Trace, TraceError> {
@@ -142,6 +145,15 @@ impl Trace {
                 ));
             }
             let idx = offset / 60;
+            if idx >= MAX_MINUTES as i64 {
+                return Err(bad(
+                    n,
+                    format!(
+                        "minute `{}` is {idx} minutes after the first row; a trace spans at most {MAX_MINUTES} minutes (about 9.5 years)",
+                        ts.trim()
+                    ),
+                ));
+            }
             if idx < counts.len() as i64 {
                 return Err(bad(
                     n,
