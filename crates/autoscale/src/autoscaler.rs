@@ -133,4 +133,19 @@ impl Autoscaler {
     pub fn planner(&self) -> Option<&Planner> {
         self.planner.as_ref()
     }
+
+    /// A warm start: steps that happened before the first one this autoscaler steps (requests
+    /// per step, oldest first), given to the forecaster so that it forecasts at once. See
+    /// [`Planner::warm`].
+    pub fn warm(&mut self, requests: &[f64]) {
+        if let Some(p) = self.planner.as_mut() {
+            p.warm(requests);
+        }
+    }
+
+    /// While the forecaster cannot forecast for lack of history: (steps it has, steps it
+    /// needs). See [`Planner::warming`].
+    pub fn warming(&self) -> Option<(usize, usize)> {
+        self.planner.as_ref().and_then(Planner::warming)
+    }
 }

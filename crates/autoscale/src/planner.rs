@@ -59,6 +59,8 @@ pub struct Planner {
     expected: Option<Vec<f64>>,
     /// (seconds since the start, expected rate) of each forecast at the lead, when recording.
     recorded: Option<Vec<(f64, f64)>>,
+    /// Steps given by a warm start ([`Planner::warm`]).
+    warmed: usize,
 }
 
 impl Planner {
@@ -103,6 +105,7 @@ impl Planner {
             current: None,
             expected: None,
             recorded: None,
+            warmed: 0,
         };
         p.refresh();
         p
@@ -278,6 +281,41 @@ impl Planner {
         self.step
     }
 
+    /// A warm start: `requests` (per live step, oldest first) are the steps just before the
+    /// first one to be observed; the forecaster observes them at the model times before the
+    /// clock's next step (where a history already fed it, they replace its last steps: the
+    /// models restart their windows at the jump back) and forecasts again. Before the first
+    /// step only; later calls are ignored.
+    pub fn warm(&mut self, requests: &[f64]) {
+        if self.step > 0 || requests.is_empty() {
+            return;
+        }
+        let Source::Model(forecaster) = &mut self.source else {
+            return;
+        };
+        let n = requests.len() as i64;
+        for (i, r) in requests.iter().enumerate() {
+            let t = self.clock.next_time - (n - i as i64) * self.clock.model_step;
+            forecaster.observe(t, r.max(0.0) * self.clock.to_model, &[]);
+        }
+        self.warmed = requests.len();
+        self.pending.clear();
+        self.windows.clear();
+        self.refresh();
+    }
+
+    /// While the forecaster has no forecast for lack of history: (contiguous steps it has
+    /// from the warm start and live steps, steps it needs). `None` once it forecasts, for the
+    /// oracle, and when history is not what it lacks (an LSTM still training).
+    pub fn warming(&self) -> Option<(usize, usize)> {
+        let Source::Model(forecaster) = &self.source else {
+            return None;
+        };
+        let needed = forecaster.history_needed();
+        let have = self.warmed + self.step;
+        (self.current.is_none() && have < needed).then_some((have, needed))
+    }
+
     /// The forecasts made at the lead, when recording.
     pub fn recorded(&self) -> &[(f64, f64)] {
         self.recorded.as_deref().unwrap_or(&[])
@@ -308,6 +346,42 @@ mod tests {
             model_step,
             to_model,
         }
+    }
+
+    #[test]
+    fn a_warm_start_fills_the_window_and_says_how_far_it_is() {
+        let ma = || Box::new(foresight_forecast::MovingAverage::new(60, 5));
+        // Compressed time: 1-s live steps are 60-s model steps, 2 model units per request.
+        let mut p = Planner::new(ma(), 3, 1, clock(1.0, 60, 2.0));
+        assert_eq!(p.warming(), Some((0, 5)));
+        assert!(p.forecast(0.0).is_none());
+        p.warm(&[10.0, 10.0, 10.0]);
+        assert_eq!(
+            p.warming(),
+            Some((3, 5)),
+            "three of five steps from the warm start"
+        );
+        p.observe(10.0);
+        p.observe(10.0);
+        assert_eq!(p.warming(), None);
+        let fc = p.forecast(0.0).unwrap();
+        assert!(
+            (fc[0].1 - 10.0).abs() < 1e-9,
+            "{fc:?}: 10 requests a 1-s step"
+        );
+
+        let mut p = Planner::new(ma(), 3, 1, clock(1.0, 60, 2.0));
+        p.warm(&[4.0, 6.0, 8.0, 10.0, 12.0]);
+        assert_eq!(p.warming(), None);
+        let fc = p.forecast(0.0).unwrap();
+        assert!(
+            (fc[0].1 - 8.0).abs() < 1e-9,
+            "forecast before any live step: {fc:?}"
+        );
+        // Only before the first step.
+        p.observe(0.0);
+        p.warm(&[100.0; 5]);
+        assert!(p.forecast(0.0).unwrap()[0].1 < 10.0);
     }
 
     #[test]

@@ -70,3 +70,87 @@ rate_query = "sum(rate(foresight_client_requests_total[5s]))"
     let report = load.await.unwrap();
     assert_eq!(report.failures(), 0, "serving never depended on prometheus");
 }
+
+/// A restarted proxy forecasts at its first interval: the control loop fills its forecaster's
+/// window from Prometheus (the rate over the steps just past) instead of waiting for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_loop_forecasts_at_once_from_prometheus_history() {
+    let Some(bin) = prometheus_binary() else {
+        return;
+    };
+    let dir = tempdir("prometheus-warm");
+    let (_b, backend_addr) = backend("warm", &["--route", "/w=5ms"]);
+    let (prom_port, admin_port) = (free_port(), free_port());
+    let admin = format!("127.0.0.1:{admin_port}");
+    let section = |metrics: &str| {
+        format!(
+            r#"
+[control]
+interval = "1s"
+step = "1s"
+policy = "predictive"
+forecaster = "moving-average"
+actuator = "none"
+{metrics}
+"#
+        )
+    };
+    let prom_metrics = format!(
+        "metrics = \"prometheus\"\nprometheus_url = \"http://127.0.0.1:{prom_port}\"\n\
+         rate_query = \"sum(rate(foresight_client_requests_total[3s]))\""
+    );
+    let serve = |name: &str, metrics: &str| {
+        let cfg = dir.join(format!("{name}.toml"));
+        std::fs::write(&cfg, section(metrics)).unwrap();
+        spawn(&[
+            "serve",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            &admin,
+            "--backend",
+            &backend_addr,
+        ])
+    };
+    let http = client();
+
+    // Without a warm start, a moving average of 5 steps waits 5 steps.
+    let cold = serve("cold", "");
+    let s = control_status(&http, &admin).await;
+    assert_eq!(
+        s["warmup"], "warming up: 0 of 5 steps (warm start: none)",
+        "{s}"
+    );
+    assert!(s["forecast"].is_null(), "{s}");
+    drop(cold);
+
+    // The first life of the proxy, under load, scraped by Prometheus.
+    let first = serve("first", &prom_metrics);
+    let url = format!("http://{}", first.get("proxy"));
+    let _prom = start_prometheus(&bin, &dir, prom_port, &[&admin]).await;
+    let plan = foresight_loadgen::Plan::constant(&url, &["/w"], 40.0, Duration::from_secs(12));
+    let report = foresight_loadgen::run(&plan).await.unwrap();
+    assert_eq!(report.failures(), 0);
+    drop(first);
+
+    // Restarted: a forecast from the first interval on, and /control says where from.
+    let second = serve("second", &prom_metrics);
+    let started = std::time::Instant::now();
+    let mut s = control_status(&http, &admin).await;
+    while s["forecast"].is_null() && started.elapsed() < Duration::from_secs(1) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        s = control_status(&http, &admin).await;
+    }
+    assert_eq!(s["warmup"], "window from prometheus (5 of 5 steps)", "{s}");
+    let fc = s["forecast"]
+        .as_array()
+        .expect("a forecast before the first step");
+    let rate = fc[0][1].as_f64().unwrap();
+    assert!(
+        (20.0..=60.0).contains(&rate),
+        "the last life's ~40 req/s: {s}"
+    );
+    drop(second);
+}

@@ -210,6 +210,72 @@ async fn publish_loop(
     }
 }
 
+/// The last `records` samples on `topic` (partition 0), oldest first: what a consuming loop
+/// warms its forecaster with at start.
+pub async fn recent(
+    brokers: &[String],
+    topic: &str,
+    records: usize,
+) -> Result<Vec<Sample>, String> {
+    let pc = connect(brokers, topic).await?;
+    let pc = &pc;
+    let offset = |at| async move {
+        tokio::time::timeout(OP_TIMEOUT, pc.get_offset(at))
+            .await
+            .map_err(|_| "offset: no answer within 5 s".to_string())?
+            .map_err(|e| format!("offset of {topic}: {e}"))
+    };
+    let earliest = offset(OffsetAt::Earliest).await?;
+    let latest = offset(OffsetAt::Latest).await?;
+    let mut from = latest.saturating_sub(records as i64).max(earliest);
+    let mut out = Vec::new();
+    while from < latest {
+        let (batch, _) =
+            tokio::time::timeout(OP_TIMEOUT, pc.fetch_records(from, 1..1_000_000, 500))
+                .await
+                .map_err(|_| "fetch: no answer within 5 s".to_string())?
+                .map_err(|e| format!("fetch from {topic}: {e}"))?;
+        let Some(last) = batch.last().map(|r| r.offset) else {
+            break;
+        };
+        out.extend(
+            batch
+                .into_iter()
+                .filter_map(|r| r.record.value)
+                .filter_map(|v| serde_json::from_slice::<Sample>(&v).ok()),
+        );
+        from = last + 1;
+    }
+    Ok(out)
+}
+
+/// Requests per step of `step_s` seconds from samples (several proxies' summed), oldest
+/// first: the contiguous run of steps that ends with the newest, if that ended at most
+/// `recent` steps before `now`; empty otherwise.
+pub fn per_step(samples: &[Sample], step_s: f64, now: f64, recent: usize) -> Vec<f64> {
+    let mut steps: std::collections::BTreeMap<i64, f64> = std::collections::BTreeMap::new();
+    for s in samples.iter().filter(|s| s.time.is_finite()) {
+        // A sample covers the interval ending at its time: its step is the one that time ends.
+        let k = ((s.time - 1e-6) / step_s).floor() as i64;
+        *steps.entry(k).or_default() += s.requests as f64;
+    }
+    let Some((&newest, _)) = steps.last_key_value() else {
+        return Vec::new();
+    };
+    let now_k = (now / step_s).floor() as i64;
+    if now_k - newest > recent as i64 + 1 {
+        return Vec::new();
+    }
+    let mut run = Vec::new();
+    let mut k = newest;
+    while let Some(v) = steps.get(&k) {
+        run.push(*v);
+        k -= 1;
+    }
+    run.reverse();
+    run
+}
+
 /// Consumes samples from a topic (partition 0, from the latest offset at start).
 pub struct Consumer {
     shared: Arc<Mutex<Shared>>,
@@ -299,5 +365,36 @@ async fn consume_loop(brokers: Vec<String>, topic: String, shared: Arc<Mutex<Sha
             failures += 1;
             tokio::time::sleep(backoff(failures)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod warm_tests {
+    use super::*;
+
+    fn sample(time: f64, source: &str, requests: u64) -> Sample {
+        Sample {
+            time,
+            source: source.into(),
+            interval_s: 0.5,
+            requests,
+            utilisation: 0.0,
+            ready: 1,
+        }
+    }
+
+    #[test]
+    fn samples_of_several_proxies_sum_into_contiguous_steps() {
+        // Two proxies, 0.5-s intervals, 1-s steps from t = 100 to 104; a hole before 100.
+        let mut samples = vec![sample(97.5, "a", 99)];
+        for i in 0..10 {
+            let t = 100.5 + 0.5 * i as f64;
+            samples.push(sample(t, "a", 10));
+            samples.push(sample(t, "b", 5));
+        }
+        let steps = per_step(&samples, 1.0, 105.2, 5);
+        assert_eq!(steps, vec![30.0; 5], "the hole cuts the run");
+        assert!(per_step(&samples, 1.0, 200.0, 5).is_empty(), "too old");
+        assert!(per_step(&[], 1.0, 105.0, 5).is_empty());
     }
 }

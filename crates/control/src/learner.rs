@@ -142,6 +142,15 @@ impl Forecaster for Learner {
         }
     }
 
+    fn history_needed(&self) -> usize {
+        match self {
+            Learner::Training { cfg, .. } => cfg.lstm.seq_len,
+            Learner::Fixed(m) => m.history_needed(),
+            Learner::Online(m) => m.history_needed(),
+            Learner::Failed(_) => 1,
+        }
+    }
+
     fn quantiles(&self) -> Vec<f64> {
         match self {
             Learner::Fixed(m) => m.quantiles(),

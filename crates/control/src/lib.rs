@@ -68,6 +68,9 @@ pub struct Status {
     pub forecaster: String,
     /// Forecaster steps observed.
     pub steps: usize,
+    /// Where the forecaster's first input window came from, and while it cannot forecast
+    /// for lack of history, `warming up: N of M steps`.
+    pub warmup: String,
     /// Where the rate came from this interval (`prometheus`, `builtin`, or `builtin` with
     /// the reason Prometheus could not be used).
     pub metrics_source: String,
@@ -377,6 +380,7 @@ pub fn start(c: ControlConfig, pool: Arc<Pool>, drain_timeout: Duration) -> Resu
     let status = Arc::new(Mutex::new(Status {
         policy: autoscaler.name(),
         actuator: actuator.as_ref().map_or("none".into(), |a| a.name()),
+        warmup: warmup_status(&autoscaler, &warm_source(&c, &autoscaler)),
         ..Status::default()
     }));
     let task = tokio::spawn(run(c, pool, autoscaler, actuator.clone(), status.clone()));
@@ -432,6 +436,106 @@ impl Act {
     }
 }
 
+/// Fills the forecaster's input window before the first step from the best source there is:
+/// Prometheus (the rate over the steps just past, when it is the metrics source), else the
+/// history the forecaster was built with. Returns where the window came from; logs it, or
+/// that the loop is warming up and for how long.
+async fn warm_start(c: &ControlConfig, autoscaler: &mut Autoscaler) -> String {
+    let Some((_, needed)) = autoscaler.warming() else {
+        return warm_source(c, autoscaler);
+    };
+    if let MetricsSource::Prometheus { url, rate_query } = &c.metrics {
+        let prom = prometheus::PromSource::new(url, rate_query);
+        match prom.history(needed, c.step).await {
+            Ok(rates) if !rates.is_empty() => {
+                let step_secs = c.step.as_secs_f64();
+                let requests: Vec<f64> = rates.iter().map(|r| r * step_secs).collect();
+                autoscaler.warm(&requests);
+                tracing::info!(
+                    steps = requests.len(),
+                    needed,
+                    "forecaster window filled from Prometheus"
+                );
+                return format!("prometheus ({} of {needed} steps)", requests.len());
+            }
+            Ok(_) => {
+                tracing::warn!(%url, "Prometheus has no recent samples to warm the forecaster with")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot warm the forecaster from Prometheus"),
+        }
+    }
+    if let Some(topic) = c
+        .kafka
+        .as_ref()
+        .and_then(|k| k.consume.as_ref().map(|t| (k, t)))
+    {
+        let (k, topic) = topic;
+        // Every proxy publishes one sample per interval; read enough for many of them.
+        let per_step = (c.step.as_secs_f64() / c.interval.as_secs_f64())
+            .round()
+            .max(1.0);
+        let records = (needed as f64 * per_step * 64.0).min(kafka::BUFFER as f64) as usize;
+        match kafka::recent(&k.brokers, topic, records).await {
+            Ok(samples) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                let mut steps =
+                    kafka::per_step(&samples, c.step.as_secs_f64(), now, prometheus::RECENT);
+                // The newest step may still be filling; a partial step would read as a drop.
+                steps.pop();
+                let start = steps.len().saturating_sub(needed);
+                let steps = &steps[start..];
+                if !steps.is_empty() {
+                    autoscaler.warm(steps);
+                    tracing::info!(steps = steps.len(), needed, %topic, "forecaster window filled from Kafka");
+                    return format!("kafka {topic} ({} of {needed} steps)", steps.len());
+                }
+                tracing::warn!(%topic, "Kafka has no recent samples to warm the forecaster with");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot warm the forecaster from Kafka"),
+        }
+    }
+    if let Some((have, needed)) = autoscaler.warming() {
+        let wait = humantime::format_duration(c.step * (needed - have) as u32);
+        tracing::warn!(
+            "warming up: {have} of {needed} steps; no forecast for {wait} (to forecast at once: \
+             `history`, `metrics = \"prometheus\"` with the rate in Prometheus, or \
+             `kafka_consume` of a topic with samples)"
+        );
+    }
+    "none".into()
+}
+
+/// Where the window comes from, as far as is known before asking Prometheus.
+fn warm_source(c: &ControlConfig, autoscaler: &Autoscaler) -> String {
+    match (
+        &c.history,
+        autoscaler.planner(),
+        autoscaler.warming(),
+        &c.metrics,
+    ) {
+        (_, None, ..) => "no forecaster".into(),
+        (_, Some(_), Some(_), MetricsSource::Prometheus { .. }) => "prometheus, querying".into(),
+        (_, Some(_), Some(_), _) if c.kafka.as_ref().is_some_and(|k| k.consume.is_some()) => {
+            "kafka, reading".into()
+        }
+        (_, Some(_), Some(_), _) => "none".into(),
+        (Some(h), Some(_), None, _) => format!("history {}", h.display()),
+        (None, Some(_), None, _) => "the model alone".into(),
+    }
+}
+
+/// `GET /control`'s `warmup`: where the window came from, and the progress while warming up.
+fn warmup_status(autoscaler: &Autoscaler, source: &str) -> String {
+    match autoscaler.warming() {
+        Some((have, needed)) => {
+            format!("warming up: {have} of {needed} steps (warm start: {source})")
+        }
+        None => format!("window from {source}"),
+    }
+}
+
 /// The loop: measure → step the autoscaler → actuate → publish, every interval.
 async fn run(
     c: ControlConfig,
@@ -453,6 +557,9 @@ async fn run(
             tracing::warn!(error = %e, "initial apply failed");
         }
     }
+    let warm_source = warm_start(&c, &mut autoscaler).await;
+    status.lock().unwrap_or_else(|p| p.into_inner()).warmup =
+        warmup_status(&autoscaler, &warm_source);
     let mut meter = Meter::new(&c, pool.clone(), actuator);
     loop {
         let m = meter.measure().await;
@@ -487,6 +594,7 @@ async fn run(
         s.forecast = step.forecast.clone();
         s.trusted = step.trusted;
         s.steps = planner.map_or(0, |p| p.steps());
+        s.warmup = warmup_status(&autoscaler, &warm_source);
         s.forecaster =
             planner.map_or_else(|| "none (reactive)".to_string(), |p| p.forecaster_name());
         s.actuator_error = last_error;

@@ -8,6 +8,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
+/// Steps the newest point of a warm start may lie in the past (the proxy's restart).
+pub const RECENT: usize = 5;
+
 /// A Prometheus server and the query that gives the client request rate (req/s).
 pub struct PromSource {
     base: String,
@@ -27,17 +30,57 @@ impl PromSource {
 
     /// The query's latest value within the last `window`.
     pub async fn rate(&self, window: Duration) -> Result<f64, String> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_err(|e| e.to_string())?
-            .as_secs_f64();
+        let now = unix_now()?;
         let step = (window.as_secs_f64() / 4.0).max(0.5);
+        let values = self.range(now - window.as_secs_f64(), now, step).await?;
+        let (_, x) = values
+            .last()
+            .copied()
+            .ok_or_else(|| format!("{}: no samples yet for `{}`", self.base, self.query))?;
+        if x.is_finite() && x >= 0.0 {
+            Ok(x)
+        } else {
+            Err(format!("{}: value {x} for `{}`", self.base, self.query))
+        }
+    }
+
+    /// The rate at the end of each of the last `steps` steps of `step` (a warm start for the
+    /// forecaster), oldest first: the contiguous run of finite, non-negative values that ends
+    /// with the latest one Prometheus has, if that is at most [`RECENT`] steps old (a restart
+    /// leaves a short hole); empty when it has none.
+    pub async fn history(&self, steps: usize, step: Duration) -> Result<Vec<f64>, String> {
+        let now = unix_now()?;
+        let s = step.as_secs_f64().max(0.001);
+        // Evaluation times aligned to the step, so that consecutive steps are `s` apart.
+        let end = (now / s).floor() * s;
+        let start = end - s * (steps.max(1) - 1) as f64;
+        let points = self.range(start, end, s).await?;
+        let mut out: Vec<f64> = Vec::with_capacity(steps);
+        let mut expected = start;
+        for (t, v) in points {
+            if (t - expected).abs() > s / 2.0 || !(v.is_finite() && v >= 0.0) {
+                // A gap: only what follows it is contiguous with the present.
+                out.clear();
+            }
+            if v.is_finite() && v >= 0.0 {
+                out.push(v);
+            }
+            expected = t + s;
+        }
+        if end - (expected - s) > s * RECENT as f64 + s / 2.0 {
+            out.clear(); // too old to be the steps before this one
+        }
+        Ok(out)
+    }
+
+    /// `(time, value)` of the query's first series over `[start, end]` every `step` seconds.
+    async fn range(&self, start: f64, end: f64, step: f64) -> Result<Vec<(f64, f64)>, String> {
         let url = format!(
             "{}/api/v1/query_range?query={}&start={:.3}&end={:.3}&step={:.3}",
             self.base,
             form_urlencoded::byte_serialize(self.query.as_bytes()).collect::<String>(),
-            now - window.as_secs_f64(),
-            now,
+            start,
+            end,
             step
         );
         let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
@@ -61,20 +104,29 @@ impl PromSource {
                 v["error"].as_str().unwrap_or("query failed")
             ));
         }
-        let last = v["data"]["result"]
+        let Some(values) = v["data"]["result"]
             .as_array()
             .and_then(|r| r.first())
             .and_then(|s| s["values"].as_array())
-            .and_then(|vals| vals.last())
-            .and_then(|p| p[1].as_str())
-            .ok_or_else(|| format!("{}: no samples yet for `{}`", self.base, self.query))?;
-        let x: f64 = last
-            .parse()
-            .map_err(|_| format!("{}: value `{last}` is not a number", self.base))?;
-        if x.is_finite() && x >= 0.0 {
-            Ok(x)
-        } else {
-            Err(format!("{}: value {x} for `{}`", self.base, self.query))
-        }
+        else {
+            return Ok(Vec::new());
+        };
+        values
+            .iter()
+            .map(|p| {
+                let t = p[0].as_f64().unwrap_or(f64::NAN);
+                let raw = p[1].as_str().unwrap_or("");
+                raw.parse::<f64>()
+                    .map(|x| (t, x))
+                    .map_err(|_| format!("{}: value `{raw}` is not a number", self.base))
+            })
+            .collect()
     }
+}
+
+fn unix_now() -> Result<f64, String> {
+    Ok(SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs_f64())
 }

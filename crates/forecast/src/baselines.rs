@@ -64,6 +64,10 @@ impl Forecaster for SeasonalNaive {
         self.slots[k] = Some((time, value));
         self.season.observe(time, value);
     }
+    fn history_needed(&self) -> usize {
+        self.season.period()
+    }
+
     /// Ready once a whole season has been seen.
     fn forecast(&mut self, horizon: usize) -> Option<Vec<f64>> {
         let (t, last) = self.season.ready()?;
@@ -104,6 +108,10 @@ impl Forecaster for MovingAverage {
     }
     fn observe(&mut self, time: i64, value: f64, _features: &[f64]) {
         self.window.push(time, value);
+    }
+
+    fn history_needed(&self) -> usize {
+        self.window.capacity()
     }
     fn forecast(&mut self, horizon: usize) -> Option<Vec<f64>> {
         if !self.window.full() {

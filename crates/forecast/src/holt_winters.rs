@@ -151,6 +151,10 @@ impl Forecaster for HoltWinters {
         "holt-winters".into()
     }
 
+    fn history_needed(&self) -> usize {
+        2 * self.period
+    }
+
     fn observe(&mut self, time: i64, value: f64, _features: &[f64]) {
         let gap = matches!(self.last_time, Some(t) if time != t + self.step);
         self.last_time = Some(time);

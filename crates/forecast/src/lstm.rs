@@ -731,6 +731,10 @@ impl Forecaster for Lstm {
         self.meta.config.quantiles.clone()
     }
 
+    fn history_needed(&self) -> usize {
+        self.meta.config.seq_len
+    }
+
     fn forecast_quantiles(&mut self, horizon: usize) -> Option<Vec<Vec<f64>>> {
         if self.meta.config.quantiles.is_empty() {
             return None;

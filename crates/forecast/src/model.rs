@@ -16,6 +16,11 @@ pub trait Forecaster: Send {
     /// The forecast for the `horizon` steps after the last observed one, or `None` while the
     /// model has not seen enough history.
     fn forecast(&mut self, horizon: usize) -> Option<Vec<f64>>;
+    /// Contiguous steps this model must observe before its first forecast (its input window,
+    /// or a season): what a warm start has to fill.
+    fn history_needed(&self) -> usize {
+        1
+    }
     /// The quantiles (0–1, increasing) that [`Forecaster::forecast_quantiles`] gives; empty
     /// for a point forecaster.
     fn quantiles(&self) -> Vec<f64> {
@@ -62,7 +67,12 @@ impl Window {
         gap
     }
 
-    /// Whether the window holds `capacity` points.
+    /// Points held at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Whether the window holds `capacity` contiguous points.
     pub fn full(&self) -> bool {
         self.values.len() == self.capacity
     }

@@ -212,6 +212,10 @@ impl Forecaster for OnlineLstm {
         self.model.forecast(horizon)
     }
 
+    fn history_needed(&self) -> usize {
+        self.model.history_needed()
+    }
+
     fn quantiles(&self) -> Vec<f64> {
         self.model.quantiles()
     }

@@ -69,6 +69,10 @@ impl Forecaster for SeasonalQuantile {
         self.season.observe(time, value);
     }
 
+    fn history_needed(&self) -> usize {
+        self.season.period()
+    }
+
     /// Ready once a whole season has been seen; a slot with no value yet (after a gap)
     /// repeats the last observed value.
     fn forecast(&mut self, horizon: usize) -> Option<Vec<f64>> {
