@@ -39,74 +39,79 @@ async fn upload(c: &HttpClient, url: &str, len: usize) -> (u16, String) {
     (status, body)
 }
 
-/// An instance that reads each request's head only, answers `413` at once and closes, as an
-/// instance with an upload limit does. Counts the connections it served.
-async fn refusing_instance() -> (String, tokio::task::JoinHandle<()>) {
+/// An instance on a loopback port that runs `serve` on every connection it accepts; its
+/// `http://` address.
+async fn raw_instance<F, Fut>(serve: F) -> (String, tokio::task::JoinHandle<()>)
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = s
-                    .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 10\r\nconnection: close\r\n\r\ntoo large\n")
-                    .await;
-                // Closing with the body unread resets the connection, as real servers do.
-            });
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(serve(s));
         }
     });
     (addr, task)
 }
 
+/// Reads from `s` until a request head has arrived; everything read, or `None` if the
+/// connection ended first.
+async fn read_head(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some(got)
+}
+
+/// An instance that reads each request's head only, answers `413` at once and closes, as an
+/// instance with an upload limit does (closing with the body unread resets the connection,
+/// as real servers do).
+async fn refusing_instance() -> (String, tokio::task::JoinHandle<()>) {
+    raw_instance(|mut s| async move {
+        if read_head(&mut s).await.is_some() {
+            let _ = s
+                .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 10\r\nconnection: close\r\n\r\ntoo large\n")
+                .await;
+        }
+    })
+    .await
+}
+
 /// An instance that reads each request's head and its `content-length` body before it answers
 /// `200 read N`, one request per connection.
 async fn reading_instance() -> (String, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut got = Vec::new();
-                let mut buf = [0u8; 8192];
-                loop {
-                    if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map_or(0, |n| n.trim().parse().unwrap());
-                        if got.len() >= end + 4 + len {
-                            let msg = format!("read {len}");
-                            let resp = format!(
-                                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{msg}",
-                                msg.len()
-                            );
-                            let _ = s.write_all(resp.as_bytes()).await;
-                            return;
-                        }
-                    }
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-            });
+    raw_instance(|mut s| async move {
+        let Some(mut got) = read_head(&mut s).await else {
+            return;
+        };
+        let end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |n| n.trim().parse().unwrap());
+        let mut buf = [0u8; 8192];
+        while got.len() < end + 4 + len {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
         }
-    });
-    (addr, task)
+        let msg = format!("read {len}");
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{msg}",
+            msg.len()
+        );
+        let _ = s.write_all(resp.as_bytes()).await;
+    })
+    .await
 }
 
 /// Before: an upload to an instance that answers without reading it (the example backend
@@ -602,32 +607,18 @@ async fn admin_errors_are_json_and_one_instance_has_one_address() {
 
 /// An instance that answers every request with the request head it received as its body.
 async fn echo_instance() -> (String, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut got = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    got.len()
-                );
-                let _ = s.write_all(resp.as_bytes()).await;
-                let _ = s.write_all(&got).await;
-            });
-        }
-    });
-    (addr, task)
+    raw_instance(|mut s| async move {
+        let Some(got) = read_head(&mut s).await else {
+            return;
+        };
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            got.len()
+        );
+        let _ = s.write_all(resp.as_bytes()).await;
+        let _ = s.write_all(&got).await;
+    })
+    .await
 }
 
 /// Before: HTTP/1.1 without Host or with two was forwarded, an absolute-form target's authority
@@ -706,25 +697,18 @@ async fn host_and_request_targets_follow_rfc_9112() {
 /// every chunk after the first in that read was dropped on its way to the client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunked_response_arrives_whole_however_its_chunks_are_packed() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let instance = format!("http://{}", listener.local_addr().unwrap());
-    let _task = tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                let mut resp = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
-                for word in ["alpha ", "beta ", "gamma ", "delta"] {
-                    resp.extend_from_slice(format!("{:x}\r\n{word}\r\n", word.len()).as_bytes());
-                }
-                resp.extend_from_slice(b"0\r\n\r\n");
-                let _ = s.write_all(&resp).await; // one write: one read on the proxy's side
-            });
+    let (instance, _task) = raw_instance(|mut s| async move {
+        if read_head(&mut s).await.is_none() {
+            return;
         }
-    });
+        let mut resp = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        for word in ["alpha ", "beta ", "gamma ", "delta"] {
+            resp.extend_from_slice(format!("{:x}\r\n{word}\r\n", word.len()).as_bytes());
+        }
+        resp.extend_from_slice(b"0\r\n\r\n");
+        let _ = s.write_all(&resp).await; // one write: one read on the proxy's side
+    })
+    .await;
     let dir = tempdir("chunks");
     let p = proxy(
         &dir,
