@@ -15,6 +15,7 @@ HTML comments right before a block's opening fence direct it:
 - `<!-- example: skip REASON -->`       not run here (REASON says what it needs)
 - `<!-- example: slow REASON -->`       run only with --all (REASON: how long, why)
 - `<!-- example: timeout 10m -->`       bound (default 2m)
+- `<!-- example: root -->`              run in the repository itself (the benchmark scripts)
 and right after its closing fence:
 - `<!-- example: check SHELL -->`       must exit 0: what the page says the block shows
 
@@ -201,7 +202,8 @@ def main():
                 if b["lang"] not in ("sh", "bash", "console"):
                     continue
                 timeout = parse_duration(d["timeout"][0]) if "timeout" in d else 120
-                ok, took, out = run_shell(b["text"], scratch, timeout, env)
+                cwd = repo if "root" in d else scratch
+                ok, took, out = run_shell(b["text"], cwd, timeout, env)
                 counts["ran"] += 1
                 for check in b["checks"]:
                     if not ok:
