@@ -304,6 +304,29 @@ impl fmt::Debug for AdminToken {
     }
 }
 
+/// Bytes of an admin token file read at most: a token is tens of characters, and a path like
+/// `/dev/zero` must not be read to the end.
+const MAX_TOKEN_FILE: u64 = 4096;
+
+/// The text of `admin_token_file`, refused if longer than [`MAX_TOKEN_FILE`] or not UTF-8.
+fn read_token_file(path: &str) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let err = |message: String| ConfigError::Read {
+        path: path.to_string(),
+        message: format!("admin_token_file: {message}"),
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_TOKEN_FILE + 1).read_to_end(&mut bytes))
+        .map_err(|e| err(e.to_string()))?;
+    if bytes.len() as u64 > MAX_TOKEN_FILE {
+        return Err(err(format!(
+            "longer than {MAX_TOKEN_FILE} bytes: not a token"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| err("not UTF-8 text".into()))
+}
+
 /// The validated configuration of `foresight serve`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProxyConfig {
@@ -436,13 +459,7 @@ impl RawConfig {
     fn admin_token(&self) -> Result<Option<AdminToken>, ConfigError> {
         let (token, key) = match (&self.admin_token, &self.admin_token_file) {
             (Some(t), _) => (t.0.clone(), "FORESIGHT_ADMIN_TOKEN"),
-            (None, Some(path)) => (
-                std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-                    path: path.clone(),
-                    message: format!("admin_token_file: {e}"),
-                })?,
-                "admin_token_file",
-            ),
+            (None, Some(path)) => (read_token_file(path)?, "admin_token_file"),
             (None, None) => return Ok(None),
         };
         let token = token.trim();

@@ -206,6 +206,9 @@ fn the_admin_token_comes_from_the_environment_or_a_file_and_is_never_shown() {
     assert_eq!(key_of(e), "FORESIGHT_ADMIN_TOKEN");
     let e = validate("admin_token_file = \"/nonexistent/token\"").unwrap_err();
     assert!(e.to_string().contains("/nonexistent/token"), "{e}");
+    // An endless file is not read to its end.
+    let e = validate("admin_token_file = \"/dev/zero\"").unwrap_err();
+    assert!(e.to_string().contains("longer than 4096 bytes"), "{e}");
 }
 
 #[test]
