@@ -558,8 +558,13 @@ async fn run(
         }
     }
     let warm_source = warm_start(&c, &mut autoscaler).await;
-    status.lock().unwrap_or_else(|p| p.into_inner()).warmup =
-        warmup_status(&autoscaler, &warm_source);
+    {
+        // A warmed forecaster forecasts before the first interval ends: show it at once.
+        let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
+        s.warmup = warmup_status(&autoscaler, &warm_source);
+        s.forecast = autoscaler.planner().and_then(|p| p.forecast(0.0));
+        s.trusted = autoscaler.planner().is_some_and(|p| p.trusted());
+    }
     let mut meter = Meter::new(&c, pool.clone(), actuator);
     loop {
         let m = meter.measure().await;
