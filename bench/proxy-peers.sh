@@ -7,7 +7,10 @@
 # Foresight always does (Host kept, X-Forwarded-For appended, X-Forwarded-Proto set). wrk (1 thread, 50 connections) and the upstream
 # share CPU 1. Rounds alternate between the proxies; the table reports the median of the rounds.
 #
-# Usage: [PROFILE=release-lto] [BASE=other/foresight] bench/proxy-peers.sh [ROUNDS=3] [SECONDS=10]
+# Usage: [PROFILE=release-lto] [BASE=other/foresight] [ROUTED=1] bench/proxy-peers.sh [ROUNDS=3] [SECONDS=10]
+# ROUTED=1 adds `routed`: the same build with three services and a three-route table whose
+# last route (after two path prefixes that do not match) takes wrk's requests, to the same two
+# upstreams; its per-round ratio to `foresight` is the cost of routing.
 # Needs: wrk, nginx, haproxy (apt-get install -y wrk nginx-light haproxy). Builds Foresight
 # with the cargo profile PROFILE (default release-lto, whose link takes ~5 minutes).
 # Reports req/s, p99, each proxy's CPU time per request (user + kernel, /proc/PID/stat) and the
@@ -101,6 +104,32 @@ if [ -n "${BASE:-}" ]; then
   PROC[base]=$!
   NAMES="foresight base haproxy nginx"; PORT[base]=18085
 fi
+if [ -n "${ROUTED:-}" ]; then
+  cat > "$WORK/routed.toml" <<CONF
+[[services]]
+name = "auth"
+backends = [{ address = "http://127.0.0.1:$UP1" }]
+[[services]]
+name = "data"
+backends = [{ address = "http://127.0.0.1:$UP2" }]
+[[services]]
+name = "web"
+backends = [{ address = "http://127.0.0.1:$UP1" }, { address = "http://127.0.0.1:$UP2" }]
+[[routes]]
+path_prefix = "/auth"
+service = "auth"
+[[routes]]
+path_prefix = "/process"
+service = "data"
+[[routes]]
+path_prefix = "/"
+service = "web"
+CONF
+  RUST_LOG=warn taskset -c 0 "$BIN" serve --config "$WORK/routed.toml" --workers 1 --listen 127.0.0.1:18087 \
+    --admin 127.0.0.1:18088 --algorithm round-robin > /dev/null & PIDS+=($!)
+  PROC[routed]=$!
+  NAMES="$NAMES routed"; PORT[routed]=18087
+fi
 sleep 1
 PROC[nginx]=$(pgrep -P "$NGINX_MASTER" | head -1)   # its one worker process
 for port in "${PORT[@]}"; do
@@ -155,5 +184,9 @@ for name in $NAMES; do
   t=$(cpu_total "$name")
   printf "| %s | %.0f | %.2f | %.2f | %s | %s + %s = %s | %.2f | %s|\n" "$name" "$m" "$(awk -v a="$m" -v b="$H_RPS" 'BEGIN{print a/b}')" "$(paired "$name")" "$p" "$u" "$k" "$t" "$(awk -v a="$t" -v b="$H_CPU" 'BEGIN{print a/b}')" "${RPS[$name]}"
 done
+if [ -n "${ROUTED:-}" ]; then
+  echo
+  echo "routed / foresight, median of per-round ratios: $(a=(${RPS[routed]}) f=(${RPS[foresight]}); for i in "${!a[@]}"; do awk -v x="${a[$i]}" -v y="${f[$i]}" 'BEGIN{print x/y}'; done | tr '\n' ' ' | median)"
+fi
 echo
 echo "versions: $(nginx -v 2>&1 | sed 's/.*\///'), HAProxy $(haproxy -v | head -1 | awk '{print $3}'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'); rounds=$ROUNDS, ${SECS}s each, $CONNS connections"

@@ -236,9 +236,10 @@ async fn run_policy(
         async move {
             let _ = stop_rx.await;
         },
-        move |pool| {
-            let h = foresight_control::start(control, pool, drain).map_err(anyhow::Error::msg)?;
-            let router = h.router.clone();
+        move |pools| {
+            let h = foresight_control::start(control, pools[0].clone(), drain)
+                .map_err(anyhow::Error::msg)?;
+            let router = foresight_control::routes(&[&h]);
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
             Ok(Some(router))
         },

@@ -179,14 +179,24 @@ fn serve(args: ServeArgs) -> ExitCode {
             .ok()
             .filter(|t| !t.is_empty()),
     });
-    let control = match foresight_control::ControlConfig::from_table(raw.control.as_ref()) {
-        Ok(c) => c,
-        Err(e) => return usage_error(e),
-    };
     let config = match raw.validate() {
         Ok(c) => c,
         Err(e) => return usage_error(e),
     };
+    // Each service's control section, checked before anything starts.
+    let mut controls = Vec::with_capacity(config.services.len());
+    for (i, s) in config.services.iter().enumerate() {
+        match foresight_control::ControlConfig::from_table(s.control.as_ref()) {
+            Ok(c) => controls.push(c),
+            Err(e)
+                if s.name == foresight_proxy::config::DEFAULT_SERVICE
+                    && raw.services.is_empty() =>
+            {
+                return usage_error(e)
+            }
+            Err(e) => return usage_error(format!("services[{i}] ({}): {e}", s.name)),
+        }
+    }
     let rt = match runtime(config.workers) {
         Ok(rt) => rt,
         Err(e) => return failure(e),
@@ -199,23 +209,42 @@ fn serve(args: ServeArgs) -> ExitCode {
             listener.local_addr()?,
             admin.local_addr()?
         );
+        for s in &config.services {
+            tracing::info!(
+                service = %s.name,
+                algorithm = %s.balancer.config.algorithm,
+                backends = s.backends.len(),
+                control = s.control.is_some(),
+                "service"
+            );
+        }
         tracing::info!(
             proxy = %listener.local_addr()?,
             admin = %admin.local_addr()?,
-            algorithm = %config.balancer.config.algorithm,
-            backends = config.backends.len(),
+            services = config.services.len(),
+            routes = config.routes.routes().len(),
             workers = config.workers,
             "serving"
         );
         let drain_timeout = config.drain_timeout;
-        foresight_proxy::run_with(config, listener, admin, shutdown_signal(), move |pool| {
-            match control {
-                None => Ok(None),
-                // The loop runs as long as the proxy (the process).
-                Some(c) => foresight_control::start(c, pool, drain_timeout)
-                    .map(|h| Some(h.router))
-                    .map_err(|e| anyhow::anyhow!("control loop: {e}")),
+        foresight_proxy::run_with(config, listener, admin, shutdown_signal(), move |pools| {
+            // The loops run as long as the proxy (the process).
+            let mut handles = Vec::new();
+            for (c, pool) in controls.into_iter().zip(pools) {
+                if let Some(c) = c {
+                    let name = pool.service().to_string();
+                    let h = foresight_control::start(c, pool.clone(), drain_timeout)
+                        .map_err(|e| anyhow::anyhow!("control loop of service {name}: {e}"))?;
+                    handles.push(h);
+                }
             }
+            if handles.is_empty() {
+                return Ok(None);
+            }
+            let router = foresight_control::routes(&handles.iter().collect::<Vec<_>>());
+            // Dropping a handle detaches its loop, which runs as long as the process.
+            drop(handles);
+            Ok(Some(router))
         })
         .await
     });

@@ -129,10 +129,12 @@ async fn metrics_and_admin_api() {
     }
     let m = get(&http, &format!("http://{admin}/metrics")).await.body;
     for needle in [
-        format!("foresight_requests_total{{backend=\"{a}\",code=\"200\"}} 5"),
-        format!("foresight_request_duration_seconds_count{{backend=\"{a}\"}} 5"),
-        format!("foresight_in_flight{{backend=\"{a}\"}} 0"),
-        format!("foresight_backend_healthy{{backend=\"{a}\"}} 1"),
+        format!("foresight_requests_total{{service=\"default\",backend=\"{a}\",code=\"200\"}} 5"),
+        format!(
+            "foresight_request_duration_seconds_count{{service=\"default\",backend=\"{a}\"}} 5"
+        ),
+        format!("foresight_in_flight{{service=\"default\",backend=\"{a}\"}} 0"),
+        format!("foresight_backend_healthy{{service=\"default\",backend=\"{a}\"}} 1"),
     ] {
         assert!(m.contains(&needle), "missing {needle} in\n{m}");
     }
@@ -197,7 +199,9 @@ async fn metrics_and_admin_api() {
     assert_eq!(r.status, 200);
     let m = get(&http, &format!("http://{admin}/metrics")).await.body;
     assert!(
-        !m.contains(&format!("foresight_in_flight{{backend=\"{b}\"}}")),
+        !m.contains(&format!(
+            "foresight_in_flight{{service=\"default\",backend=\"{b}\"}}"
+        )),
         "{m}"
     );
 }

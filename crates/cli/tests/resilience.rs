@@ -78,7 +78,7 @@ async fn a_killed_instance_is_ejected_and_returns_when_healthy() {
     let m = get(&http, &format!("http://{admin}/metrics")).await.body;
     assert!(
         m.contains(&format!(
-            "foresight_upstream_errors_total{{backend=\"{v}\",kind=\"connect\"}}"
+            "foresight_upstream_errors_total{{service=\"default\",backend=\"{v}\",kind=\"connect\"}}"
         )),
         "{m}"
     );

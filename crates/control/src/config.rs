@@ -6,6 +6,11 @@ use std::time::Duration;
 use foresight_autoscale::{ForecasterSpec, PolicySpec};
 use foresight_proxy::ConfigError;
 
+/// `rate_query` by default: the service's client request rate. `$service` in a query is
+/// replaced by the service's name, so one query serves every service.
+pub const DEFAULT_RATE_QUERY: &str =
+    "sum(rate(foresight_client_requests_total{service=\"$service\"}[1m]))";
+
 /// Which actuator turns counts into instances.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ActuatorKind {
@@ -453,7 +458,7 @@ impl ControlConfig {
                     url,
                     rate_query: r
                         .string("rate_query")?
-                        .unwrap_or_else(|| "sum(rate(foresight_client_requests_total[1m]))".into()),
+                        .unwrap_or_else(|| DEFAULT_RATE_QUERY.into()),
                 }
             }
             other => return Err(invalid("metrics", other, "builtin or prometheus")),

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -42,6 +43,8 @@ pub use scrape::Scraper;
 /// What `GET /control` shows.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Status {
+    /// The service this loop scales.
+    pub service: String,
     /// Policy name.
     pub policy: String,
     /// Actuator name.
@@ -323,8 +326,6 @@ mod kube_lazy {
 
 /// A running loop.
 pub struct Handle {
-    /// Admin routes (`GET /control`), to merge into the admin router.
-    pub router: Router,
     /// What `GET /control` shows.
     pub status: Arc<Mutex<Status>>,
     task: tokio::task::JoinHandle<()>,
@@ -347,8 +348,15 @@ impl Handle {
     }
 }
 
-/// Starts the loop on `pool`.
-pub fn start(c: ControlConfig, pool: Arc<Pool>, drain_timeout: Duration) -> Result<Handle, String> {
+/// Starts the loop on `pool` (one service's).
+pub fn start(
+    mut c: ControlConfig,
+    pool: Arc<Pool>,
+    drain_timeout: Duration,
+) -> Result<Handle, String> {
+    if let MetricsSource::Prometheus { rate_query, .. } = &mut c.metrics {
+        *rate_query = rate_query.replace("$service", pool.service());
+    }
     let autoscaler = autoscaler(&c)?;
     let actuator: Option<Arc<dyn Actuator>> = match &c.actuator {
         ActuatorKind::Process { backend_args } => {
@@ -378,26 +386,52 @@ pub fn start(c: ControlConfig, pool: Arc<Pool>, drain_timeout: Duration) -> Resu
         ActuatorKind::None => None,
     };
     let status = Arc::new(Mutex::new(Status {
+        service: pool.service().to_string(),
         policy: autoscaler.name(),
         actuator: actuator.as_ref().map_or("none".into(), |a| a.name()),
         warmup: warmup_status(&autoscaler, &warm_source(&c, &autoscaler)),
         ..Status::default()
     }));
-    let task = tokio::spawn(run(c, pool, autoscaler, actuator.clone(), status.clone()));
-    let s = status.clone();
-    let router = Router::new().route(
-        "/control",
-        get(move || {
-            let s = s.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            async move { Json(s) }
-        }),
-    );
+    let span = tracing::info_span!("control", service = %pool.service());
+    let task =
+        tokio::spawn(run(c, pool, autoscaler, actuator.clone(), status.clone()).instrument(span));
     Ok(Handle {
-        router,
         status,
         task,
         actuator,
     })
+}
+
+/// The admin routes of running loops: `GET /services/{name}/control` for each, and
+/// `GET /control`: the one loop's status, or with several `{"services": [status, …]}`.
+pub fn routes(handles: &[&Handle]) -> Router {
+    let all: Vec<Arc<Mutex<Status>>> = handles.iter().map(|h| h.status.clone()).collect();
+    let read = |s: &Arc<Mutex<Status>>| s.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut router = Router::new().route(
+        "/control",
+        get(move || {
+            let body = match all.as_slice() {
+                [one] => serde_json::to_value(read(one)),
+                several => serde_json::to_value(serde_json::json!({
+                    "services": several.iter().map(read).collect::<Vec<_>>()
+                })),
+            }
+            .unwrap_or_default();
+            async move { Json(body) }
+        }),
+    );
+    for h in handles {
+        let s = h.status.clone();
+        let name = read(&s).service;
+        router = router.route(
+            &format!("/services/{name}/control"),
+            get(move || {
+                let body = read(&s);
+                async move { Json(body) }
+            }),
+        );
+    }
+    router
 }
 
 /// Applies decisions through the actuator, at most once per change, with backoff on errors.
@@ -621,7 +655,7 @@ mod tests {
 
     fn pool() -> Arc<Pool> {
         let raw = foresight_proxy::config::RawConfig::default();
-        Pool::detached(&raw.validate().expect("the defaults are valid"))
+        Pool::detached(&raw.validate().expect("the defaults are valid").services[0])
     }
 
     fn section(text: &str) -> ControlConfig {

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, Request, State};
+use axum::extract::{FromRequestParts, Query, RawPathParams, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -24,8 +25,52 @@ use crate::pool::{Pool, PoolError};
 
 #[derive(Clone)]
 struct Admin {
-    pool: Arc<Pool>,
+    /// Every service's pool, in the configuration's order.
+    pools: Arc<Vec<Arc<Pool>>>,
     drain_timeout: Duration,
+}
+
+/// The pool a request addresses: `/services/{name}/…` names it; the short paths (`/backends`)
+/// address the only service, and are refused with several.
+struct Service(Arc<Pool>);
+
+impl FromRequestParts<Admin> for Service {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, a: &Admin) -> Result<Service, Response> {
+        let params = RawPathParams::from_request_parts(parts, a)
+            .await
+            .map_err(|e| error(StatusCode::BAD_REQUEST, e.body_text()))?;
+        let named = params.iter().find(|(k, _)| *k == "name").map(|(_, v)| v);
+        match (named, a.pools.as_slice()) {
+            (None, [only]) => Ok(Service(only.clone())),
+            (None, _) => Err(error(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "there are several services ({}): use /services/NAME/backends",
+                    names(&a.pools)
+                ),
+            )),
+            (Some(name), pools) => pools
+                .iter()
+                .find(|p| p.service() == name)
+                .map(|p| Service(p.clone()))
+                .ok_or_else(|| {
+                    error(
+                        StatusCode::NOT_FOUND,
+                        format!("no service `{name}`; the services are {}", names(&a.pools)),
+                    )
+                }),
+        }
+    }
+}
+
+fn names(pools: &[Arc<Pool>]) -> String {
+    pools
+        .iter()
+        .map(|p| p.service())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[derive(Deserialize)]
@@ -142,23 +187,46 @@ fn rejected(e: impl std::fmt::Display) -> Response {
     error(StatusCode::BAD_REQUEST, e)
 }
 
-pub(crate) fn router(pool: Arc<Pool>, drain_timeout: Duration) -> Router {
+pub(crate) fn router(pools: Vec<Arc<Pool>>, drain_timeout: Duration) -> Router {
     Router::new()
         .route("/backends", get(list).post(add).delete(remove))
         .route("/backends/drain", post(drain))
+        .route("/services", get(services))
+        .route(
+            "/services/{name}/backends",
+            get(list).post(add).delete(remove),
+        )
+        .route("/services/{name}/backends/drain", post(drain))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(Admin {
-            pool,
+            pools: Arc::new(pools),
             drain_timeout,
         })
 }
 
-async fn list(State(a): State<Admin>) -> Response {
-    Json(a.pool.status()).into_response()
+/// Every service with its instance counts.
+async fn services(State(a): State<Admin>) -> Response {
+    let list: Vec<serde_json::Value> = a
+        .pools
+        .iter()
+        .map(|p| {
+            let st = p.status();
+            serde_json::json!({
+                "name": p.service(),
+                "backends": st.len(),
+                "eligible": p.snapshot().backends.len(),
+            })
+        })
+        .collect();
+    Json(list).into_response()
 }
 
-async fn add(State(a): State<Admin>, body: Result<Json<AddBackend>, JsonRejection>) -> Response {
+async fn list(Service(pool): Service) -> Response {
+    Json(pool.status()).into_response()
+}
+
+async fn add(Service(pool): Service, body: Result<Json<AddBackend>, JsonRejection>) -> Response {
     let body = match body {
         Ok(Json(b)) => b,
         Err(e) => return rejected(e.body_text()),
@@ -167,9 +235,9 @@ async fn add(State(a): State<Admin>, body: Result<Json<AddBackend>, JsonRejectio
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    match a.pool.add(spec, body.start_healthy) {
+    match pool.add(spec, body.start_healthy) {
         Ok(b) => {
-            let status = a.pool.status().into_iter().find(|s| s.address == b.address);
+            let status = pool.status().into_iter().find(|s| s.address == b.address);
             (StatusCode::CREATED, Json(status)).into_response()
         }
         Err(PoolError::Exists(member)) => error(
@@ -181,34 +249,37 @@ async fn add(State(a): State<Admin>, body: Result<Json<AddBackend>, JsonRejectio
 }
 
 async fn remove(
-    State(a): State<Admin>,
+    Service(pool): Service,
     q: Result<Query<AddressQuery>, QueryRejection>,
 ) -> Response {
     let q = match q {
         Ok(Query(q)) => q,
         Err(e) => return rejected(e.body_text()),
     };
-    match a.pool.remove(&q.address) {
+    match pool.remove(&q.address) {
         Ok(()) => Json(serde_json::json!({ "removed": q.address })).into_response(),
         Err(e) => error(StatusCode::NOT_FOUND, e),
     }
 }
 
-async fn drain(State(a): State<Admin>, q: Result<Query<AddressQuery>, QueryRejection>) -> Response {
+async fn drain(
+    State(a): State<Admin>,
+    Service(pool): Service,
+    q: Result<Query<AddressQuery>, QueryRejection>,
+) -> Response {
     let q = match q {
         Ok(Query(q)) => q,
         Err(e) => return rejected(e.body_text()),
     };
-    if a.pool.find(&q.address).is_none() {
+    if pool.find(&q.address).is_none() {
         return error(StatusCode::NOT_FOUND, PoolError::NotFound(q.address));
     }
     if q.wait {
-        match a.pool.drain(&q.address, a.drain_timeout).await {
+        match pool.drain(&q.address, a.drain_timeout).await {
             Ok(report) => Json(report).into_response(),
             Err(e) => error(StatusCode::NOT_FOUND, e),
         }
     } else {
-        let pool = a.pool.clone();
         let address = q.address.clone();
         tokio::spawn(async move {
             let _ = pool.drain(&address, a.drain_timeout).await;
@@ -227,7 +298,7 @@ async fn metrics(State(a): State<Admin>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        a.pool.metrics.render(),
+        a.pools[0].render_metrics(),
     )
         .into_response()
 }

@@ -11,10 +11,15 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use foresight_balance::{Algorithm, BalancerConfig, EwmaParams};
+use foresight_balance::{BalancerConfig, EwmaParams};
 use http::uri::{Authority, Scheme};
 use http::Uri;
 use serde::Deserialize;
+
+use crate::route::RouteTable;
+
+pub mod services;
+pub use services::{RawHeaderMatch, RawRoute, RawService, ServiceConfig, DEFAULT_SERVICE};
 
 /// A configuration problem, with enough detail to fix it. The CLI exits with status 64
 /// (`EX_USAGE`) on any of these.
@@ -101,6 +106,12 @@ pub struct RawConfig {
     /// The control loop's section, validated by `foresight-control` (kept as a table here).
     #[serde(default)]
     pub control: Option<toml::Table>,
+    /// Several pools behind the listener (see [`services`]).
+    #[serde(default)]
+    pub services: Vec<RawService>,
+    /// Which requests go to which service, first match first.
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
 }
 
 #[allow(missing_docs)]
@@ -341,20 +352,16 @@ pub struct ProxyConfig {
     pub workers: usize,
     /// Longest wait for a draining instance's requests to finish before it is removed anyway.
     pub drain_timeout: Duration,
-    /// Balancing.
-    pub balancer: BalancerSettings,
-    /// Timeouts.
+    /// The listener's timeouts (`client_*`) and the top level's upstream ones.
     pub timeouts: Timeouts,
     /// Limits on clients.
     pub limits: Limits,
-    /// Active health checks, if enabled.
-    pub health_check: Option<HealthCheckConfig>,
-    /// Outlier ejection, if enabled.
-    pub outlier: Option<OutlierConfig>,
-    /// Extra attempts on another instance after a connect error, for requests without a body.
-    pub retries: u32,
-    /// The initial instances.
-    pub backends: Vec<BackendSpec>,
+    /// The services, in the file's order (one, `default`, in the single-pool form).
+    pub services: Vec<ServiceConfig>,
+    /// Which service each request goes to.
+    pub routes: RouteTable,
+    /// What is valid but likely a mistake (a route that is never used), for the log.
+    pub warnings: Vec<String>,
 }
 
 /// Defaults, as documented in `docs/configuration.md`.
@@ -501,113 +508,13 @@ impl RawConfig {
             defaults::DRAIN_TIMEOUT,
         )?;
 
-        let b = &self.balancer;
-        let algorithm: Algorithm = b
-            .algorithm
-            .as_deref()
-            .unwrap_or(defaults::ALGORITHM)
-            .parse()
-            .map_err(|e: foresight_balance::UnknownAlgorithm| {
-                let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
-                invalid(
-                    "balancer.algorithm",
-                    e.given,
-                    format!("one of: {}", names.join(", ")),
-                )
-            })?;
-        let hash_on = match b.hash_on.as_deref().unwrap_or("path") {
-            "path" => HashOn::Path,
-            other => match other.strip_prefix("header:") {
-                Some(name) => {
-                    HashOn::Header(http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                        invalid(
-                            "balancer.hash_on",
-                            other,
-                            "`path` or `header:NAME` with a valid header name",
-                        )
-                    })?)
-                }
-                None => {
-                    return Err(invalid(
-                        "balancer.hash_on",
-                        other,
-                        "`path` or `header:NAME`",
-                    ))
-                }
-            },
-        };
-        let ewma = EwmaParams {
-            decay: positive(
-                "balancer.ewma_decay",
-                &b.ewma_decay,
-                foresight_balance::DEFAULT_DECAY,
-            )?,
-            default_rtt: positive(
-                "balancer.default_rtt",
-                &b.default_rtt,
-                foresight_balance::DEFAULT_RTT,
-            )?,
-        };
-        let slow_start = match &b.slow_start_window {
-            None => None,
-            Some(w) => {
-                let window = positive(
-                    "balancer.slow_start_window",
-                    &Some(w.clone()),
-                    Duration::ZERO,
-                )?;
-                let aggression = b.slow_start_aggression.unwrap_or(1.0);
-                if !(aggression.is_finite() && aggression > 0.0 && aggression <= 100.0) {
-                    return Err(invalid(
-                        "balancer.slow_start_aggression",
-                        aggression,
-                        "a number in (0, 100]",
-                    ));
-                }
-                let min_weight_percent = b.slow_start_min_weight_percent.unwrap_or(10.0);
-                if !(0.0..=100.0).contains(&min_weight_percent) {
-                    return Err(invalid(
-                        "balancer.slow_start_min_weight_percent",
-                        min_weight_percent,
-                        "0..=100",
-                    ));
-                }
-                Some(foresight_balance::SlowStartConfig {
-                    window,
-                    aggression,
-                    min_weight_percent,
-                })
-            }
-        };
-        let balancer = BalancerSettings {
-            config: BalancerConfig {
-                algorithm,
-                seed: b.seed.unwrap_or(1),
-                slow_start,
-            },
-            hash_on,
-            ewma,
-            batch_window: {
-                let w = positive(
-                    "balancer.batch_window",
-                    &b.batch_window,
-                    Duration::from_millis(5),
-                )?;
-                if w > Duration::from_secs(1) {
-                    return Err(invalid(
-                        "balancer.batch_window",
-                        humantime::format_duration(w),
-                        "at most 1s",
-                    ));
-                }
-                w
-            },
-        };
-
+        let services::Resolved {
+            services,
+            routes,
+            warnings,
+        } = services::resolve(self)?;
         let t = &self.timeouts;
         let timeouts = Timeouts {
-            connect: positive("timeouts.connect", &t.connect, defaults::CONNECT)?,
-            request: positive("timeouts.request", &t.request, defaults::REQUEST)?,
             client_idle: positive(
                 "timeouts.client_idle",
                 &t.client_idle,
@@ -618,11 +525,7 @@ impl RawConfig {
                 &t.client_header,
                 defaults::CLIENT_HEADER,
             )?,
-            upstream_idle: positive(
-                "timeouts.upstream_idle",
-                &t.upstream_idle,
-                defaults::UPSTREAM_IDLE,
-            )?,
+            ..services[0].timeouts
         };
         let l = &self.limits;
         let limits = Limits {
@@ -650,125 +553,17 @@ impl RawConfig {
             },
         };
 
-        let h = &self.health_check;
-        let health_check = if h.enabled.unwrap_or(true) {
-            let path = h
-                .path
-                .clone()
-                .unwrap_or_else(|| defaults::HEALTH_PATH.to_string());
-            if !path.starts_with('/') || path.parse::<http::uri::PathAndQuery>().is_err() {
-                return Err(invalid(
-                    "health_check.path",
-                    &path,
-                    "a path starting with `/`",
-                ));
-            }
-            let interval = positive(
-                "health_check.interval",
-                &h.interval,
-                defaults::HEALTH_INTERVAL,
-            )?;
-            let timeout = positive("health_check.timeout", &h.timeout, defaults::HEALTH_TIMEOUT)?;
-            if timeout > interval {
-                return Err(invalid(
-                    "health_check.timeout",
-                    humantime::format_duration(timeout),
-                    format!(
-                        "at most health_check.interval ({})",
-                        humantime::format_duration(interval)
-                    ),
-                ));
-            }
-            Some(HealthCheckConfig {
-                path,
-                interval,
-                timeout,
-                rise: count("health_check.rise", h.rise, defaults::RISE, 1, 100)?,
-                fall: count("health_check.fall", h.fall, defaults::FALL, 1, 100)?,
-            })
-        } else {
-            None
-        };
-
-        let o = &self.outlier;
-        let outlier = if o.enabled.unwrap_or(true) {
-            let base = positive(
-                "outlier.base_ejection_time",
-                &o.base_ejection_time,
-                defaults::BASE_EJECTION,
-            )?;
-            let max = positive(
-                "outlier.max_ejection_time",
-                &o.max_ejection_time,
-                defaults::MAX_EJECTION,
-            )?;
-            if max < base {
-                return Err(invalid(
-                    "outlier.max_ejection_time",
-                    humantime::format_duration(max),
-                    "at least outlier.base_ejection_time",
-                ));
-            }
-            Some(OutlierConfig {
-                consecutive_errors: count(
-                    "outlier.consecutive_errors",
-                    o.consecutive_errors,
-                    defaults::CONSECUTIVE_ERRORS,
-                    1,
-                    1000,
-                )?,
-                base_ejection_time: base,
-                max_ejection_time: max,
-                max_ejection_percent: count(
-                    "outlier.max_ejection_percent",
-                    o.max_ejection_percent,
-                    defaults::MAX_EJECTION_PERCENT,
-                    0,
-                    100,
-                )?,
-            })
-        } else {
-            None
-        };
-
-        let retries = count(
-            "retries.attempts",
-            self.retries.attempts,
-            defaults::RETRIES,
-            0,
-            10,
-        )?;
-
-        let mut backends: Vec<BackendSpec> = Vec::with_capacity(self.backends.len());
-        for (i, raw) in self.backends.iter().enumerate() {
-            let key = format!("backends[{i}]");
-            let spec = parse_backend(&key, &raw.address, raw.weight)?;
-            if let Some(same) = backends.iter().find(|b| b.key == spec.key) {
-                return Err(invalid(
-                    format!("{key}.address"),
-                    &spec.address,
-                    format!(
-                        "an address not already listed (it is the same instance as {})",
-                        same.address
-                    ),
-                ));
-            }
-            backends.push(spec);
-        }
-
         Ok(ProxyConfig {
             listen,
             admin,
             admin_token,
             workers,
             drain_timeout,
-            balancer,
             timeouts,
             limits,
-            health_check,
-            outlier,
-            retries,
-            backends,
+            services,
+            routes,
+            warnings,
         })
     }
 }

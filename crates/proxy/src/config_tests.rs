@@ -1,5 +1,6 @@
 //! Tests of configuration parsing and validation.
 use super::*;
+use foresight_balance::Algorithm;
 
 fn validate(text: &str) -> Result<ProxyConfig, ConfigError> {
     RawConfig::from_toml(text, "test.toml")?.validate()
@@ -16,9 +17,9 @@ fn key_of(e: ConfigError) -> String {
 fn defaults_are_valid() {
     let c = validate("").unwrap();
     assert_eq!(c.listen.to_string(), defaults::LISTEN);
-    assert_eq!(c.balancer.config.algorithm, Algorithm::P2cEwma);
-    assert_eq!(c.retries, 1);
-    assert!(c.health_check.is_some() && c.outlier.is_some());
+    assert_eq!(c.services[0].balancer.config.algorithm, Algorithm::P2cEwma);
+    assert_eq!(c.services[0].retries, 1);
+    assert!(c.services[0].health_check.is_some() && c.services[0].outlier.is_some());
 }
 
 #[test]
@@ -49,13 +50,16 @@ fn full_file_parses() {
     .unwrap();
     assert_eq!(c.workers, 1);
     assert_eq!(
-        c.balancer.hash_on,
+        c.services[0].balancer.hash_on,
         HashOn::Header(http::HeaderName::from_static("x-user"))
     );
-    assert_eq!(c.backends[0].weight, 3);
-    assert_eq!(c.backends[1].authority.as_str(), "127.0.0.1:9002");
-    assert!(c.health_check.is_none());
-    assert_eq!(c.outlier.unwrap().consecutive_errors, 2);
+    assert_eq!(c.services[0].backends[0].weight, 3);
+    assert_eq!(
+        c.services[0].backends[1].authority.as_str(),
+        "127.0.0.1:9002"
+    );
+    assert!(c.services[0].health_check.is_none());
+    assert_eq!(c.services[0].outlier.unwrap().consecutive_errors, 2);
 }
 
 #[test]
@@ -139,8 +143,8 @@ fn flags_override_the_file() {
     });
     let c = raw.validate().unwrap();
     assert_eq!(c.listen.port(), 2);
-    assert_eq!(c.backends.len(), 2);
-    assert_eq!(c.balancer.config.algorithm, Algorithm::Random);
+    assert_eq!(c.services[0].backends.len(), 2);
+    assert_eq!(c.services[0].balancer.config.algorithm, Algorithm::Random);
 }
 
 #[test]
@@ -233,4 +237,141 @@ fn client_limits_are_bounded() {
     ] {
         assert_eq!(key_of(validate(text).unwrap_err()), key, "{text}");
     }
+}
+
+const TWO_SERVICES: &str = r#"
+    [balancer]
+    algorithm = "random"
+    [health_check]
+    interval = "2s"
+    [[services]]
+    name = "auth"
+    backends = [{ address = "http://127.0.0.1:9001" }]
+    balancer = { seed = 7 }
+    [[services]]
+    name = "data"
+    backends = [{ address = "http://127.0.0.1:9002" }]
+    balancer = { algorithm = "round-robin" }
+    health_check = { timeout = "1s" }
+    [services.control]
+    policy = "hpa"
+    [[routes]]
+    path_prefix = "/auth"
+    strip_prefix = true
+    service = "auth"
+    [[routes]]
+    host = "*.example.com"
+    methods = ["GET", "POST"]
+    headers = [{ name = "x-tenant" }]
+    service = "data"
+    [[routes]]
+    service = "data"
+"#;
+
+#[test]
+fn services_inherit_the_top_level_key_by_key() {
+    let c = validate(TWO_SERVICES).unwrap();
+    let (auth, data) = (&c.services[0], &c.services[1]);
+    assert_eq!((auth.name.as_str(), data.name.as_str()), ("auth", "data"));
+    assert_eq!(auth.balancer.config.algorithm, Algorithm::Random);
+    assert_eq!(auth.balancer.config.seed, 7);
+    assert_eq!(data.balancer.config.algorithm, Algorithm::RoundRobin);
+    let hc = data.health_check.as_ref().unwrap();
+    assert_eq!(
+        (hc.interval, hc.timeout),
+        (Duration::from_secs(2), Duration::from_secs(1))
+    );
+    assert!(auth.control.is_none() && data.control.is_some());
+    assert_eq!(c.routes.routes().len(), 3);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn the_single_pool_form_is_one_default_service() {
+    let c = validate("backends = [{ address = \"127.0.0.1:9001\" }]\n[control]\n").unwrap();
+    assert_eq!(c.services.len(), 1);
+    assert_eq!(c.services[0].name, DEFAULT_SERVICE);
+    assert!(c.services[0].control.is_some());
+    assert!(c.routes.routes()[0].matches_everything());
+}
+
+#[test]
+fn service_and_route_mistakes_name_their_key() {
+    let with = |extra: &str| validate(&format!("{TWO_SERVICES}\n{extra}"));
+    for (text, key) in [
+        ("[[routes]]\nservice = \"nope\"", "routes[3].service"),
+        (
+            "[[services]]\nname = \"auth\"\n[[routes]]\nservice = \"auth\"",
+            "services[2].name",
+        ),
+        ("[[services]]\nname = \"Bad_Name\"", "services[2].name"),
+        (
+            "[[services]]\nname = \"x\"\ntimeouts = { client_idle = \"1s\" }",
+            "services[2].timeouts.client_idle",
+        ),
+        (
+            "[[services]]\nname = \"x\"\nbalancer = { algorithm = \"nope\" }",
+            "services[2].balancer.algorithm",
+        ),
+        (
+            "[[routes]]\nhost = \"a.com:80\"\nservice = \"auth\"",
+            "routes[3].host",
+        ),
+        (
+            "[[routes]]\npath_prefix = \"auth\"\nservice = \"auth\"",
+            "routes[3].path_prefix",
+        ),
+        (
+            "[[routes]]\npath = \"/a\"\nstrip_prefix = true\nservice = \"auth\"",
+            "routes[3].strip_prefix",
+        ),
+        (
+            "[[routes]]\nmethods = [\"get\"]\nservice = \"auth\"",
+            "routes[3].methods[0]",
+        ),
+        (
+            "[[routes]]\nheaders = [{ name = \"bad header\" }]\nservice = \"auth\"",
+            "routes[3].headers[0].name",
+        ),
+    ] {
+        assert_eq!(key_of(with(text).unwrap_err()), key, "{text}");
+    }
+    let top = |extra: &str| validate(&format!("{extra}\n{TWO_SERVICES}"));
+    assert_eq!(
+        key_of(top("backends = [{ address = \"127.0.0.1:1\" }]").unwrap_err()),
+        "backends"
+    );
+    assert_eq!(
+        key_of(top("[outlier]\nconsecutive_errors = 0").unwrap_err()),
+        "outlier.consecutive_errors",
+        "a top-level mistake is named by its own key"
+    );
+    let no_routes = "[[services]]\nname = \"a\"\n[[services]]\nname = \"b\"";
+    assert_eq!(key_of(validate(no_routes).unwrap_err()), "routes");
+    let routes_alone = "[[routes]]\nservice = \"default\"";
+    assert_eq!(key_of(validate(routes_alone).unwrap_err()), "routes");
+}
+
+#[test]
+fn unreachable_routes_and_unrouted_services_are_warned_about() {
+    let c = validate(
+        r#"
+        [[services]]
+        name = "a"
+        [[services]]
+        name = "b"
+        [[services]]
+        name = "c"
+        [[routes]]
+        path_prefix = "/"
+        service = "a"
+        [[routes]]
+        path_prefix = "/b"
+        service = "b"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    assert!(c.warnings[0].starts_with("routes[1] is never used: routes[0]"));
+    assert!(c.warnings[1].contains("services[2] (c) gets no requests"));
 }

@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::body::{ResponseBody, Tracked};
-use crate::config::{HashOn, ProxyConfig};
+use crate::config::{HashOn, ServiceConfig};
 use crate::deadline::Deadlines;
 use crate::headers::{add_forwarded, strip_hop_by_hop};
 use crate::metrics::BackendError;
@@ -55,7 +55,7 @@ const ALLOW: &str = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE";
 /// A request the proxy must not forward, answered at once (RFC 9112 §3.2, RFC 9110 §9.3.6):
 /// CONNECT (this is not a forward proxy: 405), and an HTTP/1.1 request without exactly one
 /// valid Host field line (400; HTTP/1.0 may go without, and the instance's address is sent).
-fn refuse_target(parts: &http::request::Parts) -> Option<Response<ResponseBody>> {
+pub(crate) fn refuse_target(parts: &http::request::Parts) -> Option<Response<ResponseBody>> {
     if parts.method == http::Method::CONNECT {
         let mut r = reply(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -169,7 +169,7 @@ impl Drop for InFlight {
 }
 
 impl Forwarder {
-    pub fn new(pool: Arc<Pool>, config: &ProxyConfig) -> Self {
+    pub fn new(pool: Arc<Pool>, config: &ServiceConfig) -> Self {
         let batcher = config.balancer.config.algorithm.is_batch().then(|| {
             let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
             tokio::spawn(run_batcher(pool.clone(), config.balancer.batch_window, rx));
@@ -272,9 +272,6 @@ impl Forwarder {
             cost: 0.0,
             priority: priority_of(&parts.headers),
         };
-        if let Some(refused) = refuse_target(&parts) {
-            return refused;
-        }
         strip_hop_by_hop(&mut parts.headers);
         add_forwarded(&mut parts.headers, &peer.ip_header);
         if let Some(authority) = parts.uri.authority() {
@@ -376,8 +373,10 @@ impl Forwarder {
     fn count_error(&self, backend: &Backend, kind: &'static str) {
         self.pool
             .metrics
+            .families
             .upstream_errors
             .get_or_create(&BackendError {
+                service: backend.metrics.label.service.clone(),
                 backend: backend.address.clone(),
                 kind,
             })

@@ -6,6 +6,8 @@
 //! ## Layout
 //! - [`config`]: the TOML file and flags, validated once into [`ProxyConfig`].
 //! - `pool`: members and the lock-free snapshot the request path reads; drain.
+//! - [`route`]: which service a request goes to (`[[routes]]`, compiled once); `dispatch`
+//!   applies it in front of the services' forwarders.
 //! - `forward`: the request path (pick, rewrite headers, forward, retry a refused connection,
 //!   account for the response until its body is done).
 //! - `health`, `outlier`: active checks (rise/fall) and passive ejection, as pure state
@@ -21,6 +23,7 @@ mod admin;
 mod body;
 pub mod config;
 mod deadline;
+mod dispatch;
 mod forward;
 mod h1;
 mod headers;
@@ -28,6 +31,7 @@ pub mod health;
 mod metrics;
 pub mod outlier;
 mod pool;
+pub mod route;
 mod upstream;
 
 use std::future::Future;
@@ -75,26 +79,28 @@ pub async fn run(
     run_with(config, listener, admin, shutdown, |_| Ok(None)).await
 }
 
-/// [`run`], with `extend` called once the pool exists: it may start work that uses the pool
-/// (the control loop) and return extra admin API routes, merged into the admin router.
+/// [`run`], with `extend` called once the pools exist (one per service, in the
+/// configuration's order): it may start work that uses them (the control loops) and return
+/// extra admin API routes, merged into the admin router.
 pub async fn run_with(
     config: ProxyConfig,
     listener: TcpListener,
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    extend: impl FnOnce(Arc<Pool>) -> anyhow::Result<Option<axum::Router>>,
+    extend: impl FnOnce(&[Arc<Pool>]) -> anyhow::Result<Option<axum::Router>>,
 ) -> anyhow::Result<()> {
+    for w in &config.warnings {
+        tracing::warn!("configuration: {w}");
+    }
     let metrics = Arc::new(metrics::ProxyMetrics::new());
-    let pool = Pool::new(
-        config.balancer.clone(),
-        config.outlier,
-        config.health_check.clone(),
-        &config.timeouts,
-        Clock::new(),
-        metrics,
-    );
-    for spec in &config.backends {
-        pool.add(spec.clone(), true)?;
+    let clock = Clock::new();
+    let mut pools = Vec::with_capacity(config.services.len());
+    for service in &config.services {
+        let pool = Pool::new(service, clock, &metrics);
+        for spec in &service.backends {
+            pool.add(spec.clone(), true)?;
+        }
+        pools.push(pool);
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -106,18 +112,20 @@ pub async fn run_with(
     };
 
     let ticker = {
-        let pool = pool.clone();
+        let pools = pools.clone();
         tokio::spawn(async move {
             let mut t = tokio::time::interval(TICK);
             loop {
                 t.tick().await;
-                pool.tick();
+                for pool in &pools {
+                    pool.tick();
+                }
             }
         })
     };
 
-    let mut admin_router = admin::router(pool.clone(), config.drain_timeout);
-    if let Some(extra) = extend(pool.clone())? {
+    let mut admin_router = admin::router(pools.clone(), config.drain_timeout);
+    if let Some(extra) = extend(&pools)? {
         admin_router = admin_router.merge(extra);
     }
     let admin_router = admin::finish(admin_router, config.admin_token.clone());
@@ -128,7 +136,15 @@ pub async fn run_with(
             .await
     });
 
-    let forwarder = Arc::new(forward::Forwarder::new(pool.clone(), &config));
+    let dispatch = Arc::new(dispatch::Dispatch {
+        forwarders: pools
+            .iter()
+            .zip(&config.services)
+            .map(|(pool, service)| Arc::new(forward::Forwarder::new(pool.clone(), service)))
+            .collect(),
+        routes: config.routes.clone(),
+        metrics,
+    });
     let options = foresight_http::ServerOptions {
         idle_timeout: config.timeouts.client_idle,
         header_timeout: config.timeouts.client_header,
@@ -139,7 +155,7 @@ pub async fn run_with(
     foresight_http::serve(
         listener,
         options,
-        move |req, peer: foresight_http::Peer| forwarder.clone().handle(req, peer),
+        move |req, peer: foresight_http::Peer| dispatch.handle(req, peer),
         stopped(stop_rx),
     )
     .await;

@@ -1,12 +1,13 @@
 //! The proxy's Prometheus metrics (prometheus-client, the official Rust client; OpenMetrics
-//! text on the admin listener's `/metrics`). The label `backend` is the instance's address as
-//! configured.
+//! text on the admin listener's `/metrics`). Every series carries the label `service` (the
+//! service's name; `default` for the single-pool form); per-instance series add `backend`, the
+//! instance's address as configured.
 //!
-//! Families are looked up once per instance, not per request: each [`BackendMetrics`] keeps its
-//! histogram and gauge handles, and a lazily filled table of per-status-code counters, so the
-//! request path updates metrics without hashing label sets.
+//! Families are looked up once per service and per instance, not per request: each
+//! [`ServiceMetrics`] and [`BackendMetrics`] keeps its handles, and a lazily filled table of
+//! per-status-code counters, so the request path updates metrics without hashing label sets.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -16,21 +17,31 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ServiceLabel {
+    pub service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct BackendLabel {
+    pub service: String,
     pub backend: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct BackendCode {
+    pub service: String,
     pub backend: String,
     pub code: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct BackendError {
+    pub service: String,
     pub backend: String,
     pub kind: &'static str,
 }
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 
 /// The `kind` label values of `foresight_upstream_errors`.
 pub(crate) const ERROR_KINDS: [&str; 3] = ["connect", "timeout", "protocol"];
@@ -44,6 +55,32 @@ pub(crate) struct ProxyMetrics {
     pub healthy: Family<BackendLabel, Gauge>,
     pub ejections: Family<BackendLabel, Counter>,
     pub upstream_errors: Family<BackendError, Counter>,
+    no_backend: Family<ServiceLabel, Counter>,
+    refused: Family<ServiceLabel, Counter>,
+    retries: Family<ServiceLabel, Counter>,
+    client_requests: Family<ServiceLabel, Counter>,
+    /// Requests that matched no route (404).
+    pub no_route: Counter,
+    control: ControlFamilies,
+}
+
+/// The control loop's families, one series per service.
+#[derive(Default)]
+struct ControlFamilies {
+    desired: Family<ServiceLabel, Gauge>,
+    ready: Family<ServiceLabel, Gauge>,
+    starting: Family<ServiceLabel, Gauge>,
+    observed_rps: Family<ServiceLabel, FloatGauge>,
+    forecast_rps: Family<ServiceLabel, FloatGauge>,
+    forecast_trusted: Family<ServiceLabel, Gauge>,
+    scale_actions: Family<ServiceLabel, Counter>,
+}
+
+/// One service's handles, and the families its instances' series live in.
+pub(crate) struct ServiceMetrics {
+    /// The `service` label.
+    pub service: String,
+    pub families: Arc<ProxyMetrics>,
     pub no_backend: Counter,
     /// 503s to clients, from instances (full queues) or for lack of an eligible one: the
     /// control loop's overload signal.
@@ -63,9 +100,9 @@ pub struct ControlMetrics {
     /// Instances launched and not ready yet.
     pub starting: Gauge,
     /// Client request rate over the last control interval.
-    pub observed_rps: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub observed_rps: FloatGauge,
     /// Forecast request rate at the planning lead (the upper band the policy sizes for).
-    pub forecast_rps: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub forecast_rps: FloatGauge,
     /// 1 while the anomaly detector trusts the forecast.
     pub forecast_trusted: Gauge,
     /// Changes of the desired count.
@@ -113,31 +150,37 @@ impl ProxyMetrics {
             "Requests that got no response from an instance, by kind (connect, timeout, protocol)",
             upstream_errors.clone(),
         );
-        let no_backend = Counter::default();
+        let no_backend = Family::<ServiceLabel, Counter>::default();
         registry.register(
             "foresight_no_backend",
             "Requests answered 503 because no instance was eligible",
             no_backend.clone(),
         );
-        let refused = Counter::default();
+        let refused = Family::<ServiceLabel, Counter>::default();
         registry.register(
             "foresight_refused",
             "Requests answered 503, by an instance or for lack of an eligible one",
             refused.clone(),
         );
-        let retries = Counter::default();
+        let retries = Family::<ServiceLabel, Counter>::default();
         registry.register(
             "foresight_retries",
             "Requests sent again to another instance after a connect error",
             retries.clone(),
         );
-        let client_requests = Counter::default();
+        let client_requests = Family::<ServiceLabel, Counter>::default();
         registry.register(
             "foresight_client_requests",
-            "Requests received from clients (the demand the forecaster learns)",
+            "Requests received from clients (the demand the forecaster learns), by the service they were routed to",
             client_requests.clone(),
         );
-        let control = ControlMetrics::default();
+        let no_route = Counter::default();
+        registry.register(
+            "foresight_no_route",
+            "Requests answered 404 because no route matched them",
+            no_route.clone(),
+        );
+        let control = ControlFamilies::default();
         for (name, help, g) in [
             (
                 "foresight_control_desired_instances",
@@ -190,19 +233,56 @@ impl ProxyMetrics {
             no_backend,
             refused,
             retries,
+            no_route,
         }
     }
 
+    /// The handles of one service. Its control gauges exist (at zero) from here on, so that a
+    /// service without a control loop shows that it wants nothing.
+    pub fn for_service(self: &Arc<Self>, service: &str) -> ServiceMetrics {
+        let l = ServiceLabel {
+            service: service.to_string(),
+        };
+        let c = &self.control;
+        ServiceMetrics {
+            service: service.to_string(),
+            no_backend: self.no_backend.get_or_create(&l).clone(),
+            refused: self.refused.get_or_create(&l).clone(),
+            retries: self.retries.get_or_create(&l).clone(),
+            client_requests: self.client_requests.get_or_create(&l).clone(),
+            control: ControlMetrics {
+                desired: c.desired.get_or_create(&l).clone(),
+                ready: c.ready.get_or_create(&l).clone(),
+                starting: c.starting.get_or_create(&l).clone(),
+                observed_rps: c.observed_rps.get_or_create(&l).clone(),
+                forecast_rps: c.forecast_rps.get_or_create(&l).clone(),
+                forecast_trusted: c.forecast_trusted.get_or_create(&l).clone(),
+                scale_actions: c.scale_actions.get_or_create(&l).clone(),
+            },
+            families: self.clone(),
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl ServiceMetrics {
     /// Handles for one instance.
     pub fn for_backend(&self, address: &str) -> BackendMetrics {
+        let f = &self.families;
         let label = BackendLabel {
+            service: self.service.clone(),
             backend: address.to_string(),
         };
         BackendMetrics {
-            duration: self.duration.get_or_create(&label).clone(),
-            in_flight: self.in_flight.get_or_create(&label).clone(),
+            duration: f.duration.get_or_create(&label).clone(),
+            in_flight: f.in_flight.get_or_create(&label).clone(),
             codes: (0..CODES).map(|_| OnceLock::new()).collect(),
-            requests: self.requests.clone(),
+            requests: f.requests.clone(),
             label,
         }
     }
@@ -214,33 +294,31 @@ impl ProxyMetrics {
     /// removal with a status code the instance never returned before re-creates that one
     /// series (bounded by the requests in flight at removal; a drain removes after the last).
     pub fn forget(&self, address: &str) {
+        let f = &self.families;
         let label = BackendLabel {
+            service: self.service.clone(),
             backend: address.to_string(),
         };
-        self.in_flight.remove(&label);
-        self.healthy.remove(&label);
-        self.duration.remove(&label);
-        self.ejections.remove(&label);
+        f.in_flight.remove(&label);
+        f.healthy.remove(&label);
+        f.duration.remove(&label);
+        f.ejections.remove(&label);
         for kind in ERROR_KINDS {
-            self.upstream_errors.remove(&BackendError {
+            f.upstream_errors.remove(&BackendError {
+                service: label.service.clone(),
                 backend: label.backend.clone(),
                 kind,
             });
         }
         let mut key = BackendCode {
+            service: label.service,
             backend: label.backend,
             code: 0,
         };
         for code in 100..=599 {
             key.code = code;
-            self.requests.remove(&key);
+            f.requests.remove(&key);
         }
-    }
-
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
     }
 }
 
@@ -261,6 +339,7 @@ impl BackendMetrics {
         let make = || {
             self.requests
                 .get_or_create(&BackendCode {
+                    service: self.label.service.clone(),
                     backend: self.label.backend.clone(),
                     code,
                 })

@@ -16,10 +16,12 @@ use foresight_core::{rng::stable_hash, Time};
 use http::uri::Authority;
 use serde::Serialize;
 
-use crate::config::{BackendSpec, BalancerSettings, HealthCheckConfig, OutlierConfig, Timeouts};
+use crate::config::{
+    BackendSpec, BalancerSettings, HealthCheckConfig, OutlierConfig, ServiceConfig, Timeouts,
+};
 use crate::deadline::Deadlines;
 use crate::health::HealthState;
-use crate::metrics::{BackendMetrics, ProxyMetrics};
+use crate::metrics::{BackendMetrics, ProxyMetrics, ServiceMetrics};
 use crate::outlier::EjectionState;
 use crate::upstream::Upstream;
 
@@ -200,21 +202,19 @@ pub struct Pool {
     health: Option<HealthCheckConfig>,
     clock: Clock,
     timeouts: Timeouts,
-    pub(crate) metrics: Arc<ProxyMetrics>,
+    pub(crate) metrics: ServiceMetrics,
     /// Every upstream connection's request deadline, for the sweeper.
     pub(crate) deadlines: Arc<Deadlines>,
 }
 
 impl Pool {
-    /// An empty pool.
+    /// An empty pool for `service`'s settings, its series in `metrics`.
     pub(crate) fn new(
-        balancer: BalancerSettings,
-        outlier: Option<OutlierConfig>,
-        health: Option<HealthCheckConfig>,
-        timeouts: &Timeouts,
+        service: &ServiceConfig,
         clock: Clock,
-        metrics: Arc<ProxyMetrics>,
+        metrics: &Arc<ProxyMetrics>,
     ) -> Arc<Pool> {
+        let balancer = service.balancer.clone();
         let empty = Snapshot {
             backends: Vec::new(),
             endpoints: Vec::new(),
@@ -224,27 +224,30 @@ impl Pool {
             members: Mutex::new(Vec::new()),
             snapshot: ArcSwap::from_pointee(empty),
             balancer,
-            outlier,
-            health,
+            outlier: service.outlier,
+            health: service.health_check.clone(),
             clock,
-            timeouts: *timeouts,
-            metrics,
+            timeouts: service.timeouts,
+            metrics: metrics.for_service(&service.name),
             deadlines: Deadlines::new(),
         })
     }
 
-    /// A pool with `config`'s balancer, outlier, health and timeout settings (and none of its
+    /// A pool with `service`'s balancer, outlier, health and timeout settings (and none of its
     /// instances) that no listener serves: for tools and tests that drive membership, counters
     /// and the control loop without a proxy. Health checks, if configured, do not run.
-    pub fn detached(config: &crate::ProxyConfig) -> Arc<Pool> {
-        Pool::new(
-            config.balancer.clone(),
-            config.outlier,
-            config.health_check.clone(),
-            &config.timeouts,
-            Clock::new(),
-            Arc::new(crate::metrics::ProxyMetrics::new()),
-        )
+    pub fn detached(service: &ServiceConfig) -> Arc<Pool> {
+        Pool::new(service, Clock::new(), &Arc::new(ProxyMetrics::new()))
+    }
+
+    /// The service's name.
+    pub fn service(&self) -> &str {
+        &self.metrics.service
+    }
+
+    /// The Prometheus text of every service's metrics (they share one registry).
+    pub fn render_metrics(&self) -> String {
+        self.metrics.families.render()
     }
 
     /// The clock the algorithms are given.
@@ -310,7 +313,7 @@ impl Pool {
                 h.clone(),
             ));
         }
-        tracing::info!(backend = %backend.address, weight = backend.weight, healthy = start_healthy, "backend added");
+        tracing::info!(service = %self.metrics.service, backend = %backend.address, weight = backend.weight, healthy = start_healthy, "backend added");
         Ok(backend)
     }
 
@@ -331,7 +334,7 @@ impl Pool {
         b.removed.store(true, Ordering::SeqCst);
         self.publish(&members);
         self.metrics.forget(&b.address);
-        tracing::info!(backend = %b.address, "backend removed");
+        tracing::info!(service = %self.metrics.service, backend = %b.address, "backend removed");
         Ok(())
     }
 
@@ -350,14 +353,14 @@ impl Pool {
             self.publish(&members);
             b
         };
-        tracing::info!(backend = %address, in_flight = backend.load.in_flight(), "draining");
+        tracing::info!(service = %self.metrics.service, backend = %address, in_flight = backend.load.in_flight(), "draining");
         let started = Instant::now();
         while backend.load.in_flight() > 0 && started.elapsed() < timeout {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let left = backend.load.in_flight();
         if left > 0 {
-            tracing::warn!(backend = %address, in_flight = left, "drain timed out; removing anyway");
+            tracing::warn!(service = %self.metrics.service, backend = %address, in_flight = left, "drain timed out; removing anyway");
         }
         // Already removed by someone else is fine: the drain's goal is met.
         let _ = self.remove(&backend.address);
@@ -438,9 +441,9 @@ impl Pool {
             if let Some(h) = transition {
                 b.healthy.store(h, Ordering::SeqCst);
                 if h {
-                    tracing::info!(backend = %b.address, "backend healthy");
+                    tracing::info!(service = %self.metrics.service, backend = %b.address, "backend healthy");
                 } else {
-                    tracing::warn!(backend = %b.address, "backend unhealthy");
+                    tracing::warn!(service = %self.metrics.service, backend = %b.address, "backend unhealthy");
                 }
             }
             changed
@@ -479,8 +482,13 @@ impl Pool {
         if let Some(until) = until {
             b.ejected.store(true, Ordering::SeqCst);
             b.consecutive_errors.store(0, Ordering::Relaxed);
-            self.metrics.ejections.get_or_create(&b.metrics.label).inc();
+            self.metrics
+                .families
+                .ejections
+                .get_or_create(&b.metrics.label)
+                .inc();
             tracing::warn!(
+                service = %self.metrics.service,
                 backend = %b.address,
                 errors = n,
                 for_ms = until.saturating_since(now).as_millis() as u64,
@@ -498,7 +506,7 @@ impl Pool {
         for b in members.iter() {
             if b.ejected.load(Ordering::SeqCst) && !b.control().ejection.is_ejected(now) {
                 b.ejected.store(false, Ordering::SeqCst);
-                tracing::info!(backend = %b.address, "ejection ended");
+                tracing::info!(service = %self.metrics.service, backend = %b.address, "ejection ended");
                 changed = true;
             }
         }
@@ -523,6 +531,7 @@ impl Pool {
         let balancer = build(&self.balancer.config, &endpoints);
         for b in members {
             self.metrics
+                .families
                 .healthy
                 .get_or_create(&b.metrics.label)
                 .set(i64::from(
@@ -549,11 +558,11 @@ mod tests {
         )
         .unwrap();
         let cfg = raw.validate().unwrap();
-        let pool = Pool::detached(&cfg);
-        for spec in &cfg.backends {
+        let pool = Pool::detached(&cfg.services[0]);
+        for spec in &cfg.services[0].backends {
             pool.add(spec.clone(), true).unwrap();
         }
-        let size = || pool.metrics.render().len();
+        let size = || pool.render_metrics().len();
         let steady = size();
         for i in 0..300 {
             let address = format!("http://127.0.0.1:{}", 20_000 + i);
@@ -564,16 +573,22 @@ mod tests {
             b.metrics.count(503);
             b.metrics.duration.observe(0.01);
             pool.metrics
+                .families
                 .upstream_errors
                 .get_or_create(&crate::metrics::BackendError {
+                    service: b.metrics.label.service.clone(),
                     backend: b.address.clone(),
                     kind: "connect",
                 })
                 .inc();
-            pool.metrics.ejections.get_or_create(&b.metrics.label).inc();
+            pool.metrics
+                .families
+                .ejections
+                .get_or_create(&b.metrics.label)
+                .inc();
             pool.remove(&b.address).unwrap();
         }
-        let text = pool.metrics.render();
+        let text = pool.render_metrics();
         assert!(
             !text.contains("127.0.0.1:20"),
             "series of removed instances remain"
@@ -594,15 +609,18 @@ mod tests {
         .unwrap();
         let cfg = raw.validate().unwrap();
         assert!(
-            cfg.health_check.is_some() && cfg.outlier.is_some(),
+            cfg.services[0].health_check.is_some() && cfg.services[0].outlier.is_some(),
             "both on by default"
         );
-        let pool = Pool::detached(&cfg);
-        for spec in &cfg.backends {
+        let pool = Pool::detached(&cfg.services[0]);
+        for spec in &cfg.services[0].backends {
             pool.add(spec.clone(), true).unwrap();
         }
         let b = pool.members()[0].clone();
-        let errors = cfg.outlier.expect("on by default").consecutive_errors;
+        let errors = cfg.services[0]
+            .outlier
+            .expect("on by default")
+            .consecutive_errors;
         for _ in 0..errors {
             pool.record_outcome(&b, false);
         }

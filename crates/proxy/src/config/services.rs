@@ -1,0 +1,749 @@
+//! `[[services]]` and `[[routes]]`: several pools behind one listener.
+//!
+//! A service's sections (`balancer`, `timeouts`, `health_check`, `outlier`, `retries`) are the
+//! top level's, key by key, with the service's own keys over them (HAProxy's `defaults`). The
+//! single-pool form (top-level `backends` and `[control]`, no `[[services]]`) is one service
+//! named `default` with a catch-all route.
+
+use std::collections::HashSet;
+
+use foresight_balance::{Algorithm, BalancerConfig, EwmaParams};
+use http::{HeaderName, HeaderValue, Method};
+use serde::Deserialize;
+
+use super::*;
+use crate::route::{HostMatch, PathMatch, Rewrite, Route, RouteTable};
+
+/// The name of the single-pool form's service.
+pub const DEFAULT_SERVICE: &str = "default";
+
+/// The most services and routes one file may have.
+const MAX_SERVICES: usize = 256;
+const MAX_ROUTES: usize = 4096;
+
+/// One `[[services]]` entry, as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    /// Its name: the `service` label, the admin API's path segment, the routes' target.
+    pub name: String,
+    #[allow(missing_docs)]
+    pub balancer: Option<RawBalancer>,
+    #[allow(missing_docs)]
+    pub timeouts: Option<RawTimeouts>,
+    #[allow(missing_docs)]
+    pub health_check: Option<RawHealthCheck>,
+    #[allow(missing_docs)]
+    pub outlier: Option<RawOutlier>,
+    #[allow(missing_docs)]
+    pub retries: Option<RawRetries>,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub backends: Vec<RawBackend>,
+    /// Its control loop's section, validated by `foresight-control`.
+    pub control: Option<toml::Table>,
+}
+
+/// One `[[routes]]` entry, as written.
+#[allow(missing_docs)]
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub host: Option<String>,
+    pub path_prefix: Option<String>,
+    pub path: Option<String>,
+    pub methods: Option<Vec<String>>,
+    #[serde(default)]
+    pub headers: Vec<RawHeaderMatch>,
+    pub strip_prefix: Option<bool>,
+    pub rewrite_prefix: Option<String>,
+    pub service: String,
+}
+
+/// A header condition of a route: present, or with exactly this value.
+#[allow(missing_docs)]
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaderMatch {
+    pub name: String,
+    pub value: Option<String>,
+}
+
+/// One validated service: a pool's settings, its instances and its control section.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceConfig {
+    /// Its name.
+    pub name: String,
+    /// Balancing.
+    pub balancer: BalancerSettings,
+    /// Timeouts towards its instances (the `client_*` ones are the listener's).
+    pub timeouts: Timeouts,
+    /// Active health checks, if enabled.
+    pub health_check: Option<HealthCheckConfig>,
+    /// Outlier ejection, if enabled.
+    pub outlier: Option<OutlierConfig>,
+    /// Extra attempts on another instance after a connect error, for requests without a body.
+    pub retries: u32,
+    /// The initial instances.
+    pub backends: Vec<BackendSpec>,
+    /// The `[control]` (or `[services.control]`) table, for `foresight-control` to validate.
+    pub control: Option<toml::Table>,
+}
+
+/// Per field: the service's value, else the top level's.
+macro_rules! inherit {
+    ($t:ident { $($f:ident),* $(,)? }) => {
+        impl $t {
+            fn over(&self, base: &$t) -> $t {
+                $t { $($f: self.$f.clone().or_else(|| base.$f.clone())),* }
+            }
+        }
+    };
+}
+inherit!(RawBalancer {
+    algorithm,
+    slow_start_window,
+    slow_start_aggression,
+    slow_start_min_weight_percent,
+    batch_window,
+    seed,
+    hash_on,
+    ewma_decay,
+    default_rtt,
+});
+inherit!(RawTimeouts {
+    connect,
+    request,
+    client_idle,
+    client_header,
+    upstream_idle,
+});
+inherit!(RawHealthCheck {
+    enabled,
+    path,
+    interval,
+    timeout,
+    rise,
+    fall,
+});
+inherit!(RawOutlier {
+    enabled,
+    consecutive_errors,
+    base_ejection_time,
+    max_ejection_time,
+    max_ejection_percent,
+});
+inherit!(RawRetries { attempts });
+
+/// The raw sections one service is validated from.
+struct Sections<'a> {
+    balancer: &'a RawBalancer,
+    timeouts: &'a RawTimeouts,
+    health_check: &'a RawHealthCheck,
+    outlier: &'a RawOutlier,
+    retries: &'a RawRetries,
+    backends: &'a [RawBackend],
+}
+
+/// Validates one service's sections; `p` prefixes every key in errors (`services[1].`).
+fn service(
+    p: &str,
+    name: &str,
+    s: Sections<'_>,
+    control: Option<toml::Table>,
+) -> Result<ServiceConfig, ConfigError> {
+    let k = |key: &str| format!("{p}{key}");
+    let b = s.balancer;
+    let algorithm: Algorithm = b
+        .algorithm
+        .as_deref()
+        .unwrap_or(defaults::ALGORITHM)
+        .parse()
+        .map_err(|e: foresight_balance::UnknownAlgorithm| {
+            let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+            invalid(
+                k("balancer.algorithm"),
+                e.given,
+                format!("one of: {}", names.join(", ")),
+            )
+        })?;
+    let hash_on = match b.hash_on.as_deref().unwrap_or("path") {
+        "path" => HashOn::Path,
+        other => match other.strip_prefix("header:") {
+            Some(name) => {
+                HashOn::Header(http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    invalid(
+                        k("balancer.hash_on"),
+                        other,
+                        "`path` or `header:NAME` with a valid header name",
+                    )
+                })?)
+            }
+            None => {
+                return Err(invalid(
+                    k("balancer.hash_on"),
+                    other,
+                    "`path` or `header:NAME`",
+                ))
+            }
+        },
+    };
+    let ewma = EwmaParams {
+        decay: positive(
+            &k("balancer.ewma_decay"),
+            &b.ewma_decay,
+            foresight_balance::DEFAULT_DECAY,
+        )?,
+        default_rtt: positive(
+            &k("balancer.default_rtt"),
+            &b.default_rtt,
+            foresight_balance::DEFAULT_RTT,
+        )?,
+    };
+    let slow_start = match &b.slow_start_window {
+        None => None,
+        Some(w) => {
+            let window = positive(
+                &k("balancer.slow_start_window"),
+                &Some(w.clone()),
+                Duration::ZERO,
+            )?;
+            let aggression = b.slow_start_aggression.unwrap_or(1.0);
+            if !(aggression.is_finite() && aggression > 0.0 && aggression <= 100.0) {
+                return Err(invalid(
+                    k("balancer.slow_start_aggression"),
+                    aggression,
+                    "a number in (0, 100]",
+                ));
+            }
+            let min_weight_percent = b.slow_start_min_weight_percent.unwrap_or(10.0);
+            if !(0.0..=100.0).contains(&min_weight_percent) {
+                return Err(invalid(
+                    k("balancer.slow_start_min_weight_percent"),
+                    min_weight_percent,
+                    "0..=100",
+                ));
+            }
+            Some(foresight_balance::SlowStartConfig {
+                window,
+                aggression,
+                min_weight_percent,
+            })
+        }
+    };
+    let balancer = BalancerSettings {
+        config: BalancerConfig {
+            algorithm,
+            seed: b.seed.unwrap_or(1),
+            slow_start,
+        },
+        hash_on,
+        ewma,
+        batch_window: {
+            let w = positive(
+                &k("balancer.batch_window"),
+                &b.batch_window,
+                Duration::from_millis(5),
+            )?;
+            if w > Duration::from_secs(1) {
+                return Err(invalid(
+                    k("balancer.batch_window"),
+                    humantime::format_duration(w),
+                    "at most 1s",
+                ));
+            }
+            w
+        },
+    };
+
+    let t = s.timeouts;
+    let timeouts = Timeouts {
+        connect: positive(&k("timeouts.connect"), &t.connect, defaults::CONNECT)?,
+        request: positive(&k("timeouts.request"), &t.request, defaults::REQUEST)?,
+        client_idle: positive(
+            &k("timeouts.client_idle"),
+            &t.client_idle,
+            defaults::CLIENT_IDLE,
+        )?,
+        client_header: positive(
+            &k("timeouts.client_header"),
+            &t.client_header,
+            defaults::CLIENT_HEADER,
+        )?,
+        upstream_idle: positive(
+            &k("timeouts.upstream_idle"),
+            &t.upstream_idle,
+            defaults::UPSTREAM_IDLE,
+        )?,
+    };
+    let h = s.health_check;
+    let health_check = if h.enabled.unwrap_or(true) {
+        let path = h
+            .path
+            .clone()
+            .unwrap_or_else(|| defaults::HEALTH_PATH.to_string());
+        if !path.starts_with('/') || path.parse::<http::uri::PathAndQuery>().is_err() {
+            return Err(invalid(
+                k("health_check.path"),
+                &path,
+                "a path starting with `/`",
+            ));
+        }
+        let interval = positive(
+            &k("health_check.interval"),
+            &h.interval,
+            defaults::HEALTH_INTERVAL,
+        )?;
+        let timeout = positive(
+            &k("health_check.timeout"),
+            &h.timeout,
+            defaults::HEALTH_TIMEOUT,
+        )?;
+        if timeout > interval {
+            return Err(invalid(
+                k("health_check.timeout"),
+                humantime::format_duration(timeout),
+                format!(
+                    "at most health_check.interval ({})",
+                    humantime::format_duration(interval)
+                ),
+            ));
+        }
+        Some(HealthCheckConfig {
+            path,
+            interval,
+            timeout,
+            rise: count(&k("health_check.rise"), h.rise, defaults::RISE, 1, 100)?,
+            fall: count(&k("health_check.fall"), h.fall, defaults::FALL, 1, 100)?,
+        })
+    } else {
+        None
+    };
+
+    let o = s.outlier;
+    let outlier = if o.enabled.unwrap_or(true) {
+        let base = positive(
+            &k("outlier.base_ejection_time"),
+            &o.base_ejection_time,
+            defaults::BASE_EJECTION,
+        )?;
+        let max = positive(
+            &k("outlier.max_ejection_time"),
+            &o.max_ejection_time,
+            defaults::MAX_EJECTION,
+        )?;
+        if max < base {
+            return Err(invalid(
+                k("outlier.max_ejection_time"),
+                humantime::format_duration(max),
+                "at least outlier.base_ejection_time",
+            ));
+        }
+        Some(OutlierConfig {
+            consecutive_errors: count(
+                &k("outlier.consecutive_errors"),
+                o.consecutive_errors,
+                defaults::CONSECUTIVE_ERRORS,
+                1,
+                1000,
+            )?,
+            base_ejection_time: base,
+            max_ejection_time: max,
+            max_ejection_percent: count(
+                &k("outlier.max_ejection_percent"),
+                o.max_ejection_percent,
+                defaults::MAX_EJECTION_PERCENT,
+                0,
+                100,
+            )?,
+        })
+    } else {
+        None
+    };
+
+    let retries = count(
+        &k("retries.attempts"),
+        s.retries.attempts,
+        defaults::RETRIES,
+        0,
+        10,
+    )?;
+
+    let mut backends: Vec<BackendSpec> = Vec::with_capacity(s.backends.len());
+    for (i, raw) in s.backends.iter().enumerate() {
+        let key = format!("{p}backends[{i}]");
+        let spec = parse_backend(&key, &raw.address, raw.weight)?;
+        if let Some(same) = backends.iter().find(|b| b.key == spec.key) {
+            return Err(invalid(
+                format!("{key}.address"),
+                &spec.address,
+                format!(
+                    "an address not already listed (it is the same instance as {})",
+                    same.address
+                ),
+            ));
+        }
+        backends.push(spec);
+    }
+
+    Ok(ServiceConfig {
+        name: name.to_string(),
+        balancer,
+        timeouts,
+        health_check,
+        outlier,
+        retries,
+        backends,
+        control,
+    })
+}
+
+/// Whether `name` can name a service: a DNS label (lower case), so that it reads the same in
+/// a URL, a metric label and a Kubernetes object.
+fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    (1..=63).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// The validated services and routes, and warnings about what is legal but likely a mistake.
+pub(super) struct Resolved {
+    pub services: Vec<ServiceConfig>,
+    pub routes: RouteTable,
+    pub warnings: Vec<String>,
+}
+
+/// The services and routes of `raw`: its `[[services]]` and `[[routes]]`, or the single-pool
+/// form as one service `default` with a catch-all route.
+pub(super) fn resolve(raw: &RawConfig) -> Result<Resolved, ConfigError> {
+    let base = Sections {
+        balancer: &raw.balancer,
+        timeouts: &raw.timeouts,
+        health_check: &raw.health_check,
+        outlier: &raw.outlier,
+        retries: &raw.retries,
+        backends: &raw.backends,
+    };
+    // The top level on its own first: its mistakes are named by its own keys.
+    let default = service("", DEFAULT_SERVICE, base, raw.control.clone())?;
+    if raw.services.is_empty() {
+        if !raw.routes.is_empty() {
+            return Err(invalid(
+                "routes",
+                format!("{} routes", raw.routes.len()),
+                "routes only together with [[services]] to route to",
+            ));
+        }
+        return Ok(Resolved {
+            services: vec![default],
+            routes: RouteTable::new(vec![Route::catch_all(DEFAULT_SERVICE, 0)]),
+            warnings: Vec::new(),
+        });
+    }
+    if let Some(b) = raw.backends.first() {
+        return Err(invalid(
+            "backends",
+            &b.address,
+            "no top-level backends (or --backend) together with [[services]]: list each \
+             service's instances in its own backends",
+        ));
+    }
+    if raw.control.is_some() {
+        return Err(invalid(
+            "control",
+            "(a table)",
+            "no top-level [control] together with [[services]]: give each service that \
+             should scale its own [services.control]",
+        ));
+    }
+    if raw.services.len() > MAX_SERVICES {
+        return Err(invalid(
+            "services",
+            format!("{} services", raw.services.len()),
+            format!("at most {MAX_SERVICES}"),
+        ));
+    }
+    let mut services: Vec<ServiceConfig> = Vec::with_capacity(raw.services.len());
+    for (i, rs) in raw.services.iter().enumerate() {
+        let p = format!("services[{i}].");
+        if !valid_name(&rs.name) {
+            return Err(invalid(
+                format!("{p}name"),
+                &rs.name,
+                "1 to 63 lower-case letters, digits and `-`, not starting or ending with `-`",
+            ));
+        }
+        if let Some(j) = services.iter().position(|s| s.name == rs.name) {
+            return Err(invalid(
+                format!("{p}name"),
+                &rs.name,
+                format!("a name that services[{j}] does not already have"),
+            ));
+        }
+        if let Some(t) = &rs.timeouts {
+            for (key, v) in [
+                ("client_idle", &t.client_idle),
+                ("client_header", &t.client_header),
+            ] {
+                if let Some(v) = v {
+                    return Err(invalid(
+                        format!("{p}timeouts.{key}"),
+                        v,
+                        "no client timeout in a service: it is the listener's, set in the \
+                         top-level [timeouts]",
+                    ));
+                }
+            }
+        }
+        let balancer = rs
+            .balancer
+            .as_ref()
+            .map_or_else(|| raw.balancer.clone(), |x| x.over(&raw.balancer));
+        let timeouts = rs
+            .timeouts
+            .as_ref()
+            .map_or_else(|| raw.timeouts.clone(), |x| x.over(&raw.timeouts));
+        let health_check = rs
+            .health_check
+            .as_ref()
+            .map_or_else(|| raw.health_check.clone(), |x| x.over(&raw.health_check));
+        let outlier = rs
+            .outlier
+            .as_ref()
+            .map_or_else(|| raw.outlier.clone(), |x| x.over(&raw.outlier));
+        let retries = rs
+            .retries
+            .as_ref()
+            .map_or_else(|| raw.retries.clone(), |x| x.over(&raw.retries));
+        let sections = Sections {
+            balancer: &balancer,
+            timeouts: &timeouts,
+            health_check: &health_check,
+            outlier: &outlier,
+            retries: &retries,
+            backends: &rs.backends,
+        };
+        services.push(service(&p, &rs.name, sections, rs.control.clone())?);
+    }
+    let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    let routes = if raw.routes.is_empty() {
+        if services.len() > 1 {
+            return Err(invalid(
+                "routes",
+                "(none)",
+                format!(
+                    "[[routes]] that say which requests go to which of the services {}",
+                    names.join(", ")
+                ),
+            ));
+        }
+        vec![Route::catch_all("routes (none: every request)", 0)]
+    } else {
+        if raw.routes.len() > MAX_ROUTES {
+            return Err(invalid(
+                "routes",
+                format!("{} routes", raw.routes.len()),
+                format!("at most {MAX_ROUTES}"),
+            ));
+        }
+        raw.routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| route(i, r, &names))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let routes = RouteTable::new(routes);
+    let mut warnings: Vec<String> = routes
+        .shadowed()
+        .into_iter()
+        .map(|(later, earlier)| {
+            format!("{later} is never used: {earlier} before it matches every request it would")
+        })
+        .collect();
+    let targeted: HashSet<usize> = routes.routes().iter().map(|r| r.service).collect();
+    for (i, s) in services.iter().enumerate() {
+        if !targeted.contains(&i) {
+            warnings.push(format!(
+                "services[{i}] ({}) gets no requests: no route targets it",
+                s.name
+            ));
+        }
+    }
+    Ok(Resolved {
+        services,
+        routes,
+        warnings,
+    })
+}
+
+/// Compiles `routes[i]`.
+fn route(i: usize, r: &RawRoute, names: &[&str]) -> Result<Route, ConfigError> {
+    let p = format!("routes[{i}].");
+    let service = names.iter().position(|n| *n == r.service).ok_or_else(|| {
+        invalid(
+            format!("{p}service"),
+            &r.service,
+            format!("one of the services: {}", names.join(", ")),
+        )
+    })?;
+    let host = match &r.host {
+        None => HostMatch::Any,
+        Some(h) => host(&format!("{p}host"), h)?,
+    };
+    let path_ok = |key: &str, v: &str| {
+        if v.starts_with('/')
+            && !v.contains(['?', '#'])
+            && v.parse::<http::uri::PathAndQuery>().is_ok()
+        {
+            Ok(())
+        } else {
+            Err(invalid(
+                format!("{p}{key}"),
+                v,
+                "a path starting with `/`, without `?` or `#`",
+            ))
+        }
+    };
+    let path = match (&r.path_prefix, &r.path) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                format!("{p}path"),
+                r.path.as_deref().unwrap_or_default(),
+                "either path_prefix or path, not both",
+            ))
+        }
+        (Some(pre), None) => {
+            path_ok("path_prefix", pre)?;
+            PathMatch::Prefix(pre.clone())
+        }
+        (None, Some(exact)) => {
+            path_ok("path", exact)?;
+            PathMatch::Exact(exact.clone())
+        }
+        (None, None) => PathMatch::Any,
+    };
+    let rewrite = match (r.strip_prefix, &r.rewrite_prefix) {
+        (Some(true), Some(_)) => {
+            return Err(invalid(
+                format!("{p}rewrite_prefix"),
+                r.rewrite_prefix.as_deref().unwrap_or_default(),
+                "either strip_prefix or rewrite_prefix, not both",
+            ))
+        }
+        (Some(true), None) => Some(String::new()),
+        (_, Some(with)) => {
+            path_ok("rewrite_prefix", with)?;
+            Some(with.clone())
+        }
+        _ => None,
+    };
+    if rewrite.is_some() && !matches!(path, PathMatch::Prefix(_)) {
+        return Err(invalid(
+            format!(
+                "{p}{}",
+                if r.rewrite_prefix.is_some() {
+                    "rewrite_prefix"
+                } else {
+                    "strip_prefix"
+                }
+            ),
+            "(set)",
+            "a path_prefix to replace",
+        ));
+    }
+    // `/` matches every origin-form path: the same as no condition, unless it is rewritten.
+    let path = match path {
+        PathMatch::Prefix(pre) if pre == "/" && rewrite.is_none() => PathMatch::Any,
+        other => other,
+    };
+    let methods = match &r.methods {
+        None => Vec::new(),
+        Some(ms) if ms.is_empty() => {
+            return Err(invalid(
+                format!("{p}methods"),
+                "[]",
+                "at least one method, or no `methods` key for any method",
+            ))
+        }
+        Some(ms) => ms
+            .iter()
+            .enumerate()
+            .map(|(j, m)| {
+                let ok = !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase());
+                ok.then(|| Method::from_bytes(m.as_bytes()).ok())
+                    .flatten()
+                    .ok_or_else(|| {
+                        invalid(
+                            format!("{p}methods[{j}]"),
+                            m,
+                            "a method in upper case, e.g. GET or POST",
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let headers = r
+        .headers
+        .iter()
+        .enumerate()
+        .map(|(j, h)| {
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| invalid(format!("{p}headers[{j}].name"), &h.name, "a header name"))?;
+            let value = match &h.value {
+                None => None,
+                Some(v) => Some(HeaderValue::from_str(v).map_err(|_| {
+                    invalid(
+                        format!("{p}headers[{j}].value"),
+                        v,
+                        "a header value (visible ASCII and spaces)",
+                    )
+                })?),
+            };
+            Ok((name, value))
+        })
+        .collect::<Result<Vec<_>, ConfigError>>()?;
+    Ok(Route {
+        key: format!("routes[{i}]"),
+        host,
+        path,
+        methods,
+        headers,
+        rewrite: rewrite.map(|replace_prefix_with| Rewrite {
+            replace_prefix_with,
+        }),
+        service,
+    })
+}
+
+/// A `host` condition: `name`, or `*.name` for every name under it.
+fn host(key: &str, h: &str) -> Result<HostMatch, ConfigError> {
+    let expected = "a host name like api.example.com or *.example.com, without a port";
+    let lower = h.trim_end_matches('.').to_ascii_lowercase();
+    let (wildcard, name) = match lower.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, lower.as_str()),
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let ip = name
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok();
+    let bare_v6 = name.contains(':') && !name.starts_with('[');
+    if name.len() > 253 || bare_v6 || !(ip && !wildcard || name.split('.').all(label_ok)) {
+        return Err(invalid(key, h, expected));
+    }
+    Ok(if wildcard {
+        HostMatch::Suffix(format!(".{name}"))
+    } else {
+        HostMatch::Exact(name.to_string())
+    })
+}
