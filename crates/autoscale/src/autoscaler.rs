@@ -129,6 +129,12 @@ impl Autoscaler {
         &self.governor
     }
 
+    /// Sets or lifts a floor from outside the policy (a firing alert); see
+    /// [`Governor::set_floor`].
+    pub fn set_floor(&mut self, floor: Option<(usize, String)>) {
+        self.governor.set_floor(floor);
+    }
+
     /// The planner, when forecasting.
     pub fn planner(&self) -> Option<&Planner> {
         self.planner.as_ref()

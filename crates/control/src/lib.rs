@@ -7,7 +7,10 @@
 //! through an actuator. It never touches the request path: it reads atomics and swaps the
 //! pool's snapshot through the same calls as the admin API. `GET /control` on the admin
 //! listener shows the forecast, the desired and ready instances and the last decisions with
-//! their reasons; the `foresight_control_*` metrics show the same numbers.
+//! their reasons; the `foresight_control_*` metrics show the same numbers. With several
+//! services there is one loop per service that has a control section, each on its own pool;
+//! [`routes`] serves their status and Alertmanager's webhook ([`alerts`]: a firing alert can
+//! raise a service's floor).
 #![deny(missing_docs)]
 
 use std::collections::VecDeque;
@@ -17,14 +20,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use axum::routing::get;
-use axum::{Json, Router};
 use foresight_actuate::{Actuator, ExecHook, PoolMembership, ProcessPool, ProcessPoolConfig};
 use foresight_autoscale::{Autoscaler, Foresight, PolicyParams, Settings, StepClock};
 use foresight_forecast::{Forecaster, Lstm};
 use foresight_proxy::Pool;
 use foresight_scale::{HpaConfig, InstanceModel, Limits, LogEntry, PredictiveConfig};
 
+mod admin;
+pub mod alerts;
 mod config;
 mod kafka;
 mod learner;
@@ -32,6 +35,8 @@ mod meter;
 mod prometheus;
 mod scrape;
 
+pub use admin::routes;
+pub use alerts::Alerts;
 pub use config::{ActuatorKind, ControlConfig, KafkaConfig, MetricsSource};
 pub use foresight_autoscale::{ForecasterSpec, PolicySpec};
 pub use kafka::{Consumer, KafkaStatus, Publisher, Sample};
@@ -81,6 +86,8 @@ pub struct Status {
     pub kafka_publish: Option<KafkaStatus>,
     /// Kafka consumer health, when consuming.
     pub kafka_consume: Option<KafkaStatus>,
+    /// Scale-up alerts firing for this service (`NAME: floor N`), from `POST /alerts`.
+    pub alerts: Vec<String>,
     /// The last actuator error, if the last apply failed.
     pub actuator_error: Option<String>,
     /// The most recent decisions, newest last.
@@ -328,6 +335,8 @@ mod kube_lazy {
 pub struct Handle {
     /// What `GET /control` shows.
     pub status: Arc<Mutex<Status>>,
+    /// The scale-up alerts firing for its service.
+    pub alerts: Arc<Alerts>,
     task: tokio::task::JoinHandle<()>,
     actuator: Option<Arc<dyn Actuator>>,
 }
@@ -393,45 +402,24 @@ pub fn start(
         ..Status::default()
     }));
     let span = tracing::info_span!("control", service = %pool.service());
-    let task =
-        tokio::spawn(run(c, pool, autoscaler, actuator.clone(), status.clone()).instrument(span));
+    let alerts = Arc::new(Alerts::default());
+    let task = tokio::spawn(
+        run(
+            c,
+            pool,
+            autoscaler,
+            actuator.clone(),
+            status.clone(),
+            alerts.clone(),
+        )
+        .instrument(span),
+    );
     Ok(Handle {
         status,
+        alerts,
         task,
         actuator,
     })
-}
-
-/// The admin routes of running loops: `GET /services/{name}/control` for each, and
-/// `GET /control`: the one loop's status, or with several `{"services": [status, …]}`.
-pub fn routes(handles: &[&Handle]) -> Router {
-    let all: Vec<Arc<Mutex<Status>>> = handles.iter().map(|h| h.status.clone()).collect();
-    let read = |s: &Arc<Mutex<Status>>| s.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let mut router = Router::new().route(
-        "/control",
-        get(move || {
-            let body = match all.as_slice() {
-                [one] => serde_json::to_value(read(one)),
-                several => serde_json::to_value(serde_json::json!({
-                    "services": several.iter().map(read).collect::<Vec<_>>()
-                })),
-            }
-            .unwrap_or_default();
-            async move { Json(body) }
-        }),
-    );
-    for h in handles {
-        let s = h.status.clone();
-        let name = read(&s).service;
-        router = router.route(
-            &format!("/services/{name}/control"),
-            get(move || {
-                let body = read(&s);
-                async move { Json(body) }
-            }),
-        );
-    }
-    router
 }
 
 /// Applies decisions through the actuator, at most once per change, with backoff on errors.
@@ -577,6 +565,7 @@ async fn run(
     mut autoscaler: Autoscaler,
     actuator: Option<Arc<dyn Actuator>>,
     status: Arc<Mutex<Status>>,
+    alerts: Arc<Alerts>,
 ) {
     let gauges = pool.control_metrics().clone();
     let mut act = Act {
@@ -602,6 +591,7 @@ async fn run(
     let mut meter = Meter::new(&c, pool.clone(), actuator);
     loop {
         let m = meter.measure().await;
+        autoscaler.set_floor(alerts.floor());
         let step = autoscaler.step(&m.sample);
         meter.share_forecast(step.planned);
         let decision = &step.decision;
@@ -640,6 +630,7 @@ async fn run(
         s.metrics_source = m.metrics_source;
         s.kafka_publish = meter.publish_status();
         s.kafka_consume = meter.consume_status();
+        s.alerts = alerts.describe();
         if let Some(e) = &decision.entry {
             if s.decisions.len() == DECISIONS_KEPT {
                 s.decisions.pop_front();

@@ -101,6 +101,8 @@ pub struct Governor {
     last_up: Option<f64>,
     last_change: Option<f64>,
     log: Vec<LogEntry>,
+    /// A floor set from outside (a firing alert): (instances, why).
+    floor: Option<(usize, String)>,
 }
 
 impl Governor {
@@ -115,7 +117,20 @@ impl Governor {
             last_up: None,
             last_change: None,
             log: Vec::new(),
+            floor: None,
         })
+    }
+
+    /// Sets (or with `None` lifts) a floor from outside the policy, such as a firing alert:
+    /// while it stands, decisions are at least `instances` (capped at `max`), at once, past
+    /// the step limit and the cooldown; `why` goes into the decision's reason.
+    pub fn set_floor(&mut self, floor: Option<(usize, String)>) {
+        self.floor = floor;
+    }
+
+    /// The floor from outside, if one stands.
+    pub fn floor(&self) -> Option<&(usize, String)> {
+        self.floor.as_ref()
     }
 
     /// The policy's name.
@@ -185,6 +200,13 @@ impl Governor {
                     notes.push(format!("in scale-in cooldown ({:.0} s)", l.cooldown_down));
                     want = current;
                 }
+            }
+        }
+        if let Some((floor, why)) = &self.floor {
+            let floor = (*floor).min(l.max);
+            if want < floor {
+                notes.push(format!("raised to {floor} by {why}"));
+                want = floor;
             }
         }
         if want == current {

@@ -271,3 +271,40 @@ fn the_hybrid_reacts_to_a_burst_no_forecast_saw_within_one_step() {
     // The governor's scale-up limit (max(+100%, +4)) is the only brake: 4 → 8 at once.
     assert_eq!(g.decide(&o).replicas, 8);
 }
+
+#[test]
+fn a_floor_from_an_alert_raises_at_once_and_lifts() {
+    let limits = Limits {
+        min: 1,
+        max: 6,
+        max_step_up: Some(1),
+        max_step_down: usize::MAX,
+        cooldown_up: 600.0,
+        cooldown_down: 0.0,
+        stabilisation: 0.0,
+    };
+    let mut g = Governor::new(Box::new(Static { replicas: 1 }), limits, false).unwrap();
+    assert_eq!(g.decide(&obs(0.0, 1, 0, 0.5)).replicas, 1);
+    g.set_floor(Some((9, "alert HighLatency".into())));
+    let d = g.decide(&obs(1.0, 1, 0, 0.5));
+    assert_eq!(d.replicas, 6, "past the +1 step, capped at max");
+    assert!(
+        d.entry
+            .unwrap()
+            .reason
+            .contains("raised to 6 by alert HighLatency"),
+        "the reason names the alert"
+    );
+    g.set_floor(Some((3, "alert HighLatency".into())));
+    assert_eq!(
+        g.decide(&obs(2.0, 6, 0, 0.5)).replicas,
+        3,
+        "down to a lower floor"
+    );
+    g.set_floor(None);
+    assert_eq!(
+        g.decide(&obs(3.0, 3, 0, 0.5)).replicas,
+        1,
+        "lifted: the policy's"
+    );
+}

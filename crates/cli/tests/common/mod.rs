@@ -253,11 +253,23 @@ pub fn prometheus_binary() -> Option<String> {
 /// Starts Prometheus on `port`, scraping `targets` every second; returns once it has a sample
 /// of `up` (its first scrape comes seconds after start: poll, do not sleep).
 pub async fn start_prometheus(bin: &str, dir: &Path, port: u16, targets: &[&str]) -> Killed {
+    start_prometheus_with(bin, dir, port, targets, "").await
+}
+
+/// [`start_prometheus`] with more top-level configuration (`rule_files`, `alerting`); rules
+/// are evaluated every second.
+pub async fn start_prometheus_with(
+    bin: &str,
+    dir: &Path,
+    port: u16,
+    targets: &[&str],
+    extra: &str,
+) -> Killed {
     let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
     std::fs::write(
         dir.join("prometheus.yml"),
         format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: foresight\n    static_configs:\n      - targets: [{}]\n",
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: foresight\n    static_configs:\n      - targets: [{}]\n{extra}",
             list.join(", ")
         ),
     )
@@ -289,6 +301,64 @@ pub async fn start_prometheus(bin: &str, dir: &Path, port: u16, targets: &[&str]
                 .is_ok_and(|r| r.body.contains(r#","1"]"#))
         },
     )
+    .await;
+    p
+}
+
+/// The Alertmanager binary (Debian's `prometheus-alertmanager`, or `alertmanager`); with `CI`
+/// set its absence fails the test, elsewhere it skips.
+pub fn alertmanager_binary() -> Option<String> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).find_map(|p| {
+            ["prometheus-alertmanager", "alertmanager"]
+                .iter()
+                .map(|n| p.join(n))
+                .find(|p| p.is_file())
+        })
+    });
+    match found {
+        Some(p) => Some(p.display().to_string()),
+        None if std::env::var_os("CI").is_some() => panic!(
+            "alertmanager is not installed; .ci/run installs the Debian package `prometheus-alertmanager`"
+        ),
+        None => {
+            eprintln!("SKIPPED: alertmanager is not installed (apt-get install -y prometheus-alertmanager)");
+            None
+        }
+    }
+}
+
+/// Starts Alertmanager on `port` (no cluster), sending every alert to `webhook` at once
+/// (`group_wait` 0s, `group_interval` 1s) and its resolution too; returns once it is ready.
+pub async fn start_alertmanager(bin: &str, dir: &Path, port: u16, webhook: &str) -> Killed {
+    std::fs::write(
+        dir.join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: foresight\n  group_by: ['alertname', 'service']\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: foresight\n    webhook_configs:\n      - url: '{webhook}'\n        send_resolved: true\n"
+        ),
+    )
+    .unwrap();
+    let p = Killed(
+        Command::new(bin)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("alertmanager.yml").display()
+            ))
+            .arg(format!("--storage.path={}", dir.join("am").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start alertmanager"),
+    );
+    let http = client();
+    eventually(Duration::from_secs(30), "alertmanager is ready", || async {
+        let url = format!("http://127.0.0.1:{port}/-/ready");
+        send(&http, "GET", &url, "")
+            .await
+            .is_ok_and(|r| r.status == 200)
+    })
     .await;
     p
 }
