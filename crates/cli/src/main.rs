@@ -7,6 +7,7 @@ mod demo_balancing;
 mod experiment;
 mod forecast;
 mod generate;
+mod history;
 mod loadgen;
 mod plot;
 mod simulate;
@@ -56,6 +57,8 @@ enum Command {
     Loadgen(loadgen::LoadgenArgs),
     /// Compare static, reactive (HPA) and predictive scaling on a replayed trace, in simulation.
     Experiment(experiment::ExperimentArgs),
+    /// Export a training CSV (rate and feature columns) from Prometheus's history.
+    History(history::HistoryArgs),
     /// Write a synthetic per-minute trace (`minute,count` CSV).
     #[command(subcommand)]
     Generate(generate::GenerateCommand),
@@ -375,6 +378,7 @@ fn main() -> ExitCode {
         Command::Forecast(c) => forecast::forecast(c),
         Command::Experiment(a) => experiment::run(a),
         Command::Generate(c) => generate::run(c),
+        Command::History(a) => history::run(a),
         Command::Loadgen(a) => loadgen::run(a),
     }
 }

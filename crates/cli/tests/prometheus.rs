@@ -156,3 +156,98 @@ actuator = "none"
     );
     drop(second);
 }
+
+/// `foresight history` exports a training CSV from what a real Prometheus scraped from a real
+/// proxy and instance: the rate as requests per step and the instance's CPU and memory as
+/// feature columns, which the training reader takes; a query with several series is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_exports_rate_and_features_from_prometheus() {
+    let Some(bin) = prometheus_binary() else {
+        return;
+    };
+    let dir = tempdir("prometheus-history");
+    let (_b, backend_addr) = backend("hist", &["--route", "/h=5ms"]);
+    let admin = format!("127.0.0.1:{}", free_port());
+    let prom_port = free_port();
+    let p = spawn(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        &admin,
+        "--backend",
+        &backend_addr,
+    ]);
+    let instance = backend_addr.trim_start_matches("http://").to_string();
+    let _prom = start_prometheus(&bin, &dir, prom_port, &[&admin, &instance]).await;
+    let plan = foresight_loadgen::Plan::constant(
+        &format!("http://{}", p.get("proxy")),
+        &["/h"],
+        20.0,
+        Duration::from_secs(10),
+    );
+    assert_eq!(foresight_loadgen::run(&plan).await.unwrap().failures(), 0);
+
+    let out = dir.join("history.csv");
+    let url = format!("http://127.0.0.1:{prom_port}");
+    let o = run(&[
+        "history",
+        "--prometheus",
+        &url,
+        "--query",
+        "rate=sum(rate(foresight_client_requests_total[3s]))",
+        "--query",
+        "cpu=sum(rate(process_cpu_seconds_total[3s]))",
+        "--query",
+        "mem=sum(process_resident_memory_bytes)",
+        "--from",
+        "12s",
+        "--step",
+        "1s",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let csv = std::fs::read_to_string(&out).unwrap();
+    assert!(csv.starts_with("timestamp,value,cpu,mem\n"), "{csv}");
+    let series =
+        foresight_forecast::Series::load(&out, Some(1), foresight_forecast::Aggregate::Sum)
+            .expect("the training reader takes it");
+    let names: Vec<&str> = series.features.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["cpu", "mem"]);
+    let busiest = series
+        .values
+        .iter()
+        .flatten()
+        .fold(0.0f64, |a, b| a.max(*b));
+    assert!(
+        (10.0..=30.0).contains(&busiest),
+        "about 20 requests per 1-s step: {csv}"
+    );
+    assert!(
+        series.features[1].values.iter().flatten().all(|m| *m > 1e6),
+        "resident memory in bytes: {csv}"
+    );
+
+    // Two targets scraped: `up` has two series.
+    let o = run(&[
+        "history",
+        "--prometheus",
+        &url,
+        "--query",
+        "rate=up",
+        "--from",
+        "5s",
+        "--step",
+        "1s",
+        "--out",
+        dir.join("bad.csv").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("gives 2 series"), "{}", text(&o));
+    assert!(
+        !dir.join("bad.csv").exists(),
+        "no file from a failed export"
+    );
+}

@@ -180,6 +180,17 @@ fn foresight(c: &ControlConfig) -> Result<Foresight, String> {
         ForecasterSpec::None => return Ok(Foresight::None),
         ForecasterSpec::Lstm => match &c.model {
             Some(dir) => match Lstm::load(dir) {
+                Ok(m) if !m.meta().features.is_empty() => {
+                    let names: Vec<&str> =
+                        m.meta().features.iter().map(|(n, _)| n.as_str()).collect();
+                    let why = format!(
+                        "{} was trained with the features [{}]; the live loop feeds []                          (train it on the rate alone)",
+                        dir.display(),
+                        names.join(", ")
+                    );
+                    tracing::error!(model = %dir.display(), error = %why, "cannot use the model; scaling reactively (hpa) until it is fixed");
+                    (Box::new(Learner::Failed(why)), 15)
+                }
                 Ok(m) => {
                     let l = Learner::loaded(m, fcfg, policy);
                     let h = l.horizon();
@@ -652,6 +663,48 @@ mod tests {
     fn section(text: &str) -> ControlConfig {
         let t: toml::Table = toml::from_str(text).unwrap();
         ControlConfig::from_table(Some(&t)).unwrap().unwrap()
+    }
+
+    /// A model that needs feature columns cannot run in the live loop, which feeds none: it
+    /// is refused by name and the loop scales without it.
+    #[test]
+    fn a_model_trained_with_features_is_refused_naming_them() {
+        let values: Vec<f64> = (0..300).map(|i| 100.0 + (i % 24) as f64).collect();
+        let mut series = foresight_forecast::Series::from_values(1_700_006_400, 60, &values);
+        series.features = vec![foresight_forecast::series::Feature {
+            name: "cpu".into(),
+            values: values.iter().map(|v| Some(v / 100.0)).collect(),
+        }];
+        let ds = foresight_forecast::Dataset::new(series, &Default::default()).unwrap();
+        let cfg = foresight_forecast::LstmConfig {
+            hidden: 4,
+            seq_len: 6,
+            horizon: 3,
+            epochs: 1,
+            stride: 4,
+            ..Default::default()
+        };
+        let (tr, va) = ds.prepared(&cfg);
+        let m = Lstm::train(
+            &cfg,
+            60,
+            ds.value_scaler,
+            ds.feature_scalers.clone(),
+            &tr,
+            &va,
+            |_| {},
+        )
+        .unwrap();
+        let dir = std::env::temp_dir().join(format!("foresight-feat-{}", std::process::id()));
+        m.save(&dir).unwrap();
+        let c = section(&format!(
+            "policy = \"predictive\"\nforecaster = \"lstm\"\nmodel = \"{}\"\nactuator = \"none\"",
+            dir.display()
+        ));
+        let a = autoscaler(&c).unwrap();
+        let name = a.planner().unwrap().forecaster_name();
+        assert!(name.contains("trained with the features [cpu]"), "{name}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// The I/O shell on a paused clock: every interval it measures, steps the autoscaler once

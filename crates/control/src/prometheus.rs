@@ -15,8 +15,12 @@ pub const RECENT: usize = 5;
 pub struct PromSource {
     base: String,
     query: String,
+    timeout: Duration,
     client: Client<HttpConnector, Empty<Bytes>>,
 }
+
+/// Most points Prometheus returns for one range query (its limit is 11,000).
+pub const MAX_POINTS: usize = 10_000;
 
 impl PromSource {
     /// `base` like `http://127.0.0.1:9090`.
@@ -24,8 +28,40 @@ impl PromSource {
         PromSource {
             base: base.trim_end_matches('/').to_string(),
             query: query.to_string(),
+            timeout: Duration::from_secs(2),
             client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
         }
+    }
+
+    /// Waits up to `timeout` for each answer (2 s by default: the live loop cannot wait).
+    pub fn with_timeout(mut self, timeout: Duration) -> PromSource {
+        self.timeout = timeout;
+        self
+    }
+
+    /// `(unix time, value)` every `step` seconds over `[start, end]`, in requests of at most
+    /// [`MAX_POINTS`] points, calling `progress(points so far, points in all)` after each; a
+    /// query must give one series (aggregate it, e.g. with `sum(...)`), points it lacks are
+    /// absent and NaN values are kept as NaN.
+    pub async fn export(
+        &self,
+        start: f64,
+        end: f64,
+        step: f64,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Vec<(f64, f64)>, String> {
+        let total = ((end - start) / step).floor() as usize + 1;
+        let mut out = Vec::with_capacity(total.min(1 << 20));
+        let mut from = start;
+        let mut done = 0;
+        while from <= end {
+            let to = (from + step * (MAX_POINTS - 1) as f64).min(end);
+            out.extend(self.range(from, to, step).await?);
+            done += ((to - from) / step).round() as usize + 1;
+            progress(done.min(total), total);
+            from = to + step;
+        }
+        Ok(out)
     }
 
     /// The query's latest value within the last `window`.
@@ -73,7 +109,8 @@ impl PromSource {
         Ok(out)
     }
 
-    /// `(time, value)` of the query's first series over `[start, end]` every `step` seconds.
+    /// `(time, value)` of the query's series over `[start, end]` every `step` seconds; an
+    /// error when the query gives several series.
     async fn range(&self, start: f64, end: f64, step: f64) -> Result<Vec<(f64, f64)>, String> {
         let url = format!(
             "{}/api/v1/query_range?query={}&start={:.3}&end={:.3}&step={:.3}",
@@ -84,9 +121,9 @@ impl PromSource {
             step
         );
         let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-        let resp = tokio::time::timeout(Duration::from_secs(2), self.client.get(uri))
+        let resp = tokio::time::timeout(self.timeout, self.client.get(uri))
             .await
-            .map_err(|_| format!("{}: no answer within 2 s", self.base))?
+            .map_err(|_| format!("{}: no answer within {:?}", self.base, self.timeout))?
             .map_err(|e| format!("{}: {e}", self.base))?;
         let status = resp.status();
         let body = resp
@@ -102,6 +139,13 @@ impl PromSource {
                 "{}: {} ({status})",
                 self.base,
                 v["error"].as_str().unwrap_or("query failed")
+            ));
+        }
+        let series = v["data"]["result"].as_array().map_or(0, Vec::len);
+        if series > 1 {
+            return Err(format!(
+                "{}: `{}` gives {series} series, not one: aggregate it, e.g. with sum(...)",
+                self.base, self.query
             ));
         }
         let Some(values) = v["data"]["result"]
