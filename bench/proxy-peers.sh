@@ -11,6 +11,8 @@
 # ROUTED=1 adds `routed`: the same build with three services and a three-route table whose
 # last route (after two path prefixes that do not match) takes wrk's requests, to the same two
 # upstreams; its per-round ratio to `foresight` is the cost of routing.
+# LOGGED=1 adds `logged`: the same build writing a JSON access log line for every request to a
+# file; its per-round ratio to `foresight` is the cost of access logs.
 # Needs: wrk, nginx, haproxy (apt-get install -y wrk nginx-light haproxy). Builds Foresight
 # with the cargo profile PROFILE (default release-lto, whose link takes ~5 minutes).
 # Reports req/s, p99, each proxy's CPU time per request (user + kernel, /proc/PID/stat) and the
@@ -130,6 +132,14 @@ CONF
   PROC[routed]=$!
   NAMES="$NAMES routed"; PORT[routed]=18087
 fi
+if [ -n "${LOGGED:-}" ]; then
+  printf '[access_log]\npath = "%s"\n' "$WORK/access.log" > "$WORK/logged.toml"
+  RUST_LOG=warn taskset -c 0 "$BIN" serve --config "$WORK/logged.toml" --workers 1 --listen 127.0.0.1:18089 \
+    --admin 127.0.0.1:18083 --backend http://127.0.0.1:$UP1 --backend http://127.0.0.1:$UP2 \
+    --algorithm round-robin > /dev/null & PIDS+=($!)
+  PROC[logged]=$!
+  NAMES="$NAMES logged"; PORT[logged]=18089
+fi
 sleep 1
 PROC[nginx]=$(pgrep -P "$NGINX_MASTER" | head -1)   # its one worker process
 for port in "${PORT[@]}"; do
@@ -187,6 +197,11 @@ done
 if [ -n "${ROUTED:-}" ]; then
   echo
   echo "routed / foresight, median of per-round ratios: $(a=(${RPS[routed]}) f=(${RPS[foresight]}); for i in "${!a[@]}"; do awk -v x="${a[$i]}" -v y="${f[$i]}" 'BEGIN{print x/y}'; done | tr '\n' ' ' | median)"
+fi
+if [ -n "${LOGGED:-}" ]; then
+  echo
+  echo "logged / foresight, median of per-round ratios: $(a=(${RPS[logged]}) f=(${RPS[foresight]}); for i in "${!a[@]}"; do awk -v x="${a[$i]}" -v y="${f[$i]}" 'BEGIN{print x/y}'; done | tr '\n' ' ' | median)"
+  echo "access log: $(wc -l < "$WORK/access.log") lines, dropped: $(curl -s 127.0.0.1:18083/metrics | awk '/^foresight_access_log_dropped_total/ {print $2}')"
 fi
 echo
 echo "versions: $(nginx -v 2>&1 | sed 's/.*\///'), HAProxy $(haproxy -v | head -1 | awk '{print $3}'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'); rounds=$ROUNDS, ${SECS}s each, $CONNS connections"

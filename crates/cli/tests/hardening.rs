@@ -39,37 +39,6 @@ async fn upload(c: &HttpClient, url: &str, len: usize) -> (u16, String) {
     (status, body)
 }
 
-/// An instance on a loopback port that runs `serve` on every connection it accepts; its
-/// `http://` address.
-async fn raw_instance<F, Fut>(serve: F) -> (String, tokio::task::JoinHandle<()>)
-where
-    F: Fn(TcpStream) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        while let Ok((s, _)) = listener.accept().await {
-            tokio::spawn(serve(s));
-        }
-    });
-    (addr, task)
-}
-
-/// Reads from `s` until a request head has arrived; everything read, or `None` if the
-/// connection ended first.
-async fn read_head(s: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 8192];
-    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-        match s.read(&mut buf).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    Some(got)
-}
-
 /// An instance that reads each request's head only, answers `413` at once and closes, as an
 /// instance with an upload limit does (closing with the body unread resets the connection,
 /// as real servers do).

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 
+use crate::access_log::Pending;
 use crate::forward::InFlight;
 use crate::h1::{self, H1Error};
 
@@ -19,6 +20,9 @@ pub enum ResponseBody {
     Full(Full<Bytes>),
     /// From an instance.
     Upstream(Tracked),
+    /// Either of the above, counted for the access log (boxed: logging is sampled and off by
+    /// default, and the enum stays small without it).
+    Logged(Box<Logged>),
 }
 
 impl Body for ResponseBody {
@@ -32,6 +36,7 @@ impl Body for ResponseBody {
         match self.get_mut() {
             ResponseBody::Full(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
             ResponseBody::Upstream(t) => Pin::new(t).poll_frame(cx),
+            ResponseBody::Logged(l) => l.poll_frame(cx),
         }
     }
 
@@ -39,6 +44,7 @@ impl Body for ResponseBody {
         match self {
             ResponseBody::Full(b) => b.is_end_stream(),
             ResponseBody::Upstream(t) => t.inner.as_ref().is_none_or(|b| b.is_end_stream()),
+            ResponseBody::Logged(l) => l.inner.is_end_stream(),
         }
     }
 
@@ -49,7 +55,48 @@ impl Body for ResponseBody {
                 .inner
                 .as_ref()
                 .map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint()),
+            ResponseBody::Logged(l) => l.inner.size_hint(),
         }
+    }
+}
+
+/// A response body whose bytes are counted and whose end completes its access log line (the
+/// client going away completes it too).
+pub struct Logged {
+    pub(crate) inner: ResponseBody,
+    pub(crate) pending: Option<Pending>,
+    pub(crate) bytes: u64,
+}
+
+impl Logged {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, H1Error>>> {
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        let done = match &r {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    self.bytes += d.len() as u64;
+                }
+                self.inner.is_end_stream()
+            }
+            Poll::Ready(None | Some(Err(_))) => true,
+            Poll::Pending => false,
+        };
+        if done {
+            self.finish();
+        }
+        r
+    }
+
+    fn finish(&mut self) {
+        if let Some(p) = self.pending.take() {
+            p.finish(self.bytes);
+        }
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 

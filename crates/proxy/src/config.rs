@@ -16,6 +16,7 @@ use http::uri::{Authority, Scheme};
 use http::Uri;
 use serde::Deserialize;
 
+use crate::access_log::{AccessLogConfig, Format};
 use crate::route::RouteTable;
 
 pub mod services;
@@ -112,6 +113,19 @@ pub struct RawConfig {
     /// Which requests go to which service, first match first.
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    /// Access logs (off unless the section is present).
+    pub access_log: Option<RawAccessLog>,
+}
+
+/// `[access_log]`, as written.
+#[allow(missing_docs)]
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessLog {
+    pub path: Option<String>,
+    pub format: Option<String>,
+    pub sample: Option<f64>,
+    pub buffer: Option<i64>,
 }
 
 #[allow(missing_docs)]
@@ -176,6 +190,29 @@ pub struct RawOutlier {
 #[serde(deny_unknown_fields)]
 pub struct RawRetries {
     pub attempts: Option<i64>,
+    pub on_status: Option<Vec<i64>>,
+    pub per_try_timeout: Option<String>,
+    pub budget_ratio: Option<f64>,
+    pub budget_min_per_second: Option<f64>,
+    pub budget_window: Option<String>,
+}
+
+/// Retries of a service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryConfig {
+    /// Extra attempts on another instance, at most.
+    pub attempts: u32,
+    /// Response statuses that an idempotent request is retried on.
+    pub on_status: Vec<u16>,
+    /// One try's longest wait for the response head, when shorter than the request timeout;
+    /// an idempotent request that times out is retried.
+    pub per_try_timeout: Option<Duration>,
+    /// Retries may be this fraction of requests…
+    pub budget_ratio: f64,
+    /// …plus this many per second…
+    pub budget_min_per_second: f64,
+    /// …over this window.
+    pub budget_window: Duration,
 }
 
 #[allow(missing_docs)]
@@ -362,6 +399,8 @@ pub struct ProxyConfig {
     pub routes: RouteTable,
     /// What is valid but likely a mistake (a route that is never used), for the log.
     pub warnings: Vec<String>,
+    /// Access logs, when configured.
+    pub access_log: Option<AccessLogConfig>,
 }
 
 /// Defaults, as documented in `docs/configuration.md`.
@@ -409,6 +448,14 @@ pub mod defaults {
     pub const MAX_EJECTION_PERCENT: u32 = 50;
     /// `retries.attempts`
     pub const RETRIES: u32 = 1;
+    /// `retries.budget_ratio` (Linkerd's)
+    pub const BUDGET_RATIO: f64 = 0.2;
+    /// `retries.budget_min_per_second` (Linkerd's)
+    pub const BUDGET_MIN_PER_SECOND: f64 = 10.0;
+    /// `retries.budget_window` (Linkerd's)
+    pub const BUDGET_WINDOW: Duration = Duration::from_secs(10);
+    /// `access_log.buffer`
+    pub const ACCESS_LOG_BUFFER: usize = 10_000;
 }
 
 impl RawConfig {
@@ -553,7 +600,9 @@ impl RawConfig {
             },
         };
 
+        let access_log = self.access_log.as_ref().map(access_log).transpose()?;
         Ok(ProxyConfig {
+            access_log,
             listen,
             admin,
             admin_token,
@@ -566,6 +615,39 @@ impl RawConfig {
             warnings,
         })
     }
+}
+
+/// Validates `[access_log]`.
+fn access_log(a: &RawAccessLog) -> Result<AccessLogConfig, ConfigError> {
+    let path = match a.path.as_deref() {
+        None | Some("-") => None,
+        Some("") => return Err(invalid("access_log.path", "", "`-` (stdout) or a file")),
+        Some(p) => Some(std::path::PathBuf::from(p)),
+    };
+    let format = match a.format.as_deref().unwrap_or("json") {
+        "json" => Format::Json,
+        "common" => Format::Common,
+        other => return Err(invalid("access_log.format", other, "json or common")),
+    };
+    let sample = a.sample.unwrap_or(1.0);
+    if !(sample > 1e-6 && sample <= 1.0) {
+        return Err(invalid(
+            "access_log.sample",
+            sample,
+            "a fraction of requests in (0.000001, 1]",
+        ));
+    }
+    let buffer = match a.buffer {
+        None => defaults::ACCESS_LOG_BUFFER,
+        Some(n) if (1..=1_000_000).contains(&n) => n as usize,
+        Some(n) => return Err(invalid("access_log.buffer", n, "lines in 1..=1000000")),
+    };
+    Ok(AccessLogConfig {
+        path,
+        format,
+        sample,
+        buffer,
+    })
 }
 
 /// Parses one instance address (`http://host:port` or `host:port`) and weight; `key` names it in

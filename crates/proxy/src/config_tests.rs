@@ -18,7 +18,8 @@ fn defaults_are_valid() {
     let c = validate("").unwrap();
     assert_eq!(c.listen.to_string(), defaults::LISTEN);
     assert_eq!(c.services[0].balancer.config.algorithm, Algorithm::P2cEwma);
-    assert_eq!(c.services[0].retries, 1);
+    assert_eq!(c.services[0].retries.attempts, 1);
+    assert_eq!(c.services[0].retries.budget_ratio, 0.2);
     assert!(c.services[0].health_check.is_some() && c.services[0].outlier.is_some());
 }
 
@@ -94,6 +95,16 @@ fn each_bad_value_names_its_key() {
             "outlier.max_ejection_time",
         ),
         ("[retries]\nattempts = -1", "retries.attempts"),
+        ("[retries]\non_status = [200]", "retries.on_status"),
+        (
+            "[retries]\nper_try_timeout = \"0s\"",
+            "retries.per_try_timeout",
+        ),
+        ("[retries]\nbudget_ratio = -1.0", "retries.budget_ratio"),
+        (
+            "[retries]\nbudget_window = \"500ms\"",
+            "retries.budget_window",
+        ),
         (
             "[[backends]]\naddress = \"https://a:1\"",
             "backends[0].address",

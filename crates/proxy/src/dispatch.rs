@@ -2,7 +2,10 @@
 //! its path if the route says so, and hands it to that service's forwarder.
 
 use std::future::{ready, Future, Ready};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
 
 use foresight_http::Peer;
 use http::header::HOST;
@@ -11,7 +14,8 @@ use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use tokio_util::either::Either;
 
-use crate::body::ResponseBody;
+use crate::access_log::{AccessLog, Entry, Pending};
+use crate::body::{Logged, ResponseBody};
 use crate::forward::{refuse_target, reply, Forwarder};
 use crate::metrics::ProxyMetrics;
 use crate::route::{RequestView, RouteTable};
@@ -20,8 +24,14 @@ use crate::route::{RequestView, RouteTable};
 pub(crate) struct Dispatch {
     pub routes: RouteTable,
     pub forwarders: Vec<Arc<Forwarder>>,
+    /// The services' names, for the access log.
+    pub names: Vec<Arc<str>>,
     pub metrics: Arc<ProxyMetrics>,
+    pub log: Option<Arc<AccessLog>>,
 }
+
+/// The response future of a request, logged or not.
+type Handled<F> = Either<Ready<Response<ResponseBody>>, Either<F, LogOnHead<F>>>;
 
 impl Dispatch {
     /// The response future for `req`: at once for a refused or unrouted request, else the
@@ -30,10 +40,37 @@ impl Dispatch {
         &self,
         req: Request<Incoming>,
         peer: Peer,
-    ) -> Either<Ready<Response<ResponseBody>>, impl Future<Output = Response<ResponseBody>>> {
+    ) -> Handled<impl Future<Output = Response<ResponseBody>>> {
         let (mut parts, body) = req.into_parts();
+        let mut pending = self
+            .log
+            .as_ref()
+            .filter(|l| l.sampled())
+            .map(|log| Pending {
+                log: log.clone(),
+                started: Instant::now(),
+                entry: Entry {
+                    time: SystemTime::now(),
+                    client: peer.addr,
+                    method: parts.method.clone(),
+                    target: parts.uri.path_and_query().cloned(),
+                    version: version(parts.version),
+                    service: Arc::from("-"),
+                    status: 0,
+                    bytes: 0,
+                    head: Default::default(),
+                    duration: Default::default(),
+                    instance: None,
+                },
+            });
+        let answer = |r: Response<ResponseBody>, p: Option<Pending>| {
+            Either::Left(ready(match p {
+                Some(p) => logged(r, p),
+                None => r,
+            }))
+        };
         if let Some(refused) = refuse_target(&parts) {
-            return Either::Left(ready(refused));
+            return answer(refused, pending);
         }
         let host = parts
             .uri
@@ -48,24 +85,93 @@ impl Dispatch {
         };
         let Some(route) = self.routes.find(&view) else {
             self.metrics.no_route.inc();
-            return Either::Left(ready(reply(
-                StatusCode::NOT_FOUND,
-                "no route matches this request\n",
-            )));
+            let r = reply(StatusCode::NOT_FOUND, "no route matches this request\n");
+            return answer(r, pending);
         };
+        if let Some(p) = pending.as_mut() {
+            p.entry.service = self.names[route.service].clone();
+        }
         if let Some(target) = route.rewritten(parts.uri.path(), parts.uri.query()) {
             let mut uri = std::mem::take(&mut parts.uri).into_parts();
             match target.parse::<PathAndQuery>() {
                 Ok(pq) => uri.path_and_query = Some(pq),
-                Err(_) => return Either::Left(ready(bad_rewrite())),
+                Err(_) => return answer(bad_rewrite(), pending),
             }
             match Uri::from_parts(uri) {
                 Ok(u) => parts.uri = u,
-                Err(_) => return Either::Left(ready(bad_rewrite())),
+                Err(_) => return answer(bad_rewrite(), pending),
             }
         }
         let forwarder = self.forwarders[route.service].clone();
-        Either::Right(forwarder.handle(Request::from_parts(parts, body), peer))
+        let fut = forwarder.handle(Request::from_parts(parts, body), peer);
+        Either::Right(match pending {
+            None => Either::Left(fut),
+            Some(p) => Either::Right(LogOnHead {
+                fut,
+                pending: Some(p),
+            }),
+        })
+    }
+}
+
+fn version(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// `r` with its head noted in the entry and its body counted to the end of the line.
+fn logged(r: Response<ResponseBody>, mut p: Pending) -> Response<ResponseBody> {
+    p.entry.status = r.status().as_u16();
+    p.entry.head = p.started.elapsed();
+    let (parts, body) = r.into_parts();
+    if let ResponseBody::Upstream(t) = &body {
+        p.entry.instance = Some(t.upstream.log_name.clone());
+    }
+    Response::from_parts(
+        parts,
+        ResponseBody::Logged(Box::new(Logged {
+            inner: body,
+            pending: Some(p),
+            bytes: 0,
+        })),
+    )
+}
+
+pin_project_lite::pin_project! {
+    /// A forwarded request whose response is logged: notes the head when it comes, and logs
+    /// status 499 (NGINX's "client closed request") if the client goes away before it.
+    pub(crate) struct LogOnHead<F> {
+        #[pin]
+        fut: F,
+        pending: Option<Pending>,
+    }
+
+    impl<F> PinnedDrop for LogOnHead<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(mut p) = this.project().pending.take() {
+                p.entry.status = 499;
+                p.entry.head = p.started.elapsed();
+                p.finish(0);
+            }
+        }
+    }
+}
+
+impl<F: Future<Output = Response<ResponseBody>>> Future for LogOnHead<F> {
+    type Output = Response<ResponseBody>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let r = std::task::ready!(this.fut.poll(cx));
+        Poll::Ready(match this.pending.take() {
+            Some(p) => logged(r, p),
+            None => r,
+        })
     }
 }
 

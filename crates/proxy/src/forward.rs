@@ -15,11 +15,12 @@ use hyper::body::Incoming;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::body::{ResponseBody, Tracked};
-use crate::config::{HashOn, ServiceConfig};
+use crate::config::{HashOn, RetryConfig, ServiceConfig};
 use crate::deadline::Deadlines;
 use crate::headers::{add_forwarded, strip_hop_by_hop};
 use crate::metrics::BackendError;
 use crate::pool::{Backend, Pool};
+use crate::retry_budget::RetryBudget;
 
 /// How many times a pick may land on a draining instance or the one that just failed before we
 /// take what we get (a new snapshot is normally published within microseconds).
@@ -97,7 +98,8 @@ pub(crate) struct Forwarder {
     pub pool: Arc<Pool>,
     pub hash_on: HashOn,
     pub request_timeout: Duration,
-    pub retries: u32,
+    pub retry: RetryConfig,
+    budget: RetryBudget,
     /// For batch heuristics (Min-Min family): the queue of the task that assigns requests held
     /// for a batch window together.
     batcher: Option<mpsc::Sender<BatchItem>>,
@@ -175,15 +177,24 @@ impl Forwarder {
             tokio::spawn(run_batcher(pool.clone(), config.balancer.batch_window, rx));
             tx
         });
+        let shortest = config
+            .retries
+            .per_try_timeout
+            .map_or(config.timeouts.request, |p| p.min(config.timeouts.request));
         tokio::spawn(Deadlines::run(
             Arc::downgrade(&pool.deadlines),
-            Deadlines::tick(config.timeouts.request),
+            Deadlines::tick(shortest),
         ));
         Forwarder {
             pool,
             hash_on: config.balancer.hash_on.clone(),
             request_timeout: config.timeouts.request,
-            retries: config.retries,
+            retry: config.retries.clone(),
+            budget: RetryBudget::new(
+                config.retries.budget_ratio,
+                config.retries.budget_min_per_second,
+                config.retries.budget_window,
+            ),
             batcher,
         }
     }
@@ -282,12 +293,24 @@ impl Forwarder {
             }
         }
         // A request without a body can be sent again if the first instance refused the
-        // connection: nothing of it reached anyone.
+        // connection: nothing of it reached anyone. An idempotent one (RFC 9110 §9.2.2) can
+        // be sent again after an answer or a timeout too.
         let bodiless = body.is_end_stream();
+        let idempotent = bodiless
+            && matches!(
+                parts.method,
+                http::Method::GET
+                    | http::Method::HEAD
+                    | http::Method::OPTIONS
+                    | http::Method::TRACE
+                    | http::Method::PUT
+                    | http::Method::DELETE
+            );
         let mut body = if bodiless { None } else { Some(body) };
-        // Instances this request failed to connect to (allocated only on a retry).
+        // Instances this request failed on (allocated only on a retry).
         let mut tried: Vec<Arc<Backend>> = Vec::new();
         let mut attempt = 0;
+        let mut first: Option<Instant> = None;
         loop {
             let Some(flight) = self.choose(&info, &tried).await else {
                 self.pool.metrics.no_backend.inc();
@@ -295,7 +318,16 @@ impl Forwarder {
                 return reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy instance\n");
             };
             let backend = flight.backend.clone();
-            let deadline = (self.pool.deadlines).deadline(flight.started, self.request_timeout);
+            let first = *first.get_or_insert_with(|| {
+                self.budget.deposit(self.pool.clock().at(flight.started));
+                flight.started
+            });
+            // What is left of the request's time, and of it this try's.
+            let left = self
+                .request_timeout
+                .saturating_sub(flight.started.saturating_duration_since(first));
+            let this_try = self.retry.per_try_timeout.map_or(left, |p| p.min(left));
+            let deadline = (self.pool.deadlines).deadline(flight.started, this_try);
             let exchanged = (backend.upstream)
                 .exchange(&parts, &mut body, flight.started, deadline)
                 .await;
@@ -310,6 +342,18 @@ impl Forwarder {
                     self.pool
                         .record_outcome(&backend, !status.is_server_error());
                     backend.metrics.count(status.as_u16());
+                    if idempotent
+                        && self.retry.on_status.contains(&status.as_u16())
+                        && attempt < self.retry.attempts
+                        && self.withdraw(at)
+                    {
+                        // The answer is dropped unread, and its connection with it.
+                        drop((resp, flight));
+                        attempt += 1;
+                        self.pool.metrics.retries.inc();
+                        tried.push(backend);
+                        continue;
+                    }
                     if status == StatusCode::SERVICE_UNAVAILABLE {
                         self.pool.metrics.refused.inc();
                     }
@@ -341,6 +385,20 @@ impl Forwarder {
                     self.pool.record_outcome(&backend, false);
                     self.count_error(&backend, "timeout");
                     backend.metrics.count(504);
+                    let at = Instant::now();
+                    let time_left = at.saturating_duration_since(first) < self.request_timeout;
+                    if idempotent
+                        && this_try < left
+                        && time_left
+                        && attempt < self.retry.attempts
+                        && self.withdraw(at)
+                    {
+                        drop(flight);
+                        attempt += 1;
+                        self.pool.metrics.retries.inc();
+                        tried.push(backend);
+                        continue;
+                    }
                     return reply(StatusCode::GATEWAY_TIMEOUT, "upstream timeout\n");
                 }
                 Err(e) => {
@@ -348,7 +406,11 @@ impl Forwarder {
                     self.pool.record_outcome(&backend, false);
                     self.count_error(&backend, if connect { "connect" } else { "protocol" });
                     drop(flight);
-                    if connect && bodiless && attempt < self.retries {
+                    if connect
+                        && bodiless
+                        && attempt < self.retry.attempts
+                        && self.withdraw(Instant::now())
+                    {
                         attempt += 1;
                         self.pool.metrics.retries.inc();
                         tracing::debug!(backend = %backend.address, error = %e, "connect failed; retrying elsewhere");
@@ -368,6 +430,15 @@ impl Forwarder {
                 }
             }
         }
+    }
+
+    /// Takes a retry from the service's budget, counting when it has none left.
+    fn withdraw(&self, at: Instant) -> bool {
+        let ok = self.budget.try_withdraw(self.pool.clock().at(at));
+        if !ok {
+            self.pool.metrics.retry_budget_exhausted.inc();
+        }
+        ok
     }
 
     fn count_error(&self, backend: &Backend, kind: &'static str) {

@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod access_log;
 mod admin;
 mod body;
 pub mod config;
@@ -31,6 +32,7 @@ pub mod health;
 mod metrics;
 pub mod outlier;
 mod pool;
+mod retry_budget;
 pub mod route;
 mod upstream;
 
@@ -136,14 +138,33 @@ pub async fn run_with(
             .await
     });
 
+    let log = match &config.access_log {
+        None => None,
+        Some(cfg) => Some(
+            access_log::AccessLog::start(cfg, metrics.access_log_dropped.clone()).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open the access log {}: {e}",
+                    cfg.path
+                        .as_ref()
+                        .map_or("(stdout)".into(), |p| p.display().to_string())
+                )
+            })?,
+        ),
+    };
     let dispatch = Arc::new(dispatch::Dispatch {
         forwarders: pools
             .iter()
             .zip(&config.services)
             .map(|(pool, service)| Arc::new(forward::Forwarder::new(pool.clone(), service)))
             .collect(),
+        names: config
+            .services
+            .iter()
+            .map(|s| Arc::from(s.name.as_str()))
+            .collect(),
         routes: config.routes.clone(),
         metrics,
+        log,
     });
     let options = foresight_http::ServerOptions {
         idle_timeout: config.timeouts.client_idle,

@@ -58,9 +58,12 @@ pub(crate) struct ProxyMetrics {
     no_backend: Family<ServiceLabel, Counter>,
     refused: Family<ServiceLabel, Counter>,
     retries: Family<ServiceLabel, Counter>,
+    retry_budget_exhausted: Family<ServiceLabel, Counter>,
     client_requests: Family<ServiceLabel, Counter>,
     /// Requests that matched no route (404).
     pub no_route: Counter,
+    /// Access log lines dropped because the writer was behind.
+    pub access_log_dropped: Counter,
     control: ControlFamilies,
 }
 
@@ -86,6 +89,8 @@ pub(crate) struct ServiceMetrics {
     /// control loop's overload signal.
     pub refused: Counter,
     pub retries: Counter,
+    /// Retries not made for lack of budget.
+    pub retry_budget_exhausted: Counter,
     pub client_requests: Counter,
     pub control: ControlMetrics,
 }
@@ -165,8 +170,14 @@ impl ProxyMetrics {
         let retries = Family::<ServiceLabel, Counter>::default();
         registry.register(
             "foresight_retries",
-            "Requests sent again to another instance after a connect error",
+            "Requests sent again to another instance (after a connect error, a retried status or a per-try timeout)",
             retries.clone(),
+        );
+        let retry_budget_exhausted = Family::<ServiceLabel, Counter>::default();
+        registry.register(
+            "foresight_retry_budget_exhausted",
+            "Retries not made because the service's retry budget was spent",
+            retry_budget_exhausted.clone(),
         );
         let client_requests = Family::<ServiceLabel, Counter>::default();
         registry.register(
@@ -179,6 +190,12 @@ impl ProxyMetrics {
             "foresight_no_route",
             "Requests answered 404 because no route matched them",
             no_route.clone(),
+        );
+        let access_log_dropped = Counter::default();
+        registry.register(
+            "foresight_access_log_dropped",
+            "Access log lines dropped because the writer was behind (requests never wait for it)",
+            access_log_dropped.clone(),
         );
         let control = ControlFamilies::default();
         for (name, help, g) in [
@@ -233,7 +250,9 @@ impl ProxyMetrics {
             no_backend,
             refused,
             retries,
+            retry_budget_exhausted,
             no_route,
+            access_log_dropped,
         }
     }
 
@@ -249,6 +268,7 @@ impl ProxyMetrics {
             no_backend: self.no_backend.get_or_create(&l).clone(),
             refused: self.refused.get_or_create(&l).clone(),
             retries: self.retries.get_or_create(&l).clone(),
+            retry_budget_exhausted: self.retry_budget_exhausted.get_or_create(&l).clone(),
             client_requests: self.client_requests.get_or_create(&l).clone(),
             control: ControlMetrics {
                 desired: c.desired.get_or_create(&l).clone(),

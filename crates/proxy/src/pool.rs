@@ -62,6 +62,8 @@ impl Default for Clock {
 pub struct Backend {
     /// As configured: metrics label and admin key.
     pub address: String,
+    /// The address, shared with the access log's lines.
+    pub(crate) log_name: Arc<str>,
     /// What makes two addresses one instance (see [`crate::config::instance_key`]).
     pub identity: String,
     /// `host:port` to connect to.
@@ -297,6 +299,7 @@ impl Pool {
                     self.timeouts.upstream_idle,
                     self.deadlines.clone(),
                 ),
+                log_name: Arc::from(spec.address.as_str()),
                 address: spec.address,
                 identity: spec.key,
                 authority: spec.authority,

@@ -415,3 +415,34 @@ pub fn start_tansu(bin: &str, port: u16) -> Killed {
 pub async fn control_status(c: &HttpClient, admin: &str) -> serde_json::Value {
     serde_json::from_str(&get(c, &format!("http://{admin}/control")).await.body).unwrap()
 }
+
+/// An instance on a loopback port that runs `serve` on every connection it accepts; its
+/// `http://` address.
+pub async fn raw_instance<F, Fut>(serve: F) -> (String, tokio::task::JoinHandle<()>)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(serve(s));
+        }
+    });
+    (addr, task)
+}
+
+/// Reads from `s` until a request head has arrived; everything read, or `None` if the
+/// connection ended first.
+pub async fn read_head(s: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tokio::io::AsyncReadExt::read(s, &mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some(got)
+}

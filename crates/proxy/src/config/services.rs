@@ -82,8 +82,8 @@ pub struct ServiceConfig {
     pub health_check: Option<HealthCheckConfig>,
     /// Outlier ejection, if enabled.
     pub outlier: Option<OutlierConfig>,
-    /// Extra attempts on another instance after a connect error, for requests without a body.
-    pub retries: u32,
+    /// Retries: when, how many, within what budget.
+    pub retries: RetryConfig,
     /// The initial instances.
     pub backends: Vec<BackendSpec>,
     /// The `[control]` (or `[services.control]`) table, for `foresight-control` to validate.
@@ -133,7 +133,14 @@ inherit!(RawOutlier {
     max_ejection_time,
     max_ejection_percent,
 });
-inherit!(RawRetries { attempts });
+inherit!(RawRetries {
+    attempts,
+    on_status,
+    per_try_timeout,
+    budget_ratio,
+    budget_min_per_second,
+    budget_window,
+});
 
 /// The raw sections one service is validated from.
 struct Sections<'a> {
@@ -361,13 +368,62 @@ fn service(
         None
     };
 
-    let retries = count(
-        &k("retries.attempts"),
-        s.retries.attempts,
-        defaults::RETRIES,
-        0,
-        10,
+    let r = s.retries;
+    let on_status = r
+        .on_status
+        .iter()
+        .flatten()
+        .map(|c| match u16::try_from(*c) {
+            Ok(c) if (400..=599).contains(&c) => Ok(c),
+            _ => Err(invalid(
+                k("retries.on_status"),
+                c,
+                "status codes in 400..=599",
+            )),
+        })
+        .collect::<Result<Vec<u16>, _>>()?;
+    let per_try_timeout = match &r.per_try_timeout {
+        None => None,
+        Some(_) => Some(positive(
+            &k("retries.per_try_timeout"),
+            &r.per_try_timeout,
+            Duration::ZERO,
+        )?),
+    };
+    let budget_ratio = r.budget_ratio.unwrap_or(defaults::BUDGET_RATIO);
+    if !(0.0..=10.0).contains(&budget_ratio) {
+        return Err(invalid(k("retries.budget_ratio"), budget_ratio, "0..=10"));
+    }
+    let budget_min_per_second = r
+        .budget_min_per_second
+        .unwrap_or(defaults::BUDGET_MIN_PER_SECOND);
+    if !(0.0..=100_000.0).contains(&budget_min_per_second) {
+        return Err(invalid(
+            k("retries.budget_min_per_second"),
+            budget_min_per_second,
+            "0..=100000",
+        ));
+    }
+    let budget_window = positive(
+        &k("retries.budget_window"),
+        &r.budget_window,
+        defaults::BUDGET_WINDOW,
     )?;
+    if budget_window < Duration::from_secs(1) || budget_window > Duration::from_secs(600) {
+        return Err(invalid(
+            k("retries.budget_window"),
+            humantime::format_duration(budget_window),
+            "1s..=10m",
+        ));
+    }
+    let retries = RetryConfig {
+        attempts: count(&k("retries.attempts"), r.attempts, defaults::RETRIES, 0, 10)?,
+        on_status,
+        per_try_timeout,
+        budget_ratio,
+        budget_min_per_second,
+        budget_window,
+    };
 
     let mut backends: Vec<BackendSpec> = Vec::with_capacity(s.backends.len());
     for (i, raw) in s.backends.iter().enumerate() {
