@@ -115,6 +115,30 @@ pub struct RawConfig {
     pub routes: Vec<RawRoute>,
     /// Access logs (off unless the section is present).
     pub access_log: Option<RawAccessLog>,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub rate_limit: RawRateLimit,
+    #[allow(missing_docs)]
+    #[serde(default)]
+    pub circuit_breaker: RawCircuitBreaker,
+}
+
+/// `[rate_limit]`, as written.
+#[allow(missing_docs)]
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub rate: Option<f64>,
+    pub burst: Option<i64>,
+    pub key: Option<String>,
+}
+
+/// `[circuit_breaker]`, as written.
+#[allow(missing_docs)]
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCircuitBreaker {
+    pub max_requests: Option<i64>,
 }
 
 /// `[access_log]`, as written.

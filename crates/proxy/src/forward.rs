@@ -14,6 +14,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::admission::{Admission, Refusal};
 use crate::body::{ResponseBody, Tracked};
 use crate::config::{HashOn, RetryConfig, ServiceConfig};
 use crate::deadline::Deadlines;
@@ -100,6 +101,7 @@ pub(crate) struct Forwarder {
     pub request_timeout: Duration,
     pub retry: RetryConfig,
     budget: RetryBudget,
+    admission: Arc<Admission>,
     /// For batch heuristics (Min-Min family): the queue of the task that assigns requests held
     /// for a batch window together.
     batcher: Option<mpsc::Sender<BatchItem>>,
@@ -153,6 +155,8 @@ async fn run_batcher(pool: Arc<Pool>, window: Duration, mut rx: mpsc::Receiver<B
 /// the request failed or was cancelled) ends it.
 pub(crate) struct InFlight {
     backend: Arc<Backend>,
+    /// The service's count of requests at its instances, when it has a concurrency limit.
+    service: Option<Arc<std::sync::atomic::AtomicU64>>,
     started: Instant,
     /// When it ended, if the caller read the clock already; otherwise read when dropped.
     pub(crate) ended: Option<Instant>,
@@ -160,6 +164,9 @@ pub(crate) struct InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        if let Some(n) = &self.service {
+            n.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
         self.backend.load.end();
         self.backend.metrics.in_flight.dec();
         let ended = self.ended.unwrap_or_else(Instant::now);
@@ -185,7 +192,25 @@ impl Forwarder {
             Arc::downgrade(&pool.deadlines),
             Deadlines::tick(shortest),
         ));
+        let admission = Arc::new(Admission::new(
+            config.rate_limit.as_ref(),
+            config.max_requests,
+        ));
+        if config.rate_limit.is_some() {
+            let weak = Arc::downgrade(&admission);
+            tokio::spawn(async move {
+                let mut t = tokio::time::interval(Duration::from_secs(10));
+                loop {
+                    t.tick().await;
+                    match weak.upgrade() {
+                        Some(a) => a.forget_idle(),
+                        None => return,
+                    }
+                }
+            });
+        }
         Forwarder {
+            admission,
             pool,
             hash_on: config.balancer.hash_on.clone(),
             request_timeout: config.timeouts.request,
@@ -225,7 +250,12 @@ impl Forwarder {
     fn started(&self, b: Arc<Backend>, at: Instant) -> InFlight {
         b.metrics.in_flight.inc();
         b.count_request();
+        let service = self.admission.in_flight.clone();
+        if let Some(n) = &service {
+            n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         InFlight {
+            service,
             backend: b,
             started: at,
             ended: None,
@@ -275,6 +305,11 @@ impl Forwarder {
     ) -> Response<ResponseBody> {
         self.pool.metrics.client_requests.inc();
         let (mut parts, body) = req.into_parts();
+        if self.admission.is_active() {
+            if let Err(why) = self.admission.check(peer.addr.ip(), &parts.headers) {
+                return self.refuse(why);
+            }
+        }
         let info = RequestInfo {
             hash_key: match &self.hash_on {
                 HashOn::Path => Some(stable_hash(parts.uri.path().as_bytes())),
@@ -428,6 +463,28 @@ impl Forwarder {
                         },
                     );
                 }
+            }
+        }
+    }
+
+    /// The answer to a request the service's admission turned away.
+    fn refuse(&self, why: Refusal) -> Response<ResponseBody> {
+        match why {
+            Refusal::RateLimited(wait) => {
+                self.pool.metrics.rate_limited.inc();
+                let mut r = reply(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded\n");
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                r.headers_mut()
+                    .insert(http::header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+                r
+            }
+            Refusal::Busy => {
+                self.pool.metrics.shed.inc();
+                self.pool.metrics.refused.inc();
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the service is at its concurrency limit\n",
+                )
             }
         }
     }

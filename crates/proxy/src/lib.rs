@@ -21,6 +21,7 @@
 
 pub mod access_log;
 mod admin;
+pub mod admission;
 mod body;
 pub mod config;
 mod deadline;

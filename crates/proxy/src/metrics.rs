@@ -59,6 +59,8 @@ pub(crate) struct ProxyMetrics {
     refused: Family<ServiceLabel, Counter>,
     retries: Family<ServiceLabel, Counter>,
     retry_budget_exhausted: Family<ServiceLabel, Counter>,
+    rate_limited: Family<ServiceLabel, Counter>,
+    shed: Family<ServiceLabel, Counter>,
     client_requests: Family<ServiceLabel, Counter>,
     /// Requests that matched no route (404).
     pub no_route: Counter,
@@ -91,6 +93,10 @@ pub(crate) struct ServiceMetrics {
     pub retries: Counter,
     /// Retries not made for lack of budget.
     pub retry_budget_exhausted: Counter,
+    /// Requests answered 429 by the rate limit.
+    pub rate_limited: Counter,
+    /// Requests answered 503 by the concurrency limit.
+    pub shed: Counter,
     pub client_requests: Counter,
     pub control: ControlMetrics,
 }
@@ -179,6 +185,18 @@ impl ProxyMetrics {
             "Retries not made because the service's retry budget was spent",
             retry_budget_exhausted.clone(),
         );
+        let rate_limited = Family::<ServiceLabel, Counter>::default();
+        registry.register(
+            "foresight_rate_limited",
+            "Requests answered 429 by the service's rate limit",
+            rate_limited.clone(),
+        );
+        let shed = Family::<ServiceLabel, Counter>::default();
+        registry.register(
+            "foresight_shed",
+            "Requests answered 503 by the service's concurrency limit (circuit_breaker.max_requests)",
+            shed.clone(),
+        );
         let client_requests = Family::<ServiceLabel, Counter>::default();
         registry.register(
             "foresight_client_requests",
@@ -251,6 +269,8 @@ impl ProxyMetrics {
             refused,
             retries,
             retry_budget_exhausted,
+            rate_limited,
+            shed,
             no_route,
             access_log_dropped,
         }
@@ -269,6 +289,8 @@ impl ProxyMetrics {
             refused: self.refused.get_or_create(&l).clone(),
             retries: self.retries.get_or_create(&l).clone(),
             retry_budget_exhausted: self.retry_budget_exhausted.get_or_create(&l).clone(),
+            rate_limited: self.rate_limited.get_or_create(&l).clone(),
+            shed: self.shed.get_or_create(&l).clone(),
             client_requests: self.client_requests.get_or_create(&l).clone(),
             control: ControlMetrics {
                 desired: c.desired.get_or_create(&l).clone(),

@@ -12,6 +12,7 @@ use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 
 use super::*;
+use crate::admission::{LimitKey, RateLimitConfig};
 use crate::route::{HostMatch, PathMatch, Rewrite, Route, RouteTable};
 
 /// The name of the single-pool form's service.
@@ -37,6 +38,10 @@ pub struct RawService {
     pub outlier: Option<RawOutlier>,
     #[allow(missing_docs)]
     pub retries: Option<RawRetries>,
+    #[allow(missing_docs)]
+    pub rate_limit: Option<RawRateLimit>,
+    #[allow(missing_docs)]
+    pub circuit_breaker: Option<RawCircuitBreaker>,
     #[allow(missing_docs)]
     #[serde(default)]
     pub backends: Vec<RawBackend>,
@@ -84,6 +89,10 @@ pub struct ServiceConfig {
     pub outlier: Option<OutlierConfig>,
     /// Retries: when, how many, within what budget.
     pub retries: RetryConfig,
+    /// Requests per second per client, if limited.
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Requests at the service's instances at once, if limited.
+    pub max_requests: Option<u32>,
     /// The initial instances.
     pub backends: Vec<BackendSpec>,
     /// The `[control]` (or `[services.control]`) table, for `foresight-control` to validate.
@@ -133,6 +142,8 @@ inherit!(RawOutlier {
     max_ejection_time,
     max_ejection_percent,
 });
+inherit!(RawRateLimit { rate, burst, key });
+inherit!(RawCircuitBreaker { max_requests });
 inherit!(RawRetries {
     attempts,
     on_status,
@@ -149,6 +160,8 @@ struct Sections<'a> {
     health_check: &'a RawHealthCheck,
     outlier: &'a RawOutlier,
     retries: &'a RawRetries,
+    rate_limit: &'a RawRateLimit,
+    circuit_breaker: &'a RawCircuitBreaker,
     backends: &'a [RawBackend],
 }
 
@@ -442,7 +455,57 @@ fn service(
         backends.push(spec);
     }
 
+    let rl = s.rate_limit;
+    let rate_limit = match rl.rate {
+        None if rl.burst.is_some() || rl.key.is_some() => {
+            return Err(invalid(
+                k("rate_limit.rate"),
+                "(none)",
+                "a rate in requests per second, with burst or key set",
+            ))
+        }
+        None => None,
+        Some(rate) => {
+            if !(0.001..=1_000_000.0).contains(&rate) {
+                return Err(invalid(
+                    k("rate_limit.rate"),
+                    rate,
+                    "requests per second in 0.001..=1000000",
+                ));
+            }
+            let burst = match rl.burst {
+                None => rate.ceil().max(1.0) as u32,
+                Some(b) if (1..=1_000_000).contains(&b) => b as u32,
+                Some(b) => return Err(invalid(k("rate_limit.burst"), b, "1..=1000000")),
+            };
+            let key = match rl.key.as_deref().unwrap_or("client_ip") {
+                "client_ip" => LimitKey::ClientIp,
+                other => match other
+                    .strip_prefix("header:")
+                    .and_then(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+                {
+                    Some(name) => LimitKey::Header(name),
+                    None => {
+                        return Err(invalid(
+                            k("rate_limit.key"),
+                            other,
+                            "client_ip or header:NAME",
+                        ))
+                    }
+                },
+            };
+            Some(RateLimitConfig { rate, burst, key })
+        }
+    };
+    let max_requests = match s.circuit_breaker.max_requests {
+        None => None,
+        Some(n) if (1..=1_000_000).contains(&n) => Some(n as u32),
+        Some(n) => return Err(invalid(k("circuit_breaker.max_requests"), n, "1..=1000000")),
+    };
+
     Ok(ServiceConfig {
+        rate_limit,
+        max_requests,
         name: name.to_string(),
         balancer,
         timeouts,
@@ -481,6 +544,8 @@ pub(super) fn resolve(raw: &RawConfig) -> Result<Resolved, ConfigError> {
         health_check: &raw.health_check,
         outlier: &raw.outlier,
         retries: &raw.retries,
+        rate_limit: &raw.rate_limit,
+        circuit_breaker: &raw.circuit_breaker,
         backends: &raw.backends,
     };
     // The top level on its own first: its mistakes are named by its own keys.
@@ -574,7 +639,17 @@ pub(super) fn resolve(raw: &RawConfig) -> Result<Resolved, ConfigError> {
             .retries
             .as_ref()
             .map_or_else(|| raw.retries.clone(), |x| x.over(&raw.retries));
+        let rate_limit = rs
+            .rate_limit
+            .as_ref()
+            .map_or_else(|| raw.rate_limit.clone(), |x| x.over(&raw.rate_limit));
+        let circuit_breaker = rs.circuit_breaker.as_ref().map_or_else(
+            || raw.circuit_breaker.clone(),
+            |x| x.over(&raw.circuit_breaker),
+        );
         let sections = Sections {
+            rate_limit: &rate_limit,
+            circuit_breaker: &circuit_breaker,
             balancer: &balancer,
             timeouts: &timeouts,
             health_check: &health_check,
