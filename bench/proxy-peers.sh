@@ -11,6 +11,9 @@
 # ROUTED=1 adds `routed`: the same build with three services and a three-route table whose
 # last route (after two path prefixes that do not match) takes wrk's requests, to the same two
 # upstreams; its per-round ratio to `foresight` is the cost of routing.
+# TLS=1 terminates TLS in all three (one self-signed certificate made here with openssl, ECDSA
+# P-256; TLS 1.3 with TLS_AES_256_GCM_SHA384 for each, the cipher rustls prefers; ALPN http/1.1)
+# and wrk speaks https; the upstreams stay plain HTTP.
 # LOGGED=1 adds `logged`: the same build writing a JSON access log line for every request to a
 # file; its per-round ratio to `foresight` is the cost of access logs.
 # Needs: wrk, nginx, haproxy (apt-get install -y wrk nginx-light haproxy). Builds Foresight
@@ -34,6 +37,18 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 UP1=18001; UP2=18002; P_FORESIGHT=18080; P_HAPROXY=18090; P_NGINX=18100
+SCHEME=http; NGINX_SSL=""; NGINX_SSL_CONF=""; HAPROXY_SSL=""; HAPROXY_GLOBAL=""; FORESIGHT_TLS=()
+if [ -n "${TLS:-}" ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+  cat "$WORK/cert.pem" "$WORK/key.pem" > "$WORK/haproxy.pem"
+  printf '[tls]\ncertificates = [{ cert = "%s", key = "%s" }]\n' "$WORK/cert.pem" "$WORK/key.pem" > "$WORK/tls.toml"
+  SCHEME=https; NGINX_SSL=" ssl"; FORESIGHT_TLS=(--config "$WORK/tls.toml")
+  NGINX_SSL_CONF="ssl_certificate $WORK/cert.pem; ssl_certificate_key $WORK/key.pem; ssl_protocols TLSv1.3; ssl_conf_command Ciphersuites TLS_AES_256_GCM_SHA384;"
+  HAPROXY_SSL=" ssl crt $WORK/haproxy.pem alpn http/1.1"
+  HAPROXY_GLOBAL="  ssl-default-bind-options ssl-min-ver TLSv1.3
+  ssl-default-bind-ciphersuites TLS_AES_256_GCM_SHA384"
+fi
 
 cat > "$WORK/upstream.conf" <<CONF
 worker_processes 1;
@@ -59,7 +74,8 @@ http {
   keepalive_requests 1000000;
   upstream pool { server 127.0.0.1:$UP1; server 127.0.0.1:$UP2; keepalive 128; }
   server {
-    listen 127.0.0.1:$P_NGINX;
+    listen 127.0.0.1:$P_NGINX$NGINX_SSL;
+    $NGINX_SSL_CONF
     location / {
       proxy_pass http://pool; proxy_http_version 1.1; proxy_set_header Connection "";
       proxy_set_header Host \$host;
@@ -73,6 +89,7 @@ cat > "$WORK/haproxy.cfg" <<CONF
 global
   nbthread 1
   maxconn 4096
+$HAPROXY_GLOBAL
 defaults
   mode http
   timeout connect 1s
@@ -82,7 +99,7 @@ defaults
   option forwardfor
   http-reuse always
 frontend fe
-  bind 127.0.0.1:$P_HAPROXY
+  bind 127.0.0.1:$P_HAPROXY$HAPROXY_SSL
   http-request set-header X-Forwarded-Proto http
   default_backend be
 backend be
@@ -95,7 +112,7 @@ taskset -c 1 nginx -c "$WORK/upstream.conf" -p "$WORK" & PIDS+=($!)
 declare -A PROC  # the process that does the proxying, for its CPU time
 taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK" & PIDS+=($!); NGINX_MASTER=$!
 taskset -c 0 haproxy -f "$WORK/haproxy.cfg" -db & PIDS+=($!); PROC[haproxy]=$!
-RUST_LOG=warn taskset -c 0 "$BIN" serve --workers 1 --listen 127.0.0.1:$P_FORESIGHT --admin 127.0.0.1:18081 \
+RUST_LOG=warn taskset -c 0 "$BIN" serve "${FORESIGHT_TLS[@]}" --workers 1 --listen 127.0.0.1:$P_FORESIGHT --admin 127.0.0.1:18081 \
   --backend http://127.0.0.1:$UP1 --backend http://127.0.0.1:$UP2 --algorithm round-robin > /dev/null & PIDS+=($!)
 PROC[foresight]=$!
 # BASE=path/to/another/foresight adds it as a fourth contender (A/B of two builds).
@@ -143,7 +160,7 @@ fi
 sleep 1
 PROC[nginx]=$(pgrep -P "$NGINX_MASTER" | head -1)   # its one worker process
 for port in "${PORT[@]}"; do
-  curl -fsS "http://127.0.0.1:$port/" > /dev/null || { echo "error: nothing answers on $port" >&2; exit 1; }
+  curl -kfsS "$SCHEME://127.0.0.1:$port/" > /dev/null || { echo "error: nothing answers on $port" >&2; exit 1; }
 done
 
 declare -A RPS P99 USR SYS
@@ -152,7 +169,7 @@ cpu() { awk '{print $14, $15}' "/proc/$1/stat"; }   # utime stime, in clock tick
 run() { # name port round
   local u0 s0 u1 s1
   read -r u0 s0 < <(cpu "${PROC[$1]}")
-  local out; out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$2/")
+  local out; out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "$SCHEME://127.0.0.1:$2/")
   read -r u1 s1 < <(cpu "${PROC[$1]}")
   local rps; rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   local p99; p99=$(awk '$1=="99%" {print $2}' <<<"$out")
@@ -168,7 +185,7 @@ to_ms() { # wrk prints 1.23ms / 456.00us / 1.2s
 }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # Warm up connection pools.
-for port in "${PORT[@]}"; do taskset -c 1 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$port/" > /dev/null; done
+for port in "${PORT[@]}"; do taskset -c 1 wrk -t1 -c"$CONNS" -d2s "$SCHEME://127.0.0.1:$port/" > /dev/null; done
 for r in $(seq 1 "$ROUNDS"); do
   for name in $NAMES; do run "$name" "${PORT[$name]}" "$r"; done
 done

@@ -295,15 +295,31 @@ const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: t
 
 /// A client's socket as hyper reads and writes it; for HTTP/1.1, it times request heads (see
 /// the module's documentation).
-pub(crate) struct Io {
-    stream: TcpStream,
+pub(crate) struct Io<S> {
+    stream: S,
     state: Arc<ConnState>,
     /// Whether request heads are timed (HTTP/1.1; HTTP/2 has no request heads to time).
     timed: bool,
 }
 
-impl Io {
-    pub(crate) fn new(stream: TcpStream, state: Arc<ConnState>, timed: bool) -> Self {
+/// A client stream the 408 can be written to directly (a TCP socket), or not (a TLS stream:
+/// its bytes must be encrypted, so the connection just ends).
+pub(crate) trait RawWrite {
+    fn try_write_raw(&self, bytes: &[u8]);
+}
+
+impl RawWrite for TcpStream {
+    fn try_write_raw(&self, bytes: &[u8]) {
+        let _ = self.try_write(bytes);
+    }
+}
+
+impl RawWrite for tokio_rustls::server::TlsStream<TcpStream> {
+    fn try_write_raw(&self, _: &[u8]) {}
+}
+
+impl<S> Io<S> {
+    pub(crate) fn new(stream: S, state: Arc<ConnState>, timed: bool) -> Self {
         if !timed {
             state.head_since_ms.store(NO_HEAD, Ordering::Relaxed);
         }
@@ -315,7 +331,7 @@ impl Io {
     }
 }
 
-impl AsyncRead for Io {
+impl<S: AsyncRead + Unpin + RawWrite> AsyncRead for Io<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -328,7 +344,7 @@ impl AsyncRead for Io {
         {
             // No request is in progress, so nothing else is being written: answer and end the
             // stream (best effort: a client that reads nothing may not get it).
-            let _ = this.stream.try_write(REQUEST_TIMEOUT);
+            this.stream.try_write_raw(REQUEST_TIMEOUT);
             this.timed = false;
             return Poll::Ready(Ok(()));
         }
@@ -341,7 +357,7 @@ impl AsyncRead for Io {
     }
 }
 
-impl AsyncWrite for Io {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Io<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -2,7 +2,8 @@
 //!
 //! The plumbing that the proxy, the example backend and the admin API would otherwise each
 //! repeat: one accept loop that speaks HTTP/1.1 and cleartext HTTP/2 (h2c, prior knowledge) on
-//! the same port (told apart once per connection by the HTTP/2 preface), a client idle timeout,
+//! the same port (told apart once per connection by the HTTP/2 preface), or both over TLS
+//! (told apart by ALPN; [`tls`]), a client idle timeout,
 //! graceful shutdown (stop accepting, let open connections finish their in-flight requests),
 //! and helpers for short bodies.
 #![forbid(unsafe_code)]
@@ -11,6 +12,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,6 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
 mod conn;
+pub mod tls;
 
 /// The body type every Foresight server answers with: streamed upstream bodies and short
 /// generated ones alike.
@@ -45,7 +48,7 @@ pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
 }
 
 /// Connection-level settings of a server.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ServerOptions {
     /// How long a connection may sit with no request in progress (a kept-alive HTTP/1.1
     /// connection waiting for, or slowly sending, the headers of its next request; an HTTP/2
@@ -64,6 +67,8 @@ pub struct ServerOptions {
     pub max_connections: usize,
     /// How long to wait for open connections to finish after shutdown begins.
     pub grace: Duration,
+    /// TLS on every connection (see [`tls::server_config`]); HTTP/2 or HTTP/1.1 by ALPN.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl ServerOptions {
@@ -79,6 +84,7 @@ impl Default for ServerOptions {
             max_head: 64 * 1024,
             max_connections: 10_000,
             grace: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -193,18 +199,39 @@ pub async fn serve<H, F, B>(
         };
         let (h1, h2, tracker) = (h1.clone(), h2.clone(), tracker.clone());
         let first_bytes = options.idle_timeout.min(options.header_timeout);
+        let tls = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         tokio::spawn(async move {
-            let result = match tokio::time::timeout(first_bytes, is_h2(&stream)).await {
-                Ok(Ok(false)) => {
-                    let io = TokioIo::new(conn::Io::new(stream, state.clone(), true));
-                    conn::Watched::new(h1.serve_connection(io, service), state).await
+            let result = match tls {
+                None => match tokio::time::timeout(first_bytes, is_h2(&stream)).await {
+                    Ok(Ok(false)) => {
+                        let io = TokioIo::new(conn::Io::new(stream, state.clone(), true));
+                        conn::Watched::new(h1.serve_connection(io, service), state).await
+                    }
+                    Ok(Ok(true)) => {
+                        let io = TokioIo::new(conn::Io::new(stream, state.clone(), false));
+                        conn::Watched::new(h2.serve_connection(io, service), state).await
+                    }
+                    // Nothing arrived within the idle timeout, or the socket failed.
+                    Ok(Err(_)) | Err(_) => Ok(()),
+                },
+                Some(acceptor) => {
+                    match tokio::time::timeout(first_bytes, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let h2_chosen = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                            let io = TokioIo::new(conn::Io::new(tls, state.clone(), !h2_chosen));
+                            if h2_chosen {
+                                conn::Watched::new(h2.serve_connection(io, service), state).await
+                            } else {
+                                conn::Watched::new(h1.serve_connection(io, service), state).await
+                            }
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => Ok(()),
+                    }
                 }
-                Ok(Ok(true)) => {
-                    let io = TokioIo::new(conn::Io::new(stream, state.clone(), false));
-                    conn::Watched::new(h2.serve_connection(io, service), state).await
-                }
-                // Nothing arrived within the idle timeout, or the socket failed.
-                Ok(Err(_)) | Err(_) => Ok(()),
             };
             if let Err(e) = result {
                 tracing::debug!(error = %e, "connection ended with an error");

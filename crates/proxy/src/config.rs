@@ -121,6 +121,49 @@ pub struct RawConfig {
     #[allow(missing_docs)]
     #[serde(default)]
     pub circuit_breaker: RawCircuitBreaker,
+    /// TLS on the listener (off unless the section is present).
+    pub tls: Option<RawTls>,
+}
+
+/// `[tls]`, as written.
+#[allow(missing_docs)]
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    #[serde(default)]
+    pub certificates: Vec<RawCertificate>,
+}
+
+/// One `[tls].certificates` entry: PEM files.
+#[allow(missing_docs)]
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertificate {
+    pub cert: String,
+    pub key: String,
+}
+
+/// The listener's TLS: the files, and the server configuration loaded from them.
+#[derive(Clone)]
+pub struct TlsSettings {
+    /// (certificate chain, key) PEM files; the first is the default when no SNI matches.
+    pub files: Vec<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Loaded.
+    pub server: std::sync::Arc<foresight_http::tls::ServerConfig>,
+}
+
+impl PartialEq for TlsSettings {
+    fn eq(&self, other: &Self) -> bool {
+        self.files == other.files
+    }
+}
+
+impl fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("files", &self.files)
+            .finish()
+    }
 }
 
 /// `[rate_limit]`, as written.
@@ -425,6 +468,8 @@ pub struct ProxyConfig {
     pub warnings: Vec<String>,
     /// Access logs, when configured.
     pub access_log: Option<AccessLogConfig>,
+    /// TLS on the listener, when configured.
+    pub tls: Option<TlsSettings>,
 }
 
 /// Defaults, as documented in `docs/configuration.md`.
@@ -625,7 +670,9 @@ impl RawConfig {
         };
 
         let access_log = self.access_log.as_ref().map(access_log).transpose()?;
+        let tls = self.tls.as_ref().map(tls).transpose()?;
         Ok(ProxyConfig {
+            tls,
             access_log,
             listen,
             admin,
@@ -639,6 +686,35 @@ impl RawConfig {
             warnings,
         })
     }
+}
+
+/// Loads `[tls]`'s certificates (a file that cannot be used is named with its entry).
+fn tls(t: &RawTls) -> Result<TlsSettings, ConfigError> {
+    if t.certificates.is_empty() {
+        return Err(invalid(
+            "tls.certificates",
+            "[]",
+            "at least one { cert = \"chain.pem\", key = \"key.pem\" }",
+        ));
+    }
+    let files: Vec<(std::path::PathBuf, std::path::PathBuf)> = t
+        .certificates
+        .iter()
+        .map(|c| (c.cert.clone().into(), c.key.clone().into()))
+        .collect();
+    let server = foresight_http::tls::server_config(&files).map_err(|e| {
+        let which = if e.file == t.certificates[e.index].key {
+            "key"
+        } else {
+            "cert"
+        };
+        invalid(
+            format!("tls.certificates[{}].{which}", e.index),
+            &e.file,
+            format!("a usable PEM file ({})", e.message),
+        )
+    })?;
+    Ok(TlsSettings { files, server })
 }
 
 /// Validates `[access_log]`.

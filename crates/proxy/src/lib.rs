@@ -173,6 +173,7 @@ pub async fn run_with(
         max_head: config.limits.max_request_head,
         max_connections: max_connections(config.limits.max_connections),
         grace: config.drain_timeout,
+        tls: config.tls.as_ref().map(|t| t.server.clone()),
     };
     foresight_http::serve(
         listener,

@@ -1,0 +1,138 @@
+//! TLS termination: HTTP/1.1 and HTTP/2 (by ALPN) over TLS to a real proxy, the certificate
+//! chosen by SNI, and certificate files that cannot be used refused at start (exit 64) with
+//! the entry and the file named. Certificates are made at test time (rcgen).
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+
+/// A self-signed certificate for `name`: (PEM chain, PEM key, DER).
+fn certificate(name: &str) -> (String, String, CertificateDer<'static>) {
+    let c = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
+    (
+        c.cert.pem(),
+        c.key_pair.serialize_pem(),
+        c.cert.der().clone(),
+    )
+}
+
+fn write(dir: &Path, file: &str, text: &str) -> String {
+    let p = dir.join(file);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+/// Connects with `sni` and `alpn`, sends `GET /t`; (status, protocol, the server's leaf).
+async fn call(
+    proxy: &str,
+    roots: &[CertificateDer<'static>],
+    sni: &str,
+    alpn: &[u8],
+) -> (u16, http::Version, CertificateDer<'static>) {
+    let mut store = rustls::RootCertStore::empty();
+    for r in roots {
+        store.add(r.clone()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![alpn.to_vec()];
+    let tcp = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from(sni.to_string()).unwrap(), tcp)
+        .await
+        .expect("handshake");
+    let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let io = TokioIo::new(tls);
+    let req = hyper::Request::get(format!("https://{sni}/t"))
+        .header("host", sni)
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = if h2 {
+        let (mut s, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        s.send_request(req).await.unwrap()
+    } else {
+        let (mut s, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        tokio::spawn(conn);
+        s.send_request(req).await.unwrap()
+    };
+    let (status, version) = (resp.status().as_u16(), resp.version());
+    let _ = resp.into_body().collect().await.unwrap();
+    (status, version, leaf)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h1_and_h2_over_tls_with_the_certificate_chosen_by_sni() {
+    let dir = tempdir("tls");
+    let (a_pem, a_key, a_der) = certificate("a.test");
+    let (b_pem, b_key, b_der) = certificate("b.test");
+    let (_b, backend_addr) = backend("one", &["--route", "/t=1ms"]);
+    let p = proxy(
+        &dir,
+        &format!(
+            "backends = [{{ address = \"{backend_addr}\" }}]\n[tls]\ncertificates = [\n  {{ cert = \"{}\", key = \"{}\" }},\n  {{ cert = \"{}\", key = \"{}\" }},\n]\n",
+            write(&dir, "a.pem", &a_pem),
+            write(&dir, "a.key", &a_key),
+            write(&dir, "b.pem", &b_pem),
+            write(&dir, "b.key", &b_key),
+        ),
+        &[],
+    );
+    let addr = p.get("proxy").to_string();
+    let roots = [a_der.clone(), b_der.clone()];
+    let (status, version, leaf) = call(&addr, &roots, "b.test", b"http/1.1").await;
+    assert_eq!((status, version), (200, http::Version::HTTP_11));
+    assert_eq!(leaf, b_der, "SNI b.test gets b's certificate");
+    let (status, version, leaf) = call(&addr, &roots, "a.test", b"h2").await;
+    assert_eq!((status, version), (200, http::Version::HTTP_2), "ALPN h2");
+    assert_eq!(leaf, a_der);
+    // Plain HTTP on the TLS port is not served.
+    let plain = send(&client(), "GET", &format!("http://{addr}/t"), "").await;
+    assert!(plain.is_err() || plain.unwrap().status != 200);
+}
+
+#[test]
+fn certificate_files_that_cannot_be_used_are_refused_at_start() {
+    let dir = tempdir("tls-bad");
+    let (a_pem, a_key, _) = certificate("a.test");
+    let (_, b_key, _) = certificate("b.test");
+    let a_pem = write(&dir, "a.pem", &a_pem);
+    let a_key = write(&dir, "a.key", &a_key);
+    let b_key = write(&dir, "b.key", &b_key);
+    let junk = write(&dir, "junk.pem", "not a certificate\n");
+    for (cert, key, named) in [
+        (
+            "/nonexistent/site.pem".to_string(),
+            a_key.clone(),
+            "tls.certificates[0].cert",
+        ),
+        (junk.clone(), a_key.clone(), "tls.certificates[0].cert"),
+        (a_pem.clone(), junk.clone(), "tls.certificates[0].key"),
+        (a_pem.clone(), b_key.clone(), "tls.certificates[0].key"),
+    ] {
+        let cfg = dir.join("bad.toml");
+        std::fs::write(
+            &cfg,
+            format!("[tls]\ncertificates = [{{ cert = \"{cert}\", key = \"{key}\" }}]\n"),
+        )
+        .unwrap();
+        let o = run(&["serve", "--config", cfg.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(64), "{cert} {key}: {}", text(&o));
+        assert!(text(&o).contains(named), "{named}: {}", text(&o));
+    }
+}
