@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
 use tokio_rustls::rustls::sign::CertifiedKey;
@@ -90,12 +90,43 @@ fn load(cert: &Path, key: &Path) -> Result<Loaded, TlsError> {
     })
 }
 
-/// The server configuration for `pairs` of (certificate chain, key) PEM files; the first is
-/// the default when no SNI matches.
-pub fn server_config(pairs: &[(PathBuf, PathBuf)]) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+/// A warning when a leaf certificate has expired or is not valid yet (clients will refuse it).
+fn validity_warning(cert: &Path, leaf: &CertificateDer<'_>) -> Option<String> {
+    let ee = webpki::EndEntityCert::try_from(leaf).ok()?;
+    // Validity is the first thing checked, before any issuer is looked for (there is none
+    // here): the outcome says only whether the certificate is valid now.
+    let checked = ee.verify_for_usage(
+        &[],
+        &[],
+        &[],
+        UnixTime::now(),
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    );
+    match checked {
+        Err(webpki::Error::CertExpired { .. }) => Some(format!(
+            "{}: the certificate has expired; clients will refuse it",
+            cert.display()
+        )),
+        Err(webpki::Error::CertNotValidYet { .. }) => Some(format!(
+            "{}: the certificate is not valid yet; clients will refuse it",
+            cert.display()
+        )),
+        _ => None,
+    }
+}
+
+/// The server configuration for `pairs` of (certificate chain, key) PEM files (the first is
+/// the default when no SNI matches), and warnings about certificates that are not valid now.
+pub fn server_config(
+    pairs: &[(PathBuf, PathBuf)],
+) -> Result<(Arc<rustls::ServerConfig>, Vec<String>), TlsError> {
     let mut certs = Vec::with_capacity(pairs.len());
+    let mut warnings = Vec::new();
     for (i, (cert, key)) in pairs.iter().enumerate() {
         let l = load(cert, key).map_err(|e| TlsError { index: i, ..e })?;
+        warnings.extend(validity_warning(cert, &l.chain[0]));
         certs.push((l.chain[0].clone(), l.key));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -109,5 +140,39 @@ pub fn server_config(pairs: &[(PathBuf, PathBuf)]) -> Result<Arc<rustls::ServerC
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(BySni { certs }));
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
+    Ok((Arc::new(cfg), warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, not_after: (i32, u8, u8)) -> (PathBuf, PathBuf) {
+        let mut params = rcgen::CertificateParams::new(vec![format!("{name}.test")]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let (c, k) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k)
+    }
+
+    #[test]
+    fn an_expired_certificate_is_warned_about_not_refused() {
+        let dir = std::env::temp_dir().join(format!("foresight-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fresh = write(&dir, "fresh", (2090, 1, 1));
+        let old = write(&dir, "old", (2020, 1, 1));
+        let (_, warnings) = server_config(&[fresh.clone()]).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let (_, warnings) = server_config(&[fresh, old]).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("old.pem: the certificate has expired"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -670,7 +670,14 @@ impl RawConfig {
         };
 
         let access_log = self.access_log.as_ref().map(access_log).transpose()?;
-        let tls = self.tls.as_ref().map(tls).transpose()?;
+        let mut warnings = warnings;
+        let tls = match self.tls.as_ref().map(tls).transpose()? {
+            Some((t, w)) => {
+                warnings.extend(w);
+                Some(t)
+            }
+            None => None,
+        };
         Ok(ProxyConfig {
             tls,
             access_log,
@@ -689,7 +696,7 @@ impl RawConfig {
 }
 
 /// Loads `[tls]`'s certificates (a file that cannot be used is named with its entry).
-fn tls(t: &RawTls) -> Result<TlsSettings, ConfigError> {
+fn tls(t: &RawTls) -> Result<(TlsSettings, Vec<String>), ConfigError> {
     if t.certificates.is_empty() {
         return Err(invalid(
             "tls.certificates",
@@ -702,7 +709,7 @@ fn tls(t: &RawTls) -> Result<TlsSettings, ConfigError> {
         .iter()
         .map(|c| (c.cert.clone().into(), c.key.clone().into()))
         .collect();
-    let server = foresight_http::tls::server_config(&files).map_err(|e| {
+    let (server, warnings) = foresight_http::tls::server_config(&files).map_err(|e| {
         let which = if e.file == t.certificates[e.index].key {
             "key"
         } else {
@@ -714,7 +721,7 @@ fn tls(t: &RawTls) -> Result<TlsSettings, ConfigError> {
             format!("a usable PEM file ({})", e.message),
         )
     })?;
-    Ok(TlsSettings { files, server })
+    Ok((TlsSettings { files, server }, warnings))
 }
 
 /// Validates `[access_log]`.
