@@ -168,7 +168,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let fresh = write(&dir, "fresh", (2090, 1, 1));
         let old = write(&dir, "old", (2020, 1, 1));
-        let (_, warnings) = server_config(&[fresh.clone()]).unwrap();
+        let (_, warnings) = server_config(std::slice::from_ref(&fresh)).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
         let (_, warnings) = server_config(&[fresh, old]).unwrap();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
