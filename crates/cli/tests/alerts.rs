@@ -51,15 +51,7 @@ service = "web"
         ),
     )
     .unwrap();
-    let p = spawn(&[
-        "serve",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        &admin,
-    ]);
+    let p = serve_at(&cfg, &admin, &[]);
     let proxy = p.get("proxy").to_string();
     let (prom_port, am_port) = (free_port(), free_port());
     let _am = start_alertmanager(&am_bin, &dir, am_port, &format!("http://{admin}/alerts")).await;

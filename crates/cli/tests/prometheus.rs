@@ -102,17 +102,7 @@ actuator = "none"
     let serve = |name: &str, metrics: &str| {
         let cfg = dir.join(format!("{name}.toml"));
         std::fs::write(&cfg, section(metrics)).unwrap();
-        spawn(&[
-            "serve",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            &admin,
-            "--backend",
-            &backend_addr,
-        ])
+        serve_at(&cfg, &admin, &["--backend", &backend_addr])
     };
     let http = client();
 

@@ -15,15 +15,7 @@ async fn a_surge_on_one_route_scales_that_service_only() {
         "/../../examples/shop/foresight.toml"
     );
     let admin = format!("127.0.0.1:{}", free_port());
-    let p = spawn(&[
-        "serve",
-        "--config",
-        example,
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        &admin,
-    ]);
+    let p = serve_at(std::path::Path::new(example), &admin, &[]);
     let proxy = format!("http://{}", p.get("proxy"));
     let c = client();
     let loop_of = |name: &str| format!("http://{admin}/services/{name}/control");

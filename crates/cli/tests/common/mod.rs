@@ -95,6 +95,22 @@ pub fn proxy(dir: &Path, toml: &str, extra: &[&str]) -> Proc {
     spawn(&args)
 }
 
+/// `foresight serve --config CFG` on a free client port, with its admin API at `admin` (a
+/// fixed address, for tests that restart the proxy or point Prometheus at it), and `extra`.
+pub fn serve_at(cfg: &Path, admin: &str, extra: &[&str]) -> Proc {
+    let mut args = vec![
+        "serve",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        admin,
+    ];
+    args.extend_from_slice(extra);
+    spawn(&args)
+}
+
 /// A fresh temporary directory for one test.
 pub fn tempdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("foresight-test-{}-{}", name, std::process::id()));
