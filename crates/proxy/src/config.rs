@@ -19,6 +19,7 @@ use serde::Deserialize;
 use crate::access_log::{AccessLogConfig, Format};
 use crate::route::RouteTable;
 
+mod routes;
 pub mod services;
 pub use services::{RawHeaderMatch, RawRoute, RawService, ServiceConfig, DEFAULT_SERVICE};
 

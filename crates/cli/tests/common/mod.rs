@@ -80,19 +80,9 @@ pub fn backend(name: &str, extra: &[&str]) -> (Proc, String) {
 pub fn proxy(dir: &Path, toml: &str, extra: &[&str]) -> Proc {
     let cfg = dir.join("foresight.toml");
     std::fs::write(&cfg, toml).unwrap();
-    let mut args = vec![
-        "serve",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--workers",
-        "2",
-    ];
+    let mut args = vec!["--workers", "2"];
     args.extend_from_slice(extra);
-    spawn(&args)
+    serve_at(&cfg, "127.0.0.1:0", &args)
 }
 
 /// `foresight serve --config CFG` on a free client port, with its admin API at `admin` (a
