@@ -16,14 +16,17 @@
 //! - `spec`: [`PolicySpec`], [`ForecasterSpec`], [`PolicyParams`]
 //! - `planner`: [`Planner`], per-step requests to planned rates with a band and trust
 //! - `autoscaler`: [`Autoscaler`], [`Sample`], [`Step`]
+//! - `features`: [`FeatureSteps`], feature readings averaged per forecaster step
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod autoscaler;
+mod features;
 mod planner;
 mod spec;
 
 pub use autoscaler::{Autoscaler, Sample, Step};
+pub use features::FeatureSteps;
 pub use planner::{Planner, StepClock, BAND_MIN_POINTS, RESIDUAL_WINDOW, UPPER_QUANTILE};
 pub use spec::{ForecasterSpec, PolicyParams, PolicySpec, UnknownName, DAY_OF_MINUTES};
 

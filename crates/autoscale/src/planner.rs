@@ -159,6 +159,13 @@ impl Planner {
 
     /// Closes a step in which `requests` arrived.
     pub fn observe(&mut self, requests: f64) {
+        self.observe_with(requests, Some(&[]));
+    }
+
+    /// Closes a step in which `requests` arrived, with the step's feature row for a forecaster
+    /// trained with features (in its order); `None` when the row is not known, and the
+    /// forecaster is not fed this step (its input window starts again when rows return).
+    pub fn observe_with(&mut self, requests: f64, features: Option<&[f64]>) {
         let t = self.clock.next_time;
         let value = requests * self.clock.to_model;
         while self.pending.front().is_some_and(|(at, _)| *at <= self.step) {
@@ -188,8 +195,8 @@ impl Planner {
         }
         self.step += 1;
         self.clock.next_time += self.clock.model_step;
-        if let Source::Model(forecaster) = &mut self.source {
-            forecaster.observe(t, value, &[]);
+        if let (Source::Model(forecaster), Some(row)) = (&mut self.source, features) {
+            forecaster.observe(t, value, row);
         }
         self.refresh();
     }
@@ -287,7 +294,12 @@ impl Planner {
     /// models restart their windows at the jump back) and forecasts again. Before the first
     /// step only; later calls are ignored.
     pub fn warm(&mut self, requests: &[f64]) {
-        if self.step > 0 || requests.is_empty() {
+        self.warm_with(requests, &vec![Vec::new(); requests.len()]);
+    }
+
+    /// [`Planner::warm`] for a forecaster trained with features: `features[i]` is step i's row.
+    pub fn warm_with(&mut self, requests: &[f64], features: &[Vec<f64>]) {
+        if self.step > 0 || requests.is_empty() || features.len() != requests.len() {
             return;
         }
         let Source::Model(forecaster) = &mut self.source else {
@@ -296,7 +308,7 @@ impl Planner {
         let n = requests.len() as i64;
         for (i, r) in requests.iter().enumerate() {
             let t = self.clock.next_time - (n - i as i64) * self.clock.model_step;
-            forecaster.observe(t, r.max(0.0) * self.clock.to_model, &[]);
+            forecaster.observe(t, r.max(0.0) * self.clock.to_model, &features[i]);
         }
         self.warmed = requests.len();
         self.pending.clear();

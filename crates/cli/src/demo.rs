@@ -196,6 +196,7 @@ fn control_config(policy: &str, args: &DemoArgs, data: &Data) -> anyhow::Result<
         retrain_every: None,
         train_epochs: 5,
         scrape_instances: true,
+        features: Vec::new(),
         actuator: ActuatorKind::Process {
             backend_args: vec![
                 "--workers".into(),

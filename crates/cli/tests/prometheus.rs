@@ -241,3 +241,181 @@ async fn history_exports_rate_and_features_from_prometheus() {
         "no file from a failed export"
     );
 }
+
+/// `[control.features]`: the live loop evaluates each PromQL query every interval on a real
+/// Prometheus that scrapes a real instance, and feeds the values to an LSTM trained with those
+/// features (given in another order than trained); a query without series is flagged in
+/// `/control` and the forecaster waits for it; a model trained with other features than the
+/// configuration names is refused at start, naming both lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_loop_feeds_prometheus_features_to_the_lstm() {
+    let Some(bin) = prometheus_binary() else {
+        return;
+    };
+    let dir = tempdir("prometheus-features");
+    // A small model trained on the rate with `cpu` and `mem` columns.
+    let mut csv = String::from("timestamp,value,cpu,mem\n");
+    for i in 0..600i64 {
+        let v = 20.0 + 10.0 * ((i as f64) / 30.0).sin();
+        csv.push_str(&format!(
+            "{},{v:.1},{:.4},{}\n",
+            1_767_225_600 + 60 * i,
+            0.001 * v,
+            40_000_000 + 1000 * (i % 7)
+        ));
+    }
+    std::fs::write(dir.join("train.csv"), csv).unwrap();
+    std::fs::write(
+        dir.join("lstm.toml"),
+        "[lstm]\nhidden = 4\nseq_len = 4\nepochs = 1\nstride = 4\nquantiles = [0.5, 0.9]\n",
+    )
+    .unwrap();
+    let model = dir.join("model");
+    let o = run(&[
+        "train",
+        "--trace",
+        dir.join("train.csv").to_str().unwrap(),
+        "--config",
+        dir.join("lstm.toml").to_str().unwrap(),
+        "--horizon",
+        "5",
+        "--out",
+        model.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let (_b, backend_addr) = backend("feat", &["--route", "/f=5ms"]);
+    let instance = backend_addr.trim_start_matches("http://").to_string();
+    let (prom_port, admin_port) = (free_port(), free_port());
+    let admin = format!("127.0.0.1:{admin_port}");
+    let _prom = start_prometheus(&bin, &dir, prom_port, &[&admin, &instance]).await;
+    let write = |name: &str, features: &str| {
+        let cfg = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"
+[control]
+interval = "1s"
+step = "1s"
+model_step = "1m"
+lead = "2s"
+margin = "1s"
+policy = "predictive"
+forecaster = "lstm"
+model = "{}"
+actuator = "none"
+metrics = "prometheus"
+prometheus_url = "http://127.0.0.1:{prom_port}"
+rate_query = "sum(rate(foresight_client_requests_total[3s]))"
+
+[control.features]
+{features}
+"#,
+                model.display()
+            ),
+        )
+        .unwrap();
+        cfg
+    };
+    let cpu = "cpu = \"sum(rate(process_cpu_seconds_total[3s]))\"";
+    let http = client();
+
+    // The model's features, listed in another order: read every interval, and a forecast
+    // once the window is full.
+    let p = serve_at(
+        &write(
+            "good",
+            &format!("mem = \"sum(process_resident_memory_bytes)\"\n{cpu}"),
+        ),
+        &admin,
+        &["--backend", &backend_addr],
+    );
+    let url = format!("http://{}", p.get("proxy"));
+    let plan = foresight_loadgen::Plan::constant(&url, &["/f"], 20.0, Duration::from_secs(15));
+    let load = tokio::spawn(async move { foresight_loadgen::run(&plan).await.unwrap() });
+    eventually(
+        Duration::from_secs(25),
+        "both features read and a forecast",
+        || async {
+            let s = control_status(&http, &admin).await;
+            let f = s["features"].as_array().cloned().unwrap_or_default();
+            f.len() == 2 && f.iter().all(|x| x["value"].is_f64()) && s["forecast"].is_array()
+        },
+    )
+    .await;
+    let s = control_status(&http, &admin).await;
+    let f = s["features"].as_array().unwrap();
+    assert_eq!(
+        (f[0]["name"].as_str(), f[1]["name"].as_str()),
+        (Some("cpu"), Some("mem")),
+        "in the model's order: {s}"
+    );
+    assert!(f[1]["value"].as_f64().unwrap() > 1e6, "bytes: {s}");
+    assert!(s["forecaster"].as_str().unwrap().starts_with("lstm"), "{s}");
+    assert_eq!(load.await.unwrap().failures(), 0);
+    drop(p);
+
+    // Restarted: the window is filled from Prometheus, features included.
+    let good = dir.join("good.toml");
+    let p = serve_at(&good, &admin, &["--backend", &backend_addr]);
+    let started = std::time::Instant::now();
+    let mut s = control_status(&http, &admin).await;
+    while s["forecast"].is_null() && started.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        s = control_status(&http, &admin).await;
+    }
+    assert_eq!(s["warmup"], "window from prometheus (4 of 4 steps)", "{s}");
+    assert!(s["forecast"].is_array(), "{s}");
+    drop(p);
+
+    // A query with no series: flagged, and without that feature the model is not fed.
+    let p = serve_at(
+        &write(
+            "unknown",
+            &format!("{cpu}\nmem = \"sum(no_such_metric_bytes)\""),
+        ),
+        &admin,
+        &["--backend", &backend_addr],
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the unknown query flagged",
+        || async {
+            let s = control_status(&http, &admin).await;
+            s["features"][1]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("no samples yet for `sum(no_such_metric_bytes)`"))
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let s = control_status(&http, &admin).await;
+    assert!(s["forecast"].is_null(), "never fed a whole row: {s}");
+    assert!(s["features"][0]["value"].is_f64(), "{s}");
+    drop(p);
+
+    // Other features than trained: refused at start.
+    let o = run_for(
+        &[
+            "serve",
+            "--config",
+            write("other", cpu).to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--backend",
+            &backend_addr,
+        ],
+        Duration::from_secs(30),
+    );
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("trained with the features [cpu, mem]")
+            && t.contains("`control.features` has [cpu]"),
+        "{t}"
+    );
+}

@@ -101,6 +101,9 @@ pub struct ControlConfig {
     pub retrain_every: Option<Duration>,
     /// Epochs when training at start or retraining.
     pub train_epochs: usize,
+    /// `[control.features]`: (name, PromQL) of each feature the LSTM was trained with,
+    /// evaluated on the Prometheus of `metrics` every interval.
+    pub features: Vec<(String, String)>,
 }
 
 /// `kafka_*` keys.
@@ -163,6 +166,7 @@ impl Default for ControlConfig {
             retrain_every: None,
             train_epochs: 5,
             scrape_instances: true,
+            features: Vec::new(),
         }
     }
 }
@@ -277,7 +281,58 @@ const KEYS: &[&str] = &[
     "namespace",
     "deployment",
     "kube_url",
+    "features",
 ];
+
+/// Most features a model takes from the live loop.
+pub const MAX_FEATURES: usize = 32;
+
+/// `[control.features]`: names as in the training file's columns, PromQL queries; only for
+/// an LSTM loaded from `model` with the rate from Prometheus.
+fn features(
+    t: &toml::Table,
+    forecaster: &ForecasterSpec,
+    model: &Option<PathBuf>,
+    metrics: &MetricsSource,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let table = match t.get("features") {
+        None => return Ok(Vec::new()),
+        Some(toml::Value::Table(f)) => f,
+        Some(v) => return Err(invalid("features", v, "a table of name = \"PromQL query\"")),
+    };
+    if table.len() > MAX_FEATURES {
+        return Err(invalid(
+            "features",
+            format!("{} entries", table.len()),
+            &format!("at most {MAX_FEATURES} features"),
+        ));
+    }
+    if *forecaster != ForecasterSpec::Lstm || model.is_none() {
+        return Err(invalid(
+            "features",
+            "(present)",
+            "used with forecaster = \"lstm\" and a `model` trained with these features \
+             (`foresight history` then `foresight train`)",
+        ));
+    }
+    if !matches!(metrics, MetricsSource::Prometheus { .. }) {
+        return Err(invalid(
+            "features",
+            "(present)",
+            "used with metrics = \"prometheus\" (the features are PromQL queries)",
+        ));
+    }
+    table
+        .iter()
+        .map(|(name, q)| {
+            let key = format!("features.{name}");
+            match q {
+                toml::Value::String(q) if !q.trim().is_empty() => Ok((name.clone(), q.clone())),
+                v => Err(invalid(&key, v, "a PromQL query")),
+            }
+        })
+        .collect()
+}
 
 impl ControlConfig {
     /// Validates the `[control]` table; `None` when it is absent or `enabled = false`.
@@ -528,7 +583,9 @@ impl ControlConfig {
             Some(toml::Value::Boolean(b)) => *b,
             Some(v) => return Err(invalid("scrape_instances", v, "true or false")),
         };
+        let features = features(t, &forecaster, &model, &metrics)?;
         Ok(Some(ControlConfig {
+            features,
             scrape_instances,
             retrain_every,
             train_epochs: r.int("train_epochs", 5, 1, 1000)? as usize,
@@ -598,9 +655,32 @@ mod tests {
             ("forecaster = \"prophet\"", "seasonal-quantile"),
             ("forecaster = \"holt-winters\"", "fitted offline"),
             ("quantile = 1.5", "`control.quantile`"),
+            ("features = 3", "`control.features`"),
+            ("[features]\ncpu = \"x\"", "forecaster = \"lstm\""),
+            (
+                "forecaster = \"lstm\"\nmodel = \"m\"\n[features]\ncpu = \"x\"",
+                "metrics = \"prometheus\"",
+            ),
+            (
+                "forecaster = \"lstm\"\nmodel = \"m\"\nmetrics = \"prometheus\"\n[features]\ncpu = 1",
+                "`control.features.cpu`",
+            ),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.contains(needle), "{text}: {e}");
         }
+        let c = parse(
+            "forecaster = \"lstm\"\nmodel = \"m\"\nmetrics = \"prometheus\"\n\
+             [features]\nmem = \"sum(m)\"\ncpu = \"sum(c)\"",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            c.features,
+            vec![
+                ("cpu".to_string(), "sum(c)".to_string()),
+                ("mem".to_string(), "sum(m)".to_string())
+            ]
+        );
     }
 }

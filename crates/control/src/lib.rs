@@ -29,6 +29,7 @@ use foresight_scale::{HpaConfig, InstanceModel, Limits, LogEntry, PredictiveConf
 mod admin;
 pub mod alerts;
 mod config;
+mod features;
 mod kafka;
 mod learner;
 mod meter;
@@ -37,7 +38,8 @@ mod scrape;
 
 pub use admin::routes;
 pub use alerts::Alerts;
-pub use config::{ActuatorKind, ControlConfig, KafkaConfig, MetricsSource};
+pub use config::{ActuatorKind, ControlConfig, KafkaConfig, MetricsSource, MAX_FEATURES};
+pub use features::{FeatureReader, FeatureReading};
 pub use foresight_autoscale::{ForecasterSpec, PolicySpec};
 pub use kafka::{Consumer, KafkaStatus, Publisher, Sample};
 pub use learner::Learner;
@@ -82,6 +84,8 @@ pub struct Status {
     /// Where the rate came from this interval (`prometheus`, `builtin`, or `builtin` with
     /// the reason Prometheus could not be used).
     pub metrics_source: String,
+    /// The `[control.features]` read this interval, each with its value or why it has none.
+    pub features: Vec<FeatureReading>,
     /// Kafka publisher health, when publishing.
     pub kafka_publish: Option<KafkaStatus>,
     /// Kafka consumer health, when consuming.
@@ -160,9 +164,16 @@ pub fn settings(c: &ControlConfig) -> Settings {
     }
 }
 
-/// Builds the forecaster and warms it on the configured history. A model that cannot be
-/// loaded is logged and the loop scales reactively (the forecaster reports why).
-fn foresight(c: &ControlConfig) -> Result<Foresight, String> {
+fn feature_names(c: &ControlConfig) -> Vec<String> {
+    c.features.iter().map(|(n, _)| n.clone()).collect()
+}
+
+/// Builds the forecaster and warms it on the configured history, with the names of the
+/// features it takes in its order. A model that cannot be loaded is logged and the loop
+/// scales reactively (the forecaster reports why); one trained with other features than
+/// `[control.features]` names is an error naming both lists.
+fn foresight(c: &ControlConfig) -> Result<(Foresight, Vec<String>), String> {
+    let mut order = Vec::new();
     let model_step = c.model_step.as_secs() as i64;
     let history = match &c.history {
         None => None,
@@ -177,21 +188,26 @@ fn foresight(c: &ControlConfig) -> Result<Foresight, String> {
     /// Steps forecast by the forecasters without a horizon of their own.
     const HORIZON: usize = 30;
     let (mut forecaster, horizon): (Box<dyn Forecaster + Send>, usize) = match c.forecaster {
-        ForecasterSpec::None => return Ok(Foresight::None),
+        ForecasterSpec::None => return Ok((Foresight::None, order)),
         ForecasterSpec::Lstm => match &c.model {
             Some(dir) => match Lstm::load(dir) {
-                Ok(m) if !m.meta().features.is_empty() => {
-                    let names: Vec<&str> =
-                        m.meta().features.iter().map(|(n, _)| n.as_str()).collect();
-                    let why = format!(
-                        "{} was trained with the features [{}]; the live loop feeds []                          (train it on the rate alone)",
-                        dir.display(),
-                        names.join(", ")
-                    );
-                    tracing::error!(model = %dir.display(), error = %why, "cannot use the model; scaling reactively (hpa) until it is fixed");
-                    (Box::new(Learner::Failed(why)), 15)
-                }
                 Ok(m) => {
+                    let trained: Vec<String> =
+                        m.meta().features.iter().map(|(n, _)| n.clone()).collect();
+                    let (mut a, mut b) = (trained.clone(), feature_names(c));
+                    a.sort();
+                    b.sort();
+                    if a != b {
+                        return Err(format!(
+                            "{} was trained with the features [{}]; `control.features` has [{}] \
+                             (give each of the model's features a PromQL query, or train the \
+                             model on what you can query)",
+                            dir.display(),
+                            trained.join(", "),
+                            feature_names(c).join(", ")
+                        ));
+                    }
+                    order = trained;
                     let l = Learner::loaded(m, fcfg, policy);
                     let h = l.horizon();
                     (Box::new(l), h)
@@ -241,7 +257,7 @@ fn foresight(c: &ControlConfig) -> Result<Foresight, String> {
         next_time = start + trace.counts.len() as i64 * 60;
         tracing::info!(rows = trace.counts.len(), "forecaster warmed on history");
     }
-    Ok(Foresight::Forecaster {
+    let foresight = Foresight::Forecaster {
         model: forecaster,
         horizon,
         clock: StepClock {
@@ -250,12 +266,21 @@ fn foresight(c: &ControlConfig) -> Result<Foresight, String> {
             model_step,
             to_model: 1.0 / c.history_scale,
         },
-    })
+    };
+    Ok((foresight, order))
 }
 
 /// The one autoscaler, built from the `[control]` section.
 pub fn autoscaler(c: &ControlConfig) -> Result<Autoscaler, String> {
-    Autoscaler::build(&settings(c), foresight(c)?, c.forecaster.as_str())
+    Ok(build(c)?.0)
+}
+
+/// The autoscaler, and the features its forecaster takes, in its order.
+fn build(c: &ControlConfig) -> Result<(Autoscaler, Vec<String>), String> {
+    let (foresight, order) = foresight(c)?;
+    let a = Autoscaler::build(&settings(c), foresight, c.forecaster.as_str())?
+        .with_features(order.len());
+    Ok((a, order))
 }
 
 #[cfg(feature = "kubernetes")]
@@ -377,7 +402,13 @@ pub fn start(
     if let MetricsSource::Prometheus { rate_query, .. } = &mut c.metrics {
         *rate_query = rate_query.replace("$service", pool.service());
     }
-    let autoscaler = autoscaler(&c)?;
+    for (_, q) in &mut c.features {
+        *q = q.replace("$service", pool.service());
+    }
+    let (autoscaler, order) = build(&c)?;
+    // The meter reads the features in the order the forecaster takes them.
+    c.features
+        .sort_by_key(|(n, _)| order.iter().position(|o| o == n).unwrap_or(usize::MAX));
     let actuator: Option<Arc<dyn Actuator>> = match &c.actuator {
         ActuatorKind::Process { backend_args } => {
             let mut pc = ProcessPoolConfig::new(c.max);
@@ -479,14 +510,16 @@ async fn warm_start(c: &ControlConfig, autoscaler: &mut Autoscaler) -> String {
     };
     if let MetricsSource::Prometheus { url, rate_query } = &c.metrics {
         let prom = prometheus::PromSource::new(url, rate_query);
-        match prom.history(needed, c.step).await {
-            Ok(rates) if !rates.is_empty() => {
+        let features = FeatureReader::new(url, &c.features);
+        match prom.history_with(&features.sources(), needed, c.step).await {
+            Ok((rates, rows)) if !rates.is_empty() => {
                 let step_secs = c.step.as_secs_f64();
                 let requests: Vec<f64> = rates.iter().map(|r| r * step_secs).collect();
-                autoscaler.warm(&requests);
+                autoscaler.warm_with(&requests, &rows);
                 tracing::info!(
                     steps = requests.len(),
                     needed,
+                    features = c.features.len(),
                     "forecaster window filled from Prometheus"
                 );
                 return format!("prometheus ({} of {needed} steps)", requests.len());
@@ -496,6 +529,10 @@ async fn warm_start(c: &ControlConfig, autoscaler: &mut Autoscaler) -> String {
             }
             Err(e) => tracing::warn!(error = %e, "cannot warm the forecaster from Prometheus"),
         }
+    }
+    if autoscaler.has_features() {
+        // Kafka's samples carry no features: the model cannot be fed them.
+        return "none (the features come from Prometheus only)".into();
     }
     if let Some(topic) = c
         .kafka
@@ -603,6 +640,8 @@ async fn run(
     loop {
         let m = meter.measure().await;
         autoscaler.set_floor(alerts.floor());
+        let readings: Vec<Option<f64>> = m.features.iter().map(|f| f.value).collect();
+        autoscaler.observe_features(&readings);
         let step = autoscaler.step(&m.sample);
         meter.share_forecast(step.planned);
         let decision = &step.decision;
@@ -639,6 +678,7 @@ async fn run(
             planner.map_or_else(|| "none (reactive)".to_string(), |p| p.forecaster_name());
         s.actuator_error = last_error;
         s.metrics_source = m.metrics_source;
+        s.features = m.features;
         s.kafka_publish = meter.publish_status();
         s.kafka_consume = meter.consume_status();
         s.alerts = alerts.describe();
@@ -665,10 +705,10 @@ mod tests {
         ControlConfig::from_table(Some(&t)).unwrap().unwrap()
     }
 
-    /// A model that needs feature columns cannot run in the live loop, which feeds none: it
-    /// is refused by name and the loop scales without it.
+    /// A model trained with features runs only where `[control.features]` names the same
+    /// ones (in any order): otherwise the loop refuses to start, naming both lists.
     #[test]
-    fn a_model_trained_with_features_is_refused_naming_them() {
+    fn a_model_needs_the_features_it_was_trained_with() {
         let values: Vec<f64> = (0..300).map(|i| 100.0 + (i % 24) as f64).collect();
         let mut series = foresight_forecast::Series::from_values(1_700_006_400, 60, &values);
         series.features = vec![foresight_forecast::series::Feature {
@@ -697,13 +737,24 @@ mod tests {
         .unwrap();
         let dir = std::env::temp_dir().join(format!("foresight-feat-{}", std::process::id()));
         m.save(&dir).unwrap();
-        let c = section(&format!(
-            "policy = \"predictive\"\nforecaster = \"lstm\"\nmodel = \"{}\"\nactuator = \"none\"",
-            dir.display()
-        ));
-        let a = autoscaler(&c).unwrap();
-        let name = a.planner().unwrap().forecaster_name();
-        assert!(name.contains("trained with the features [cpu]"), "{name}");
+        let with = |features: &str| {
+            section(&format!(
+                "policy = \"predictive\"\nforecaster = \"lstm\"\nmodel = \"{}\"\n\
+                 actuator = \"none\"\nmetrics = \"prometheus\"\n{features}",
+                dir.display()
+            ))
+        };
+        for (features, listed) in [("", "[]"), ("[features]\nmem = \"m\"", "[mem]")] {
+            let e = autoscaler(&with(features)).err().expect("refused");
+            assert!(
+                e.contains("trained with the features [cpu]")
+                    && e.contains(&format!("`control.features` has {listed}")),
+                "{e}"
+            );
+        }
+        let (a, order) = build(&with("[features]\ncpu = \"sum(c)\"")).unwrap();
+        assert!(a.has_features());
+        assert_eq!(order, vec!["cpu".to_string()]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

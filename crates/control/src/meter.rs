@@ -14,8 +14,8 @@ use foresight_autoscale::Sample;
 use foresight_proxy::Pool;
 
 use crate::{
-    Consumer, ControlConfig, KafkaConfig, KafkaStatus, MetricsSource, PromSource, Publisher,
-    Scraper,
+    Consumer, ControlConfig, FeatureReader, FeatureReading, KafkaConfig, KafkaStatus,
+    MetricsSource, PromSource, Publisher, Scraper,
 };
 
 /// One interval's measurement.
@@ -29,6 +29,8 @@ pub struct Measured {
     pub metrics_source: String,
     /// The actuator's error when its state could not be read.
     pub actuator_error: Option<String>,
+    /// The features read in the interval (none without `[control.features]`).
+    pub features: Vec<FeatureReading>,
 }
 
 /// The loop's instruments, kept across intervals.
@@ -42,6 +44,7 @@ pub struct Meter {
     actuator: Option<Arc<dyn Actuator>>,
     prom: Option<PromSource>,
     prom_failing: bool,
+    features: Option<FeatureReader>,
     publisher: Option<Publisher>,
     consumer: Option<Consumer>,
     scraper: Scraper,
@@ -61,6 +64,12 @@ impl Meter {
         let prom = match &c.metrics {
             MetricsSource::Builtin => None,
             MetricsSource::Prometheus { url, rate_query } => Some(PromSource::new(url, rate_query)),
+        };
+        let features = match &c.metrics {
+            MetricsSource::Prometheus { url, .. } if !c.features.is_empty() => {
+                Some(FeatureReader::new(url, &c.features))
+            }
+            _ => None,
         };
         let publisher = c.kafka.as_ref().and_then(|k| {
             k.publish
@@ -86,6 +95,7 @@ impl Meter {
             actuator,
             prom,
             prom_failing: false,
+            features,
             publisher,
             consumer,
             scraper: Scraper::default(),
@@ -161,6 +171,11 @@ impl Meter {
                 }
             }
         }
+        let window = self.interval.max(Duration::from_secs(2));
+        let features = match self.features.as_mut() {
+            Some(f) => f.read(window).await,
+            None => Vec::new(),
+        };
         let (utilisation, utilisation_source) = if scraped_samples > 0 {
             (
                 scraped_sum / f64::from(scraped_samples),
@@ -245,6 +260,7 @@ impl Meter {
             utilisation_source,
             metrics_source: source,
             actuator_error,
+            features,
         }
     }
 

@@ -702,6 +702,13 @@ impl Forecaster for Lstm {
         let cfg = &self.meta.config;
         let inputs = cfg.inputs(self.meta.features.len());
         let step = self.meta.step_secs;
+        if features.len() != self.meta.features.len() {
+            // A row it was not trained on: nothing to learn from, and the window would
+            // misalign; it starts again with the next whole row.
+            self.window.clear();
+            self.last_time = None;
+            return;
+        }
         if matches!(self.last_time, Some(t) if time != t + step) {
             self.window.clear();
         }

@@ -208,6 +208,23 @@ pub fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }
 
+/// Runs `foresight ARGS…` to completion, or kills it after `limit` (a run expected to fail
+/// that does not must not hang the test).
+pub fn run_for(args: &[&str], limit: Duration) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() && started.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    child.wait_with_output().unwrap()
+}
+
 /// Status and both streams of a finished run, for assertion messages.
 pub fn text(o: &Output) -> String {
     format!(
