@@ -25,6 +25,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use foresight_balance::Algorithm;
 use foresight_proxy::config::{Overrides, RawConfig};
+use foresight_proxy::ProxyConfig;
 
 /// Exit status for configuration and usage errors (`EX_USAGE` from sysexits.h).
 const EX_USAGE: u8 = 64;
@@ -163,30 +164,27 @@ fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
+/// The configuration `serve` runs: the file (if any) with the flags over it, validated, and
+/// each service's control section checked; the same messages at start and on reload.
+fn serve_config(
+    args: &ServeArgs,
+) -> Result<(ProxyConfig, Vec<Option<foresight_control::ControlConfig>>), String> {
     let mut raw = match &args.config {
-        Some(path) => match RawConfig::from_file(path) {
-            Ok(r) => r,
-            Err(e) => return usage_error(e),
-        },
+        Some(path) => RawConfig::from_file(path).map_err(|e| e.to_string())?,
         None => RawConfig::default(),
     };
     raw.apply(Overrides {
-        listen: args.listen,
-        admin: args.admin,
+        listen: args.listen.clone(),
+        admin: args.admin.clone(),
         workers: args.workers,
-        algorithm: args.algorithm,
+        algorithm: args.algorithm.clone(),
         seed: args.seed,
-        backends: args.backends,
+        backends: args.backends.clone(),
         admin_token: std::env::var("FORESIGHT_ADMIN_TOKEN")
             .ok()
             .filter(|t| !t.is_empty()),
     });
-    let config = match raw.validate() {
-        Ok(c) => c,
-        Err(e) => return usage_error(e),
-    };
-    // Each service's control section, checked before anything starts.
+    let config = raw.validate().map_err(|e| e.to_string())?;
     let mut controls = Vec::with_capacity(config.services.len());
     for (i, s) in config.services.iter().enumerate() {
         match foresight_control::ControlConfig::from_table(s.control.as_ref()) {
@@ -195,11 +193,22 @@ fn serve(args: ServeArgs) -> ExitCode {
                 if s.name == foresight_proxy::config::DEFAULT_SERVICE
                     && raw.services.is_empty() =>
             {
-                return usage_error(e)
+                return Err(e.to_string())
             }
-            Err(e) => return usage_error(format!("services[{i}] ({}): {e}", s.name)),
+            Err(e) => return Err(format!("services[{i}] ({}): {e}", s.name)),
         }
     }
+    Ok((config, controls))
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let (config, controls) = match serve_config(&args) {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
+    let args = std::sync::Arc::new(args);
+    let loader: foresight_proxy::Loader =
+        std::sync::Arc::new(move || serve_config(&args).map(|(c, _)| c));
     let rt = match runtime(config.workers) {
         Ok(rt) => rt,
         Err(e) => return failure(e),
@@ -230,25 +239,33 @@ fn serve(args: ServeArgs) -> ExitCode {
             "serving"
         );
         let drain_timeout = config.drain_timeout;
-        foresight_proxy::run_with(config, listener, admin, shutdown_signal(), move |pools| {
-            // The loops run as long as the proxy (the process).
-            let mut handles = Vec::new();
-            for (c, pool) in controls.into_iter().zip(pools) {
-                if let Some(c) = c {
-                    let name = pool.service().to_string();
-                    let h = foresight_control::start(c, pool.clone(), drain_timeout)
-                        .map_err(|e| anyhow::anyhow!("control loop of service {name}: {e}"))?;
-                    handles.push(h);
+        let reload = Some(loader);
+        foresight_proxy::run_reloadable(
+            config,
+            reload,
+            listener,
+            admin,
+            shutdown_signal(),
+            move |pools| {
+                // The loops run as long as the proxy (the process).
+                let mut handles = Vec::new();
+                for (c, pool) in controls.into_iter().zip(pools) {
+                    if let Some(c) = c {
+                        let name = pool.service().to_string();
+                        let h = foresight_control::start(c, pool.clone(), drain_timeout)
+                            .map_err(|e| anyhow::anyhow!("control loop of service {name}: {e}"))?;
+                        handles.push(h);
+                    }
                 }
-            }
-            if handles.is_empty() {
-                return Ok(None);
-            }
-            let router = foresight_control::routes(&handles.iter().collect::<Vec<_>>());
-            // Dropping a handle detaches its loop, which runs as long as the process.
-            drop(handles);
-            Ok(Some(router))
-        })
+                if handles.is_empty() {
+                    return Ok(None);
+                }
+                let router = foresight_control::routes(&handles.iter().collect::<Vec<_>>());
+                // Dropping a handle detaches its loop, which runs as long as the process.
+                drop(handles);
+                Ok(Some(router))
+            },
+        )
         .await
     });
     match result {

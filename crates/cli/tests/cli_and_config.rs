@@ -173,7 +173,7 @@ async fn metrics_and_admin_api() {
         .await
         .unwrap();
     assert_eq!(r.status, 409, "{}", r.body);
-    let r = send(&http, "POST", &add, "{\"address\":\"https://x:1\"}")
+    let r = send(&http, "POST", &add, "{\"address\":\"ftp://x:1\"}")
         .await
         .unwrap();
     assert_eq!(r.status, 400);

@@ -1,6 +1,7 @@
 //! TLS termination: HTTP/1.1 and HTTP/2 (by ALPN) over TLS to a real proxy, the certificate
-//! chosen by SNI, and certificate files that cannot be used refused at start (exit 64) with
-//! the entry and the file named. Certificates are made at test time (rcgen).
+//! chosen by SNI, certificate files that cannot be used refused at start (exit 64) with the
+//! entry and the file named, and a renewed certificate served after a reload while open
+//! connections go on. Certificates are made at test time (rcgen).
 
 mod common;
 
@@ -28,6 +29,39 @@ fn write(dir: &Path, file: &str, text: &str) -> String {
     let p = dir.join(file);
     std::fs::write(&p, text).unwrap();
     p.display().to_string()
+}
+
+/// An HTTP/2 connection over TLS to `proxy` for `sni`, and the server's leaf.
+async fn h2_connection(
+    proxy: &str,
+    roots: &[CertificateDer<'static>],
+    sni: &str,
+) -> (
+    hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+    CertificateDer<'static>,
+) {
+    let mut store = rustls::RootCertStore::empty();
+    for r in roots {
+        store.add(r.clone()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from(sni.to_string()).unwrap(), tcp)
+        .await
+        .expect("handshake");
+    let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    let (s, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    (s, leaf)
 }
 
 /// Connects with `sni` and `alpn`, sends `GET /t`; (status, protocol, the server's leaf).
@@ -135,4 +169,69 @@ fn certificate_files_that_cannot_be_used_are_refused_at_start() {
         assert_eq!(o.status.code(), Some(64), "{cert} {key}: {}", text(&o));
         assert!(text(&o).contains(named), "{named}: {}", text(&o));
     }
+}
+
+/// A renewed certificate (new files at the same paths) is served to new handshakes after
+/// `POST /reload`; a connection opened before goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_serves_the_renewed_certificate_and_keeps_open_connections() {
+    let dir = tempdir("tls-reload");
+    let (old_pem, old_key, old_der) = certificate("a.test");
+    let (_b, backend_addr) = backend("one", &["--route", "/t=1ms"]);
+    let (cert, key) = (
+        write(&dir, "a.pem", &old_pem),
+        write(&dir, "a.key", &old_key),
+    );
+    let p = proxy(
+        &dir,
+        &format!(
+            "backends = [{{ address = \"{backend_addr}\" }}]\n[tls]\ncertificates = [{{ cert = \"{cert}\", key = \"{key}\" }}]\n"
+        ),
+        &[],
+    );
+    let (addr, admin) = (p.get("proxy").to_string(), p.get("admin").to_string());
+    let (new_pem, new_key, new_der) = certificate("a.test");
+    let roots = [old_der.clone(), new_der.clone()];
+    let get_t = || {
+        hyper::Request::get("https://a.test/t")
+            .body(Empty::<Bytes>::new())
+            .unwrap()
+    };
+    let (mut open, leaf) = h2_connection(&addr, &roots, "a.test").await;
+    assert_eq!(leaf, old_der);
+    assert_eq!(open.send_request(get_t()).await.unwrap().status(), 200);
+
+    write(&dir, "a.key", &new_key);
+    write(&dir, "a.pem", &new_pem);
+    let r = send(&client(), "POST", &format!("http://{admin}/reload"), "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("\"certificates_reloaded\":true"),
+        "{}",
+        r.body
+    );
+
+    let (_, _, leaf) = call(&addr, &roots, "a.test", b"http/1.1").await;
+    assert_eq!(
+        leaf, new_der,
+        "a new handshake gets the renewed certificate"
+    );
+    let resp = open
+        .send_request(get_t())
+        .await
+        .expect("the open connection goes on");
+    assert_eq!(resp.status(), 200);
+
+    // A key that does not match its certificate is refused, naming the entry; the renewed
+    // certificate stays.
+    write(&dir, "a.key", &old_key);
+    let r = send(&client(), "POST", &format!("http://{admin}/reload"), "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("tls.certificates[0].key"), "{}", r.body);
+    let (_, _, leaf) = call(&addr, &roots, "a.test", b"h2").await;
+    assert_eq!(leaf, new_der);
 }

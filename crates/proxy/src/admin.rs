@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Query, RawPathParams, Request, State};
 use axum::http::request::Parts;
@@ -22,11 +23,12 @@ use serde::Deserialize;
 
 use crate::config::{parse_backend, AdminToken};
 use crate::pool::{Pool, PoolError};
+use crate::reload::Live;
 
 #[derive(Clone)]
 struct Admin {
-    /// Every service's pool, in the configuration's order.
-    pools: Arc<Vec<Arc<Pool>>>,
+    /// Every service's pool, in the configuration's order (a reload replaces the list).
+    pools: Arc<ArcSwap<Vec<Arc<Pool>>>>,
     drain_timeout: Duration,
 }
 
@@ -42,13 +44,14 @@ impl FromRequestParts<Admin> for Service {
             .await
             .map_err(|e| error(StatusCode::BAD_REQUEST, e.body_text()))?;
         let named = params.iter().find(|(k, _)| *k == "name").map(|(_, v)| v);
-        match (named, a.pools.as_slice()) {
+        let all = a.pools.load();
+        match (named, all.as_slice()) {
             (None, [only]) => Ok(Service(only.clone())),
             (None, _) => Err(error(
                 StatusCode::NOT_FOUND,
                 format!(
                     "there are several services ({}): use /services/NAME/backends",
-                    names(&a.pools)
+                    names(&all)
                 ),
             )),
             (Some(name), pools) => pools
@@ -58,7 +61,7 @@ impl FromRequestParts<Admin> for Service {
                 .ok_or_else(|| {
                     error(
                         StatusCode::NOT_FOUND,
-                        format!("no service `{name}`; the services are {}", names(&a.pools)),
+                        format!("no service `{name}`; the services are {}", names(&all)),
                     )
                 }),
         }
@@ -187,7 +190,7 @@ fn rejected(e: impl std::fmt::Display) -> Response {
     error(StatusCode::BAD_REQUEST, e)
 }
 
-pub(crate) fn router(pools: Vec<Arc<Pool>>, drain_timeout: Duration) -> Router {
+pub(crate) fn router(pools: Arc<ArcSwap<Vec<Arc<Pool>>>>, drain_timeout: Duration) -> Router {
     Router::new()
         .route("/backends", get(list).post(add).delete(remove))
         .route("/backends/drain", post(drain))
@@ -200,15 +203,38 @@ pub(crate) fn router(pools: Vec<Arc<Pool>>, drain_timeout: Duration) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(Admin {
-            pools: Arc::new(pools),
+            pools,
             drain_timeout,
         })
+}
+
+/// `POST /reload`: the configuration read again and swapped in; 200 with what changed, or
+/// 400 with the error that refused it (the running configuration stays).
+pub(crate) fn reload_routes(live: Arc<Live>) -> Router {
+    Router::new()
+        .route(
+            "/reload",
+            post(|State(live): State<Arc<Live>>| async move {
+                match live.reload().await {
+                    Ok(report) => {
+                        tracing::info!(services = report.services.len(), routes = report.routes, restart_needed = ?report.restart_needed, "configuration reloaded (POST /reload)");
+                        Json(report).into_response()
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "configuration refused; the running one stays");
+                        error(StatusCode::BAD_REQUEST, e)
+                    }
+                }
+            }),
+        )
+        .with_state(live)
 }
 
 /// Every service with its instance counts.
 async fn services(State(a): State<Admin>) -> Response {
     let list: Vec<serde_json::Value> = a
         .pools
+        .load()
         .iter()
         .map(|p| {
             let st = p.status();
@@ -298,7 +324,7 @@ async fn metrics(State(a): State<Admin>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        a.pools[0].render_metrics(),
+        a.pools.load()[0].render_metrics(),
     )
         .into_response()
 }

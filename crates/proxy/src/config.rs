@@ -21,7 +21,10 @@ use crate::route::RouteTable;
 
 mod routes;
 pub mod services;
+pub mod upstream_tls;
+
 pub use services::{RawHeaderMatch, RawRoute, RawService, ServiceConfig, DEFAULT_SERVICE};
+pub use upstream_tls::{RawUpstreamTls, UpstreamTls};
 
 /// A configuration problem, with enough detail to fix it. The CLI exits with status 64
 /// (`EX_USAGE`) on any of these.
@@ -124,6 +127,9 @@ pub struct RawConfig {
     pub circuit_breaker: RawCircuitBreaker,
     /// TLS on the listener (off unless the section is present).
     pub tls: Option<RawTls>,
+    /// TLS to `https://` instances.
+    #[serde(default)]
+    pub upstream_tls: RawUpstreamTls,
 }
 
 /// `[tls]`, as written.
@@ -151,6 +157,8 @@ pub struct TlsSettings {
     pub files: Vec<(std::path::PathBuf, std::path::PathBuf)>,
     /// Loaded.
     pub server: std::sync::Arc<foresight_http::tls::ServerConfig>,
+    /// The server's certificates, which a reload replaces.
+    pub certificates: std::sync::Arc<foresight_http::tls::Certificates>,
 }
 
 impl PartialEq for TlsSettings {
@@ -397,6 +405,8 @@ pub struct BackendSpec {
     pub weight: u32,
     /// What makes two addresses one instance ([`instance_key`]).
     pub key: String,
+    /// `https://`: TLS to the instance (see `[upstream_tls]`).
+    pub tls: bool,
 }
 
 /// The admin API's bearer token; never printed.
@@ -710,7 +720,7 @@ fn tls(t: &RawTls) -> Result<(TlsSettings, Vec<String>), ConfigError> {
         .iter()
         .map(|c| (c.cert.clone().into(), c.key.clone().into()))
         .collect();
-    let (server, warnings) = foresight_http::tls::server_config(&files).map_err(|e| {
+    let loaded = foresight_http::tls::server_config(&files).map_err(|e| {
         let which = if e.file == t.certificates[e.index].key {
             "key"
         } else {
@@ -722,7 +732,14 @@ fn tls(t: &RawTls) -> Result<(TlsSettings, Vec<String>), ConfigError> {
             format!("a usable PEM file ({})", e.message),
         )
     })?;
-    Ok((TlsSettings { files, server }, warnings))
+    Ok((
+        TlsSettings {
+            files,
+            server: loaded.config,
+            certificates: loaded.certificates,
+        },
+        loaded.warnings,
+    ))
 }
 
 /// Validates `[access_log]`.
@@ -765,18 +782,20 @@ pub fn parse_backend(
     address: &str,
     weight: Option<i64>,
 ) -> Result<BackendSpec, ConfigError> {
-    let expected = "an address like http://127.0.0.1:9001 or 127.0.0.1:9001";
+    let expected =
+        "an address like http://127.0.0.1:9001, https://api.internal:8443 or 127.0.0.1:9001";
     let bad = || invalid(format!("{key}.address"), address, expected);
     let uri: Uri = if address.contains("://") {
         address.parse().map_err(|_| bad())?
     } else {
         format!("http://{address}").parse().map_err(|_| bad())?
     };
-    if uri.scheme() != Some(&Scheme::HTTP) {
+    let tls = uri.scheme() == Some(&Scheme::HTTPS);
+    if uri.scheme() != Some(&Scheme::HTTP) && !tls {
         return Err(invalid(
             format!("{key}.address"),
             address,
-            "an http:// address (TLS to instances is not supported yet)",
+            "an http:// or https:// address",
         ));
     }
     let authority = uri.authority().cloned().ok_or_else(bad)?;
@@ -809,6 +828,7 @@ pub fn parse_backend(
         key: instance_key(&authority),
         authority,
         weight,
+        tls,
     })
 }
 

@@ -106,8 +106,17 @@ fn each_bad_value_names_its_key() {
             "retries.budget_window",
         ),
         (
-            "[[backends]]\naddress = \"https://a:1\"",
+            "[[backends]]\naddress = \"ftp://a:1\"",
             "backends[0].address",
+        ),
+        (
+            "[upstream_tls]\nca = \"/nonexistent/ca.pem\"",
+            "upstream_tls.ca",
+        ),
+        ("[upstream_tls]\ncert = \"c.pem\"", "upstream_tls.key"),
+        (
+            "[upstream_tls]\nserver_name = \"a b\"",
+            "upstream_tls.server_name",
         ),
         (
             "[[backends]]\naddress = \"http://a\"",

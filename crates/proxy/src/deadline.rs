@@ -89,12 +89,15 @@ impl Deadlines {
         });
     }
 
-    /// Sweeps every `tick` while anyone holds the deadlines.
-    pub(crate) async fn run(me: Weak<Deadlines>, tick: Duration) {
+    /// Sweeps every `tick` while anyone holds the deadlines and `owner` lives.
+    pub(crate) async fn run(me: Weak<Deadlines>, owner: Weak<()>, tick: Duration) {
         let mut every = tokio::time::interval(tick);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
+            if owner.strong_count() == 0 {
+                return; // its forwarder is gone (a reload replaced it)
+            }
             match me.upgrade() {
                 Some(d) => d.sweep(),
                 None => return,

@@ -16,6 +16,7 @@ use tokio_util::either::Either;
 
 use crate::access_log::{AccessLog, Entry, Pending};
 use crate::body::{Logged, ResponseBody};
+use crate::config::ProxyConfig;
 use crate::forward::{refuse_target, reply, Forwarder};
 use crate::metrics::ProxyMetrics;
 use crate::route::{RequestView, RouteTable};
@@ -34,6 +35,26 @@ pub(crate) struct Dispatch {
 type Handled<F> = Either<Ready<Response<ResponseBody>>, Either<F, LogOnHead<F>>>;
 
 impl Dispatch {
+    /// Routes for `config` onto `forwarders` (one per service, in its order).
+    pub fn new(
+        config: &ProxyConfig,
+        forwarders: Vec<Arc<Forwarder>>,
+        metrics: Arc<ProxyMetrics>,
+        log: Option<Arc<AccessLog>>,
+    ) -> Dispatch {
+        Dispatch {
+            forwarders,
+            names: config
+                .services
+                .iter()
+                .map(|s| Arc::from(s.name.as_str()))
+                .collect(),
+            routes: config.routes.clone(),
+            metrics,
+            log,
+        }
+    }
+
     /// The response future for `req`: at once for a refused or unrouted request, else the
     /// service forwarder's (not wrapped, so that the per-request future stays its size).
     pub fn handle(

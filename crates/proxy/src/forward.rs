@@ -105,6 +105,8 @@ pub(crate) struct Forwarder {
     /// For batch heuristics (Min-Min family): the queue of the task that assigns requests held
     /// for a batch window together.
     batcher: Option<mpsc::Sender<BatchItem>>,
+    /// Keeps this forwarder's deadline sweeper running (it ends with the forwarder).
+    _sweeping: Arc<()>,
 }
 
 /// A request waiting in the batch window, and where to send its instance.
@@ -188,8 +190,10 @@ impl Forwarder {
             .retries
             .per_try_timeout
             .map_or(config.timeouts.request, |p| p.min(config.timeouts.request));
+        let sweeping = Arc::new(());
         tokio::spawn(Deadlines::run(
             Arc::downgrade(&pool.deadlines),
+            Arc::downgrade(&sweeping),
             Deadlines::tick(shortest),
         ));
         let admission = Arc::new(Admission::new(
@@ -221,6 +225,7 @@ impl Forwarder {
                 config.retries.budget_window,
             ),
             batcher,
+            _sweeping: sweeping,
         }
     }
 

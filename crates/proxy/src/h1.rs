@@ -35,7 +35,10 @@ use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncWriteExt};
+#[cfg(test)]
 use tokio::net::TcpStream;
+
+use crate::stream::Stream;
 
 use crate::deadline::{Cut, Watch};
 
@@ -81,7 +84,7 @@ pub enum H1Error {
 
 /// One HTTP/1.1 connection to an instance, lent to one request at a time.
 pub struct Connection {
-    io: TcpStream,
+    io: Stream,
     read: BytesMut,
     write: Vec<u8>,
     watch: Arc<Watch>,
@@ -125,7 +128,13 @@ pub struct Outgoing<'a> {
 
 impl Connection {
     /// A connection over a connected socket; `watch` is its deadline.
+    #[cfg(test)]
     pub(crate) fn new(io: TcpStream, watch: Arc<Watch>) -> Self {
+        Connection::over(Stream::Plain(io), watch)
+    }
+
+    /// A connection over a stream (plain or TLS); `watch` is its deadline.
+    pub(crate) fn over(io: Stream, watch: Arc<Watch>) -> Self {
         Connection {
             io,
             read: BytesMut::new(),
@@ -142,7 +151,7 @@ impl Connection {
         if !self.read.is_empty() || self.watch.expired() {
             return false;
         }
-        matches!(self.io.try_read(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        self.io.is_idle_open()
     }
 
     /// Sends `req` with `body` and reads the response head, which must come before
@@ -219,22 +228,43 @@ impl Connection {
         };
         // Boxed: requests with bodies are the rarer kind, and this part of the future is
         // large (see `Forwarder::handle`).
-        Box::pin(exchange_with_body(
-            io,
-            read,
-            write,
-            (body, length == BodyLength::Chunked),
-            head_only,
-            awaiting_client,
-        ))
-        .await
+        let chunked = length == BodyLength::Chunked;
+        match io {
+            Stream::Plain(tcp) => {
+                let (rd, wr) = tcp.split();
+                Box::pin(exchange_with_body(
+                    rd,
+                    wr,
+                    read,
+                    write,
+                    (body, chunked),
+                    head_only,
+                    awaiting_client,
+                ))
+                .await
+            }
+            Stream::Tls(tls) => {
+                let (rd, wr) = tokio::io::split(tls.as_mut());
+                Box::pin(exchange_with_body(
+                    rd,
+                    wr,
+                    read,
+                    write,
+                    (body, chunked),
+                    head_only,
+                    awaiting_client,
+                ))
+                .await
+            }
+        }
     }
 }
 
 /// [`Connection::exchange`] for a request with a body (`body.1`: sent chunked), once the head
 /// is written: the body is sent while the response head is read.
-async fn exchange_with_body(
-    io: &mut TcpStream,
+async fn exchange_with_body<R: AsyncRead + Unpin, W: tokio::io::AsyncWrite + Unpin>(
+    mut rd: R,
+    mut wr: W,
     read: &mut BytesMut,
     write: &mut Vec<u8>,
     (body, chunked): (hyper::body::Incoming, bool),
@@ -242,7 +272,6 @@ async fn exchange_with_body(
     awaiting_client: &AtomicBool,
 ) -> Result<Head, H1Error> {
     let mut received = false;
-    let (mut rd, mut wr) = io.split();
     let mut body = body;
     let (head, body_sent) = {
         let send = send_body(&mut wr, write, &mut body, chunked, awaiting_client);

@@ -8,14 +8,17 @@
 //! - `pool`: members and the lock-free snapshot the request path reads; drain.
 //! - [`route`]: which service a request goes to (`[[routes]]`, compiled once); `dispatch`
 //!   applies it in front of the services' forwarders.
+//! - `upstream`, `h1`, `stream`: connections to instances (HTTP/1.1, plain or TLS) and their
+//!   idle pool.
 //! - `forward`: the request path (pick, rewrite headers, forward, retry a refused connection,
 //!   account for the response until its body is done).
 //! - `health`, `outlier`: active checks (rise/fall) and passive ejection, as pure state
 //!   machines plus the tasks that feed them.
 //! - `admin`: the admin API and `/metrics`.
+//! - [`reload`]: a new configuration swapped in while serving (`SIGHUP`, `POST /reload`).
 //!
-//! Things this proxy deliberately leaves out for now: TLS, WebSocket upgrades and retries of
-//! requests with bodies (they would need buffering).
+//! Things this proxy deliberately leaves out for now: WebSocket upgrades, HTTP/2 to instances
+//! and retries of requests with bodies (they would need buffering).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -33,8 +36,10 @@ pub mod health;
 mod metrics;
 pub mod outlier;
 mod pool;
+pub mod reload;
 mod retry_budget;
 pub mod route;
+mod stream;
 mod upstream;
 
 use std::future::Future;
@@ -46,6 +51,7 @@ use tokio::net::TcpListener;
 pub use config::{ConfigError, ProxyConfig};
 pub use metrics::ControlMetrics;
 pub use pool::{BackendStatus, Clock, DrainReport, Pool};
+pub use reload::Loader;
 
 /// How often ended ejections are noticed and their instances returned to rotation.
 const TICK: Duration = Duration::from_millis(100);
@@ -92,6 +98,19 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     extend: impl FnOnce(&[Arc<Pool>]) -> anyhow::Result<Option<axum::Router>>,
 ) -> anyhow::Result<()> {
+    run_reloadable(config, None, listener, admin, shutdown, extend).await
+}
+
+/// [`run_with`], reloadable: with a `loader`, `SIGHUP` and `POST /reload` on the admin API
+/// read the configuration again through it and swap it in ([`reload`]).
+pub async fn run_reloadable(
+    config: ProxyConfig,
+    loader: Option<Loader>,
+    listener: TcpListener,
+    admin: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    extend: impl FnOnce(&[Arc<Pool>]) -> anyhow::Result<Option<axum::Router>>,
+) -> anyhow::Result<()> {
     for w in &config.warnings {
         tracing::warn!("configuration: {w}");
     }
@@ -114,31 +133,6 @@ pub async fn run_with(
         let _ = rx.wait_for(|s| *s).await;
     };
 
-    let ticker = {
-        let pools = pools.clone();
-        tokio::spawn(async move {
-            let mut t = tokio::time::interval(TICK);
-            loop {
-                t.tick().await;
-                for pool in &pools {
-                    pool.tick();
-                }
-            }
-        })
-    };
-
-    let mut admin_router = admin::router(pools.clone(), config.drain_timeout);
-    if let Some(extra) = extend(&pools)? {
-        admin_router = admin_router.merge(extra);
-    }
-    let admin_router = admin::finish(admin_router, config.admin_token.clone());
-    let admin_stop = stopped(stop_rx.clone());
-    let admin_task = tokio::spawn(async move {
-        axum::serve(admin, admin_router)
-            .with_graceful_shutdown(admin_stop)
-            .await
-    });
-
     let log = match &config.access_log {
         None => None,
         Some(cfg) => Some(
@@ -152,21 +146,7 @@ pub async fn run_with(
             })?,
         ),
     };
-    let dispatch = Arc::new(dispatch::Dispatch {
-        forwarders: pools
-            .iter()
-            .zip(&config.services)
-            .map(|(pool, service)| Arc::new(forward::Forwarder::new(pool.clone(), service)))
-            .collect(),
-        names: config
-            .services
-            .iter()
-            .map(|s| Arc::from(s.name.as_str()))
-            .collect(),
-        routes: config.routes.clone(),
-        metrics,
-        log,
-    });
+    let extra = extend(&pools)?;
     let options = foresight_http::ServerOptions {
         idle_timeout: config.timeouts.client_idle,
         header_timeout: config.timeouts.client_header,
@@ -175,14 +155,70 @@ pub async fn run_with(
         grace: config.drain_timeout,
         tls: config.tls.as_ref().map(|t| t.server.clone()),
     };
+    let (drain_timeout, admin_token) = (config.drain_timeout, config.admin_token.clone());
+    let reloadable = loader.is_some();
+    let live = Arc::new(reload::Live::new(
+        config, pools, metrics, clock, log, loader,
+    ));
+
+    let ticker = {
+        let pools = live.pools.clone();
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(TICK);
+            loop {
+                t.tick().await;
+                for pool in pools.load().iter() {
+                    pool.tick();
+                }
+            }
+        })
+    };
+    let hangups = reloadable.then(|| tokio::spawn(reload_on_hangup(live.clone())));
+
+    let mut admin_router =
+        admin::router(live.pools.clone(), drain_timeout).merge(admin::reload_routes(live.clone()));
+    if let Some(extra) = extra {
+        admin_router = admin_router.merge(extra);
+    }
+    let admin_router = admin::finish(admin_router, admin_token);
+    let admin_stop = stopped(stop_rx.clone());
+    let admin_task = tokio::spawn(async move {
+        axum::serve(admin, admin_router)
+            .with_graceful_shutdown(admin_stop)
+            .await
+    });
+
+    let serving = live.clone();
     foresight_http::serve(
         listener,
         options,
-        move |req, peer: foresight_http::Peer| dispatch.handle(req, peer),
+        move |req, peer: foresight_http::Peer| serving.dispatch.load().handle(req, peer),
         stopped(stop_rx),
     )
     .await;
     ticker.abort();
+    if let Some(h) = hangups {
+        h.abort();
+    }
     let _ = admin_task.await;
     Ok(())
+}
+
+/// Reloads on every `SIGHUP`, logging what changed or why the file was refused.
+async fn reload_on_hangup(live: Arc<reload::Live>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload with POST /reload");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match live.reload().await {
+            Ok(r) => tracing::info!(
+                services = r.services.len(),
+                routes = r.routes,
+                restart_needed = ?r.restart_needed,
+                "configuration reloaded (SIGHUP)"
+            ),
+            Err(e) => tracing::error!(error = %e, "configuration refused; the running one stays"),
+        }
+    }
 }

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::config::{
     BackendSpec, BalancerSettings, HealthCheckConfig, OutlierConfig, ServiceConfig, Timeouts,
+    UpstreamTls,
 };
 use crate::deadline::Deadlines;
 use crate::health::HealthState;
@@ -193,6 +194,9 @@ pub enum PoolError {
     /// Naming an address that is not a member.
     #[error("backend {0} is not in the pool")]
     NotFound(String),
+    /// An `https://` instance whose TLS cannot be set up (its name, the system's roots).
+    #[error("backend {0}: {1}")]
+    Tls(String, String),
 }
 
 /// The pool.
@@ -202,6 +206,8 @@ pub struct Pool {
     balancer: BalancerSettings,
     outlier: Option<OutlierConfig>,
     health: Option<HealthCheckConfig>,
+    /// TLS to `https://` instances (`None`: the system's roots, loaded on first use).
+    upstream_tls: Option<UpstreamTls>,
     clock: Clock,
     timeouts: Timeouts,
     pub(crate) metrics: ServiceMetrics,
@@ -228,6 +234,7 @@ impl Pool {
             balancer,
             outlier: service.outlier,
             health: service.health_check.clone(),
+            upstream_tls: service.upstream_tls.clone(),
             clock,
             timeouts: service.timeouts,
             metrics: metrics.for_service(&service.name),
@@ -274,6 +281,16 @@ impl Pool {
         start_healthy: bool,
     ) -> Result<Arc<Backend>, PoolError> {
         let start_healthy = start_healthy || self.health.is_none();
+        let tls = if spec.tls {
+            let fail = |e: String| PoolError::Tls(spec.address.clone(), e);
+            let t = match &self.upstream_tls {
+                Some(t) => t.clone(),
+                None => UpstreamTls::system().map_err(fail)?,
+            };
+            Some(t.target(&spec.authority).map_err(fail)?)
+        } else {
+            None
+        };
         let backend = {
             let mut members = self.members();
             if let Some(same) = members.iter().find(|b| b.identity == spec.key) {
@@ -298,6 +315,7 @@ impl Pool {
                     self.timeouts.connect,
                     self.timeouts.upstream_idle,
                     self.deadlines.clone(),
+                    tls,
                 ),
                 log_name: Arc::from(spec.address.as_str()),
                 address: spec.address,
@@ -372,6 +390,64 @@ impl Pool {
             waited_ms: started.elapsed().as_millis() as u64,
             abandoned_in_flight: left,
         })
+    }
+
+    /// Whether `other` would build the same pool: balancer, health checks, outlier ejection,
+    /// TLS to instances and the timeouts towards them (a reload keeps a pool, and its instances' state,
+    /// when these are unchanged).
+    pub(crate) fn same_settings(&self, other: &ServiceConfig) -> bool {
+        self.balancer == other.balancer
+            && self.health == other.health_check
+            && self.outlier == other.outlier
+            && self.upstream_tls == other.upstream_tls
+            && self.timeouts.connect == other.timeouts.connect
+            && self.timeouts.upstream_idle == other.timeouts.upstream_idle
+    }
+
+    /// The members, as `(address, identity, weight)`.
+    pub(crate) fn members_now(&self) -> Vec<(String, String, u32)> {
+        self.members()
+            .iter()
+            .map(|b| (b.address.clone(), b.identity.clone(), b.weight))
+            .collect()
+    }
+
+    /// Retires a pool that a reload replaced: after `grace` (requests that chose it just
+    /// before the swap still find their instances) every instance is drained and removed;
+    /// the series of instances named in `keep` (served on by the new pool) stay.
+    pub(crate) fn retire(
+        self: Arc<Self>,
+        grace: Duration,
+        drain_timeout: Duration,
+        keep: Vec<String>,
+    ) {
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let members: Vec<Arc<Backend>> = {
+                let m = self.members();
+                for b in m.iter() {
+                    b.draining.store(true, Ordering::SeqCst);
+                }
+                self.publish(&m);
+                m.clone()
+            };
+            let started = Instant::now();
+            while members.iter().any(|b| b.load.in_flight() > 0)
+                && started.elapsed() < drain_timeout
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let mut m = self.members();
+            for b in m.iter() {
+                b.removed.store(true, Ordering::SeqCst);
+                if !keep.contains(&b.address) {
+                    self.metrics.forget(&b.address);
+                }
+            }
+            m.clear();
+            self.publish(&m);
+            tracing::debug!(service = %self.metrics.service, "replaced pool retired");
+        });
     }
 
     /// Requests received from clients since start (all of them, served or not).

@@ -13,11 +13,14 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use foresight_http::tls::{ServerNameOwned, TlsConnector};
 use http::request::Parts;
 use http::uri::Authority;
 use http::Response;
 use hyper::body::Incoming;
 use tokio::net::TcpStream;
+
+use crate::stream::Stream;
 
 use crate::deadline::Deadlines;
 use crate::h1::{self, Connection, H1Error, Outgoing};
@@ -67,6 +70,8 @@ pub struct Upstream {
     /// Idle connections and since when, oldest first.
     idle: Mutex<VecDeque<(Connection, Instant)>>,
     deadlines: Arc<Deadlines>,
+    /// For `https://`: the connector and the name to verify.
+    tls: Option<(TlsConnector, ServerNameOwned<'static>)>,
 }
 
 impl Upstream {
@@ -76,6 +81,7 @@ impl Upstream {
         connect_timeout: Duration,
         idle_timeout: Duration,
         deadlines: Arc<Deadlines>,
+        tls: Option<(TlsConnector, ServerNameOwned<'static>)>,
     ) -> Self {
         Upstream {
             authority,
@@ -83,6 +89,7 @@ impl Upstream {
             idle_timeout,
             idle: Mutex::new(VecDeque::new()),
             deadlines,
+            tls,
         }
     }
 
@@ -112,23 +119,34 @@ impl Upstream {
         }
     }
 
-    /// A new connection, bypassing the idle pool.
+    /// A new connection, bypassing the idle pool: TCP, then for `https://` the TLS handshake,
+    /// both within the connect timeout.
     pub async fn connect(&self) -> Result<Connection, UpstreamError> {
         let addr = self.authority.as_str();
         let err = |e| UpstreamError::Connect(addr.to_string(), e);
-        let stream =
-            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return Err(err(e)),
-                Err(_) => {
-                    return Err(err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "connect timed out",
-                    )))
-                }
-            };
-        let _ = stream.set_nodelay(true);
-        Ok(Connection::new(stream, self.deadlines.watch()))
+        let timed_out = || {
+            err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connect timed out",
+            ))
+        };
+        let connect = async {
+            let tcp = TcpStream::connect(addr).await?;
+            let _ = tcp.set_nodelay(true);
+            match &self.tls {
+                None => Ok(Stream::Plain(tcp)),
+                Some((connector, name)) => connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map(|t| Stream::Tls(Box::new(t))),
+            }
+        };
+        let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(err(e)),
+            Err(_) => return Err(timed_out()),
+        };
+        Ok(Connection::over(stream, self.deadlines.watch()))
     }
 
     /// One exchange: a connection (pooled or new), the request, the response head,
@@ -263,6 +281,7 @@ mod tests {
             Duration::from_secs(2),
             Duration::from_secs(60),
             Deadlines::new(),
+            None,
         )
     }
 

@@ -45,6 +45,8 @@ pub struct RawService {
     #[allow(missing_docs)]
     pub circuit_breaker: Option<RawCircuitBreaker>,
     #[allow(missing_docs)]
+    pub upstream_tls: Option<RawUpstreamTls>,
+    #[allow(missing_docs)]
     #[serde(default)]
     pub backends: Vec<RawBackend>,
     /// Its control loop's section, validated by `foresight-control`.
@@ -95,6 +97,9 @@ pub struct ServiceConfig {
     pub rate_limit: Option<RateLimitConfig>,
     /// Requests at the service's instances at once, if limited.
     pub max_requests: Option<u32>,
+    /// TLS to its `https://` instances, when `[upstream_tls]` sets anything (else the
+    /// system's roots and each address's host).
+    pub upstream_tls: Option<UpstreamTls>,
     /// The initial instances.
     pub backends: Vec<BackendSpec>,
     /// The `[control]` (or `[services.control]`) table, for `foresight-control` to validate.
@@ -164,6 +169,7 @@ struct Sections<'a> {
     retries: &'a RawRetries,
     rate_limit: &'a RawRateLimit,
     circuit_breaker: &'a RawCircuitBreaker,
+    upstream_tls: &'a RawUpstreamTls,
     backends: &'a [RawBackend],
 }
 
@@ -505,7 +511,15 @@ fn service(
         Some(n) => return Err(invalid(k("circuit_breaker.max_requests"), n, "1..=1000000")),
     };
 
+    let upstream_tls = super::upstream_tls::upstream_tls(p, s.upstream_tls)?;
+    for (i, b) in backends.iter().enumerate().filter(|(_, b)| b.tls) {
+        if let Some(t) = &upstream_tls {
+            t.target(&b.authority)
+                .map_err(|e| invalid(k(&format!("backends[{i}].address")), &b.address, e))?;
+        }
+    }
     Ok(ServiceConfig {
+        upstream_tls,
         rate_limit,
         max_requests,
         name: name.to_string(),
@@ -548,6 +562,7 @@ pub(super) fn resolve(raw: &RawConfig) -> Result<Resolved, ConfigError> {
         retries: &raw.retries,
         rate_limit: &raw.rate_limit,
         circuit_breaker: &raw.circuit_breaker,
+        upstream_tls: &raw.upstream_tls,
         backends: &raw.backends,
     };
     // The top level on its own first: its mistakes are named by its own keys.
@@ -649,7 +664,12 @@ pub(super) fn resolve(raw: &RawConfig) -> Result<Resolved, ConfigError> {
             || raw.circuit_breaker.clone(),
             |x| x.over(&raw.circuit_breaker),
         );
+        let upstream_tls = rs
+            .upstream_tls
+            .as_ref()
+            .map_or_else(|| raw.upstream_tls.clone(), |x| x.over(&raw.upstream_tls));
         let sections = Sections {
+            upstream_tls: &upstream_tls,
             rate_limit: &rate_limit,
             circuit_breaker: &circuit_breaker,
             balancer: &balancer,

@@ -307,8 +307,10 @@ async fn the_deadline_cuts_off_a_response_that_does_not_come() {
     let d = crate::deadline::Deadlines::new();
     let conn = Connection::new(TcpStream::connect(addr).await.unwrap(), d.watch());
     let deadline = d.deadline(std::time::Instant::now(), Duration::from_millis(50));
+    let owner = Arc::new(());
     let sweeper = tokio::spawn(crate::deadline::Deadlines::run(
         Arc::downgrade(&d),
+        Arc::downgrade(&owner),
         Duration::from_millis(5),
     ));
     let headers = HeaderMap::new();
