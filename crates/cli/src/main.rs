@@ -188,6 +188,21 @@ fn serve_config(
     let mut controls = Vec::with_capacity(config.services.len());
     for (i, s) in config.services.iter().enumerate() {
         match foresight_control::ControlConfig::from_table(s.control.as_ref()) {
+            Ok(Some(c))
+                if s.discovery.is_some()
+                    && matches!(c.actuator, foresight_control::ActuatorKind::Process { .. }) =>
+            {
+                let at = if raw.services.is_empty() {
+                    String::new()
+                } else {
+                    format!("services[{i}] ({}): ", s.name)
+                };
+                return Err(format!(
+                    "{at}control.actuator = \"process\" together with discovery: both would \
+                     manage the instances; with discovery, scale what the name resolves to \
+                     (actuator = \"kubernetes\" or \"exec\")"
+                ));
+            }
             Ok(c) => controls.push(c),
             Err(e)
                 if s.name == foresight_proxy::config::DEFAULT_SERVICE

@@ -19,10 +19,12 @@ use serde::Deserialize;
 use crate::access_log::{AccessLogConfig, Format};
 use crate::route::RouteTable;
 
+pub mod discovery;
 mod routes;
 pub mod services;
 pub mod upstream_tls;
 
+pub use discovery::{Discovery, DnsDiscovery, RawDiscovery};
 pub use services::{RawHeaderMatch, RawRoute, RawService, ServiceConfig, DEFAULT_SERVICE};
 pub use upstream_tls::{RawUpstreamTls, UpstreamTls};
 
@@ -108,6 +110,9 @@ pub struct RawConfig {
     #[allow(missing_docs)]
     #[serde(default)]
     pub backends: Vec<RawBackend>,
+    /// Where the instances come from instead of `backends` (see [`discovery`]).
+    #[serde(default)]
+    pub discovery: Option<RawDiscovery>,
     /// The control loop's section, validated by `foresight-control` (kept as a table here).
     #[serde(default)]
     pub control: Option<toml::Table>,
@@ -834,7 +839,8 @@ pub fn parse_backend(
 
 /// What identifies an instance, whatever way its address is written: `host:port` with the host
 /// lower-cased, an IP address in its canonical form (an IPv4-mapped IPv6 address as IPv4), and
-/// every loopback host (`localhost`, `*.localhost`, `127.0.0.0/8`, `::1`) as one, `loopback`.
+/// the usual loopback host (`localhost`, `*.localhost`, `127.0.0.1`, `::1`) as one, `loopback`
+/// (other `127.0.0.0/8` addresses are their own: a process can listen on each).
 /// Names are not resolved: two names of one address are two instances.
 pub fn instance_key(authority: &Authority) -> String {
     let host = authority
@@ -849,13 +855,16 @@ pub fn instance_key(authority: &Authority) -> String {
             let v4 = v6
                 .to_ipv4_mapped()
                 .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
-            if v4.is_loopback() {
+            if v4 == std::net::Ipv4Addr::LOCALHOST {
                 "loopback".to_string()
             } else {
                 v4.to_string()
             }
         }
-        Ok(ip) if ip.is_loopback() => "loopback".to_string(),
+        Ok(std::net::IpAddr::V4(v4)) if v4 == std::net::Ipv4Addr::LOCALHOST => {
+            "loopback".to_string()
+        }
+        Ok(std::net::IpAddr::V6(v6)) if v6.is_loopback() => "loopback".to_string(),
         Ok(ip) => ip.to_string(),
         Err(_) if host == "localhost" || host.ends_with(".localhost") => "loopback".to_string(),
         Err(_) => host,

@@ -176,13 +176,15 @@ fn one_instance_has_one_key_however_it_is_written() {
         "localhost:9003",
         "http://LocalHost:9003/",
         "http://[::1]:9003",
-        "http://127.0.0.2:9003",
         "http://[::ffff:127.0.0.1]:9003",
         "http://api.localhost:9003",
     ] {
         assert_eq!(key(same), loopback, "{same}");
     }
     assert_ne!(key("localhost:9004"), loopback, "another port");
+    // Two processes can listen on 127.0.0.2:9003 and 127.0.0.3:9003 (DNS discovery's tests do).
+    assert_ne!(key("http://127.0.0.2:9003"), loopback);
+    assert_ne!(key("http://127.0.0.2:9003"), key("http://127.0.0.3:9003"));
     assert_eq!(key("http://[::ffff:10.0.0.5]:80"), key("10.0.0.5:80"));
     assert_eq!(key("Svc.Example:80"), key("http://svc.example.:80"));
     assert_ne!(
@@ -394,4 +396,48 @@ fn unreachable_routes_and_unrouted_services_are_warned_about() {
     assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
     assert!(c.warnings[0].starts_with("routes[1] is never used: routes[0]"));
     assert!(c.warnings[1].contains("services[2] (c) gets no requests"));
+}
+
+#[test]
+fn discovery_is_validated_with_its_key_path() {
+    let err = |toml: &str| validate(toml).unwrap_err().to_string();
+    let ok = validate(
+        "[discovery]\ntype = \"dns\"\nname = \"api.internal\"\nport = 9001\nnameserver = \"127.0.0.1:8600\"",
+    )
+    .unwrap();
+    let Some(Discovery::Dns(d)) = &ok.services[0].discovery else {
+        panic!("no discovery");
+    };
+    assert_eq!(
+        (d.port, d.interval, d.weight),
+        (9001, Duration::from_secs(5), 1)
+    );
+    assert_eq!(d.nameserver, Some("127.0.0.1:8600".parse().unwrap()));
+    for (toml, key) in [
+        ("[discovery]\nname = \"a\"\nport = 1", "discovery.type"),
+        ("[discovery]\ntype = \"consul\"", "discovery.type"),
+        ("[discovery]\ntype = \"kubernetes\"", "headless Service"),
+        ("[discovery]\ntype = \"dns\"\nport = 1", "discovery.name"),
+        ("[discovery]\ntype = \"dns\"\nname = \"a b\"\nport = 1", "discovery.name"),
+        ("[discovery]\ntype = \"dns\"\nname = \"a\"", "discovery.port"),
+        ("[discovery]\ntype = \"dns\"\nname = \"a\"\nport = 70000", "discovery.port"),
+        ("[discovery]\ntype = \"dns\"\nname = \"a\"\nport = 1\ninterval = \"10ms\"", "discovery.interval"),
+        ("[discovery]\ntype = \"dns\"\nname = \"a\"\nport = 1\nnameserver = \"x\"", "discovery.nameserver"),
+        ("[discovery]\ntype = \"dns\"\nname = \"a\"\nport = 1\nscheme = \"ftp\"", "discovery.scheme"),
+        (
+            "backends = [{ address = \"127.0.0.1:1\" }]\n[discovery]\ntype = \"dns\"\nname = \"a\"\nport = 1",
+            "no backends together with discovery",
+        ),
+        (
+            "[discovery]\ntype = \"dns\"\nname = \"a\"\nport = 1\n[[services]]\nname = \"x\"",
+            "no top-level [discovery]",
+        ),
+        (
+            "[[services]]\nname = \"x\"\ndiscovery = { type = \"dns\", name = \"a\", port = 0 }",
+            "services[0].discovery.port",
+        ),
+    ] {
+        let e = err(toml);
+        assert!(e.contains(key), "{toml}: {e}");
+    }
 }

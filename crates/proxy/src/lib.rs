@@ -12,6 +12,7 @@
 //!   idle pool.
 //! - `forward`: the request path (pick, rewrite headers, forward, retry a refused connection,
 //!   account for the response until its body is done).
+//! - [`discovery`]: instances found by DNS joining and leaving a pool.
 //! - `health`, `outlier`: active checks (rise/fall) and passive ejection, as pure state
 //!   machines plus the tasks that feed them.
 //! - `admin`: the admin API and `/metrics`.
@@ -28,6 +29,7 @@ pub mod admission;
 mod body;
 pub mod config;
 mod deadline;
+pub mod discovery;
 mod dispatch;
 mod forward;
 mod h1;
@@ -146,6 +148,22 @@ pub async fn run_reloadable(
             })?,
         ),
     };
+    for (service, pool) in config.services.iter().zip(&pools) {
+        if let Some(config::Discovery::Dns(d)) = &service.discovery {
+            let (tx, rx) = tokio::sync::watch::channel(None);
+            let target = discovery::Target {
+                tls: d.tls,
+                weight: d.weight,
+            };
+            tokio::spawn(discovery::dns::resolve(service.name.clone(), d.clone(), tx));
+            tokio::spawn(discovery::follow(
+                pool.clone(),
+                rx,
+                target,
+                config.drain_timeout,
+            ));
+        }
+    }
     let extra = extend(&pools)?;
     let options = foresight_http::ServerOptions {
         idle_timeout: config.timeouts.client_idle,

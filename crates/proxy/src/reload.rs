@@ -16,8 +16,9 @@
 //! What needs a restart is applied at the next start and listed in the answer
 //! (`restart_needed`): the listener and admin addresses, workers, client limits and timeouts,
 //! the admin token, the access log, turning TLS on or off, `drain_timeout`, and every
-//! `[control]` section (a control loop owns its service's pool: such a service keeps its
-//! pool and instances until restart, and gets only its request settings).
+//! `[control]` section and every `discovery` (a control loop or a discovery source owns its
+//! service's pool: such a service keeps its pool and instances until restart, and gets only
+//! its request settings).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +27,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 
 use crate::access_log::AccessLog;
-use crate::config::{ProxyConfig, ServiceConfig};
+use crate::config::{Discovery, ProxyConfig, ServiceConfig};
 use crate::dispatch::Dispatch;
 use crate::forward::Forwarder;
 use crate::metrics::ProxyMetrics;
@@ -71,8 +72,10 @@ pub(crate) struct Live {
     /// Every service's pool, for the admin API and the ejection ticker.
     pub pools: Arc<ArcSwap<Vec<Arc<Pool>>>>,
     running: tokio::sync::Mutex<ProxyConfig>,
-    /// Services whose pools a control loop manages.
+    /// Services whose pools a control loop manages (since start).
     controlled: Vec<String>,
+    /// Services whose instances a discovery source finds (since start), and how.
+    discovered: Vec<(String, Discovery)>,
     metrics: Arc<ProxyMetrics>,
     clock: Clock,
     log: Option<Arc<AccessLog>>,
@@ -94,6 +97,7 @@ fn same_requests(a: &ServiceConfig, b: &ServiceConfig) -> bool {
     let strip = |s: &ServiceConfig| ServiceConfig {
         backends: Vec::new(),
         control: None,
+        discovery: None,
         ..s.clone()
     };
     strip(a) == strip(b)
@@ -123,6 +127,11 @@ impl Live {
                 .iter()
                 .filter(|s| has_control(s))
                 .map(|s| s.name.clone())
+                .collect(),
+            discovered: config
+                .services
+                .iter()
+                .filter_map(|s| Some((s.name.clone(), s.discovery.clone()?)))
                 .collect(),
             certificates: config.tls.as_ref().map(|t| t.certificates.clone()),
             running: tokio::sync::Mutex::new(config),
@@ -164,11 +173,11 @@ impl Live {
         for s in &new.services {
             let prev = old.services.iter().position(|o| o.name == s.name);
             let (pool, entry) = match prev {
-                Some(i) if self.controlled.contains(&s.name) => {
+                Some(i) if self.owned(&s.name) => {
                     if !old_pools[i].same_settings(s) || old.services[i].backends != s.backends {
                         report.restart_needed.push(format!(
                             "service {}: instances, balancer, health checks, outlier ejection or \
-                             upstream timeouts (a control loop manages its pool)",
+                             upstream timeouts (a control loop or discovery manages its pool)",
                             s.name
                         ));
                     }
@@ -209,6 +218,12 @@ impl Live {
                     .restart_needed
                     .push(format!("service {}: [control]", s.name));
             }
+            let started = self.discovered.iter().find(|d| d.0 == s.name).map(|d| &d.1);
+            if started != s.discovery.as_ref() {
+                report
+                    .restart_needed
+                    .push(format!("service {}: discovery", s.name));
+            }
             report.services.push(entry);
             pools.push(pool);
             forwarders.push(forwarder);
@@ -217,9 +232,9 @@ impl Live {
             if new.services.iter().any(|s| s.name == o.name) {
                 continue;
             }
-            if self.controlled.contains(&o.name) {
+            if self.owned(&o.name) {
                 report.restart_needed.push(format!(
-                    "service {}: removed, but its control loop runs until restart",
+                    "service {}: removed, but its control loop or discovery runs until restart",
                     o.name
                 ));
             }
@@ -249,6 +264,12 @@ impl Live {
             self.log.clone(),
         )));
         report
+    }
+
+    /// Whether a control loop or a discovery source manages `service`'s pool.
+    fn owned(&self, service: &str) -> bool {
+        self.controlled.iter().any(|c| c == service)
+            || self.discovered.iter().any(|d| d.0 == service)
     }
 
     /// A new pool for `s` with its configured instances.

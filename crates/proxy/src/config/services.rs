@@ -49,6 +49,8 @@ pub struct RawService {
     #[allow(missing_docs)]
     #[serde(default)]
     pub backends: Vec<RawBackend>,
+    /// Where its instances come from instead of `backends`.
+    pub discovery: Option<RawDiscovery>,
     /// Its control loop's section, validated by `foresight-control`.
     pub control: Option<toml::Table>,
 }
@@ -102,6 +104,8 @@ pub struct ServiceConfig {
     pub upstream_tls: Option<UpstreamTls>,
     /// The initial instances.
     pub backends: Vec<BackendSpec>,
+    /// Where the instances come from instead, if discovered.
+    pub discovery: Option<Discovery>,
     /// The `[control]` (or `[services.control]`) table, for `foresight-control` to validate.
     pub control: Option<toml::Table>,
 }
@@ -171,6 +175,7 @@ struct Sections<'a> {
     circuit_breaker: &'a RawCircuitBreaker,
     upstream_tls: &'a RawUpstreamTls,
     backends: &'a [RawBackend],
+    discovery: Option<&'a RawDiscovery>,
 }
 
 /// Validates one service's sections; `p` prefixes every key in errors (`services[1].`).
@@ -511,7 +516,31 @@ fn service(
         Some(n) => return Err(invalid(k("circuit_breaker.max_requests"), n, "1..=1000000")),
     };
 
-    let upstream_tls = super::upstream_tls::upstream_tls(p, s.upstream_tls)?;
+    let discovery = match s.discovery {
+        None => None,
+        Some(raw) => {
+            if let Some(b) = backends.first() {
+                return Err(invalid(
+                    k("backends"),
+                    &b.address,
+                    "no backends together with discovery: the instances are discovered",
+                ));
+            }
+            Some(super::discovery::discovery(p, raw)?)
+        }
+    };
+    // TLS to instances found by DNS checks their certificates against the resolved name.
+    let dns_name = match &discovery {
+        Some(Discovery::Dns(d)) if d.tls && s.upstream_tls.server_name.is_none() => {
+            Some(RawUpstreamTls {
+                server_name: Some(d.name.clone()),
+                ..s.upstream_tls.clone()
+            })
+        }
+        _ => None,
+    };
+    let upstream_tls =
+        super::upstream_tls::upstream_tls(p, dns_name.as_ref().unwrap_or(s.upstream_tls))?;
     for (i, b) in backends.iter().enumerate().filter(|(_, b)| b.tls) {
         if let Some(t) = &upstream_tls {
             t.target(&b.authority)
@@ -529,6 +558,7 @@ fn service(
         outlier,
         retries,
         backends,
+        discovery,
         control,
     })
 }
@@ -564,6 +594,7 @@ pub(super) fn resolve(raw: &RawConfig) -> Result<Resolved, ConfigError> {
         circuit_breaker: &raw.circuit_breaker,
         upstream_tls: &raw.upstream_tls,
         backends: &raw.backends,
+        discovery: raw.discovery.as_ref(),
     };
     // The top level on its own first: its mistakes are named by its own keys.
     let default = service("", DEFAULT_SERVICE, base, raw.control.clone())?;
@@ -587,6 +618,14 @@ pub(super) fn resolve(raw: &RawConfig) -> Result<Resolved, ConfigError> {
             &b.address,
             "no top-level backends (or --backend) together with [[services]]: list each \
              service's instances in its own backends",
+        ));
+    }
+    if raw.discovery.is_some() {
+        return Err(invalid(
+            "discovery",
+            "(a table)",
+            "no top-level [discovery] together with [[services]]: give each service its own \
+             discovery",
         ));
     }
     if raw.control.is_some() {
@@ -678,6 +717,7 @@ pub(super) fn resolve(raw: &RawConfig) -> Result<Resolved, ConfigError> {
             outlier: &outlier,
             retries: &retries,
             backends: &rs.backends,
+            discovery: rs.discovery.as_ref(),
         };
         services.push(service(&p, &rs.name, sections, rs.control.clone())?);
     }
