@@ -94,15 +94,7 @@ fn bad_control_config_is_a_usage_error() {
     let dir = tempdir("control-bad");
     let cfg = dir.join("f.toml");
     std::fs::write(&cfg, "[control]\npolicy = \"magic\"\n").unwrap();
-    let o = run(&[
-        "serve",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-    ]);
+    let o = serve_until_exit(&cfg, Duration::from_secs(30));
     assert_eq!(o.status.code(), Some(64), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("invalid value `magic` for `control.policy`"),

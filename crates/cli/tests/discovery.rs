@@ -204,18 +204,7 @@ fn discovery_with_a_process_actuator_is_refused_at_start() {
         "[discovery]\ntype = \"dns\"\nname = \"api.test\"\nport = 9001\n[control]\nmax = 3\n",
     )
     .unwrap();
-    let o = run_for(
-        &[
-            "serve",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-        ],
-        Duration::from_secs(20),
-    );
+    let o = serve_until_exit(&cfg, Duration::from_secs(20));
     assert_eq!(o.status.code(), Some(64), "{}", text(&o));
     assert!(
         text(&o).contains("actuator = \"process\" together with discovery"),

@@ -218,18 +218,7 @@ async fn an_invalid_file_is_refused_with_the_start_message_and_the_running_one_s
     write(&cfg, &bad);
     let r = reload(&http, &admin).await;
     assert_eq!(r.status, 400, "{}", r.body);
-    let at_start = run_for(
-        &[
-            "serve",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-        ],
-        Duration::from_secs(10),
-    );
+    let at_start = serve_until_exit(&cfg, Duration::from_secs(10));
     assert_eq!(at_start.status.code(), Some(64), "{}", text(&at_start));
     let message = String::from_utf8_lossy(&at_start.stderr)
         .trim()

@@ -31,15 +31,13 @@ fn write(dir: &Path, file: &str, text: &str) -> String {
     p.display().to_string()
 }
 
-/// An HTTP/2 connection over TLS to `proxy` for `sni`, and the server's leaf.
-async fn h2_connection(
+/// A TLS connection to `proxy` for `sni` offering `alpn`, trusting `roots`.
+async fn handshake(
     proxy: &str,
     roots: &[CertificateDer<'static>],
     sni: &str,
-) -> (
-    hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
-    CertificateDer<'static>,
-) {
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut store = rustls::RootCertStore::empty();
     for r in roots {
         store.add(r.clone()).unwrap();
@@ -50,12 +48,24 @@ async fn h2_connection(
         .unwrap()
         .with_root_certificates(store)
         .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    cfg.alpn_protocols = vec![alpn.to_vec()];
     let tcp = tokio::net::TcpStream::connect(proxy).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
         .connect(ServerName::try_from(sni.to_string()).unwrap(), tcp)
         .await
-        .expect("handshake");
+        .expect("handshake")
+}
+
+/// An HTTP/2 connection over TLS to `proxy` for `sni`, and the server's leaf.
+async fn h2_connection(
+    proxy: &str,
+    roots: &[CertificateDer<'static>],
+    sni: &str,
+) -> (
+    hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+    CertificateDer<'static>,
+) {
+    let tls = handshake(proxy, roots, sni, b"h2").await;
     let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
     let (s, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
         .await
@@ -71,22 +81,7 @@ async fn call(
     sni: &str,
     alpn: &[u8],
 ) -> (u16, http::Version, CertificateDer<'static>) {
-    let mut store = rustls::RootCertStore::empty();
-    for r in roots {
-        store.add(r.clone()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(store)
-        .with_no_client_auth();
-    cfg.alpn_protocols = vec![alpn.to_vec()];
-    let tcp = tokio::net::TcpStream::connect(proxy).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(ServerName::try_from(sni.to_string()).unwrap(), tcp)
-        .await
-        .expect("handshake");
+    let tls = handshake(proxy, roots, sni, alpn).await;
     let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let io = TokioIo::new(tls);

@@ -225,6 +225,23 @@ pub fn run_for(args: &[&str], limit: Duration) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `foresight serve --config CFG` on free ports, run until it exits or `limit` passes (for a
+/// configuration expected to be refused).
+pub fn serve_until_exit(cfg: &Path, limit: Duration) -> Output {
+    run_for(
+        &[
+            "serve",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+        ],
+        limit,
+    )
+}
+
 /// Status and both streams of a finished run, for assertion messages.
 pub fn text(o: &Output) -> String {
     format!(
