@@ -55,15 +55,6 @@ pub struct DnsDiscovery {
     pub weight: u32,
 }
 
-impl Discovery {
-    /// Whether the instances are `https://`.
-    pub fn tls(&self) -> bool {
-        match self {
-            Discovery::Dns(d) => d.tls,
-        }
-    }
-}
-
 /// Validates `raw`; `p` prefixes every key in errors (`services[1].`).
 pub(crate) fn discovery(p: &str, raw: &RawDiscovery) -> Result<Discovery, ConfigError> {
     let k = |key: &str| format!("{p}discovery.{key}");
