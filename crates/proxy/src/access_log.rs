@@ -118,8 +118,9 @@ impl Clock {
 /// One request, as logged.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// When the request arrived.
-    pub time: SystemTime,
+    /// When the request arrived (the writer turns it into wall-clock time, so the request
+    /// path reads one clock, not two).
+    pub arrived: Instant,
     /// The client's address.
     pub client: SocketAddr,
     /// Method.
@@ -147,8 +148,9 @@ impl Entry {
         self.target.as_ref().map_or("*", PathAndQuery::path)
     }
 
-    fn write(&self, format: Format, clock: &mut Clock, out: &mut Vec<u8>) {
-        let (millis_part, clock) = clock.at(self.time);
+    /// Appends the line; `time` is the wall-clock time of [`Entry::arrived`].
+    fn write(&self, time: SystemTime, format: Format, clock: &mut Clock, out: &mut Vec<u8>) {
+        let (millis_part, clock) = clock.at(time);
         match format {
             Format::Json => {
                 out.extend_from_slice(b"{\"time\":\"");
@@ -285,10 +287,13 @@ fn writer(rx: Receiver<Entry>, mut sink: Box<dyn Write + Send>, format: Format) 
     let mut clock = Clock::default();
     let mut warned = false;
     loop {
+        // One reading of both clocks per batch maps every arrival to wall-clock time.
+        let (wall, mono) = (SystemTime::now(), Instant::now());
         let gone = loop {
             match rx.try_recv() {
                 Ok(e) => {
-                    e.write(format, &mut clock, &mut buf);
+                    let time = wall - mono.saturating_duration_since(e.arrived);
+                    e.write(time, format, &mut clock, &mut buf);
                     if buf.len() >= 240 * 1024 {
                         break false;
                     }
@@ -321,14 +326,13 @@ fn writer(rx: Receiver<Entry>, mut sink: Box<dyn Write + Send>, format: Format) 
 pub(crate) struct Pending {
     pub log: Arc<AccessLog>,
     pub entry: Entry,
-    pub started: Instant,
 }
 
 impl Pending {
     /// Completes the entry at the end of the response and queues it.
     pub fn finish(mut self, bytes: u64) {
         self.entry.bytes = bytes;
-        self.entry.duration = self.started.elapsed();
+        self.entry.duration = self.entry.arrived.elapsed();
         self.log.send(self.entry);
     }
 }
@@ -347,9 +351,11 @@ mod tests {
         }
     }
 
+    const TIME: Duration = Duration::from_millis(1_700_000_000_123);
+
     fn entry(path: &str) -> Entry {
         Entry {
-            time: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+            arrived: Instant::now(),
             client: "127.0.0.1:5000".parse().unwrap(),
             method: Method::GET,
             target: Some(path.parse().unwrap()),
@@ -367,7 +373,12 @@ mod tests {
     fn lines_in_both_formats() {
         let mut out = Vec::new();
         let mut clock = Clock::default();
-        entry("/a%22b?q=1").write(Format::Json, &mut clock, &mut out);
+        entry("/a%22b?q=1").write(
+            SystemTime::UNIX_EPOCH + TIME,
+            Format::Json,
+            &mut clock,
+            &mut out,
+        );
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["path"], "/a%22b");
         assert_eq!(v["time"], "2023-11-14T22:13:20.123Z");
@@ -380,14 +391,24 @@ mod tests {
         e.instance = None;
         e.service = "we\"ird".into();
         out.clear();
-        e.write(Format::Json, &mut clock, &mut out);
+        e.write(
+            SystemTime::UNIX_EPOCH + TIME,
+            Format::Json,
+            &mut clock,
+            &mut out,
+        );
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             (v["service"].as_str(), v["instance"].is_null()),
             (Some("we\"ird"), true)
         );
         out.clear();
-        entry("/a").write(Format::Common, &mut clock, &mut out);
+        entry("/a").write(
+            SystemTime::UNIX_EPOCH + TIME,
+            Format::Common,
+            &mut clock,
+            &mut out,
+        );
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "127.0.0.1 - - [14/Nov/2023:22:13:20 +0000] \"GET /a HTTP/1.1\" 200 3 2.250 auth http://127.0.0.1:9001\n"
@@ -405,6 +426,41 @@ mod tests {
             let n = (0..1000).filter(|_| log.sampled()).count();
             assert_eq!(n, want, "sample {sample}");
         }
+    }
+
+    /// A sink that keeps what is written.
+    #[derive(Clone, Default)]
+    struct Kept(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Kept {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_writer_logs_the_wall_clock_time_of_arrival() {
+        let kept = Kept::default();
+        let log = AccessLog::with_sink(&cfg(1.0, 8), Box::new(kept.clone()), Counter::default());
+        let mut e = entry("/late");
+        e.arrived = Instant::now() - Duration::from_secs(90);
+        let want = SystemTime::now() - Duration::from_secs(90);
+        log.send(e);
+        drop(log); // the writer writes what is queued and ends
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while kept.0.lock().unwrap().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(TICK);
+        }
+        let line = kept.0.lock().unwrap().clone();
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        let logged = chrono::DateTime::parse_from_rfc3339(v["time"].as_str().unwrap()).unwrap();
+        let want = chrono::DateTime::<chrono::Utc>::from(want);
+        let off = (logged.timestamp_millis() - want.timestamp_millis()).abs();
+        assert!(off < 1000, "logged {logged}, arrived {want}");
     }
 
     /// A sink that blocks until released, as a full disk or a stopped pipe reader would.
