@@ -187,6 +187,23 @@ fn serve_config(
     let config = raw.validate().map_err(|e| e.to_string())?;
     let mut controls = Vec::with_capacity(config.services.len());
     for (i, s) in config.services.iter().enumerate() {
+        if !cfg!(feature = "kubernetes")
+            && matches!(
+                s.discovery,
+                Some(foresight_proxy::config::Discovery::Kubernetes(_))
+            )
+        {
+            let at = if raw.services.is_empty() {
+                String::new()
+            } else {
+                format!("services[{i}] ({}): ", s.name)
+            };
+            return Err(format!(
+                "{at}discovery.type = \"kubernetes\" needs foresight built with the \
+                 `kubernetes` feature (cargo build --release --features kubernetes); without \
+                 it, use type = \"dns\" with a headless Service's name"
+            ));
+        }
         match foresight_control::ControlConfig::from_table(s.control.as_ref()) {
             Ok(Some(c))
                 if s.discovery.is_some()
@@ -254,6 +271,15 @@ fn serve(args: ServeArgs) -> ExitCode {
             "serving"
         );
         let drain_timeout = config.drain_timeout;
+        #[cfg(feature = "kubernetes")]
+        let kube_discovery: Vec<Option<foresight_proxy::config::KubernetesDiscovery>> = config
+            .services
+            .iter()
+            .map(|s| match &s.discovery {
+                Some(foresight_proxy::config::Discovery::Kubernetes(k)) => Some(k.clone()),
+                _ => None,
+            })
+            .collect();
         let reload = Some(loader);
         foresight_proxy::run_reloadable(
             config,
@@ -262,6 +288,12 @@ fn serve(args: ServeArgs) -> ExitCode {
             admin,
             shutdown_signal(),
             move |pools| {
+                #[cfg(feature = "kubernetes")]
+                for (k, pool) in kube_discovery.into_iter().zip(pools) {
+                    if let Some(k) = k {
+                        foresight_kube::discovery::start(pool.clone(), k, drain_timeout);
+                    }
+                }
                 // The loops run as long as the proxy (the process).
                 let mut handles = Vec::new();
                 for (c, pool) in controls.into_iter().zip(pools) {

@@ -82,17 +82,6 @@ fn instance(i: u8, port: u16) -> Proc {
     ])
 }
 
-async fn members(c: &HttpClient, admin: &str) -> Vec<String> {
-    let mut m: Vec<String> = backends(c, admin)
-        .await
-        .into_iter()
-        .filter(|b| b["draining"] != true)
-        .map(|b| b["address"].as_str().unwrap().to_string())
-        .collect();
-    m.sort();
-    m
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_discovery_follows_the_records_and_keeps_the_set_when_the_server_fails() {
     let port = shared_port();
@@ -193,6 +182,17 @@ nameserver = "127.0.0.1:{ns}"
     let restart = report["restart_needed"].to_string();
     assert!(restart.contains("service default: discovery"), "{report}");
     assert_eq!(members(&c, &admin).await, [a(3), a(4)]);
+}
+
+#[cfg(not(feature = "kubernetes"))]
+#[test]
+fn kubernetes_discovery_without_the_feature_is_refused_at_start() {
+    let dir = tempdir("kube-discovery-unbuilt");
+    let cfg = dir.join("foresight.toml");
+    std::fs::write(&cfg, "[discovery]\ntype = \"kubernetes\"\nname = \"web\"\n").unwrap();
+    let o = serve_until_exit(&cfg, Duration::from_secs(20));
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    assert!(text(&o).contains("`kubernetes` feature"), "{}", text(&o));
 }
 
 #[test]

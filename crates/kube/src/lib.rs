@@ -1,6 +1,9 @@
 //! # foresight-kube
 //!
-//! The Kubernetes actuator: sets a Deployment's replica count through its `scale` subresource
+//! Kubernetes, for the `kubernetes` feature of the `foresight` binary: the actuator (below)
+//! and EndpointSlice discovery ([`discovery`]).
+//!
+//! The actuator sets a Deployment's replica count through its `scale` subresource
 //! (`autoscaling/v1` Scale) with kube-rs, and reads back ready replicas from the Deployment's
 //! status. Writes carry the Scale's `resourceVersion` (optimistic concurrency): when another
 //! writer changed the Deployment in between, the API server answers 409 Conflict and the
@@ -13,6 +16,8 @@
 //! fake API server that follows the API's conventions for Deployments and their scale
 //! subresource (see `tests/fake_apiserver.rs`), not against a real cluster.
 #![deny(missing_docs)]
+
+pub mod discovery;
 
 use foresight_actuate::{Actuator, ActuatorError, BoxFuture, PoolState};
 use k8s_openapi::api::apps::v1::Deployment;

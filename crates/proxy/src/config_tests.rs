@@ -413,10 +413,37 @@ fn discovery_is_validated_with_its_key_path() {
         (9001, Duration::from_secs(5), 1)
     );
     assert_eq!(d.nameserver, Some("127.0.0.1:8600".parse().unwrap()));
+    let ok = validate(
+        "[[services]]\nname = \"a\"\ndiscovery = { type = \"kubernetes\", name = \"api\", namespace = \"shop\", port = \"http\", url = \"http://127.0.0.1:8001\" }\n[[services]]\nname = \"b\"\ndiscovery = { type = \"kubernetes\", name = \"web\" }\n[[services]]\nname = \"c\"\ndiscovery = { type = \"kubernetes\", name = \"web\", port = 8080, scheme = \"https\" }\n[[routes]]\npath_prefix = \"/\"\nservice = \"a\"",
+    )
+    .unwrap();
+    let kube = |i: usize| match &ok.services[i].discovery {
+        Some(Discovery::Kubernetes(k)) => k.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        kube(0),
+        KubernetesDiscovery {
+            service: "api".into(),
+            namespace: Some("shop".into()),
+            port: KubePort::Named("http".into()),
+            url: Some("http://127.0.0.1:8001".into()),
+            tls: false,
+            weight: 1,
+        }
+    );
+    assert_eq!((kube(1).port, kube(1).namespace), (KubePort::Only, None));
+    assert_eq!((kube(2).port, kube(2).tls), (KubePort::Number(8080), true));
     for (toml, key) in [
         ("[discovery]\nname = \"a\"\nport = 1", "discovery.type"),
         ("[discovery]\ntype = \"consul\"", "discovery.type"),
-        ("[discovery]\ntype = \"kubernetes\"", "headless Service"),
+        ("[discovery]\ntype = \"kubernetes\"", "discovery.name"),
+        ("[discovery]\ntype = \"kubernetes\"\nname = \"Api\"", "discovery.name"),
+        ("[discovery]\ntype = \"kubernetes\"\nname = \"api\"\nnamespace = \"a_b\"", "discovery.namespace"),
+        ("[discovery]\ntype = \"kubernetes\"\nname = \"api\"\nport = \"HTTP\"", "discovery.port"),
+        ("[discovery]\ntype = \"kubernetes\"\nname = \"api\"\nurl = \"127.0.0.1:8001\"", "discovery.url"),
+        ("[discovery]\ntype = \"kubernetes\"\nname = \"api\"\ninterval = \"5s\"", "discovery.interval"),
+        ("[discovery]\ntype = \"dns\"\nname = \"a\"\nport = 1\nnamespace = \"x\"", "discovery.namespace"),
         ("[discovery]\ntype = \"dns\"\nport = 1", "discovery.name"),
         ("[discovery]\ntype = \"dns\"\nname = \"a b\"\nport = 1", "discovery.name"),
         ("[discovery]\ntype = \"dns\"\nname = \"a\"", "discovery.port"),

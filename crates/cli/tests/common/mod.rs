@@ -164,6 +164,18 @@ pub async fn backends(c: &HttpClient, admin: &str) -> Vec<serde_json::Value> {
     serde_json::from_str(&r.body).unwrap()
 }
 
+/// The addresses of the pool's members that are not draining, sorted.
+pub async fn members(c: &HttpClient, admin: &str) -> Vec<String> {
+    let mut m: Vec<String> = backends(c, admin)
+        .await
+        .into_iter()
+        .filter(|b| b["draining"] != true)
+        .map(|b| b["address"].as_str().unwrap().to_string())
+        .collect();
+    m.sort();
+    m
+}
+
 /// The admin API's entry for one instance.
 pub async fn backend_status(
     c: &HttpClient,

@@ -1,6 +1,8 @@
 //! `[discovery]` (or a service's `discovery`): where a service's instances come from when they
 //! are not listed in `backends`: a DNS name re-resolved every interval (every A/AAAA record is
-//! an instance on one port). In Kubernetes, a headless Service's name is such a name.
+//! an instance on one port; in Kubernetes, a headless Service's name is such a name), or a
+//! Kubernetes Service's EndpointSlices, watched (the watch itself lives in `foresight-kube`,
+//! built with the `kubernetes` feature).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -28,6 +30,8 @@ pub struct RawDiscovery {
     pub interval: Option<String>,
     pub nameserver: Option<String>,
     pub weight: Option<i64>,
+    pub namespace: Option<String>,
+    pub url: Option<String>,
 }
 
 /// A service's discovery, validated.
@@ -35,6 +39,47 @@ pub struct RawDiscovery {
 pub enum Discovery {
     /// A DNS name's A and AAAA records.
     Dns(DnsDiscovery),
+    /// A Kubernetes Service's EndpointSlices.
+    Kubernetes(KubernetesDiscovery),
+}
+
+/// `type = "kubernetes"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KubernetesDiscovery {
+    /// The Service whose EndpointSlices (label `kubernetes.io/service-name`) list the instances.
+    pub service: String,
+    /// Its namespace; `None` is the client configuration's (the pod's own namespace in a
+    /// cluster).
+    pub namespace: Option<String>,
+    /// Which of the slices' ports the instances listen on.
+    pub port: KubePort,
+    /// The API server at a plain URL (e.g. `kubectl proxy`'s `http://127.0.0.1:8001`);
+    /// `None` finds the cluster the usual way (in-cluster service account, `KUBECONFIG`).
+    pub url: Option<String>,
+    /// `https`: TLS to the instances (see `[upstream_tls]`).
+    pub tls: bool,
+    /// Every instance's weight.
+    pub weight: u32,
+}
+
+/// A port of an EndpointSlice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KubePort {
+    /// The port with this name (the Service port's name).
+    Named(String),
+    /// This port number on every endpoint.
+    Number(u16),
+    /// The slices' only port (a Service with one port).
+    Only,
+}
+
+/// Whether `s` is a DNS-1123 label, as Kubernetes names Services and namespaces.
+fn kube_name(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
 
 /// `type = "dns"`.
@@ -75,6 +120,18 @@ pub(crate) fn discovery(p: &str, raw: &RawDiscovery) -> Result<Discovery, Config
     };
     match raw.kind.as_deref() {
         Some("dns") => {
+            if raw.namespace.is_some() || raw.url.is_some() {
+                let key = if raw.namespace.is_some() {
+                    "namespace"
+                } else {
+                    "url"
+                };
+                return Err(invalid(
+                    k(key),
+                    "(set)",
+                    "nothing with type = \"dns\" (a key of type = \"kubernetes\")",
+                ));
+            }
             let name = raw
                 .name
                 .clone()
@@ -127,14 +184,79 @@ pub(crate) fn discovery(p: &str, raw: &RawDiscovery) -> Result<Discovery, Config
                 weight,
             }))
         }
-        Some("kubernetes") => Err(invalid(
-            k("type"),
-            "kubernetes",
-            "dns (EndpointSlice discovery is not built yet; in a cluster, a headless \
-             Service's DNS name resolves to its ready pods: type = \"dns\", name = \
-             \"SERVICE.NAMESPACE.svc.cluster.local\")",
-        )),
-        Some(other) => Err(invalid(k("type"), other, "dns")),
-        None => Err(invalid(k("type"), "(none)", "dns")),
+        Some("kubernetes") => {
+            if raw.interval.is_some() || raw.nameserver.is_some() {
+                let key = if raw.interval.is_some() {
+                    "interval"
+                } else {
+                    "nameserver"
+                };
+                return Err(invalid(
+                    k(key),
+                    "(set)",
+                    "nothing with type = \"kubernetes\" (EndpointSlices are watched, not polled)",
+                ));
+            }
+            let service = raw.name.clone().ok_or_else(|| {
+                invalid(
+                    k("name"),
+                    "(none)",
+                    "the Service whose EndpointSlices list the instances",
+                )
+            })?;
+            if !kube_name(&service) {
+                return Err(invalid(
+                    k("name"),
+                    &service,
+                    "a Service name such as api (a DNS-1123 label)",
+                ));
+            }
+            let namespace = match &raw.namespace {
+                Some(n) if !kube_name(n) => {
+                    return Err(invalid(
+                        k("namespace"),
+                        n,
+                        "a namespace such as default (a DNS-1123 label)",
+                    ))
+                }
+                n => n.clone(),
+            };
+            let port = match &raw.port {
+                None => KubePort::Only,
+                Some(toml::Value::String(name)) if kube_name(name) && name.len() <= 15 => {
+                    KubePort::Named(name.clone())
+                }
+                Some(v) => KubePort::Number(port_number(v).ok_or_else(|| {
+                    invalid(
+                        k("port"),
+                        v,
+                        "a port name such as http, or a number 1..=65535",
+                    )
+                })?),
+            };
+            let url = match &raw.url {
+                Some(u)
+                    if !(u.starts_with("http://") || u.starts_with("https://"))
+                        || u.parse::<http::Uri>().is_err() =>
+                {
+                    return Err(invalid(
+                        k("url"),
+                        u,
+                        "the API server's URL, e.g. http://127.0.0.1:8001",
+                    ))
+                }
+                u => u.clone(),
+            };
+            Ok(Discovery::Kubernetes(KubernetesDiscovery {
+                service,
+                namespace,
+                port,
+                url,
+                tls,
+                weight,
+            }))
+        }
+        Some(other) => Err(invalid(k("type"), other, "dns or kubernetes")),
+        None => Err(invalid(k("type"), "(none)", "dns or kubernetes")),
     }
 }

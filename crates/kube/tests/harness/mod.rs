@@ -1,0 +1,326 @@
+//! A fake Kubernetes API server for tests, with real watch streams. No cluster (apiserver,
+//! kind, k3s, envtest) can run on these machines; this follows the API's conventions for what
+//! Foresight touches and nothing more:
+//!
+//! - `discovery.k8s.io/v1` EndpointSlices: list (an `EndpointSliceList` carrying the current
+//!   `resourceVersion`) and watch (`?watch=true`): newline-delimited `ADDED` / `MODIFIED` /
+//!   `DELETED` events after the asked `resourceVersion`, `BOOKMARK`s when idle if
+//!   `allowWatchBookmarks=true`, the stream ended after `timeoutSeconds`, and an `ERROR` event
+//!   with a `410 Expired` `Status` when the asked version is older than the kept history
+//!   (after [`ApiServer::compact`]); `labelSelector=key=value` filters both.
+//! - one cluster-wide `resourceVersion`, bumped by every write.
+//!
+//! Tests drive it directly ([`ApiServer::apply_slice`], [`ApiServer::delete_slice`]) and can
+//! end every open watch ([`ApiServer::break_watches`]) to prove a client resumes.
+//! It is included by path (`#[path]`) wherever a test needs a cluster.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+
+/// How long an idle watch waits before it sends a bookmark.
+const BOOKMARK_EVERY: Duration = Duration::from_millis(500);
+
+/// One endpoint of a slice: `(ip, ready, terminating)`.
+pub type SliceEndpoint<'a> = (&'a str, bool, bool);
+
+struct Event {
+    rv: u64,
+    kind: &'static str,
+    namespace: String,
+    object: Value,
+}
+
+#[derive(Default)]
+struct Inner {
+    rv: u64,
+    /// (namespace, name) → object.
+    slices: BTreeMap<(String, String), Value>,
+    history: Vec<Event>,
+    /// Watches from a resourceVersion below this get 410 Gone.
+    oldest: u64,
+    /// Bumped to end every open watch.
+    breaks: u64,
+    lists: usize,
+    watches: usize,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    /// Signals every change (and every break) to open watches.
+    changed: watch::Sender<u64>,
+}
+
+/// A running fake API server.
+pub struct ApiServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    shared: Arc<Shared>,
+}
+
+fn labels_match(object: &Value, selector: &[(String, String)]) -> bool {
+    selector
+        .iter()
+        .all(|(k, v)| object["metadata"]["labels"][k].as_str() == Some(v.as_str()))
+}
+
+fn parse_selector(s: Option<&String>) -> Vec<(String, String)> {
+    s.map(|s| {
+        s.split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn line(kind: &str, object: &Value) -> Bytes {
+    let mut v = serde_json::to_vec(&json!({ "type": kind, "object": object })).unwrap();
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
+impl ApiServer {
+    /// Starts the server on a loopback port.
+    pub async fn start() -> ApiServer {
+        let (changed, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                rv: 100,
+                ..Default::default()
+            }),
+            changed,
+        });
+        let app = Router::new()
+            .route(
+                "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices",
+                get(endpointslices),
+            )
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        ApiServer { url, shared }
+    }
+
+    fn write(&self, f: impl FnOnce(&mut Inner)) {
+        let rv = {
+            let mut inner = self.shared.inner.lock().unwrap();
+            f(&mut inner);
+            inner.rv
+        };
+        self.shared.changed.send_replace(rv);
+    }
+
+    /// Creates or replaces the EndpointSlice `name` of Service `service`, with one port.
+    pub fn apply_slice(
+        &self,
+        namespace: &str,
+        name: &str,
+        service: &str,
+        port: (&str, u16),
+        endpoints: &[SliceEndpoint],
+    ) {
+        let endpoints: Vec<Value> = endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, (ip, ready, terminating))| {
+                json!({
+                    "addresses": [ip],
+                    "conditions": { "ready": ready, "serving": ready, "terminating": terminating },
+                    "targetRef": { "kind": "Pod", "namespace": namespace, "name": format!("{name}-{i}") },
+                })
+            })
+            .collect();
+        self.write(|inner| {
+            inner.rv += 1;
+            let key = (namespace.to_string(), name.to_string());
+            let kind = if inner.slices.contains_key(&key) {
+                "MODIFIED"
+            } else {
+                "ADDED"
+            };
+            let object = json!({
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "uid": format!("00000000-0000-4000-8000-{:012}", inner.rv),
+                    "resourceVersion": inner.rv.to_string(),
+                    "labels": {
+                        "kubernetes.io/service-name": service,
+                        "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+                    },
+                },
+                "addressType": "IPv4",
+                "ports": [{ "name": port.0, "port": port.1, "protocol": "TCP" }],
+                "endpoints": endpoints,
+            });
+            inner.slices.insert(key, object.clone());
+            inner.history.push(Event {
+                rv: inner.rv,
+                kind,
+                namespace: namespace.to_string(),
+                object,
+            });
+        });
+    }
+
+    /// Deletes the EndpointSlice `name`, if it exists.
+    pub fn delete_slice(&self, namespace: &str, name: &str) {
+        self.write(|inner| {
+            let key = (namespace.to_string(), name.to_string());
+            if let Some(mut object) = inner.slices.remove(&key) {
+                inner.rv += 1;
+                object["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
+                inner.history.push(Event {
+                    rv: inner.rv,
+                    kind: "DELETED",
+                    namespace: namespace.to_string(),
+                    object,
+                });
+            }
+        });
+    }
+
+    /// Ends every open watch stream (as an API server restart or a dropped connection would).
+    pub fn break_watches(&self) {
+        self.write(|inner| inner.breaks += 1);
+    }
+
+    /// Forgets all history: a watch from a resourceVersion before the current one gets
+    /// 410 Gone.
+    pub fn compact(&self) {
+        self.write(|inner| {
+            inner.history.clear();
+            inner.oldest = inner.rv;
+        });
+    }
+
+    /// (lists, watches) served so far.
+    pub fn requests(&self) -> (usize, usize) {
+        let inner = self.shared.inner.lock().unwrap();
+        (inner.lists, inner.watches)
+    }
+}
+
+async fn endpointslices(
+    State(shared): State<Arc<Shared>>,
+    Path(ns): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let selector = parse_selector(q.get("labelSelector"));
+    if q.get("watch").map(String::as_str) != Some("true") {
+        let mut inner = shared.inner.lock().unwrap();
+        inner.lists += 1;
+        let items: Vec<&Value> = inner
+            .slices
+            .iter()
+            .filter(|((n, _), o)| *n == ns && labels_match(o, &selector))
+            .map(|(_, o)| o)
+            .collect();
+        return Json(json!({
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSliceList",
+            "metadata": { "resourceVersion": inner.rv.to_string() },
+            "items": items,
+        }))
+        .into_response();
+    }
+    let from: u64 = q
+        .get("resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let bookmarks = q.get("allowWatchBookmarks").map(String::as_str) == Some("true");
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(300), Duration::from_secs);
+    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    let (breaks, oldest) = {
+        let mut inner = shared.inner.lock().unwrap();
+        inner.watches += 1;
+        (inner.breaks, inner.oldest)
+    };
+    if from < oldest {
+        let status = json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": format!("too old resource version: {from} ({oldest})"),
+            "reason": "Expired", "code": 410,
+        });
+        let _ = tx.try_send(Ok(line("ERROR", &status)));
+    } else {
+        tokio::spawn(stream_events(
+            shared, ns, selector, from, breaks, bookmarks, timeout, tx,
+        ));
+    }
+    let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap()
+}
+
+/// Sends the events after `last` that match, as they happen, until the timeout, a break, or
+/// the client going away.
+#[allow(clippy::too_many_arguments)]
+async fn stream_events(
+    shared: Arc<Shared>,
+    ns: String,
+    selector: Vec<(String, String)>,
+    mut last: u64,
+    breaks: u64,
+    bookmarks: bool,
+    timeout: Duration,
+    tx: mpsc::Sender<Result<Bytes, Infallible>>,
+) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut changed = shared.changed.subscribe();
+    let mut idle = false;
+    loop {
+        let lines = {
+            let inner = shared.inner.lock().unwrap();
+            if inner.breaks != breaks {
+                return;
+            }
+            let mut lines: Vec<Bytes> = inner
+                .history
+                .iter()
+                .filter(|e| e.rv > last && e.namespace == ns && labels_match(&e.object, &selector))
+                .map(|e| line(e.kind, &e.object))
+                .collect();
+            if lines.is_empty() && idle && bookmarks {
+                let object = json!({
+                    "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                    "metadata": { "resourceVersion": inner.rv.to_string() },
+                });
+                lines.push(line("BOOKMARK", &object));
+            }
+            last = inner.rv;
+            lines
+        };
+        for l in lines {
+            if tx.send(Ok(l)).await.is_err() {
+                return;
+            }
+        }
+        tokio::select! {
+            _ = changed.changed() => idle = false,
+            _ = tokio::time::sleep(BOOKMARK_EVERY) => idle = true,
+            _ = tokio::time::sleep_until(deadline) => return,
+        }
+    }
+}
