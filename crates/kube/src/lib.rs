@@ -19,6 +19,46 @@
 
 pub mod discovery;
 
+/// One rule of the Kubernetes API access this crate needs: `verbs` on `resource` of API
+/// `group`. The RBAC Role in `deploy/kubernetes/` grants exactly these (a test checks), and the
+/// tests against the fake API server check that every request made is one of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access {
+    /// API group (`apps`, `discovery.k8s.io`).
+    pub group: &'static str,
+    /// Resource, with its subresource (`deployments/scale`).
+    pub resource: &'static str,
+    /// Verbs, sorted.
+    pub verbs: &'static [&'static str],
+}
+
+/// Everything the actuator and discovery do: read a Deployment's status, read and update its
+/// scale, list and watch EndpointSlices.
+pub const API_ACCESS: &[Access] = &[
+    Access {
+        group: "apps",
+        resource: "deployments",
+        verbs: &["get"],
+    },
+    Access {
+        group: "apps",
+        resource: "deployments/scale",
+        verbs: &["get", "update"],
+    },
+    Access {
+        group: "discovery.k8s.io",
+        resource: "endpointslices",
+        verbs: &["list", "watch"],
+    },
+];
+
+/// Whether [`API_ACCESS`] allows `verb` on `resource` of `group`.
+pub fn allowed(group: &str, resource: &str, verb: &str) -> bool {
+    API_ACCESS
+        .iter()
+        .any(|a| a.group == group && a.resource == resource && a.verbs.contains(&verb))
+}
+
 use foresight_actuate::{Actuator, ActuatorError, BoxFuture, PoolState};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::ScaleSpec;

@@ -164,6 +164,13 @@ async fn slices_are_followed_through_breaks_and_410() {
         seen[..before_empty].iter().all(|s| !s.is_empty()),
         "{seen:?}"
     );
+    // Every request is one the RBAC Role grants (deploy/kubernetes).
+    for (verb, group, resource) in server.rbac_requests() {
+        assert!(
+            foresight_kube::allowed(group, resource, verb),
+            "{verb} {group}/{resource}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -29,6 +29,8 @@ struct Cluster {
     conflicts: u32,
     /// (method, path, resourceVersion sent) of every write.
     writes: Vec<(String, String, Option<String>)>,
+    /// (verb, resource) of every request, as RBAC names them.
+    requests: Vec<(&'static str, &'static str)>,
 }
 
 type Shared = Arc<Mutex<Cluster>>;
@@ -98,7 +100,8 @@ async fn get_deployment(
     State(c): State<Shared>,
     Path((ns, name)): Path<(String, String)>,
 ) -> Response {
-    let c = c.lock().unwrap();
+    let mut c = c.lock().unwrap();
+    c.requests.push(("get", "deployments"));
     if !c.known(&ns, &name) {
         return not_found(&name);
     }
@@ -106,7 +109,8 @@ async fn get_deployment(
 }
 
 async fn get_scale(State(c): State<Shared>, Path((ns, name)): Path<(String, String)>) -> Response {
-    let c = c.lock().unwrap();
+    let mut c = c.lock().unwrap();
+    c.requests.push(("get", "deployments/scale"));
     if !c.known(&ns, &name) {
         return not_found(&name);
     }
@@ -119,6 +123,7 @@ async fn put_scale(
     Json(body): Json<Value>,
 ) -> Response {
     let mut c = c.lock().unwrap();
+    c.requests.push(("update", "deployments/scale"));
     let rv = body["metadata"]["resourceVersion"]
         .as_str()
         .map(str::to_string);
@@ -273,6 +278,28 @@ async fn scales_through_the_subresource_and_reads_back_ready_replicas() {
     let e = a.apply(40).await.unwrap_err();
     assert_eq!(e, ActuatorError::AboveMax { asked: 40, max: 10 });
     assert_eq!(cluster.lock().unwrap().spec_replicas, 10);
+
+    // Every request is one the RBAC Role grants (deploy/kubernetes), and each granted verb
+    // was used.
+    let requests = cluster.lock().unwrap().requests.clone();
+    for (verb, resource) in &requests {
+        assert!(
+            foresight_kube::allowed("apps", resource, verb),
+            "{verb} {resource}"
+        );
+    }
+    for rule in foresight_kube::API_ACCESS
+        .iter()
+        .filter(|a| a.group == "apps")
+    {
+        for verb in rule.verbs {
+            assert!(
+                requests.contains(&(verb, rule.resource)),
+                "{verb} {} never used",
+                rule.resource
+            );
+        }
+    }
 }
 
 #[tokio::test]

@@ -55,6 +55,9 @@ struct Inner {
     watches: usize,
 }
 
+/// A request as RBAC names it: (verb, API group, resource).
+pub type Request = (&'static str, &'static str, &'static str);
+
 struct Shared {
     inner: Mutex<Inner>,
     /// Signals every change (and every break) to open watches.
@@ -206,6 +209,19 @@ impl ApiServer {
             inner.history.clear();
             inner.oldest = inner.rv;
         });
+    }
+
+    /// Every request served so far, as RBAC names it.
+    pub fn rbac_requests(&self) -> Vec<Request> {
+        let inner = self.shared.inner.lock().unwrap();
+        let mut r = Vec::new();
+        if inner.lists > 0 {
+            r.push(("list", "discovery.k8s.io", "endpointslices"));
+        }
+        if inner.watches > 0 {
+            r.push(("watch", "discovery.k8s.io", "endpointslices"));
+        }
+        r
     }
 
     /// (lists, watches) served so far.
