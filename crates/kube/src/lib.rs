@@ -1,7 +1,7 @@
 //! # foresight-kube
 //!
-//! Kubernetes, for the `kubernetes` feature of the `foresight` binary: the actuator (below)
-//! and EndpointSlice discovery ([`discovery`]).
+//! Kubernetes, for the `kubernetes` feature of the `foresight` binary: the actuator (below),
+//! EndpointSlice discovery ([`discovery`]) and leader election with a Lease ([`lease`]).
 //!
 //! The actuator sets a Deployment's replica count through its `scale` subresource
 //! (`autoscaling/v1` Scale) with kube-rs, and reads back ready replicas from the Deployment's
@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod discovery;
+pub mod lease;
 
 /// One rule of the Kubernetes API access this crate needs: `verbs` on `resource` of API
 /// `group`. The RBAC Role in `deploy/kubernetes/` grants exactly these (a test checks), and the
@@ -32,8 +33,8 @@ pub struct Access {
     pub verbs: &'static [&'static str],
 }
 
-/// Everything the actuator and discovery do: read a Deployment's status, read and update its
-/// scale, list and watch EndpointSlices.
+/// Everything `foresight serve`'s actuator and discovery do: read a Deployment's status, read
+/// and update its scale, list and watch EndpointSlices.
 pub const API_ACCESS: &[Access] = &[
     Access {
         group: "apps",
@@ -52,10 +53,18 @@ pub const API_ACCESS: &[Access] = &[
     },
 ];
 
-/// Whether [`API_ACCESS`] allows `verb` on `resource` of `group`.
+/// What leader election adds ([`lease`]): create, read and renew its Lease.
+pub const LEASE_ACCESS: Access = Access {
+    group: "coordination.k8s.io",
+    resource: "leases",
+    verbs: &["create", "get", "update"],
+};
+
+/// Whether [`API_ACCESS`] or [`LEASE_ACCESS`] allows `verb` on `resource` of `group`.
 pub fn allowed(group: &str, resource: &str, verb: &str) -> bool {
     API_ACCESS
         .iter()
+        .chain([&LEASE_ACCESS])
         .any(|a| a.group == group && a.resource == resource && a.verbs.contains(&verb))
 }
 

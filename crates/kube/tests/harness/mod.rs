@@ -8,20 +8,26 @@
 //!   `allowWatchBookmarks=true`, the stream ended after `timeoutSeconds`, and an `ERROR` event
 //!   with a `410 Expired` `Status` when the asked version is older than the kept history
 //!   (after [`ApiServer::compact`]); `labelSelector=key=value` filters both.
+//! - `coordination.k8s.io/v1` Leases: get (404 when missing), create (409 AlreadyExists),
+//!   replace (409 Conflict unless the body carries the current `resourceVersion`).
 //! - one cluster-wide `resourceVersion`, bumped by every write.
+//!
+//! It listens on two ports ("doors") onto the same state, so a test can cut one client off
+//! from the Leases ([`ApiServer::cut_leases`]) while the other still reaches them.
 //!
 //! Tests drive it directly ([`ApiServer::apply_slice`], [`ApiServer::delete_slice`]) and can
 //! end every open watch ([`ApiServer::break_watches`]) to prove a client resumes.
 //! It is included by path (`#[path]`) wherever a test needs a cluster.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -53,7 +59,18 @@ struct Inner {
     breaks: u64,
     lists: usize,
     watches: usize,
+    /// (namespace, name) → Lease.
+    leases: BTreeMap<(String, String), Value>,
+    /// Every accepted Lease write: (when, door, holder).
+    lease_writes: Vec<(tokio::time::Instant, usize, String)>,
+    /// Doors whose Lease requests are answered 503.
+    cut: HashSet<usize>,
+    lease_requests: HashSet<&'static str>,
 }
+
+/// Which of the server's ports a request came through.
+#[derive(Clone, Copy)]
+struct Door(usize);
 
 /// A request as RBAC names it: (verb, API group, resource).
 pub type Request = (&'static str, &'static str, &'static str);
@@ -66,8 +83,10 @@ struct Shared {
 
 /// A running fake API server.
 pub struct ApiServer {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`: door 0.
     pub url: String,
+    /// Every door's URL (`urls[0] == url`).
+    pub urls: Vec<String>,
     shared: Arc<Shared>,
 }
 
@@ -104,16 +123,32 @@ impl ApiServer {
             }),
             changed,
         });
-        let app = Router::new()
-            .route(
-                "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices",
-                get(endpointslices),
-            )
-            .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        ApiServer { url, shared }
+        let mut urls = Vec::new();
+        for door in 0..2 {
+            let app = Router::new()
+                .route(
+                    "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices",
+                    get(endpointslices),
+                )
+                .route(
+                    "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
+                    axum::routing::post(create_lease),
+                )
+                .route(
+                    "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}",
+                    get(get_lease).put(replace_lease),
+                )
+                .layer(Extension(Door(door)))
+                .with_state(shared.clone());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            urls.push(format!("http://{}", listener.local_addr().unwrap()));
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        }
+        ApiServer {
+            url: urls[0].clone(),
+            urls,
+            shared,
+        }
     }
 
     fn write(&self, f: impl FnOnce(&mut Inner)) {
@@ -211,10 +246,38 @@ impl ApiServer {
         });
     }
 
+    /// Answers every Lease request through `door` with 503 (`false`: serves it again).
+    pub fn cut_leases(&self, door: usize, cut: bool) {
+        let mut inner = self.shared.inner.lock().unwrap();
+        if cut {
+            inner.cut.insert(door);
+        } else {
+            inner.cut.remove(&door);
+        }
+    }
+
+    /// Every accepted Lease write so far: (when, door, holder).
+    pub fn lease_writes(&self) -> Vec<(tokio::time::Instant, usize, String)> {
+        self.shared.inner.lock().unwrap().lease_writes.clone()
+    }
+
+    /// The holder of Lease `namespace/name`, if any.
+    pub fn lease_holder(&self, namespace: &str, name: &str) -> Option<String> {
+        let inner = self.shared.inner.lock().unwrap();
+        inner
+            .leases
+            .get(&(namespace.to_string(), name.to_string()))
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+    }
+
     /// Every request served so far, as RBAC names it.
     pub fn rbac_requests(&self) -> Vec<Request> {
         let inner = self.shared.inner.lock().unwrap();
-        let mut r = Vec::new();
+        let mut r: Vec<Request> = inner
+            .lease_requests
+            .iter()
+            .map(|v| (*v, "coordination.k8s.io", "leases"))
+            .collect();
         if inner.lists > 0 {
             r.push(("list", "discovery.k8s.io", "endpointslices"));
         }
@@ -339,4 +402,111 @@ async fn stream_events(
             _ = tokio::time::sleep_until(deadline) => return,
         }
     }
+}
+
+fn status(code: StatusCode, reason: &str, message: String) -> Response {
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code.as_u16(),
+    });
+    (code, Json(body)).into_response()
+}
+
+/// The Lease request's verdict before it is served: 503 through a cut door.
+fn lease_door(inner: &mut Inner, door: Door, verb: &'static str) -> Option<Response> {
+    inner.lease_requests.insert(verb);
+    inner.cut.contains(&door.0).then(|| {
+        status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request".into(),
+        )
+    })
+}
+
+async fn get_lease(
+    State(shared): State<Arc<Shared>>,
+    Extension(door): Extension<Door>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    let mut inner = shared.inner.lock().unwrap();
+    if let Some(r) = lease_door(&mut inner, door, "get") {
+        return r;
+    }
+    match inner.leases.get(&(ns, name.clone())) {
+        Some(l) => Json(l.clone()).into_response(),
+        None => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("leases.coordination.k8s.io \"{name}\" not found"),
+        ),
+    }
+}
+
+/// Stores `lease` as the new version of `ns/name` and records who wrote it.
+fn store_lease(inner: &mut Inner, door: Door, ns: String, name: String, mut lease: Value) -> Value {
+    inner.rv += 1;
+    lease["apiVersion"] = json!("coordination.k8s.io/v1");
+    lease["kind"] = json!("Lease");
+    lease["metadata"]["name"] = json!(name);
+    lease["metadata"]["namespace"] = json!(ns);
+    lease["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
+    let holder = lease["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    inner
+        .lease_writes
+        .push((tokio::time::Instant::now(), door.0, holder));
+    inner.leases.insert((ns, name), lease.clone());
+    lease
+}
+
+async fn create_lease(
+    State(shared): State<Arc<Shared>>,
+    Extension(door): Extension<Door>,
+    Path(ns): Path<String>,
+    Json(lease): Json<Value>,
+) -> Response {
+    let mut inner = shared.inner.lock().unwrap();
+    if let Some(r) = lease_door(&mut inner, door, "create") {
+        return r;
+    }
+    let name = lease["metadata"]["name"].as_str().unwrap_or("").to_string();
+    if inner.leases.contains_key(&(ns.clone(), name.clone())) {
+        return status(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            format!("leases.coordination.k8s.io \"{name}\" already exists"),
+        );
+    }
+    let stored = store_lease(&mut inner, door, ns, name, lease);
+    (StatusCode::CREATED, Json(stored)).into_response()
+}
+
+async fn replace_lease(
+    State(shared): State<Arc<Shared>>,
+    Extension(door): Extension<Door>,
+    Path((ns, name)): Path<(String, String)>,
+    Json(lease): Json<Value>,
+) -> Response {
+    let mut inner = shared.inner.lock().unwrap();
+    if let Some(r) = lease_door(&mut inner, door, "update") {
+        return r;
+    }
+    let Some(current) = inner.leases.get(&(ns.clone(), name.clone())) else {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("leases.coordination.k8s.io \"{name}\" not found"),
+        );
+    };
+    if lease["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"] {
+        return status(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!("Operation cannot be fulfilled on leases.coordination.k8s.io \"{name}\": the object has been modified; please apply your changes to the latest version and try again"),
+        );
+    }
+    Json(store_lease(&mut inner, door, ns, name, lease)).into_response()
 }
