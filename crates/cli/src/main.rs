@@ -2,6 +2,7 @@
 //! crate; this file parses flags, sets up logging and the runtime, and maps errors to exit codes
 //! (64 for configuration and usage errors, 1 for the rest).
 
+mod controller;
 mod demo;
 mod demo_balancing;
 mod experiment;
@@ -41,6 +42,9 @@ struct Cli {
 enum Command {
     /// Run the reverse proxy in front of a pool of instances.
     Serve(ServeArgs),
+    /// Run the control loops without the proxy (a control plane apart from the proxies),
+    /// optionally electing one leader among replicas with a Kubernetes Lease.
+    Controller(controller::ControllerArgs),
     /// Run an example service instance with emulated capacity (for demos, tests, experiments).
     Backend(BackendArgs),
     /// List the balancing algorithms.
@@ -434,6 +438,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Serve(a) => serve(a),
+        Command::Controller(a) => controller::run(a),
         Command::Backend(a) => backend(a),
         Command::Algorithms => algorithms(),
         Command::Demo(a) => demo::run(a),

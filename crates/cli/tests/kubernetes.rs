@@ -147,3 +147,150 @@ url = "{}"
     let counts = count_sequential(&c, &url, 10).await;
     assert_eq!(counts.get("pod2"), Some(&10), "{counts:?}");
 }
+
+/// A `foresight controller` campaigning for Lease `ctl` as `identity`, scaling Deployment
+/// `shop/web` to a static 3, everything through `door`.
+fn controller(dir: &std::path::Path, identity: &str, door: &str) -> Proc {
+    let cfg = dir.join(format!("{identity}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[control]
+interval = "200ms"
+step = "1s"
+model_step = "1m"
+policy = "static"
+forecaster = "none"
+min = 3
+max = 5
+metrics = "prometheus"
+prometheus_url = "http://127.0.0.1:1"
+actuator = "kubernetes"
+namespace = "shop"
+deployment = "web"
+kube_url = "{door}"
+"#
+        ),
+    )
+    .unwrap();
+    spawn(&[
+        "controller",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--admin",
+        "127.0.0.1:0",
+        "--lease",
+        "ctl",
+        "--lease-namespace",
+        "shop",
+        "--lease-duration",
+        "3s",
+        "--identity",
+        identity,
+        "--kube-url",
+        door,
+    ])
+}
+
+async fn leads(c: &HttpClient, admin: &str) -> Option<bool> {
+    let r = send(c, "GET", &format!("http://{admin}/leader"), "")
+        .await
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+    v["leader"].as_bool()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controllers_elect_one_leader_that_alone_scales_and_hands_over() {
+    // Lease of 3 s: the leader stops 2 s after its last renewal, others may take over 3 s
+    // after they saw it.
+    let server = ApiServer::start().await;
+    server.set_replicas("shop", "web", 1);
+    let dir = tempdir("kube-controllers");
+    let c = client();
+    let mut a = controller(&dir, "a", &server.urls[0]);
+    let a_admin = a.get("admin").to_string();
+    eventually(
+        Duration::from_secs(15),
+        "a leads and scales to 3",
+        || async {
+            leads(&c, &a_admin).await == Some(true) && server.replicas("shop", "web") == Some(3)
+        },
+    )
+    .await;
+    let b = controller(&dir, "b", &server.urls[1]);
+    let b_admin = b.get("admin").to_string();
+    // b follows; an outside change to the replicas is not b's to undo.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(leads(&c, &b_admin).await, Some(false));
+    assert!(
+        server.scale_writes().iter().all(|(_, door, _)| *door == 0),
+        "only a wrote"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&get(&c, &format!("http://{b_admin}/control")).await.body).unwrap();
+    assert_eq!(status["leader"], false, "{status}");
+    assert_eq!(status["leader_identity"], "a", "{status}");
+
+    // a is cut off from the Lease: it stops leading before b takes over. Meanwhile the
+    // replicas are changed from outside (kubectl scale): the new leader applies its count.
+    let cut = tokio::time::Instant::now();
+    server.cut_leases(0, true);
+    server.set_replicas("shop", "web", 1);
+    let mut a_stopped = None;
+    let deadline = cut + Duration::from_secs(15);
+    while tokio::time::Instant::now() < deadline {
+        if a_stopped.is_none() && leads(&c, &a_admin).await == Some(false) {
+            a_stopped = Some(tokio::time::Instant::now());
+        }
+        if a_stopped.is_some() && leads(&c, &b_admin).await == Some(true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let a_stopped = a_stopped.expect("a stopped leading");
+    let (b_acquired, _, _) = server
+        .lease_writes()
+        .into_iter()
+        .find(|(t, door, _)| *t > cut && *door == 1)
+        .expect("b took the lease");
+    assert!(a_stopped < b_acquired, "a still led when b took over");
+
+    eventually(Duration::from_secs(10), "b scales back to 3", || async {
+        server.replicas("shop", "web") == Some(3)
+    })
+    .await;
+    let writes = server.scale_writes();
+    assert!(
+        writes
+            .iter()
+            .filter(|(t, _, _)| *t > cut)
+            .all(|(_, door, _)| *door == 1),
+        "only b wrote after the cut: {writes:?}"
+    );
+
+    // b dies; a (back in touch) takes over within the lease duration and scales.
+    server.cut_leases(0, false);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop(b);
+    let died = tokio::time::Instant::now();
+    server.set_replicas("shop", "web", 2);
+    eventually(Duration::from_secs(10), "a leads again", || async {
+        leads(&c, &a_admin).await == Some(true)
+    })
+    .await;
+    assert!(died.elapsed() < Duration::from_secs(3) + Duration::from_secs(2));
+    eventually(Duration::from_secs(10), "a scales back to 3", || async {
+        server.replicas("shop", "web") == Some(3)
+    })
+    .await;
+    assert_eq!(server.scale_writes().last().unwrap().1, 0);
+    a.kill();
+    for (verb, group, resource) in server.rbac_requests() {
+        assert!(
+            foresight_kube::allowed(group, resource, verb),
+            "{verb} {group}/{resource}"
+        );
+    }
+}

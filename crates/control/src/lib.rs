@@ -94,6 +94,11 @@ pub struct Status {
     pub alerts: Vec<String>,
     /// The last actuator error, if the last apply failed.
     pub actuator_error: Option<String>,
+    /// With leader election (`foresight controller --lease`): whether this replica leads
+    /// and so actuates; `None` without an election.
+    pub leader: Option<bool>,
+    /// With leader election: the lease's holder as last seen.
+    pub leader_identity: Option<String>,
     /// The most recent decisions, newest last.
     pub decisions: VecDeque<Decision>,
 }
@@ -393,11 +398,27 @@ impl Handle {
     }
 }
 
+/// Whether this replica may actuate now, and who leads (for `GET /control`): a leader
+/// election's view. Without one, every loop actuates.
+pub trait Gate: Send + Sync {
+    /// Whether to actuate now.
+    fn open(&self) -> bool;
+    /// The leader as last seen.
+    fn leader(&self) -> Option<String>;
+}
+
 /// Starts the loop on `pool` (one service's).
-pub fn start(
+pub fn start(c: ControlConfig, pool: Arc<Pool>, drain_timeout: Duration) -> Result<Handle, String> {
+    start_gated(c, pool, drain_timeout, None)
+}
+
+/// [`start`], actuating only while `gate` is open (a leader election): decisions are made
+/// and shown either way, so a replica that becomes leader acts on a warm forecaster at once.
+pub fn start_gated(
     mut c: ControlConfig,
     pool: Arc<Pool>,
     drain_timeout: Duration,
+    gate: Option<Arc<dyn Gate>>,
 ) -> Result<Handle, String> {
     if let MetricsSource::Prometheus { rate_query, .. } = &mut c.metrics {
         *rate_query = rate_query.replace("$service", pool.service());
@@ -451,6 +472,7 @@ pub fn start(
             pool,
             autoscaler,
             actuator.clone(),
+            gate,
             status.clone(),
             alerts.clone(),
         )
@@ -467,6 +489,7 @@ pub fn start(
 /// Applies decisions through the actuator, at most once per change, with backoff on errors.
 struct Act {
     actuator: Option<Arc<dyn Actuator>>,
+    gate: Option<Arc<dyn Gate>>,
     applied: Option<usize>,
     backoff_until: Option<Instant>,
     failures: u32,
@@ -477,6 +500,11 @@ impl Act {
     /// Applies `replicas` unless already applied or backing off; the error, if it failed.
     async fn apply(&mut self, replicas: usize) -> Option<String> {
         let a = self.actuator.as_ref()?;
+        if self.gate.as_ref().is_some_and(|g| !g.open()) {
+            // Not the leader: apply again once leading, whatever was applied before.
+            self.applied = None;
+            return None;
+        }
         let due = self.backoff_until.is_none_or(|t| Instant::now() >= t);
         if self.applied == Some(replicas) || !due {
             return None;
@@ -612,12 +640,14 @@ async fn run(
     pool: Arc<Pool>,
     mut autoscaler: Autoscaler,
     actuator: Option<Arc<dyn Actuator>>,
+    gate: Option<Arc<dyn Gate>>,
     status: Arc<Mutex<Status>>,
     alerts: Arc<Alerts>,
 ) {
     let gauges = pool.control_metrics().clone();
     let mut act = Act {
         actuator: actuator.clone(),
+        gate: gate.clone(),
         applied: None,
         backoff_until: None,
         failures: 0,
@@ -682,6 +712,10 @@ async fn run(
         s.kafka_publish = meter.publish_status();
         s.kafka_consume = meter.consume_status();
         s.alerts = alerts.describe();
+        if let Some(g) = &gate {
+            s.leader = Some(g.open());
+            s.leader_identity = g.leader();
+        }
         if let Some(e) = &decision.entry {
             if s.decisions.len() == DECISIONS_KEPT {
                 s.decisions.pop_front();

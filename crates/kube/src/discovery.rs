@@ -136,18 +136,8 @@ pub async fn watch_endpoints(
 
 /// A client for `d`: at its `url`, or found the usual way; and the namespace to watch.
 async fn client(d: &KubernetesDiscovery) -> Result<(kube::Client, String), String> {
-    let config = match &d.url {
-        Some(url) => kube::Config::new(url.parse().map_err(|e| format!("{url}: {e}"))?),
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| format!("no Kubernetes configuration found: {e}"))?,
-    };
-    let namespace = d
-        .namespace
-        .clone()
-        .unwrap_or_else(|| config.default_namespace.clone());
-    let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
-    Ok((client, namespace))
+    let (client, namespace) = crate::client(d.url.as_deref()).await?;
+    Ok((client, d.namespace.clone().unwrap_or(namespace)))
 }
 
 /// Starts keeping `pool` at the endpoints of `d`'s Service: the client, the watch and the

@@ -221,6 +221,24 @@ pub fn start(
     (shared, task)
 }
 
+/// [`start`] for Lease `name` in `namespace` (default: the client configuration's) at `url`
+/// (default: in-cluster or `KUBECONFIG`, see [`crate::client`]).
+pub async fn start_at(
+    url: Option<&str>,
+    namespace: Option<&str>,
+    name: &str,
+    elector: Elector,
+) -> Result<(Leadership, tokio::task::JoinHandle<()>), String> {
+    let (client, default_namespace) = crate::client(url).await?;
+    let namespace = namespace.map_or(default_namespace, str::to_string);
+    tracing::info!(lease = %name, %namespace, identity = %elector.identity(), "campaigning for the lease");
+    Ok(start(
+        Api::namespaced(client, &namespace),
+        name.to_string(),
+        elector,
+    ))
+}
+
 /// The campaign: every `retry`, read, decide, write.
 async fn run(api: Api<Lease>, name: String, shared: Leadership) {
     let (identity, timing) = {

@@ -73,6 +73,21 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::ScaleSpec;
 use kube::api::{Api, PostParams};
 
+/// A client at `url` (a plain URL such as `kubectl proxy`'s), or found the usual way
+/// (in-cluster service account, `KUBECONFIG`, `~/.kube/config`); and the namespace of its
+/// configuration (`default` for a URL).
+pub async fn client(url: Option<&str>) -> Result<(kube::Client, String), String> {
+    let config = match url {
+        Some(u) => kube::Config::new(u.parse().map_err(|e| format!("{u}: not a URL: {e}"))?),
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| format!("no Kubernetes configuration found: {e}"))?,
+    };
+    let namespace = config.default_namespace.clone();
+    let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
+    Ok((client, namespace))
+}
+
 /// Sets a Deployment's replicas.
 pub struct KubeActuator {
     api: Api<Deployment>,

@@ -8,6 +8,8 @@
 //!   `allowWatchBookmarks=true`, the stream ended after `timeoutSeconds`, and an `ERROR` event
 //!   with a `410 Expired` `Status` when the asked version is older than the kept history
 //!   (after [`ApiServer::compact`]); `labelSelector=key=value` filters both.
+//! - `apps/v1` Deployments (get) and their `scale` subresource (get; replace, 409 Conflict
+//!   unless the body carries the current `resourceVersion`); status follows spec at once.
 //! - `coordination.k8s.io/v1` Leases: get (404 when missing), create (409 AlreadyExists),
 //!   replace (409 Conflict unless the body carries the current `resourceVersion`).
 //! - one cluster-wide `resourceVersion`, bumped by every write.
@@ -66,6 +68,11 @@ struct Inner {
     /// Doors whose Lease requests are answered 503.
     cut: HashSet<usize>,
     lease_requests: HashSet<&'static str>,
+    /// (namespace, name) → spec replicas.
+    deployments: BTreeMap<(String, String), i64>,
+    /// Every accepted scale write: (when, door, replicas).
+    scale_writes: Vec<(tokio::time::Instant, usize, i64)>,
+    deployment_requests: HashSet<(&'static str, &'static str)>,
 }
 
 /// Which of the server's ports a request came through.
@@ -129,6 +136,14 @@ impl ApiServer {
                 .route(
                     "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices",
                     get(endpointslices),
+                )
+                .route(
+                    "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
+                    get(get_deployment),
+                )
+                .route(
+                    "/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale",
+                    get(get_scale).put(replace_scale),
                 )
                 .route(
                     "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
@@ -246,6 +261,30 @@ impl ApiServer {
         });
     }
 
+    /// Creates Deployment `namespace/name`, or sets its replicas (as `kubectl scale` would).
+    pub fn set_replicas(&self, namespace: &str, name: &str, replicas: i64) {
+        self.write(|inner| {
+            inner.rv += 1;
+            inner
+                .deployments
+                .insert((namespace.to_string(), name.to_string()), replicas);
+        });
+    }
+
+    /// Deployment `namespace/name`'s replicas.
+    pub fn replicas(&self, namespace: &str, name: &str) -> Option<i64> {
+        let inner = self.shared.inner.lock().unwrap();
+        inner
+            .deployments
+            .get(&(namespace.to_string(), name.to_string()))
+            .copied()
+    }
+
+    /// Every accepted scale write so far: (when, door, replicas).
+    pub fn scale_writes(&self) -> Vec<(tokio::time::Instant, usize, i64)> {
+        self.shared.inner.lock().unwrap().scale_writes.clone()
+    }
+
     /// Answers every Lease request through `door` with 503 (`false`: serves it again).
     pub fn cut_leases(&self, door: usize, cut: bool) {
         let mut inner = self.shared.inner.lock().unwrap();
@@ -277,6 +316,12 @@ impl ApiServer {
             .lease_requests
             .iter()
             .map(|v| (*v, "coordination.k8s.io", "leases"))
+            .chain(
+                inner
+                    .deployment_requests
+                    .iter()
+                    .map(|(v, res)| (*v, "apps", *res)),
+            )
             .collect();
         if inner.lists > 0 {
             r.push(("list", "discovery.k8s.io", "endpointslices"));
@@ -509,4 +554,109 @@ async fn replace_lease(
         );
     }
     Json(store_lease(&mut inner, door, ns, name, lease)).into_response()
+}
+
+fn deployment_meta(inner: &Inner, ns: &str, name: &str) -> Value {
+    json!({
+        "name": name, "namespace": ns,
+        "uid": "7d3c1c2e-0000-4000-8000-000000000002",
+        "resourceVersion": inner.rv.to_string(),
+    })
+}
+
+fn no_deployment(name: &str) -> Response {
+    status(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!("deployments.apps \"{name}\" not found"),
+    )
+}
+
+async fn get_deployment(
+    State(shared): State<Arc<Shared>>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    let mut inner = shared.inner.lock().unwrap();
+    inner.deployment_requests.insert(("get", "deployments"));
+    let Some(&replicas) = inner.deployments.get(&(ns.clone(), name.clone())) else {
+        return no_deployment(&name);
+    };
+    Json(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": deployment_meta(&inner, &ns, &name),
+        "spec": {
+            "replicas": replicas,
+            "selector": { "matchLabels": { "app": name } },
+            "template": {
+                "metadata": { "labels": { "app": name } },
+                "spec": { "containers": [{ "name": "web", "image": "foresight:latest" }] },
+            },
+        },
+        "status": { "replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas },
+    }))
+    .into_response()
+}
+
+fn scale(inner: &Inner, ns: &str, name: &str, replicas: i64) -> Value {
+    json!({
+        "apiVersion": "autoscaling/v1", "kind": "Scale",
+        "metadata": deployment_meta(inner, ns, name),
+        "spec": { "replicas": replicas },
+        "status": { "replicas": replicas, "selector": format!("app={name}") },
+    })
+}
+
+async fn get_scale(
+    State(shared): State<Arc<Shared>>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    let mut inner = shared.inner.lock().unwrap();
+    inner
+        .deployment_requests
+        .insert(("get", "deployments/scale"));
+    match inner.deployments.get(&(ns.clone(), name.clone())) {
+        Some(&r) => Json(scale(&inner, &ns, &name, r)).into_response(),
+        None => no_deployment(&name),
+    }
+}
+
+async fn replace_scale(
+    State(shared): State<Arc<Shared>>,
+    Extension(door): Extension<Door>,
+    Path((ns, name)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let rv = {
+        let mut inner = shared.inner.lock().unwrap();
+        inner
+            .deployment_requests
+            .insert(("update", "deployments/scale"));
+        let key = (ns.clone(), name.clone());
+        if !inner.deployments.contains_key(&key) {
+            return no_deployment(&name);
+        }
+        if body["metadata"]["resourceVersion"].as_str() != Some(inner.rv.to_string().as_str()) {
+            return status(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!("Operation cannot be fulfilled on deployments.apps \"{name}\": the object has been modified; please apply your changes to the latest version and try again"),
+            );
+        }
+        let Some(replicas) = body["spec"]["replicas"].as_i64().filter(|r| *r >= 0) else {
+            return status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid",
+                "spec.replicas: Invalid value".into(),
+            );
+        };
+        inner.rv += 1;
+        inner.deployments.insert(key, replicas);
+        inner
+            .scale_writes
+            .push((tokio::time::Instant::now(), door.0, replicas));
+        let s = scale(&inner, &ns, &name, replicas);
+        (inner.rv, s)
+    };
+    shared.changed.send_replace(rv.0);
+    Json(rv.1).into_response()
 }

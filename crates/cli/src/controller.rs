@@ -1,0 +1,234 @@
+//! `foresight controller`: the control loops without the proxy, for a control plane apart from
+//! the data plane. It reads the same configuration file as `serve` and runs one loop per
+//! service with a `[control]` section; the rate comes from what every proxy replica reports
+//! (PromQL over all of them, or the Kafka topic they publish to), never from its own traffic.
+//! With `--lease`, controller replicas elect one leader with a Kubernetes Lease and only the
+//! leader actuates; the others keep forecasting, so a new leader acts on a warm forecaster.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use foresight_control::{ActuatorKind, ControlConfig, Gate, MetricsSource};
+use foresight_proxy::config::RawConfig;
+use foresight_proxy::Pool;
+
+use crate::{failure, shutdown_signal, usage_error};
+
+/// Shortest and longest lease.
+const LEASE_BOUNDS: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(600));
+
+#[derive(Args)]
+pub struct ControllerArgs {
+    /// TOML configuration file, as for `serve`: each service's `[control]` section is run
+    /// (listeners, routes and discovery are `serve`'s and not used here).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Admin API address: GET /control, /leader, /healthz; loopback only.
+    #[arg(long, default_value = "127.0.0.1:9901")]
+    admin: SocketAddr,
+    /// Elect one leader among controller replicas with this coordination.k8s.io Lease; only
+    /// the leader actuates (a build with `--features kubernetes`).
+    #[arg(long)]
+    lease: Option<String>,
+    /// The Lease's namespace [default: the client configuration's].
+    #[arg(long)]
+    lease_namespace: Option<String>,
+    /// How long a lease lasts without renewal (2s..=10m); the leader stops acting 1/3 of it
+    /// before another replica may take over.
+    #[arg(long, default_value = "15s")]
+    lease_duration: String,
+    /// This replica's name in the election [default: $POD_NAME, else host name and pid].
+    #[arg(long)]
+    identity: Option<String>,
+    /// The API server at a plain URL (e.g. `kubectl proxy`) [default: in-cluster or
+    /// KUBECONFIG].
+    #[arg(long)]
+    kube_url: Option<String>,
+}
+
+/// A service's loop as the controller runs it.
+struct Loop {
+    pool: Arc<Pool>,
+    control: ControlConfig,
+}
+
+/// The services' control loops, checked for running apart from a proxy.
+fn loops(path: &std::path::Path) -> Result<(Vec<Loop>, Duration), String> {
+    let raw = RawConfig::from_file(path).map_err(|e| e.to_string())?;
+    let single = raw.services.is_empty();
+    let config = raw.validate().map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for (i, s) in config.services.iter().enumerate() {
+        let at = if single {
+            String::new()
+        } else {
+            format!("services[{i}] ({}): ", s.name)
+        };
+        let Some(c) =
+            ControlConfig::from_table(s.control.as_ref()).map_err(|e| format!("{at}{e}"))?
+        else {
+            continue;
+        };
+        if matches!(c.actuator, ActuatorKind::Process { .. }) {
+            return Err(format!(
+                "{at}control.actuator = \"process\": the controller starts no instances and \
+                 proxies nothing; use \"kubernetes\" or \"exec\""
+            ));
+        }
+        let consumes = c.kafka.as_ref().is_some_and(|k| k.consume.is_some());
+        if matches!(c.metrics, MetricsSource::Builtin) && !consumes {
+            return Err(format!(
+                "{at}control.metrics = \"builtin\" without kafka_consume: the controller sees no \
+                 traffic itself; read every proxy's rate from Prometheus (metrics = \
+                 \"prometheus\") or from the Kafka topic they publish to (kafka_consume)"
+            ));
+        }
+        out.push(Loop {
+            pool: Pool::detached(s),
+            control: c,
+        });
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "{}: no service has a [control] section: nothing to control",
+            path.display()
+        ));
+    }
+    Ok((out, config.drain_timeout))
+}
+
+fn lease_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("invalid value {s:?} for `--lease-duration`: {e}"))?;
+    if !(LEASE_BOUNDS.0..=LEASE_BOUNDS.1).contains(&d) {
+        return Err(format!(
+            "invalid value {s:?} for `--lease-duration`: expected 2s..=10m"
+        ));
+    }
+    Ok(d)
+}
+
+pub fn run(args: ControllerArgs) -> ExitCode {
+    let (loops, drain_timeout) = match loops(&args.config) {
+        Ok(l) => l,
+        Err(e) => return usage_error(e),
+    };
+    if !args.admin.ip().is_loopback() {
+        return usage_error(format!(
+            "invalid value {} for `--admin`: a loopback address (the controller's admin API \
+             has no token yet)",
+            args.admin
+        ));
+    }
+    let duration = match lease_duration(&args.lease_duration) {
+        Ok(d) => d,
+        Err(e) => return usage_error(e),
+    };
+    if args.lease.is_none() && (args.lease_namespace.is_some() || args.identity.is_some()) {
+        return usage_error("`--lease-namespace` and `--identity` need `--lease`");
+    }
+    if args.lease.is_some() && !cfg!(feature = "kubernetes") {
+        return usage_error(
+            "`--lease` needs foresight built with the `kubernetes` feature (cargo build \
+             --release --features kubernetes)",
+        );
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return failure(e),
+    };
+    let result = rt.block_on(async move {
+        let gate: Option<Arc<dyn Gate>> = match &args.lease {
+            None => None,
+            Some(name) => Some(election(&args, name, duration).await?),
+        };
+        let admin = foresight_http::bind(args.admin).await?;
+        println!("foresight controller: admin={}", admin.local_addr()?);
+        let mut handles = Vec::new();
+        for l in loops {
+            let name = l.pool.service().to_string();
+            let h = foresight_control::start_gated(l.control, l.pool, drain_timeout, gate.clone())
+                .map_err(|e| anyhow::anyhow!("control loop of service {name}: {e}"))?;
+            tracing::info!(service = %name, "control loop started");
+            handles.push(h);
+        }
+        let leader = gate.clone();
+        let router = foresight_control::routes(&handles.iter().collect::<Vec<_>>())
+            .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+            .route(
+                "/leader",
+                axum::routing::get(move || {
+                    let g = leader.clone();
+                    async move {
+                        axum::Json(match g {
+                            None => serde_json::json!({ "election": false, "leader": true }),
+                            Some(g) => serde_json::json!({
+                                "election": true,
+                                "leader": g.open(),
+                                "holder": g.leader(),
+                            }),
+                        })
+                    }
+                }),
+            );
+        axum::serve(admin, router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        for h in handles {
+            h.shutdown().await;
+        }
+        anyhow::Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => failure(e),
+    }
+}
+
+#[cfg(feature = "kubernetes")]
+async fn election(
+    args: &ControllerArgs,
+    name: &str,
+    duration: Duration,
+) -> anyhow::Result<Arc<dyn Gate>> {
+    use foresight_kube::lease::{self, Elector, Leadership, Timing};
+
+    struct LeaseGate(Leadership);
+    impl Gate for LeaseGate {
+        fn open(&self) -> bool {
+            self.0.is_leader()
+        }
+        fn leader(&self) -> Option<String> {
+            self.0.describe().1
+        }
+    }
+
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        std::env::var("POD_NAME").unwrap_or_else(|_| {
+            let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+            format!("{}-{}", host.trim(), std::process::id())
+        })
+    });
+    let (leadership, _task) = lease::start_at(
+        args.kube_url.as_deref(),
+        args.lease_namespace.as_deref(),
+        name,
+        Elector::new(identity, Timing::for_duration(duration)),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("leader election: {e}"))?;
+    Ok(Arc::new(LeaseGate(leadership)))
+}
+
+#[cfg(not(feature = "kubernetes"))]
+async fn election(
+    _args: &ControllerArgs,
+    _name: &str,
+    _duration: Duration,
+) -> anyhow::Result<Arc<dyn Gate>> {
+    anyhow::bail!("`--lease` needs foresight built with the `kubernetes` feature")
+}

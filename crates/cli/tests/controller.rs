@@ -1,0 +1,110 @@
+//! `foresight controller`'s refusals: what cannot run apart from a proxy, and flags out of
+//! bounds, each a usage error (exit 64) that names the problem. The election itself is tested
+//! with two controller processes in `tests/kubernetes.rs` (`--features kubernetes`).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn refused(name: &str, toml: &str, extra: &[&str], expect: &str) {
+    let dir = tempdir(name);
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let mut args = vec!["controller", "--config", cfg.to_str().unwrap()];
+    if !extra.contains(&"--admin") {
+        args.extend(["--admin", "127.0.0.1:0"]);
+    }
+    args.extend_from_slice(extra);
+    let o = run_for(&args, Duration::from_secs(20));
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    assert!(text(&o).contains(expect), "want {expect:?} in {}", text(&o));
+}
+
+const GOOD: &str =
+    "[control]\nmetrics = \"prometheus\"\nactuator = \"exec\"\ncommand = [\"true\"]\n";
+
+#[test]
+fn what_cannot_run_without_a_proxy_is_refused() {
+    refused("ctl-none", "", &[], "no service has a [control] section");
+    refused(
+        "ctl-process",
+        "[control]\nmetrics = \"prometheus\"\n",
+        &[],
+        "control.actuator = \"process\"",
+    );
+    refused(
+        "ctl-builtin",
+        "[control]\nactuator = \"exec\"\ncommand = [\"true\"]\n",
+        &[],
+        "control.metrics = \"builtin\" without kafka_consume",
+    );
+    refused(
+        "ctl-services",
+        "[[services]]\nname = \"a\"\n[services.control]\nactuator = \"none\"\n[[services]]\nname = \"b\"\n[[routes]]\npath_prefix = \"/\"\nservice = \"a\"\n",
+        &[],
+        "services[0] (a): control.metrics",
+    );
+    refused(
+        "ctl-duration",
+        GOOD,
+        &["--lease-duration", "1s"],
+        "`--lease-duration`: expected 2s..=10m",
+    );
+    refused(
+        "ctl-duration2",
+        GOOD,
+        &["--lease-duration", "soon"],
+        "`--lease-duration`",
+    );
+    refused("ctl-identity", GOOD, &["--identity", "x"], "need `--lease`");
+    refused(
+        "ctl-admin",
+        GOOD,
+        &["--admin", "0.0.0.0:0"],
+        "`--admin`: a loopback address",
+    );
+    #[cfg(not(feature = "kubernetes"))]
+    refused(
+        "ctl-lease",
+        GOOD,
+        &["--lease", "ctl"],
+        "`kubernetes` feature",
+    );
+}
+
+#[test]
+fn a_controller_without_an_election_runs_its_loop_and_serves_its_status() {
+    let dir = tempdir("ctl-run");
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[control]\ninterval = \"200ms\"\nstep = \"1s\"\nmodel_step = \"1m\"\nmetrics = \"prometheus\"\nprometheus_url = \"http://127.0.0.1:1\"\npolicy = \"static\"\nforecaster = \"none\"\nactuator = \"none\"\n",
+    )
+    .unwrap();
+    let p = spawn(&[
+        "controller",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--admin",
+        "127.0.0.1:0",
+    ]);
+    let admin = p.get("admin").to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = client();
+        let leader: serde_json::Value =
+            serde_json::from_str(&get(&c, &format!("http://{admin}/leader")).await.body).unwrap();
+        assert_eq!(
+            leader,
+            serde_json::json!({ "election": false, "leader": true })
+        );
+        eventually(Duration::from_secs(10), "the loop steps", || async {
+            let r = get(&c, &format!("http://{admin}/control")).await;
+            let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            v["uptime_s"].as_f64().is_some_and(|u| u > 0.0) && v["leader"].is_null()
+        })
+        .await;
+    });
+}
