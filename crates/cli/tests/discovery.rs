@@ -129,20 +129,7 @@ nameserver = "127.0.0.1:{ns}"
         Ipv4Addr::new(127, 0, 0, 3),
         Ipv4Addr::new(127, 0, 0, 4),
     ]);
-    let load = {
-        let (c, url) = (c.clone(), url.clone());
-        tokio::spawn(async move {
-            let mut failed = 0;
-            for _ in 0..150 {
-                match send(&c, "GET", &url, "").await {
-                    Ok(r) if r.status == 200 => {}
-                    _ => failed += 1,
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            failed
-        })
-    };
+    let load = background_load(&c, &url, 150, Duration::from_millis(20));
     eventually(
         Duration::from_secs(10),
         "the new set replaces the old",

@@ -104,20 +104,7 @@ url = "{}"
     assert_eq!(counts.get("pod1"), Some(&10), "{counts:?}");
 
     // Under load: pod0 terminates (drained), pod2 appears; no request fails.
-    let load = {
-        let (c, url) = (c.clone(), url.clone());
-        tokio::spawn(async move {
-            let mut failed = 0;
-            for _ in 0..150 {
-                match send(&c, "GET", &url, "").await {
-                    Ok(r) if r.status == 200 => {}
-                    _ => failed += 1,
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            failed
-        })
-    };
+    let load = background_load(&c, &url, 150, Duration::from_millis(20));
     slice(0, false, true);
     slice(2, true, false);
     eventually(

@@ -48,6 +48,17 @@ fn start(server: &ApiServer) -> (watch::Receiver<Option<Vec<Endpoint>>>, Seen) {
     (rx, seen)
 }
 
+/// Creates or replaces slice `name` of Service `service` in `shop`: one pod on 127.0.0.1.
+fn slice(server: &ApiServer, name: &str, service: &str, port: u16, ready: bool, terminating: bool) {
+    server.apply_slice(
+        "shop",
+        name,
+        service,
+        ("http", port),
+        &[("127.0.0.1", ready, terminating)],
+    );
+}
+
 /// Waits until the published set is `want`.
 async fn until(rx: &mut watch::Receiver<Option<Vec<Endpoint>>>, want: &[Endpoint]) {
     let wait = rx.wait_for(|s| s.as_deref() == Some(want));
@@ -62,28 +73,10 @@ async fn until(rx: &mut watch::Receiver<Option<Vec<Endpoint>>>, want: &[Endpoint
 #[tokio::test]
 async fn slices_are_followed_through_breaks_and_410() {
     let server = ApiServer::start().await;
-    server.apply_slice(
-        "shop",
-        "web-a",
-        "web",
-        ("http", 9001),
-        &[("127.0.0.1", true, false)],
-    );
-    server.apply_slice(
-        "shop",
-        "web-b",
-        "web",
-        ("http", 9002),
-        &[("127.0.0.1", false, false)],
-    );
+    slice(&server, "web-a", "web", 9001, true, false);
+    slice(&server, "web-b", "web", 9002, false, false);
     // Another Service's slice, and the same Service name in another namespace: not ours.
-    server.apply_slice(
-        "shop",
-        "api-a",
-        "api",
-        ("http", 9100),
-        &[("127.0.0.1", true, false)],
-    );
+    slice(&server, "api-a", "api", 9100, true, false);
     server.apply_slice(
         "other",
         "web-x",
@@ -95,21 +88,9 @@ async fn slices_are_followed_through_breaks_and_410() {
     until(&mut rx, &[ep(9001, true), ep(9002, false)]).await;
 
     // Ready, terminating, deleted: each change arrives through the watch.
-    server.apply_slice(
-        "shop",
-        "web-b",
-        "web",
-        ("http", 9002),
-        &[("127.0.0.1", true, false)],
-    );
+    slice(&server, "web-b", "web", 9002, true, false);
     until(&mut rx, &[ep(9001, true), ep(9002, true)]).await;
-    server.apply_slice(
-        "shop",
-        "web-a",
-        "web",
-        ("http", 9001),
-        &[("127.0.0.1", false, true)],
-    );
+    slice(&server, "web-a", "web", 9001, false, true);
     until(&mut rx, &[ep(9001, false), ep(9002, true)]).await;
     server.delete_slice("shop", "web-a");
     until(&mut rx, &[ep(9002, true)]).await;
@@ -119,13 +100,7 @@ async fn slices_are_followed_through_breaks_and_410() {
     // A broken watch is resumed from where it was: a new watch, no new list.
     server.break_watches();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    server.apply_slice(
-        "shop",
-        "web-c",
-        "web",
-        ("http", 9003),
-        &[("127.0.0.1", true, false)],
-    );
+    slice(&server, "web-c", "web", 9003, true, false);
     until(&mut rx, &[ep(9002, true), ep(9003, true)]).await;
     let (l, w) = server.requests();
     assert_eq!(l, 1, "resumed without listing again");
@@ -134,22 +109,10 @@ async fn slices_are_followed_through_breaks_and_410() {
     // Another Service changes (our watch's version falls behind), history is compacted, the
     // watch broken: the resumed watch gets 410 Gone, and the watcher lists again; a change
     // made meanwhile arrives through the new list.
-    server.apply_slice(
-        "shop",
-        "api-a",
-        "api",
-        ("http", 9101),
-        &[("127.0.0.1", true, false)],
-    );
+    slice(&server, "api-a", "api", 9101, true, false);
     server.compact();
     server.break_watches();
-    server.apply_slice(
-        "shop",
-        "web-d",
-        "web",
-        ("http", 9004),
-        &[("127.0.0.1", true, false)],
-    );
+    slice(&server, "web-d", "web", 9004, true, false);
     until(&mut rx, &[ep(9002, true), ep(9003, true), ep(9004, true)]).await;
     assert!(server.requests().0 >= 2, "listed again after 410");
 
@@ -178,43 +141,19 @@ async fn bookmarks_keep_an_idle_watch_current() {
     // With only another Service changing, the watch sees bookmarks; after a break it resumes
     // from the bookmark's version without a 410 even when older history is gone.
     let server = ApiServer::start().await;
-    server.apply_slice(
-        "shop",
-        "web-a",
-        "web",
-        ("http", 9001),
-        &[("127.0.0.1", true, false)],
-    );
+    slice(&server, "web-a", "web", 9001, true, false);
     let (mut rx, _) = start(&server);
     until(&mut rx, &[ep(9001, true)]).await;
     for i in 0..5 {
-        server.apply_slice(
-            "shop",
-            "api-a",
-            "api",
-            ("http", 9100 + i),
-            &[("127.0.0.1", true, false)],
-        );
+        slice(&server, "api-a", "api", 9100 + i, true, false);
     }
     tokio::time::sleep(Duration::from_millis(1200)).await; // a bookmark goes out
     server.compact(); // history before now is gone; the bookmark's version is current
-    server.apply_slice(
-        "shop",
-        "api-a",
-        "api",
-        ("http", 9200),
-        &[("127.0.0.1", true, false)],
-    );
+    slice(&server, "api-a", "api", 9200, true, false);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     server.break_watches();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    server.apply_slice(
-        "shop",
-        "web-b",
-        "web",
-        ("http", 9002),
-        &[("127.0.0.1", true, false)],
-    );
+    slice(&server, "web-b", "web", 9002, true, false);
     until(&mut rx, &[ep(9001, true), ep(9002, true)]).await;
     assert_eq!(
         server.requests().0,

@@ -164,6 +164,27 @@ pub async fn backends(c: &HttpClient, admin: &str) -> Vec<serde_json::Value> {
     serde_json::from_str(&r.body).unwrap()
 }
 
+/// Sends `n` GETs to `url`, `gap` apart, in a task; its result is how many failed (not 200).
+pub fn background_load(
+    c: &HttpClient,
+    url: &str,
+    n: usize,
+    gap: Duration,
+) -> tokio::task::JoinHandle<usize> {
+    let (c, url) = (c.clone(), url.to_string());
+    tokio::spawn(async move {
+        let mut failed = 0;
+        for _ in 0..n {
+            match send(&c, "GET", &url, "").await {
+                Ok(r) if r.status == 200 => {}
+                _ => failed += 1,
+            }
+            tokio::time::sleep(gap).await;
+        }
+        failed
+    })
+}
+
 /// The addresses of the pool's members that are not draining, sorted.
 pub async fn members(c: &HttpClient, admin: &str) -> Vec<String> {
     let mut m: Vec<String> = backends(c, admin)
