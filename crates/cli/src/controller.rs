@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::Args;
 use foresight_control::{ActuatorKind, ControlConfig, Gate, MetricsSource};
-use foresight_proxy::config::RawConfig;
+use foresight_proxy::config::{AdminToken, Overrides, RawConfig};
 use foresight_proxy::Pool;
 
 use crate::{failure, shutdown_signal, usage_error};
@@ -27,7 +27,8 @@ pub struct ControllerArgs {
     /// (listeners, routes and discovery are `serve`'s and not used here).
     #[arg(long, short)]
     config: PathBuf,
-    /// Admin API address: GET /control, /leader, /healthz; loopback only.
+    /// Admin API address: GET /control, /leader, /healthz, and Alertmanager's webhook; a
+    /// loopback address unless an admin token is set (as for `serve`).
     #[arg(long, default_value = "127.0.0.1:9901")]
     admin: SocketAddr,
     /// Elect one leader among controller replicas with this coordination.k8s.io Lease; only
@@ -56,9 +57,19 @@ struct Loop {
     control: ControlConfig,
 }
 
-/// The services' control loops, checked for running apart from a proxy.
-fn loops(path: &std::path::Path) -> Result<(Vec<Loop>, Duration), String> {
-    let raw = RawConfig::from_file(path).map_err(|e| e.to_string())?;
+/// What the controller runs: the loops, the drain timeout, the admin token.
+type Plan = (Vec<Loop>, Duration, Option<AdminToken>);
+
+/// The services' control loops, checked for running apart from a proxy, and the admin token
+/// (`admin_token_file`, or `FORESIGHT_ADMIN_TOKEN`, which wins).
+fn loops(path: &std::path::Path) -> Result<Plan, String> {
+    let mut raw = RawConfig::from_file(path).map_err(|e| e.to_string())?;
+    raw.apply(Overrides {
+        admin_token: std::env::var("FORESIGHT_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
+        ..Overrides::default()
+    });
     let single = raw.services.is_empty();
     let config = raw.validate().map_err(|e| e.to_string())?;
     let mut out = Vec::new();
@@ -98,7 +109,7 @@ fn loops(path: &std::path::Path) -> Result<(Vec<Loop>, Duration), String> {
             path.display()
         ));
     }
-    Ok((out, config.drain_timeout))
+    Ok((out, config.drain_timeout, config.admin_token))
 }
 
 fn lease_duration(s: &str) -> Result<Duration, String> {
@@ -113,14 +124,14 @@ fn lease_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub fn run(args: ControllerArgs) -> ExitCode {
-    let (loops, drain_timeout) = match loops(&args.config) {
+    let (loops, drain_timeout, token) = match loops(&args.config) {
         Ok(l) => l,
         Err(e) => return usage_error(e),
     };
-    if !args.admin.ip().is_loopback() {
+    if token.is_none() && !args.admin.ip().is_loopback() {
         return usage_error(format!(
-            "invalid value {} for `--admin`: a loopback address (the controller's admin API \
-             has no token yet)",
+            "invalid value {} for `--admin`: a loopback address, unless an admin token is set \
+             (admin_token_file in the configuration, or FORESIGHT_ADMIN_TOKEN)",
             args.admin
         ));
     }
@@ -175,6 +186,7 @@ pub fn run(args: ControllerArgs) -> ExitCode {
                     }
                 }),
             );
+        let router = foresight_proxy::guarded_admin(router, token);
         axum::serve(admin, router)
             .with_graceful_shutdown(shutdown_signal())
             .await?;

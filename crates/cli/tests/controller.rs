@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::*;
@@ -100,11 +101,55 @@ fn a_controller_without_an_election_runs_its_loop_and_serves_its_status() {
             leader,
             serde_json::json!({ "election": false, "leader": true })
         );
+        // The admin API's guard: a change from another site's page is refused.
+        let mut s = std::net::TcpStream::connect(&admin).unwrap();
+        s.write_all(
+            b"POST /alerts HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\n\
+              Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+        let r = get(&c, &format!("http://{admin}/nowhere")).await;
+        assert_eq!(r.status, 404, "{}", r.body);
         eventually(Duration::from_secs(10), "the loop steps", || async {
             let r = get(&c, &format!("http://{admin}/control")).await;
             let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
             v["uptime_s"].as_f64().is_some_and(|u| u > 0.0) && v["leader"].is_null()
         })
         .await;
+    });
+}
+
+#[test]
+fn with_a_token_the_admin_api_may_listen_beyond_loopback_and_asks_for_it() {
+    let dir = tempdir("ctl-token");
+    let cfg = dir.join("c.toml");
+    let token = dir.join("token");
+    std::fs::write(&token, "0123456789abcdef0123\n").unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "admin_token_file = \"{}\"\n[control]\nmetrics = \"prometheus\"\nprometheus_url = \"http://127.0.0.1:1\"\npolicy = \"static\"\nforecaster = \"none\"\nactuator = \"none\"\n",
+            token.display()
+        ),
+    )
+    .unwrap();
+    let p = spawn(&[
+        "controller",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--admin",
+        "0.0.0.0:0",
+    ]);
+    let port = p.get("admin").rsplit(':').next().unwrap().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = client();
+        let r = get(&c, &format!("http://127.0.0.1:{port}/control")).await;
+        assert_eq!(r.status, 401, "{}", r.body);
+        let r = get(&c, &format!("http://127.0.0.1:{port}/healthz")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
     });
 }

@@ -79,6 +79,14 @@ fn max_connections(configured: usize) -> usize {
     configured
 }
 
+/// `routes` behind the admin API's guard, as `serve`'s admin listener has them: with `token`,
+/// every endpoint but `/healthz` and `/metrics` needs `Authorization: Bearer TOKEN`; token or
+/// not, a change must carry JSON or `X-Foresight-Admin` and no foreign `Origin`; unknown paths
+/// answer in JSON. For `foresight controller`'s admin listener.
+pub fn guarded_admin(routes: axum::Router, token: Option<config::AdminToken>) -> axum::Router {
+    admin::finish(routes, token)
+}
+
 /// Runs the proxy on `listener` and the admin API on `admin` until `shutdown` completes; then
 /// stops accepting and lets open requests finish.
 pub async fn run(
