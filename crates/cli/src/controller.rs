@@ -139,6 +139,31 @@ pub fn run(args: ControllerArgs) -> ExitCode {
         Ok(d) => d,
         Err(e) => return usage_error(e),
     };
+    let dns_name = |v: &str, max: usize| {
+        (1..=max).contains(&v.len())
+            && v.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+    };
+    for (flag, value, max) in [
+        ("--lease", &args.lease, 253),
+        ("--lease-namespace", &args.lease_namespace, 63),
+    ] {
+        if let Some(v) = value.as_deref().filter(|v| !dns_name(v, max)) {
+            return usage_error(format!(
+                "invalid value {v:?} for `{flag}`: a Kubernetes name (lowercase letters, \
+                 digits, '-' and '.', at most {max} characters)"
+            ));
+        }
+    }
+    if let Some(v) = args
+        .identity
+        .as_deref()
+        .filter(|v| v.is_empty() || v.len() > 253 || v.chars().any(char::is_control))
+    {
+        return usage_error(format!(
+            "invalid value {v:?} for `--identity`: 1 to 253 printable characters"
+        ));
+    }
     if args.lease.is_none() && (args.lease_namespace.is_some() || args.identity.is_some()) {
         return usage_error("`--lease-namespace` and `--identity` need `--lease`");
     }

@@ -61,6 +61,24 @@ fn what_cannot_run_without_a_proxy_is_refused() {
     );
     refused("ctl-identity", GOOD, &["--identity", "x"], "need `--lease`");
     refused(
+        "ctl-lease-name",
+        GOOD,
+        &["--lease", "Bad_Name"],
+        "for `--lease`: a Kubernetes name",
+    );
+    refused(
+        "ctl-lease-ns",
+        GOOD,
+        &["--lease", "ctl", "--lease-namespace", &"n".repeat(64)],
+        "for `--lease-namespace`",
+    );
+    refused(
+        "ctl-identity-long",
+        GOOD,
+        &["--lease", "ctl", "--identity", &"i".repeat(300)],
+        "for `--identity`",
+    );
+    refused(
         "ctl-admin",
         GOOD,
         &["--admin", "0.0.0.0:0"],
