@@ -45,6 +45,10 @@ pub struct ControllerArgs {
     /// This replica's name in the election [default: $POD_NAME, else host name and pid].
     #[arg(long)]
     identity: Option<String>,
+    /// Serve KEDA's external scaler (gRPC, `externalscaler.proto`) at this address: each
+    /// service's planned load for a ScaledObject trigger (a build with `--features keda`).
+    #[arg(long, value_name = "ADDR")]
+    keda: Option<SocketAddr>,
     /// The API server at a plain URL (e.g. `kubectl proxy`) [default: in-cluster or
     /// KUBECONFIG].
     #[arg(long)]
@@ -173,6 +177,12 @@ pub fn run(args: ControllerArgs) -> ExitCode {
              --release --features kubernetes)",
         );
     }
+    if args.keda.is_some() && !cfg!(feature = "keda") {
+        return usage_error(
+            "`--keda` needs foresight built with the `keda` feature (cargo build --release \
+             --features keda)",
+        );
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return failure(e),
@@ -183,7 +193,22 @@ pub fn run(args: ControllerArgs) -> ExitCode {
             Some(name) => Some(election(&args, name, duration).await?),
         };
         let admin = foresight_http::bind(args.admin).await?;
-        println!("foresight controller: admin={}", admin.local_addr()?);
+        let keda = match args.keda {
+            Some(a) => Some(
+                tokio::net::TcpListener::bind(a)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("--keda {a}: {e}"))?,
+            ),
+            None => None,
+        };
+        match &keda {
+            Some(k) => println!(
+                "foresight controller: admin={} keda={}",
+                admin.local_addr()?,
+                k.local_addr()?
+            ),
+            None => println!("foresight controller: admin={}", admin.local_addr()?),
+        }
         let mut handles = Vec::new();
         for l in loops {
             let name = l.pool.service().to_string();
@@ -192,6 +217,10 @@ pub fn run(args: ControllerArgs) -> ExitCode {
             tracing::info!(service = %name, "control loop started");
             handles.push(h);
         }
+        let keda = keda.map(|listener| {
+            let statuses = handles.iter().map(|h| h.status.clone()).collect();
+            tokio::spawn(scaler(listener, statuses))
+        });
         let leader = gate.clone();
         let router = foresight_control::routes(&handles.iter().collect::<Vec<_>>())
             .route("/healthz", axum::routing::get(|| async { "ok\n" }))
@@ -215,6 +244,9 @@ pub fn run(args: ControllerArgs) -> ExitCode {
         axum::serve(admin, router)
             .with_graceful_shutdown(shutdown_signal())
             .await?;
+        if let Some(k) = keda {
+            k.abort();
+        }
         for h in handles {
             h.shutdown().await;
         }
@@ -224,6 +256,26 @@ pub fn run(args: ControllerArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => failure(e),
     }
+}
+
+/// Serves KEDA's external scaler from the loops' statuses until aborted.
+#[cfg(feature = "keda")]
+async fn scaler(
+    listener: tokio::net::TcpListener,
+    statuses: Vec<Arc<std::sync::Mutex<foresight_control::Status>>>,
+) {
+    let loops = Arc::new(crate::keda::Loops(statuses));
+    let scaler = foresight_keda::Scaler::new(loops, Duration::from_secs(1));
+    if let Err(e) = foresight_keda::serve(listener, scaler, std::future::pending()).await {
+        tracing::error!(error = %e, "the KEDA external scaler stopped");
+    }
+}
+
+#[cfg(not(feature = "keda"))]
+async fn scaler(
+    _listener: tokio::net::TcpListener,
+    _statuses: Vec<Arc<std::sync::Mutex<foresight_control::Status>>>,
+) {
 }
 
 #[cfg(feature = "kubernetes")]

@@ -9,6 +9,8 @@ mod experiment;
 mod forecast;
 mod generate;
 mod history;
+#[cfg(feature = "keda")]
+mod keda;
 mod loadgen;
 mod plot;
 mod simulate;

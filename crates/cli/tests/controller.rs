@@ -59,6 +59,14 @@ fn what_cannot_run_without_a_proxy_is_refused() {
         &["--lease-duration", "soon"],
         "`--lease-duration`",
     );
+    if !cfg!(feature = "keda") {
+        refused(
+            "ctl-keda",
+            GOOD,
+            &["--keda", "127.0.0.1:0"],
+            "`--keda` needs foresight built with the `keda` feature",
+        );
+    }
     refused("ctl-identity", GOOD, &["--identity", "x"], "need `--lease`");
     refused(
         "ctl-lease-name",

@@ -74,6 +74,11 @@ pub struct Status {
     pub forecast: Option<Vec<(f64, f64)>>,
     /// Whether the forecast is trusted.
     pub trusted: bool,
+    /// The planned load: the highest planned rate (the forecast quantile the policy plans
+    /// for) in [lead, lead + margin], requests per second; none without a forecast.
+    pub planned_rps: Option<f64>,
+    /// Requests per second one instance is planned to serve: `capacity_rps` × `target`.
+    pub per_instance_rps: f64,
     /// The forecaster and its state (training, retrained n times, unavailable: why).
     pub forecaster: String,
     /// Forecaster steps observed.
@@ -462,6 +467,7 @@ pub fn start_gated(
         policy: autoscaler.name(),
         actuator: actuator.as_ref().map_or("none".into(), |a| a.name()),
         warmup: warmup_status(&autoscaler, &warm_source(&c, &autoscaler)),
+        per_instance_rps: c.capacity_rps * c.target,
         ..Status::default()
     }));
     let span = tracing::info_span!("control", service = %pool.service());
@@ -702,6 +708,7 @@ async fn run(
         s.starting = m.sample.starting;
         s.forecast = step.forecast.clone();
         s.trusted = step.trusted;
+        s.planned_rps = step.planned;
         s.steps = planner.map_or(0, |p| p.steps());
         s.warmup = warmup_status(&autoscaler, &warm_source);
         s.forecaster =
