@@ -281,3 +281,90 @@ async fn controllers_elect_one_leader_that_alone_scales_and_hands_over() {
         );
     }
 }
+
+/// KEDA mode (`deploy/kubernetes/keda/`): a controller in dry run with `--keda` reads the
+/// Deployment's ready replicas and answers KEDA, and never writes: every request it makes is
+/// `get deployments` (`foresight_kube::READ_ACCESS`, all its Role grants).
+#[cfg(feature = "keda")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keda_mode_controller_only_reads_the_deployment() {
+    use foresight_keda::pb::external_scaler_client::ExternalScalerClient;
+    use foresight_keda::pb::{GetMetricsRequest, ScaledObjectRef};
+
+    let server = ApiServer::start().await;
+    server.set_replicas("shop", "web", 2);
+    let dir = tempdir("kube-keda");
+    let cfg = dir.join("keda.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[control]
+interval = "200ms"
+step = "1s"
+model_step = "1m"
+policy = "static"
+forecaster = "none"
+min = 3
+max = 5
+metrics = "prometheus"
+prometheus_url = "http://127.0.0.1:1"
+actuator = "kubernetes"
+namespace = "shop"
+deployment = "web"
+kube_url = "{}"
+dry_run = true
+"#,
+            server.urls[0]
+        ),
+    )
+    .unwrap();
+    let ctl = spawn(&[
+        "controller",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--admin",
+        "127.0.0.1:0",
+        "--keda",
+        "127.0.0.1:0",
+    ]);
+    let c = client();
+    let admin = ctl.get("admin").to_string();
+    eventually(
+        Duration::from_secs(10),
+        "the ready replicas read",
+        || async {
+            let s = control_status(&c, &admin).await;
+            s["ready"] == 2 && s["desired"] == 3
+        },
+    )
+    .await;
+    let mut keda = ExternalScalerClient::connect(format!("http://{}", ctl.get("keda")))
+        .await
+        .unwrap();
+    let m = keda
+        .get_metrics(GetMetricsRequest {
+            scaled_object_ref: Some(ScaledObjectRef {
+                name: "web".into(),
+                namespace: "shop".into(),
+                scaler_metadata: [("metric".to_string(), "replicas".to_string())].into(),
+            }),
+            metric_name: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(m.metric_values[0].metric_value_float, 3.0);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(server.scale_writes().is_empty(), "a dry run wrote");
+    assert_eq!(server.replicas("shop", "web"), Some(2));
+    let requests = server.rbac_requests();
+    assert!(!requests.is_empty());
+    let read = foresight_kube::READ_ACCESS;
+    for (verb, group, resource) in requests {
+        assert!(
+            group == read.group && resource == read.resource && read.verbs.contains(&verb),
+            "{verb} {group}/{resource} is beyond READ_ACCESS"
+        );
+    }
+}

@@ -64,7 +64,7 @@ pub struct Status {
     pub utilisation: f64,
     /// Where utilisation came from (`instances (n scraped)` or `proxy in-flight`).
     pub utilisation_source: String,
-    /// Instances wanted.
+    /// Instances wanted (in dry run: what the loop would set, while the pool stays).
     pub desired: usize,
     /// Instances serving.
     pub ready: usize,
@@ -691,7 +691,8 @@ async fn run(
                 last_error = Some(e);
             }
         }
-        gauges.desired.set(decision.replicas as i64);
+        // In dry run, what it would set (what KEDA is told), not the unchanged count.
+        gauges.desired.set(decision.wanted as i64);
         gauges.ready.set(m.sample.ready as i64);
         gauges.starting.set(m.sample.starting as i64);
         gauges.observed_rps.set(step.rate);
@@ -703,7 +704,7 @@ async fn run(
         s.observed_rps = step.rate;
         s.utilisation = m.sample.utilisation;
         s.utilisation_source = m.utilisation_source;
-        s.desired = decision.replicas;
+        s.desired = decision.wanted;
         s.ready = m.sample.ready;
         s.starting = m.sample.starting;
         s.forecast = step.forecast.clone();

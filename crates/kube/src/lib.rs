@@ -33,32 +33,60 @@ pub struct Access {
     pub verbs: &'static [&'static str],
 }
 
-/// Everything `foresight serve`'s actuator and discovery do: read a Deployment's status, read
-/// and update its scale, list and watch EndpointSlices.
-pub const API_ACCESS: &[Access] = &[
-    Access {
-        group: "apps",
-        resource: "deployments",
-        verbs: &["get"],
-    },
-    Access {
-        group: "apps",
-        resource: "deployments/scale",
-        verbs: &["get", "update"],
-    },
-    Access {
-        group: "discovery.k8s.io",
-        resource: "endpointslices",
-        verbs: &["list", "watch"],
-    },
-];
+/// What reading a Deployment's state needs: its status (ready and starting replicas). A loop
+/// in `dry_run`, such as a controller serving KEDA, needs only this.
+pub const READ_ACCESS: Access = Access {
+    group: "apps",
+    resource: "deployments",
+    verbs: &["get"],
+};
 
-/// What leader election adds ([`lease`]): create, read and renew its Lease.
+/// What the actuator adds to [`READ_ACCESS`]: read and update the Deployment's scale.
+pub const SCALE_ACCESS: Access = Access {
+    group: "apps",
+    resource: "deployments/scale",
+    verbs: &["get", "update"],
+};
+
+/// What EndpointSlice discovery needs: list and watch the slices.
+pub const DISCOVERY_ACCESS: Access = Access {
+    group: "discovery.k8s.io",
+    resource: "endpointslices",
+    verbs: &["list", "watch"],
+};
+
+/// What leader election needs ([`lease`]): create, read and renew its Lease.
 pub const LEASE_ACCESS: Access = Access {
     group: "coordination.k8s.io",
     resource: "leases",
     verbs: &["create", "get", "update"],
 };
+
+/// Everything `foresight serve`'s actuator and discovery do: read a Deployment's status, read
+/// and update its scale, list and watch EndpointSlices.
+pub const API_ACCESS: &[Access] = &[READ_ACCESS, SCALE_ACCESS, DISCOVERY_ACCESS];
+
+/// What a pod running `foresight` needs from what it does with the API: EndpointSlice
+/// discovery, a Kubernetes actuator that reads the Deployment (`reads`: in dry run, as for a
+/// controller serving KEDA, only that) or also scales it (`scales`), leader election
+/// (`elects`). The manifests' Roles are checked against this, so each pod gets exactly what
+/// it uses.
+pub fn needed(discovery: bool, reads: bool, scales: bool, elects: bool) -> Vec<Access> {
+    let mut out = Vec::new();
+    if reads || scales {
+        out.push(READ_ACCESS);
+    }
+    if scales {
+        out.push(SCALE_ACCESS);
+    }
+    if discovery {
+        out.push(DISCOVERY_ACCESS);
+    }
+    if elects {
+        out.push(LEASE_ACCESS);
+    }
+    out
+}
 
 /// Whether [`API_ACCESS`] or [`LEASE_ACCESS`] allows `verb` on `resource` of `group`.
 pub fn allowed(group: &str, resource: &str, verb: &str) -> bool {

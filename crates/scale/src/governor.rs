@@ -88,6 +88,10 @@ pub struct LogEntry {
 pub struct Decision {
     /// Instances to have (ready + starting).
     pub replicas: usize,
+    /// Instances the governor wants: `replicas`, except in dry run, where `replicas` stays
+    /// the current count and this is what it would have set (what a scaler outside, such as
+    /// KEDA's HPA, is told).
+    pub wanted: usize,
     /// The log entry, when something changed or would have changed.
     pub entry: Option<LogEntry>,
 }
@@ -212,6 +216,7 @@ impl Governor {
         if want == current {
             return Decision {
                 replicas: current,
+                wanted: current,
                 entry: None,
             };
         }
@@ -231,6 +236,7 @@ impl Governor {
         if self.dry_run {
             return Decision {
                 replicas: current,
+                wanted: want,
                 entry: Some(entry),
             };
         }
@@ -240,6 +246,7 @@ impl Governor {
         self.last_change = Some(obs.now);
         Decision {
             replicas: want,
+            wanted: want,
             entry: Some(entry),
         }
     }

@@ -113,6 +113,7 @@ fn governor_limits_cooldowns_and_dry_run() {
     let mut g = Governor::new(Box::new(Static { replicas: 6 }), limits, true).unwrap();
     let d = g.decide(&obs(0.0, 3, 0, 0.5));
     assert_eq!(d.replicas, 3);
+    assert_eq!(d.wanted, 6, "what it would set, for a scaler outside");
     let e = d.entry.unwrap();
     assert!(e.dry_run && e.recommended == 6 && e.to == 3);
     // Impossible limits are refused.
