@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::Args;
 use foresight_control::{ActuatorKind, ControlConfig, Gate, MetricsSource};
 use foresight_proxy::config::{AdminToken, Overrides, RawConfig};
-use foresight_proxy::Pool;
+use foresight_proxy::{ControllerMetrics, Pool};
 
 use crate::{failure, shutdown_signal, usage_error};
 
@@ -27,7 +27,7 @@ pub struct ControllerArgs {
     /// (listeners, routes and discovery are `serve`'s and not used here).
     #[arg(long, short)]
     config: PathBuf,
-    /// Admin API address: GET /control, /leader, /healthz, and Alertmanager's webhook; a
+    /// Admin API address: GET /control, /leader, /metrics, /healthz, and Alertmanager's webhook; a
     /// loopback address unless an admin token is set (as for `serve`).
     #[arg(long, default_value = "127.0.0.1:9901")]
     admin: SocketAddr,
@@ -66,7 +66,7 @@ type Plan = (Vec<Loop>, Duration, Option<AdminToken>);
 
 /// The services' control loops, checked for running apart from a proxy, and the admin token
 /// (`admin_token_file`, or `FORESIGHT_ADMIN_TOKEN`, which wins).
-fn loops(path: &std::path::Path) -> Result<Plan, String> {
+fn loops(path: &std::path::Path, metrics: &ControllerMetrics) -> Result<Plan, String> {
     let mut raw = RawConfig::from_file(path).map_err(|e| e.to_string())?;
     raw.apply(Overrides {
         admin_token: std::env::var("FORESIGHT_ADMIN_TOKEN")
@@ -103,8 +103,11 @@ fn loops(path: &std::path::Path) -> Result<Plan, String> {
             ));
         }
         out.push(Loop {
-            pool: Pool::detached(s),
-            control: c,
+            pool: metrics.pool(s),
+            control: ControlConfig {
+                sees_traffic: false,
+                ..c
+            },
         });
     }
     if out.is_empty() {
@@ -128,7 +131,8 @@ fn lease_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub fn run(args: ControllerArgs) -> ExitCode {
-    let (loops, drain_timeout, token) = match loops(&args.config) {
+    let metrics = ControllerMetrics::default();
+    let (loops, drain_timeout, token) = match loops(&args.config, &metrics) {
         Ok(l) => l,
         Err(e) => return usage_error(e),
     };
@@ -222,8 +226,25 @@ pub fn run(args: ControllerArgs) -> ExitCode {
             tokio::spawn(scaler(listener, statuses))
         });
         let leader = gate.clone();
+        let metrics_gate = gate.clone();
         let router = foresight_control::routes(&handles.iter().collect::<Vec<_>>())
             .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    metrics.set_leader(metrics_gate.as_ref().is_none_or(|g| g.open()));
+                    let text = metrics.render();
+                    async move {
+                        (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )],
+                            text,
+                        )
+                    }
+                }),
+            )
             .route(
                 "/leader",
                 axum::routing::get(move || {

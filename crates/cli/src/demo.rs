@@ -171,6 +171,7 @@ fn control_config(policy: &str, args: &DemoArgs, data: &Data) -> anyhow::Result<
         },
         max: 12,
         dry_run: false,
+        sees_traffic: true,
         capacity_rps: capacity,
         workers: WORKERS,
         hpa_target: 0.6,

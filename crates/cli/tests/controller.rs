@@ -145,6 +145,28 @@ fn a_controller_without_an_election_runs_its_loop_and_serves_its_status() {
             v["uptime_s"].as_f64().is_some_and(|u| u > 0.0) && v["leader"].is_null()
         })
         .await;
+        // Its metrics: the loop's gauges (static: 1 instance wanted) and leadership, and none
+        // of a proxy's families (it proxies nothing; summing them would mislead).
+        eventually(
+            Duration::from_secs(5),
+            "the desired count exported",
+            || async {
+                get(&c, &format!("http://{admin}/metrics"))
+                    .await
+                    .body
+                    .contains("foresight_control_desired_instances{service=\"default\"} 1")
+            },
+        )
+        .await;
+        let m = get(&c, &format!("http://{admin}/metrics")).await.body;
+        assert!(m.contains("foresight_control_leader 1"), "{m}");
+        assert!(
+            m.contains("foresight_control_observed_rps{service=\"default\"}"),
+            "{m}"
+        );
+        assert!(!m.contains("foresight_client_requests"), "{m}");
+        assert!(!m.contains("foresight_requests"), "{m}");
+        assert!(m.ends_with("# EOF\n"), "{m}");
     });
 }
 
@@ -178,4 +200,49 @@ fn with_a_token_the_admin_api_may_listen_beyond_loopback_and_asks_for_it() {
         let r = get(&c, &format!("http://127.0.0.1:{port}/healthz")).await;
         assert_eq!(r.status, 200, "{}", r.body);
     });
+}
+
+/// A controller sees no traffic itself: when its rate source is down it holds (no decision,
+/// no actuation) and says why, instead of reading the outage as zero load and scaling in.
+#[test]
+fn a_controller_without_a_rate_holds_instead_of_scaling_in() {
+    let dir = tempdir("ctl-blind");
+    let cfg = dir.join("c.toml");
+    let out = dir.join("replicas");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[control]\ninterval = \"200ms\"\nstep = \"1s\"\nmetrics = \"prometheus\"\n\
+             prometheus_url = \"http://127.0.0.1:1\"\npolicy = \"hpa\"\nforecaster = \"none\"\n\
+             min = 2\nmax = 6\nactuator = \"exec\"\n\
+             command = [\"sh\", \"-c\", \"echo $0 >> {}\", \"{{replicas}}\"]\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let p = spawn(&[
+        "controller",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--admin",
+        "127.0.0.1:0",
+    ]);
+    let admin = p.get("admin").to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = client();
+        eventually(Duration::from_secs(10), "the loop holds", || async {
+            let v = control_status(&c, &admin).await;
+            v["uptime_s"].as_f64().is_some_and(|u| u > 1.0)
+                && v["metrics_source"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("none, holding") && s.contains("prometheus"))
+        })
+        .await;
+        let v = control_status(&c, &admin).await;
+        assert_eq!(v["decisions"], serde_json::json!([]), "{v}");
+    });
+    // Only the start-up apply of `min`.
+    let written = std::fs::read_to_string(&out).unwrap_or_default();
+    assert_eq!(written.trim(), "2", "{written}");
 }

@@ -219,6 +219,16 @@ async fn controllers_elect_one_leader_that_alone_scales_and_hands_over() {
         serde_json::from_str(&get(&c, &format!("http://{b_admin}/control")).await.body).unwrap();
     assert_eq!(status["leader"], false, "{status}");
     assert_eq!(status["leader_identity"], "a", "{status}");
+    let metrics = |admin: String| {
+        let c = c.clone();
+        async move { get(&c, &format!("http://{admin}/metrics")).await.body }
+    };
+    assert!(metrics(b_admin.clone())
+        .await
+        .contains("foresight_control_leader 0"));
+    assert!(metrics(a_admin.clone())
+        .await
+        .contains("foresight_control_leader 1"));
 
     // a is cut off from the Lease: it stops leading before b takes over. Meanwhile the
     // replicas are changed from outside (kubectl scale): the new leader applies its count.

@@ -57,6 +57,11 @@ pub struct ControlConfig {
     pub max: usize,
     /// Log decisions, change nothing.
     pub dry_run: bool,
+    /// Whether the loop's pool carries the service's traffic (in `serve`), so its own
+    /// counters are a rate when Prometheus or Kafka fail. `foresight controller` sets this
+    /// false (not a configuration key): there, a rate that cannot be read is no rate, and the
+    /// loop holds instead of reading it as zero.
+    pub sees_traffic: bool,
     /// Requests per second one instance serves at full utilisation.
     pub capacity_rps: f64,
     /// Requests one instance serves at once (for utilisation from in-flight counts).
@@ -143,6 +148,7 @@ impl Default for ControlConfig {
             min: 1,
             max: 10,
             dry_run: false,
+            sees_traffic: true,
             capacity_rps: 20.0,
             workers: 8,
             hpa_target: 0.6,
@@ -598,6 +604,7 @@ impl ControlConfig {
             min,
             max,
             dry_run,
+            sees_traffic: true,
             capacity_rps: r.float("capacity_rps", d.capacity_rps, 1e-6, 1e9)?,
             workers: r.int("workers", d.workers as i64, 1, 1_000_000)? as u32,
             hpa_target: r.float("hpa_target", d.hpa_target, 0.01, 1.0)?,

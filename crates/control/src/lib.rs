@@ -675,6 +675,20 @@ async fn run(
     let mut meter = Meter::new(&c, pool.clone(), actuator);
     loop {
         let m = meter.measure().await;
+        if let Some(why) = m.blind.as_ref().filter(|_| c.policy != PolicySpec::Static) {
+            // No rate (a controller's Prometheus or Kafka is down): deciding on zero would
+            // scale in. Hold: no step, no change; show why. (`static` needs no rate.)
+            gauges.ready.set(m.sample.ready as i64);
+            gauges.starting.set(m.sample.starting as i64);
+            let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
+            s.uptime_s = m.sample.now;
+            s.ready = m.sample.ready;
+            s.starting = m.sample.starting;
+            s.metrics_source = why.clone();
+            s.actuator_error = m.actuator_error.clone();
+            s.kafka_consume = meter.consume_status();
+            continue;
+        }
         autoscaler.set_floor(alerts.floor());
         let readings: Vec<Option<f64>> = m.features.iter().map(|f| f.value).collect();
         autoscaler.observe_features(&readings);

@@ -31,6 +31,9 @@ pub struct Measured {
     pub actuator_error: Option<String>,
     /// The features read in the interval (none without `[control.features]`).
     pub features: Vec<FeatureReading>,
+    /// Why the interval has no rate: a loop whose pool sees no traffic (in `foresight
+    /// controller`) when neither Prometheus nor Kafka gave one. The loop then holds.
+    pub blind: Option<String>,
 }
 
 /// The loop's instruments, kept across intervals.
@@ -39,6 +42,7 @@ pub struct Meter {
     workers: u32,
     capacity_rps: f64,
     scrape_instances: bool,
+    sees_traffic: bool,
     kafka: Option<KafkaConfig>,
     pool: Arc<Pool>,
     actuator: Option<Arc<dyn Actuator>>,
@@ -88,6 +92,7 @@ impl Meter {
             workers: c.workers,
             capacity_rps: c.capacity_rps,
             scrape_instances: c.scrape_instances,
+            sees_traffic: c.sees_traffic,
             kafka: c.kafka.clone(),
             last_count: pool.client_requests(),
             last_refused: pool.refused(),
@@ -152,6 +157,8 @@ impl Meter {
         let dropped = refused.saturating_sub(self.last_refused);
         self.last_refused = refused;
         let mut source = "builtin".to_string();
+        // Whether the rate came from Prometheus or Kafka this interval.
+        let mut remote = false;
         if let Some(p) = &self.prom {
             match p.rate(self.interval.max(Duration::from_secs(2))).await {
                 Ok(rps) => {
@@ -161,10 +168,15 @@ impl Meter {
                     }
                     arrivals = (rps * self.interval.as_secs_f64()).round() as u64;
                     source = "prometheus".into();
+                    remote = true;
                 }
                 Err(e) => {
                     if !self.prom_failing {
-                        tracing::warn!(error = %e, "prometheus unavailable; using the proxy's own counters");
+                        if self.sees_traffic {
+                            tracing::warn!(error = %e, "prometheus unavailable; using the proxy's own counters");
+                        } else {
+                            tracing::warn!(error = %e, "prometheus unavailable; holding until it answers");
+                        }
                         self.prom_failing = true;
                     }
                     source = format!("builtin (prometheus: {e})");
@@ -216,6 +228,7 @@ impl Meter {
                 sources.sort_unstable();
                 sources.dedup();
                 arrivals = got.iter().map(|s| s.requests).sum();
+                remote = true;
                 source = format!(
                     "kafka ({} samples from {} proxies)",
                     got.len(),
@@ -246,7 +259,10 @@ impl Meter {
             .iter()
             .map(|b| (b.address.clone(), b.requests))
             .collect();
+        let blind = (!self.sees_traffic && !remote)
+            .then(|| format!("none, holding ({source}; the controller sees no traffic itself)"));
         Measured {
+            blind,
             sample: Sample {
                 now,
                 period,

@@ -51,7 +51,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use config::{ConfigError, ProxyConfig};
-pub use metrics::ControlMetrics;
+pub use metrics::{ControlMetrics, ControllerMetrics};
 pub use pool::{BackendStatus, Clock, DrainReport, Pool};
 pub use reload::Loader;
 

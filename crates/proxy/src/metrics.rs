@@ -67,6 +67,38 @@ pub(crate) struct ProxyMetrics {
     /// Access log lines dropped because the writer was behind.
     pub access_log_dropped: Counter,
     control: ControlFamilies,
+    /// `foresight_control_leader` (the controller's registry only).
+    leader: Gauge,
+}
+
+/// The metrics of `foresight controller`, which proxies nothing: the control loops' gauges
+/// (`foresight_control_*`, one series per service) and `foresight_control_leader`, in one
+/// registry for every service's pool.
+#[derive(Clone)]
+pub struct ControllerMetrics(Arc<ProxyMetrics>);
+
+impl Default for ControllerMetrics {
+    fn default() -> Self {
+        ControllerMetrics(Arc::new(ProxyMetrics::for_controller()))
+    }
+}
+
+impl ControllerMetrics {
+    /// A pool for `service` with no instances and no listener, whose control gauges are in
+    /// this registry (see [`crate::Pool::detached`]).
+    pub fn pool(&self, service: &crate::config::ServiceConfig) -> Arc<crate::Pool> {
+        crate::Pool::new(service, crate::Clock::new(), &self.0)
+    }
+
+    /// Whether this replica leads.
+    pub fn set_leader(&self, leading: bool) {
+        self.0.leader.set(i64::from(leading));
+    }
+
+    /// The OpenMetrics text.
+    pub fn render(&self) -> String {
+        self.0.render()
+    }
 }
 
 /// The control loop's families, one series per service.
@@ -121,10 +153,28 @@ pub struct ControlMetrics {
 }
 
 impl ProxyMetrics {
+    /// Every family, for a proxy.
     pub fn new() -> Self {
+        Self::build(true)
+    }
+
+    /// For `foresight controller`, which proxies nothing: only the control loops' gauges
+    /// (`foresight_control_*`) are exported, and `foresight_control_leader`.
+    pub fn for_controller() -> Self {
+        Self::build(false)
+    }
+
+    fn build(proxy: bool) -> Self {
         let mut registry = Registry::default();
+        // The proxy's families go to a registry nobody renders in the controller.
+        let mut unexported = Registry::default();
+        let proxy_registry = if proxy {
+            &mut registry
+        } else {
+            &mut unexported
+        };
         let requests = Family::<BackendCode, Counter>::default();
-        registry.register(
+        proxy_registry.register(
             "foresight_requests",
             "Responses from instances, by instance and status code",
             requests.clone(),
@@ -132,85 +182,85 @@ impl ProxyMetrics {
         let duration = Family::<BackendLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))
         });
-        registry.register(
+        proxy_registry.register(
             "foresight_request_duration_seconds",
             "Time from picking an instance to the end of its response body",
             duration.clone(),
         );
         let in_flight = Family::<BackendLabel, Gauge>::default();
-        registry.register(
+        proxy_registry.register(
             "foresight_in_flight",
             "Requests sent to an instance and not yet finished",
             in_flight.clone(),
         );
         let healthy = Family::<BackendLabel, Gauge>::default();
-        registry.register(
+        proxy_registry.register(
             "foresight_backend_healthy",
             "1 when the instance passes health checks and is not ejected, else 0",
             healthy.clone(),
         );
         let ejections = Family::<BackendLabel, Counter>::default();
-        registry.register(
+        proxy_registry.register(
             "foresight_ejections",
             "Passive outlier ejections of an instance",
             ejections.clone(),
         );
         let upstream_errors = Family::<BackendError, Counter>::default();
-        registry.register(
+        proxy_registry.register(
             "foresight_upstream_errors",
             "Requests that got no response from an instance, by kind (connect, timeout, protocol)",
             upstream_errors.clone(),
         );
         let no_backend = Family::<ServiceLabel, Counter>::default();
-        registry.register(
+        proxy_registry.register(
             "foresight_no_backend",
             "Requests answered 503 because no instance was eligible",
             no_backend.clone(),
         );
         let refused = Family::<ServiceLabel, Counter>::default();
-        registry.register(
+        proxy_registry.register(
             "foresight_refused",
             "Requests answered 503, by an instance or for lack of an eligible one",
             refused.clone(),
         );
         let retries = Family::<ServiceLabel, Counter>::default();
-        registry.register(
+        proxy_registry.register(
             "foresight_retries",
             "Requests sent again to another instance (after a connect error, a retried status or a per-try timeout)",
             retries.clone(),
         );
         let retry_budget_exhausted = Family::<ServiceLabel, Counter>::default();
-        registry.register(
+        proxy_registry.register(
             "foresight_retry_budget_exhausted",
             "Retries not made because the service's retry budget was spent",
             retry_budget_exhausted.clone(),
         );
         let rate_limited = Family::<ServiceLabel, Counter>::default();
-        registry.register(
+        proxy_registry.register(
             "foresight_rate_limited",
             "Requests answered 429 by the service's rate limit",
             rate_limited.clone(),
         );
         let shed = Family::<ServiceLabel, Counter>::default();
-        registry.register(
+        proxy_registry.register(
             "foresight_shed",
             "Requests answered 503 by the service's concurrency limit (circuit_breaker.max_requests)",
             shed.clone(),
         );
         let client_requests = Family::<ServiceLabel, Counter>::default();
-        registry.register(
+        proxy_registry.register(
             "foresight_client_requests",
             "Requests received from clients (the demand the forecaster learns), by the service they were routed to",
             client_requests.clone(),
         );
         let no_route = Counter::default();
-        registry.register(
+        proxy_registry.register(
             "foresight_no_route",
             "Requests answered 404 because no route matched them",
             no_route.clone(),
         );
         let access_log_dropped = Counter::default();
-        registry.register(
+        proxy_registry.register(
             "foresight_access_log_dropped",
             "Access log lines dropped because the writer was behind (requests never wait for it)",
             access_log_dropped.clone(),
@@ -255,7 +305,16 @@ impl ProxyMetrics {
             "Changes of the desired instance count",
             control.scale_actions.clone(),
         );
+        let leader = Gauge::default();
+        if !proxy {
+            registry.register(
+                "foresight_control_leader",
+                "1 while this controller replica leads (and so actuates), else 0; 1 without an election",
+                leader.clone(),
+            );
+        }
         ProxyMetrics {
+            leader,
             client_requests,
             control,
             registry,
