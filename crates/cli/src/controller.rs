@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use foresight_autoscale::PolicySpec;
 use foresight_control::{ActuatorKind, ControlConfig, Gate, MetricsSource};
 use foresight_proxy::config::{AdminToken, Overrides, RawConfig};
 use foresight_proxy::{ControllerMetrics, Pool};
@@ -100,6 +101,15 @@ fn loops(path: &std::path::Path, metrics: &ControllerMetrics) -> Result<Plan, St
                 "{at}control.metrics = \"builtin\" without kafka_consume: the controller sees no \
                  traffic itself; read every proxy's rate from Prometheus (metrics = \
                  \"prometheus\") or from the Kafka topic they publish to (kafka_consume)"
+            ));
+        }
+        if matches!(c.policy, PolicySpec::Hpa | PolicySpec::Hybrid) {
+            return Err(format!(
+                "{at}control.policy = \"{}\": it reacts to the instances' utilisation and \
+                 queues (the HPA rule, the hybrid's floor and fallback), which the controller \
+                 cannot see (it proxies nothing); use a rate-driven policy (\"predictive\", \
+                 \"cost-optimal\") or run the loop in `foresight serve`",
+                c.policy.as_str()
             ));
         }
         out.push(Loop {

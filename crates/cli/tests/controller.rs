@@ -23,8 +23,8 @@ fn refused(name: &str, toml: &str, extra: &[&str], expect: &str) {
     assert!(text(&o).contains(expect), "want {expect:?} in {}", text(&o));
 }
 
-const GOOD: &str =
-    "[control]\nmetrics = \"prometheus\"\nactuator = \"exec\"\ncommand = [\"true\"]\n";
+const GOOD: &str = "[control]\nmetrics = \"prometheus\"\npolicy = \"predictive\"\n\
+                    actuator = \"exec\"\ncommand = [\"true\"]\n";
 
 #[test]
 fn what_cannot_run_without_a_proxy_is_refused() {
@@ -46,6 +46,18 @@ fn what_cannot_run_without_a_proxy_is_refused() {
         "[[services]]\nname = \"a\"\n[services.control]\nactuator = \"none\"\n[[services]]\nname = \"b\"\n[[routes]]\npath_prefix = \"/\"\nservice = \"a\"\n",
         &[],
         "services[0] (a): control.metrics",
+    );
+    refused(
+        "ctl-hpa",
+        "[control]\nmetrics = \"prometheus\"\npolicy = \"hpa\"\nactuator = \"exec\"\ncommand = [\"true\"]\n",
+        &[],
+        "control.policy = \"hpa\": it reacts to the instances' utilisation",
+    );
+    refused(
+        "ctl-hybrid",
+        "[control]\nmetrics = \"prometheus\"\npolicy = \"hybrid\"\nactuator = \"exec\"\ncommand = [\"true\"]\n",
+        &[],
+        "control.policy = \"hybrid\"",
     );
     refused(
         "ctl-duration",
@@ -213,7 +225,8 @@ fn a_controller_without_a_rate_holds_instead_of_scaling_in() {
         &cfg,
         format!(
             "[control]\ninterval = \"200ms\"\nstep = \"1s\"\nmetrics = \"prometheus\"\n\
-             prometheus_url = \"http://127.0.0.1:1\"\npolicy = \"hpa\"\nforecaster = \"none\"\n\
+             prometheus_url = \"http://127.0.0.1:1\"\npolicy = \"predictive\"\n\
+             forecaster = \"moving-average\"\n\
              min = 2\nmax = 6\nactuator = \"exec\"\n\
              command = [\"sh\", \"-c\", \"echo $0 >> {}\", \"{{replicas}}\"]\n",
             out.display()

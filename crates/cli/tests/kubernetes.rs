@@ -1,8 +1,14 @@
-//! Kubernetes discovery end to end (built with `--features kubernetes`): a real `foresight
-//! serve` watches the EndpointSlices of a Service at the fake API server (real watch streams,
-//! `crates/kube/tests/harness`); the pods are real `foresight backend` processes. Ready pods
-//! receive traffic, a terminating pod is drained without a failed request, and a broken watch
-//! keeps the pool.
+//! Kubernetes end to end (built with `--features kubernetes`), against the fake API server
+//! (`crates/kube/tests/harness`: real watch streams, Deployments with their scale, Leases):
+//!
+//! - discovery: a real `foresight serve` watches a Service's EndpointSlices; the pods are
+//!   real `foresight backend` processes. Ready pods receive traffic, a terminating pod is
+//!   drained without a failed request, and a broken watch keeps the pool;
+//! - election: two `foresight controller` processes, one leader that alone scales, handing
+//!   over when cut off or killed;
+//! - KEDA mode: a dry-run controller only reads the Deployment;
+//! - the cluster in a box: the harness's fake kubelet runs the Deployment's pods as processes,
+//!   two proxies, Prometheus and two controllers close the whole loop.
 #![cfg(feature = "kubernetes")]
 
 mod common;
@@ -376,5 +382,282 @@ dry_run = true
             group == read.group && resource == read.resource && read.verbs.contains(&verb),
             "{verb} {group}/{resource} is beyond READ_ACCESS"
         );
+    }
+}
+
+/// A `foresight controller` for the cluster in a box: Lease `ctl`, the proxies' summed rate
+/// from Prometheus, a moving-average forecast, 10 req/s planned per pod, Deployment `web`.
+fn box_controller(dir: &std::path::Path, identity: &str, door: &str, prom_port: u16) -> Proc {
+    let cfg = dir.join(format!("{identity}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[control]
+interval = "500ms"
+step = "1s"
+model_step = "1m"
+policy = "predictive"
+forecaster = "moving-average"
+# The median of recent errors as the band: the default 0.95 of the last 240 steps would keep
+# the burst's surprise in the plan for 4 minutes of 1-s steps.
+quantile = 0.5
+lead = "1s"
+margin = "1s"
+workers = 4
+capacity_rps = 20
+target = 0.5
+min = 1
+max = 4
+stabilisation = "3s"
+metrics = "prometheus"
+prometheus_url = "http://127.0.0.1:{prom_port}"
+rate_query = "sum(rate(foresight_client_requests_total[3s]))"
+actuator = "kubernetes"
+namespace = "shop"
+deployment = "web"
+kube_url = "{door}"
+"#
+        ),
+    )
+    .unwrap();
+    spawn(&[
+        "controller",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--admin",
+        "127.0.0.1:0",
+        "--lease",
+        "ctl",
+        "--lease-namespace",
+        "shop",
+        "--lease-duration",
+        "3s",
+        "--identity",
+        identity,
+        "--kube-url",
+        door,
+    ])
+}
+
+/// Requests a pod has answered (its own `/metrics`).
+async fn answered(c: &HttpClient, pod: &str) -> u64 {
+    let body = match send(c, "GET", &format!("{pod}/metrics"), "").await {
+        Ok(r) => r.body,
+        Err(_) => return 0,
+    };
+    body.lines()
+        .filter(|l| l.starts_with("foresight_backend_requests_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// The cluster in a box: a fake kubelet runs Deployment `web`'s pods as real `foresight
+/// backend` processes and publishes them in EndpointSlices (ready after `/ready`); two `foresight
+/// serve` replicas discover them; Prometheus scrapes both; two `foresight controller` replicas
+/// elect a leader that scales the Deployment from the summed rate. Load from `foresight
+/// loadgen` through both proxies steps up and back down: the leader scales out, every new pod
+/// receives traffic; the leader is killed and the other takes over; it scales in, and the
+/// terminating pods drain without a failed request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_in_a_box_scales_out_hands_over_and_scales_in_without_a_failed_request() {
+    use harness::kubelet::{Kubelet, Spec};
+
+    let Some(prom_bin) = prometheus_binary() else {
+        return;
+    };
+    let server = ApiServer::start().await;
+    server.set_replicas("shop", "web", 1);
+    let kubelet = Kubelet::start(
+        &server,
+        Spec {
+            namespace: "shop".into(),
+            deployment: "web".into(),
+            service: "web".into(),
+            port_name: "http".into(),
+            command: [
+                BIN,
+                "backend",
+                "--listen",
+                "127.0.0.1:0",
+                "--name",
+                "{name}",
+                "--workers",
+                "4",
+                "--route",
+                "/w=20ms",
+                "--startup-delay",
+                "1s",
+            ]
+            .map(String::from)
+            .to_vec(),
+            grace: Duration::from_secs(3),
+        },
+    );
+    let dir = tempdir("kube-box");
+    let proxies: Vec<Proc> = (0..2)
+        .map(|i| {
+            let cfg = dir.join(format!("proxy{i}.toml"));
+            std::fs::write(
+                &cfg,
+                format!(
+                    "drain_timeout = \"5s\"\n[discovery]\ntype = \"kubernetes\"\nname = \"web\"\n\
+                     namespace = \"shop\"\nport = \"http\"\nurl = \"{}\"\n",
+                    server.url
+                ),
+            )
+            .unwrap();
+            serve_at(&cfg, "127.0.0.1:0", &["--workers", "1"])
+        })
+        .collect();
+    let admins: Vec<String> = proxies.iter().map(|p| p.get("admin").to_string()).collect();
+    let prom_port = free_port();
+    let _prom = start_prometheus(
+        &prom_bin,
+        &dir,
+        prom_port,
+        &admins.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    let c = client();
+    // Both proxies serve exactly the ready pods.
+    let in_step = || {
+        let (c, kubelet, admins) = (&c, &kubelet, &admins);
+        async move {
+            let ready = kubelet.ready();
+            let mut all = true;
+            for a in admins {
+                all &= serving(c, a).await == ready;
+            }
+            all && !ready.is_empty()
+        }
+    };
+    eventually(
+        Duration::from_secs(15),
+        "both proxies serve the first pod",
+        in_step,
+    )
+    .await;
+
+    let mut ctl = [
+        Some(box_controller(&dir, "a", &server.urls[0], prom_port)),
+        Some(box_controller(&dir, "b", &server.urls[1], prom_port)),
+    ];
+    let ctl_admin: Vec<String> = ctl
+        .iter()
+        .map(|p| p.as_ref().unwrap().get("admin").to_string())
+        .collect();
+    eventually(Duration::from_secs(15), "a leader is elected", || async {
+        server.lease_holder("shop", "ctl").is_some()
+    })
+    .await;
+
+    // 4 req/s through the two proxies, 50 req/s from 8 s to 28 s, then 4 again.
+    let loads: Vec<_> = proxies
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let json = dir.join(format!("load{i}.json"));
+            let args: Vec<String> = [
+                "loadgen",
+                "--target",
+                &format!("http://{}", p.get("proxy")),
+                "--route",
+                "/w",
+                "--profile",
+                "burst",
+                "--rate",
+                "2",
+                "--to",
+                "25",
+                "--at",
+                "8s",
+                "--burst-length",
+                "20s",
+                "--duration",
+                "55s",
+                "--json",
+                json.to_str().unwrap(),
+                "--quiet",
+            ]
+            .map(String::from)
+            .to_vec();
+            let run_it = tokio::task::spawn_blocking(move || {
+                let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                run(&a)
+            });
+            (json, run_it)
+        })
+        .collect();
+
+    // Scale-out: the leader sizes for ~50 req/s at 10 per pod (at most 4); the new pods start,
+    // turn ready and join both proxies.
+    eventually(
+        Duration::from_secs(25),
+        "scaled out to 4 ready pods in both proxies",
+        || async { kubelet.ready().len() == 4 && in_step().await },
+    )
+    .await;
+    let leader = server.lease_holder("shop", "ctl").unwrap();
+    let leader_door = usize::from(leader == "b");
+    assert!(
+        server
+            .scale_writes()
+            .iter()
+            .all(|(_, door, _)| *door == leader_door),
+        "only the leader wrote: {:?}",
+        server.scale_writes()
+    );
+    // Every pod receives traffic.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for pod in kubelet.ready() {
+        assert!(answered(&c, &pod).await > 0, "{pod} got no request");
+    }
+
+    // The leader dies; the other takes over within the lease and runs the loop from here.
+    let killed = tokio::time::Instant::now();
+    ctl[leader_door] = None;
+    let other = 1 - leader_door;
+    eventually(
+        Duration::from_secs(10),
+        "the other controller leads",
+        || async { leads(&c, &ctl_admin[other]).await == Some(true) },
+    )
+    .await;
+
+    // The load falls back to 4 req/s: the new leader scales in; terminating pods drain.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        if server.replicas("shop", "web") == Some(1) && kubelet.pods().len() == 1 && in_step().await
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not scaled in to 1 pod within 40 s: {:?}, {}",
+            kubelet.pods(),
+            control_status(&c, &ctl_admin[other]).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let after: Vec<usize> = server
+        .scale_writes()
+        .iter()
+        .filter(|(t, _, _)| *t > killed)
+        .map(|(_, door, _)| *door)
+        .collect();
+    assert!(
+        !after.is_empty() && after.iter().all(|d| *d == other),
+        "after the kill only the new leader wrote: {after:?}"
+    );
+    assert!(kubelet.ever().len() >= 4, "{:?}", kubelet.ever());
+
+    for (json, run_it) in loads {
+        let out = run_it.await.unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(report["failures"], 0, "{report}");
+        assert!(report["responses"].as_u64().unwrap() > 300, "{report}");
     }
 }

@@ -22,6 +22,8 @@
 //! It is included by path (`#[path]`) wherever a test needs a cluster.
 #![allow(dead_code)]
 
+pub mod kubelet;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -70,6 +72,9 @@ struct Inner {
     lease_requests: HashSet<&'static str>,
     /// (namespace, name) → spec replicas.
     deployments: BTreeMap<(String, String), i64>,
+    /// (namespace, name) → status (replicas, readyReplicas) as a kubelet reports it; without
+    /// one, the status follows the spec at once.
+    deployment_status: BTreeMap<(String, String), (i64, i64)>,
     /// Every accepted scale write: (when, door, replicas).
     scale_writes: Vec<(tokio::time::Instant, usize, i64)>,
     deployment_requests: HashSet<(&'static str, &'static str)>,
@@ -88,7 +93,8 @@ struct Shared {
     changed: watch::Sender<u64>,
 }
 
-/// A running fake API server.
+/// A running fake API server (clones share it).
+#[derive(Clone)]
 pub struct ApiServer {
     /// `http://127.0.0.1:PORT`: door 0.
     pub url: String,
@@ -269,6 +275,14 @@ impl ApiServer {
                 .deployments
                 .insert((namespace.to_string(), name.to_string()), replicas);
         });
+    }
+
+    /// Sets Deployment `namespace/name`'s status: pods running (`replicas`) and ready.
+    pub fn set_status(&self, namespace: &str, name: &str, replicas: i64, ready: i64) {
+        let mut inner = self.shared.inner.lock().unwrap();
+        inner
+            .deployment_status
+            .insert((namespace.to_string(), name.to_string()), (replicas, ready));
     }
 
     /// Deployment `namespace/name`'s replicas.
@@ -581,6 +595,11 @@ async fn get_deployment(
     let Some(&replicas) = inner.deployments.get(&(ns.clone(), name.clone())) else {
         return no_deployment(&name);
     };
+    let (running, ready) = inner
+        .deployment_status
+        .get(&(ns.clone(), name.clone()))
+        .copied()
+        .unwrap_or((replicas, replicas));
     Json(json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": deployment_meta(&inner, &ns, &name),
@@ -592,7 +611,7 @@ async fn get_deployment(
                 "spec": { "containers": [{ "name": "web", "image": "foresight:latest" }] },
             },
         },
-        "status": { "replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas },
+        "status": { "replicas": running, "readyReplicas": ready, "availableReplicas": ready },
     }))
     .into_response()
 }
