@@ -50,6 +50,17 @@ pub struct ControllerArgs {
     /// service's planned load for a ScaledObject trigger (a build with `--features keda`).
     #[arg(long, value_name = "ADDR")]
     keda: Option<SocketAddr>,
+    /// Serve the KEDA scaler over TLS with this PEM certificate chain (with
+    /// `--keda-tls-key`; KEDA's trigger then needs `caCert`).
+    #[arg(long, value_name = "FILE", requires = "keda_tls_key")]
+    keda_tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--keda-tls-cert`.
+    #[arg(long, value_name = "FILE", requires = "keda_tls_cert")]
+    keda_tls_key: Option<PathBuf>,
+    /// Mutual TLS: accept only KEDA clients whose certificate chains to this PEM CA bundle
+    /// (the trigger's `tlsClientCert` and `tlsClientKey`).
+    #[arg(long, value_name = "FILE", requires = "keda_tls_cert")]
+    keda_client_ca: Option<PathBuf>,
     /// The API server at a plain URL (e.g. `kubectl proxy`) [default: in-cluster or
     /// KUBECONFIG].
     #[arg(long)]
@@ -197,6 +208,13 @@ pub fn run(args: ControllerArgs) -> ExitCode {
              --features keda)",
         );
     }
+    if args.keda.is_none() && args.keda_tls_cert.is_some() {
+        return usage_error("`--keda-tls-cert` needs `--keda`");
+    }
+    let keda_tls = match keda_tls(&args) {
+        Ok(t) => t,
+        Err(e) => return usage_error(e),
+    };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return failure(e),
@@ -233,7 +251,7 @@ pub fn run(args: ControllerArgs) -> ExitCode {
         }
         let keda = keda.map(|listener| {
             let statuses = handles.iter().map(|h| h.status.clone()).collect();
-            tokio::spawn(scaler(listener, statuses))
+            tokio::spawn(scaler(listener, statuses, keda_tls))
         });
         let leader = gate.clone();
         let metrics_gate = gate.clone();
@@ -289,15 +307,56 @@ pub fn run(args: ControllerArgs) -> ExitCode {
     }
 }
 
+/// The scaler's TLS files, read and checked (a usage error names the flag and file).
+fn keda_tls(args: &ControllerArgs) -> Result<Option<KedaTls>, String> {
+    let (Some(cert), Some(key)) = (&args.keda_tls_cert, &args.keda_tls_key) else {
+        return Ok(None);
+    };
+    foresight_http::tls::server_config(&[(cert.clone(), key.clone())])
+        .map_err(|e| format!("`--keda-tls-cert`/`--keda-tls-key`: {e}"))?;
+    if let Some(ca) = &args.keda_client_ca {
+        foresight_http::tls::client_config(&foresight_http::tls::ClientFiles {
+            ca: Some(ca.clone()),
+            identity: None,
+        })
+        .map_err(|e| format!("`--keda-client-ca`: {e}"))?;
+    }
+    let read = |flag: &str, p: &PathBuf| {
+        std::fs::read(p).map_err(|e| format!("`{flag}` {}: {e}", p.display()))
+    };
+    Ok(Some(KedaTls {
+        cert: read("--keda-tls-cert", cert)?,
+        key: read("--keda-tls-key", key)?,
+        client_ca: match &args.keda_client_ca {
+            Some(ca) => Some(read("--keda-client-ca", ca)?),
+            None => None,
+        },
+    }))
+}
+
+/// The scaler's TLS: certificate chain, key and client CA, PEM.
+#[cfg_attr(not(feature = "keda"), allow(dead_code))]
+struct KedaTls {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+    client_ca: Option<Vec<u8>>,
+}
+
 /// Serves KEDA's external scaler from the loops' statuses until aborted.
 #[cfg(feature = "keda")]
 async fn scaler(
     listener: tokio::net::TcpListener,
     statuses: Vec<Arc<std::sync::Mutex<foresight_control::Status>>>,
+    tls: Option<KedaTls>,
 ) {
     let loops = Arc::new(crate::keda::Loops(statuses));
     let scaler = foresight_keda::Scaler::new(loops, Duration::from_secs(1));
-    if let Err(e) = foresight_keda::serve(listener, scaler, std::future::pending()).await {
+    let tls = tls.map(|t| foresight_keda::Tls {
+        cert: t.cert,
+        key: t.key,
+        client_ca: t.client_ca,
+    });
+    if let Err(e) = foresight_keda::serve(listener, scaler, tls, std::future::pending()).await {
         tracing::error!(error = %e, "the KEDA external scaler stopped");
     }
 }
@@ -306,6 +365,7 @@ async fn scaler(
 async fn scaler(
     _listener: tokio::net::TcpListener,
     _statuses: Vec<Arc<std::sync::Mutex<foresight_control::Status>>>,
+    _tls: Option<KedaTls>,
 ) {
 }
 

@@ -71,6 +71,33 @@ fn what_cannot_run_without_a_proxy_is_refused() {
         &["--lease-duration", "soon"],
         "`--lease-duration`",
     );
+    refused(
+        "ctl-keda-tls-alone",
+        GOOD,
+        &["--keda-tls-cert", "c.pem"],
+        "--keda-tls-key",
+    );
+    refused(
+        "ctl-keda-tls-no-keda",
+        GOOD,
+        &["--keda-tls-cert", "c.pem", "--keda-tls-key", "k.pem"],
+        "`--keda-tls-cert` needs `--keda`",
+    );
+    if cfg!(feature = "keda") {
+        refused(
+            "ctl-keda-tls-missing",
+            GOOD,
+            &[
+                "--keda",
+                "127.0.0.1:0",
+                "--keda-tls-cert",
+                "/nonexistent/c.pem",
+                "--keda-tls-key",
+                "/nonexistent/k.pem",
+            ],
+            "`--keda-tls-cert`/`--keda-tls-key`: ",
+        );
+    }
     if !cfg!(feature = "keda") {
         refused(
             "ctl-keda",

@@ -355,13 +355,36 @@ impl ExternalScaler for Scaler {
     }
 }
 
-/// Serves the scaler on `listener` until `shutdown` completes.
+/// TLS for the scaler, as KEDA's trigger can ask for it (`caCert`, and for mutual TLS
+/// `tlsClientCert` and `tlsClientKey`): the server's certificate chain and key, and the CA
+/// that client certificates must chain to (then a client without one is refused).
+#[derive(Clone, Debug)]
+pub struct Tls {
+    /// PEM certificate chain.
+    pub cert: Vec<u8>,
+    /// PEM private key.
+    pub key: Vec<u8>,
+    /// PEM CA bundle for client certificates (mutual TLS).
+    pub client_ca: Option<Vec<u8>>,
+}
+
+/// Serves the scaler on `listener` until `shutdown` completes, over TLS when `tls` is given.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     scaler: Scaler,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(t) = tls {
+        let mut config = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(t.cert, t.key));
+        if let Some(ca) = t.client_ca {
+            config = config.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+        }
+        server = server.tls_config(config)?;
+    }
+    server
         .concurrency_limit_per_connection(32)
         .max_concurrent_streams(Some(64))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))

@@ -61,6 +61,7 @@ async fn start(
     tokio::spawn(foresight_keda::serve(
         listener,
         scaler,
+        None,
         std::future::pending(),
     ));
     ExternalScalerClient::connect(format!("http://{addr}"))
@@ -239,4 +240,91 @@ async fn stream_is_active_sends_at_once_and_on_every_change() {
         }
     }
     assert!(again.is_some(), "the closed stream's place was not freed");
+}
+
+/// A test CA and what it signs: (PEM chain, PEM key).
+struct Ca {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Ca { cert, key }
+    }
+
+    fn sign(&self, name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .signed_by(&key, &self.cert, &self.key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+#[tokio::test]
+async fn over_mutual_tls_only_clients_with_a_certificate_get_answers() {
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+    let ca = Ca::new();
+    let (cert, key) = ca.sign("localhost");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let loops = Arc::new(Loops::default());
+    loops.set("web", reading(600.0, 9));
+    tokio::spawn(foresight_keda::serve(
+        listener,
+        Scaler::new(loops, Duration::from_millis(50)),
+        Some(foresight_keda::Tls {
+            cert: cert.into_bytes(),
+            key: key.into_bytes(),
+            client_ca: Some(ca.cert.pem().into_bytes()),
+        }),
+        std::future::pending(),
+    ));
+    let channel = |identity: Option<Identity>| {
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(ca.cert.pem()))
+            .domain_name("localhost");
+        if let Some(i) = identity {
+            tls = tls.identity(i);
+        }
+        Channel::from_shared(format!("https://127.0.0.1:{port}"))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+    };
+    let ask = |ch: Channel| async move {
+        let mut c = ExternalScalerClient::new(ch);
+        c.is_active(object(&[("service", "web")])).await
+    };
+
+    // KEDA with tlsClientCert/tlsClientKey signed by the CA: answered.
+    let (client_cert, client_key) = ca.sign("keda");
+    let ch = channel(Some(Identity::from_pem(client_cert, client_key)))
+        .connect()
+        .await
+        .unwrap();
+    assert!(ask(ch).await.unwrap().into_inner().result);
+
+    // Without a client certificate, or in plain text: no answer.
+    let refused = match channel(None).connect().await {
+        Err(_) => true,
+        Ok(ch) => ask(ch).await.is_err(),
+    };
+    assert!(refused, "a client without a certificate was answered");
+    let plain = match Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+    {
+        Err(_) => true,
+        Ok(ch) => ask(ch).await.is_err(),
+    };
+    assert!(plain, "a plain-text client was answered");
 }
