@@ -142,20 +142,12 @@ fn what_cannot_run_without_a_proxy_is_refused() {
 
 #[test]
 fn a_controller_without_an_election_runs_its_loop_and_serves_its_status() {
-    let dir = tempdir("ctl-run");
-    let cfg = dir.join("c.toml");
-    std::fs::write(
-        &cfg,
+    let p = controller_with(
+        &tempdir("ctl-run"),
+        "c",
         "[control]\ninterval = \"200ms\"\nstep = \"1s\"\nmodel_step = \"1m\"\nmetrics = \"prometheus\"\nprometheus_url = \"http://127.0.0.1:1\"\npolicy = \"static\"\nforecaster = \"none\"\nactuator = \"none\"\n",
-    )
-    .unwrap();
-    let p = spawn(&[
-        "controller",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--admin",
-        "127.0.0.1:0",
-    ]);
+        &[],
+    );
     let admin = p.get("admin").to_string();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -246,11 +238,11 @@ fn with_a_token_the_admin_api_may_listen_beyond_loopback_and_asks_for_it() {
 #[test]
 fn a_controller_without_a_rate_holds_instead_of_scaling_in() {
     let dir = tempdir("ctl-blind");
-    let cfg = dir.join("c.toml");
     let out = dir.join("replicas");
-    std::fs::write(
-        &cfg,
-        format!(
+    let p = controller_with(
+        &dir,
+        "c",
+        &format!(
             "[control]\ninterval = \"200ms\"\nstep = \"1s\"\nmetrics = \"prometheus\"\n\
              prometheus_url = \"http://127.0.0.1:1\"\npolicy = \"predictive\"\n\
              forecaster = \"moving-average\"\n\
@@ -258,15 +250,8 @@ fn a_controller_without_a_rate_holds_instead_of_scaling_in() {
              command = [\"sh\", \"-c\", \"echo $0 >> {}\", \"{{replicas}}\"]\n",
             out.display()
         ),
-    )
-    .unwrap();
-    let p = spawn(&[
-        "controller",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--admin",
-        "127.0.0.1:0",
-    ]);
+        &[],
+    );
     let admin = p.get("admin").to_string();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {

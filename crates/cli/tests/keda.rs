@@ -40,11 +40,8 @@ async fn value(c: &mut ExternalScalerClient<Channel>, metric: &str) -> f64 {
 }
 
 fn controller(dir: &std::path::Path, name: &str, interval: &str, prom_port: u16) -> Proc {
-    let cfg = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
+    let toml = format!(
+        r#"
 [control]
 interval = "{interval}"
 step = "{interval}"
@@ -60,18 +57,8 @@ metrics = "prometheus"
 prometheus_url = "http://127.0.0.1:{prom_port}"
 rate_query = "sum(rate(foresight_client_requests_total[3s]))"
 "#
-        ),
-    )
-    .unwrap();
-    spawn(&[
-        "controller",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--admin",
-        "127.0.0.1:0",
-        "--keda",
-        "127.0.0.1:0",
-    ])
+    );
+    controller_with(dir, name, &toml, &["--keda", "127.0.0.1:0"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

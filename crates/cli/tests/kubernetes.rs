@@ -141,15 +141,40 @@ url = "{}"
     assert_eq!(counts.get("pod2"), Some(&10), "{counts:?}");
 }
 
-/// A `foresight controller` campaigning for Lease `ctl` as `identity`, scaling Deployment
-/// `shop/web` to a static 3, everything through `door`.
+/// A `foresight controller` campaigning for Lease `ctl` (3 s) as `identity`, running `control`
+/// (the `[control]` keys) with the Kubernetes actuator on Deployment `shop/web`, everything
+/// through `door`.
+fn elected(dir: &std::path::Path, identity: &str, door: &str, control: &str) -> Proc {
+    let toml = format!(
+        "[control]\n{control}\nactuator = \"kubernetes\"\nnamespace = \"shop\"\n\
+         deployment = \"web\"\nkube_url = \"{door}\"\n"
+    );
+    controller_with(
+        dir,
+        identity,
+        &toml,
+        &[
+            "--lease",
+            "ctl",
+            "--lease-namespace",
+            "shop",
+            "--lease-duration",
+            "3s",
+            "--identity",
+            identity,
+            "--kube-url",
+            door,
+        ],
+    )
+}
+
+/// An elected controller scaling to a static 3.
 fn controller(dir: &std::path::Path, identity: &str, door: &str) -> Proc {
-    let cfg = dir.join(format!("{identity}.toml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[control]
+    elected(
+        dir,
+        identity,
+        door,
+        r#"
 interval = "200ms"
 step = "1s"
 model_step = "1m"
@@ -159,31 +184,8 @@ min = 3
 max = 5
 metrics = "prometheus"
 prometheus_url = "http://127.0.0.1:1"
-actuator = "kubernetes"
-namespace = "shop"
-deployment = "web"
-kube_url = "{door}"
-"#
-        ),
+"#,
     )
-    .unwrap();
-    spawn(&[
-        "controller",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--admin",
-        "127.0.0.1:0",
-        "--lease",
-        "ctl",
-        "--lease-namespace",
-        "shop",
-        "--lease-duration",
-        "3s",
-        "--identity",
-        identity,
-        "--kube-url",
-        door,
-    ])
 }
 
 async fn leads(c: &HttpClient, admin: &str) -> Option<bool> {
@@ -310,11 +312,8 @@ async fn a_keda_mode_controller_only_reads_the_deployment() {
     let server = ApiServer::start().await;
     server.set_replicas("shop", "web", 2);
     let dir = tempdir("kube-keda");
-    let cfg = dir.join("keda.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
+    let toml = format!(
+        r#"
 [control]
 interval = "200ms"
 step = "1s"
@@ -331,19 +330,9 @@ deployment = "web"
 kube_url = "{}"
 dry_run = true
 "#,
-            server.urls[0]
-        ),
-    )
-    .unwrap();
-    let ctl = spawn(&[
-        "controller",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--admin",
-        "127.0.0.1:0",
-        "--keda",
-        "127.0.0.1:0",
-    ]);
+        server.urls[0]
+    );
+    let ctl = controller_with(&dir, "keda", &toml, &["--keda", "127.0.0.1:0"]);
     let c = client();
     let admin = ctl.get("admin").to_string();
     eventually(
@@ -385,15 +374,11 @@ dry_run = true
     }
 }
 
-/// A `foresight controller` for the cluster in a box: Lease `ctl`, the proxies' summed rate
-/// from Prometheus, a moving-average forecast, 10 req/s planned per pod, Deployment `web`.
+/// An elected controller for the cluster in a box: the proxies' summed rate from Prometheus,
+/// a moving-average forecast, 10 req/s planned per pod.
 fn box_controller(dir: &std::path::Path, identity: &str, door: &str, prom_port: u16) -> Proc {
-    let cfg = dir.join(format!("{identity}.toml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[control]
+    let control = format!(
+        r#"
 interval = "500ms"
 step = "1s"
 model_step = "1m"
@@ -413,31 +398,9 @@ stabilisation = "3s"
 metrics = "prometheus"
 prometheus_url = "http://127.0.0.1:{prom_port}"
 rate_query = "sum(rate(foresight_client_requests_total[3s]))"
-actuator = "kubernetes"
-namespace = "shop"
-deployment = "web"
-kube_url = "{door}"
 "#
-        ),
-    )
-    .unwrap();
-    spawn(&[
-        "controller",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--admin",
-        "127.0.0.1:0",
-        "--lease",
-        "ctl",
-        "--lease-namespace",
-        "shop",
-        "--lease-duration",
-        "3s",
-        "--identity",
-        identity,
-        "--kube-url",
-        door,
-    ])
+    );
+    elected(dir, identity, door, &control)
 }
 
 /// Requests a pod has answered (its own `/metrics`).

@@ -85,6 +85,22 @@ pub fn proxy(dir: &Path, toml: &str, extra: &[&str]) -> Proc {
     serve_at(&cfg, "127.0.0.1:0", &args)
 }
 
+/// `foresight controller` on `dir/NAME.toml` written from `toml`, its admin API on a free
+/// loopback port, with `extra` flags.
+pub fn controller_with(dir: &Path, name: &str, toml: &str, extra: &[&str]) -> Proc {
+    let cfg = dir.join(format!("{name}.toml"));
+    std::fs::write(&cfg, toml).unwrap();
+    let mut args = vec![
+        "controller",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--admin",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    spawn(&args)
+}
+
 /// `foresight serve --config CFG` on a free client port, with its admin API at `admin` (a
 /// fixed address, for tests that restart the proxy or point Prometheus at it), and `extra`.
 pub fn serve_at(cfg: &Path, admin: &str, extra: &[&str]) -> Proc {
