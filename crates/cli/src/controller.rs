@@ -103,7 +103,7 @@ fn loops(path: &std::path::Path, metrics: &ControllerMetrics) -> Result<Plan, St
         if matches!(c.actuator, ActuatorKind::Process { .. }) {
             return Err(format!(
                 "{at}control.actuator = \"process\": the controller starts no instances and \
-                 proxies nothing; use \"kubernetes\" or \"exec\""
+                 proxies nothing; use \"kubernetes\", \"aws-asg\" or \"exec\""
             ));
         }
         let consumes = c.kafka.as_ref().is_some_and(|k| k.consume.is_some());

@@ -48,6 +48,12 @@ fn what_cannot_run_without_a_proxy_is_refused() {
         "services[0] (a): control.metrics",
     );
     refused(
+        "ctl-asg-group",
+        "[control]\nmetrics = \"prometheus\"\npolicy = \"static\"\nactuator = \"aws-asg\"\n",
+        &[],
+        "control.group",
+    );
+    refused(
         "ctl-hpa",
         "[control]\nmetrics = \"prometheus\"\npolicy = \"hpa\"\nactuator = \"exec\"\ncommand = [\"true\"]\n",
         &[],

@@ -36,6 +36,13 @@ pub enum ActuatorKind {
         /// kubeconfig or the in-cluster service account.
         url: Option<String>,
     },
+    /// An EC2 Auto Scaling group's desired capacity (needs the `aws` feature).
+    AwsAsg {
+        /// The group's name.
+        group: String,
+        /// The API endpoint (an emulator); default: `AWS_ENDPOINT_URL` or AWS's own.
+        endpoint: Option<String>,
+    },
     /// Decide and report only.
     None,
 }
@@ -286,6 +293,8 @@ const KEYS: &[&str] = &[
     "scrape_instances",
     "namespace",
     "deployment",
+    "group",
+    "aws_endpoint",
     "kube_url",
     "features",
 ];
@@ -492,12 +501,22 @@ impl ControlConfig {
                 })?,
                 url: r.string("kube_url")?,
             },
+            "aws-asg" => ActuatorKind::AwsAsg {
+                group: r.string("group")?.ok_or_else(|| {
+                    invalid(
+                        "group",
+                        "(missing)",
+                        "an Auto Scaling group name when actuator = \"aws-asg\"",
+                    )
+                })?,
+                endpoint: r.string("aws_endpoint")?,
+            },
             "none" => ActuatorKind::None,
             other => {
                 return Err(invalid(
                     "actuator",
                     other,
-                    "one of process, exec, kubernetes, none",
+                    "one of process, exec, kubernetes, aws-asg, none",
                 ))
             }
         };

@@ -31,6 +31,7 @@ use foresight_scale::{HpaConfig, InstanceModel, Limits, LogEntry, PredictiveConf
 mod act;
 mod admin;
 pub mod alerts;
+mod aws;
 mod config;
 mod features;
 mod kafka;
@@ -464,6 +465,9 @@ pub fn start_gated(
             url.clone(),
             c.max,
         )?),
+        ActuatorKind::AwsAsg { group, endpoint } => {
+            Some(aws::aws_asg(group.clone(), endpoint.clone(), c.max)?)
+        }
         ActuatorKind::None => None,
     };
     let status = Arc::new(Mutex::new(Status {
