@@ -1,6 +1,8 @@
-//! The `aws-asg` actuator against moto's server mode (an AWS emulator, PyPI `moto[server]`),
-//! started on a loopback port: scale out and in, the state read back, the group's own range,
-//! and clear errors for an unknown group, missing credentials and an unreachable endpoint.
+//! The `aws-asg` actuator and discovery against moto's server mode (an AWS emulator, PyPI
+//! `moto[server]`), started on a loopback port: scale out and in, the state read back, the
+//! group's own range, scale-in that drains in `Standby` before it terminates, the group's
+//! instances and their private addresses as endpoints, and clear errors for an unknown group,
+//! missing or expired credentials and an unreachable endpoint.
 //! Without `moto_server` on PATH the tests skip, unless `CI` is set (then they fail).
 
 use std::net::TcpListener;
@@ -10,7 +12,12 @@ use std::time::{Duration, Instant};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_autoscaling::config::Credentials;
 use foresight_actuate::{Actuator, ActuatorError};
-use foresight_aws::{sdk_config, AsgActuator};
+use foresight_aws::discovery::Reader;
+use foresight_aws::ec2::Ec2;
+use foresight_aws::{sdk_config, AsgActuator, DRAINING_TAG};
+
+/// A drain period long enough that no test waits on it by accident.
+const DRAIN: Duration = Duration::from_secs(600);
 
 struct Moto {
     child: Child,
@@ -95,7 +102,7 @@ async fn scales_within_the_groups_range_and_reads_it_back() {
     let Some(m) = moto() else { return };
     let cfg = config(&m.url).await;
     group(&cfg, "web", 1, 5, 2).await;
-    let a = AsgActuator::new(&cfg, "web", 10);
+    let a = AsgActuator::new(&cfg, "web", 10, DRAIN);
 
     let s = a.state().await.unwrap();
     assert_eq!((s.desired, s.ready, s.starting), (2, Some(2), Some(0)));
@@ -110,7 +117,11 @@ async fn scales_within_the_groups_range_and_reads_it_back() {
     );
 
     a.apply(1).await.unwrap();
-    assert_eq!(a.describe().await.unwrap().desired, 1);
+    let g = a.describe().await.unwrap();
+    assert_eq!((g.desired, g.in_service()), (1, 1));
+    // The three removed are draining in Standby, not gone.
+    let standby = g.members.iter().filter(|m| m.ours_draining()).count();
+    assert_eq!(standby, 3);
 
     // Below the group's minimum: its minimum. (Foresight's `min` is the loop's business.)
     a.apply(0).await.unwrap();
@@ -123,7 +134,7 @@ async fn scales_within_the_groups_range_and_reads_it_back() {
     assert_eq!(a.describe().await.unwrap().desired, 5);
 
     // Foresight's own max below the group's.
-    let small = AsgActuator::new(&cfg, "web", 3);
+    let small = AsgActuator::new(&cfg, "web", 3, DRAIN);
     let e = small.apply(4).await.unwrap_err();
     assert_eq!(e, ActuatorError::AboveMax { asked: 4, max: 3 });
     assert_eq!(small.describe().await.unwrap().desired, 3);
@@ -133,7 +144,7 @@ async fn scales_within_the_groups_range_and_reads_it_back() {
 async fn errors_name_the_group_and_the_cause() {
     let Some(m) = moto() else { return };
     let cfg = config(&m.url).await;
-    let unknown = AsgActuator::new(&cfg, "nope", 5);
+    let unknown = AsgActuator::new(&cfg, "nope", 5, DRAIN);
     let e = unknown.apply(2).await.unwrap_err().to_string();
     assert!(
         e.contains("auto scaling group nope") && e.contains("not found"),
@@ -147,7 +158,7 @@ async fn errors_name_the_group_and_the_cause() {
         .endpoint_url(&m.url)
         .http_client(sdk_config(None).await.http_client().unwrap())
         .build();
-    let e = AsgActuator::new(&anonymous, "web", 5)
+    let e = AsgActuator::new(&anonymous, "web", 5, DRAIN)
         .describe()
         .await
         .unwrap_err()
@@ -167,7 +178,7 @@ async fn errors_name_the_group_and_the_cause() {
         .port();
     let closed = config(&format!("http://127.0.0.1:{port}")).await;
     let started = Instant::now();
-    let e = AsgActuator::new(&closed, "web", 5)
+    let e = AsgActuator::new(&closed, "web", 5, DRAIN)
         .describe()
         .await
         .unwrap_err()
@@ -179,4 +190,186 @@ async fn errors_name_the_group_and_the_cause() {
         "{e}"
     );
     assert!(started.elapsed() < Duration::from_secs(25));
+}
+
+/// The group's members as `(lifecycle, draining)`, sorted.
+async fn lifecycles(a: &AsgActuator) -> Vec<(String, bool)> {
+    let mut v: Vec<(String, bool)> = a
+        .describe()
+        .await
+        .unwrap()
+        .members
+        .iter()
+        .map(|m| (m.lifecycle.clone(), m.draining_since.is_some()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn scale_in_drains_in_standby_then_terminates() {
+    let Some(m) = moto() else { return };
+    let cfg = config(&m.url).await;
+    group(&cfg, "api", 0, 6, 4).await;
+    let asg = aws_sdk_autoscaling::Client::new(&cfg);
+    let ids: Vec<String> = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names("api")
+        .send()
+        .await
+        .unwrap()
+        .auto_scaling_groups()[0]
+        .instances()
+        .iter()
+        .map(|i| i.instance_id().unwrap().to_string())
+        .collect();
+    // An operator's instance in Standby, which Foresight must never touch.
+    asg.enter_standby()
+        .auto_scaling_group_name("api")
+        .instance_ids(&ids[0])
+        .should_decrement_desired_capacity(true)
+        .send()
+        .await
+        .unwrap();
+
+    let drain = Duration::from_secs(2);
+    let a = AsgActuator::new(&cfg, "api", 6, drain);
+    a.apply(1).await.unwrap();
+    let in_standby = |serving: usize, n: usize| {
+        let mut v = vec![("InService".to_string(), false); serving];
+        v.extend(std::iter::repeat_n(("Standby".to_string(), true), n));
+        v.push(("Standby".to_string(), false));
+        v.sort();
+        v
+    };
+    assert_eq!(
+        lifecycles(&a).await,
+        in_standby(1, 2),
+        "drained, not terminated"
+    );
+    let s = a.state().await.unwrap();
+    assert_eq!((s.desired, s.ready), (1, Some(1)));
+    let tagged = Ec2::new(&cfg).describe_instances(&ids).await.unwrap();
+    assert_eq!(
+        tagged
+            .iter()
+            .filter(|i| i.tags.contains_key(DRAINING_TAG))
+            .count(),
+        2
+    );
+
+    // A surge while they drain brings one back at once, without a new instance.
+    a.apply(2).await.unwrap();
+    assert_eq!(lifecycles(&a).await, in_standby(2, 1));
+    assert_eq!(a.describe().await.unwrap().desired, 2);
+
+    // After the drain period, the next look at the group terminates what drained.
+    tokio::time::sleep(drain + Duration::from_millis(200)).await;
+    let s = a.state().await.unwrap();
+    assert_eq!((s.desired, s.ready), (2, Some(2)));
+    let left = lifecycles(&a).await;
+    assert_eq!(
+        left,
+        [
+            ("InService".to_string(), false),
+            ("InService".to_string(), false),
+            ("Standby".to_string(), false)
+        ],
+        "the operator's Standby instance is still there"
+    );
+    let states = Ec2::new(&cfg).describe_instances(&ids).await.unwrap();
+    let gone = states
+        .iter()
+        .filter(|i| i.state == "terminated" || i.state == "shutting-down")
+        .count();
+    assert_eq!(gone, 1, "{states:?}");
+}
+
+#[tokio::test]
+async fn discovery_reads_in_service_instances_and_their_private_addresses() {
+    let Some(m) = moto() else { return };
+    let cfg = config(&m.url).await;
+    group(&cfg, "disc", 0, 5, 3).await;
+    let mut reader = Reader::new(&cfg, "disc");
+    let set = reader.read(8080).await.unwrap();
+    assert_eq!(set.len(), 3, "{set:?}");
+    assert!(set.iter().all(|e| e.serving && e.address.port() == 8080));
+    assert!(set.iter().all(|e| e.address.ip().is_ipv4()));
+
+    // Foresight's scale-in: the removed instance leaves InService and is no longer served.
+    let a = AsgActuator::new(&cfg, "disc", 5, DRAIN);
+    a.apply(2).await.unwrap();
+    let set = reader.read(8080).await.unwrap();
+    let serving = set.iter().filter(|e| e.serving).count();
+    assert_eq!((set.len(), serving), (3, 2), "{set:?}");
+
+    // Drained and terminated: out of the group, out of the set.
+    a.apply(0).await.unwrap();
+    let now = AsgActuator::new(&cfg, "disc", 5, Duration::ZERO);
+    assert_eq!(now.state().await.unwrap().desired, 0);
+    assert_eq!(reader.read(8080).await.unwrap(), []);
+
+    let e = Reader::new(&cfg, "nope").read(80).await.unwrap_err();
+    assert!(
+        e.contains("auto scaling group nope") && e.contains("not found"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn expired_credentials_are_refused_with_a_clear_message() {
+    let Some(m) = moto() else { return };
+    // The standard way such credentials arrive: a profile's credential_process.
+    let dir = std::env::temp_dir().join(format!("foresight-aws-expired-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let answer = dir.join("answer.json");
+    std::fs::write(
+        &answer,
+        r#"{"Version": 1, "AccessKeyId": "ASIAEXPIRED", "SecretAccessKey": "s",
+            "SessionToken": "t", "Expiration": "2020-01-01T00:00:00Z"}"#,
+    )
+    .unwrap();
+    let config_file = dir.join("config");
+    std::fs::write(
+        &config_file,
+        format!(
+            "[profile old]\nregion = us-east-1\ncredential_process = cat {}\n",
+            answer.display()
+        ),
+    )
+    .unwrap();
+    let files = aws_runtime::env_config::file::EnvConfigFiles::builder()
+        .with_file(
+            aws_runtime::env_config::file::EnvConfigFileKind::Config,
+            &config_file,
+        )
+        .build();
+    let provider = aws_config::profile::ProfileFileCredentialsProvider::builder()
+        .profile_files(files)
+        .profile_name("old")
+        .configure(
+            &aws_config::provider_config::ProviderConfig::default()
+                .with_http_client(sdk_config(None).await.http_client().unwrap()),
+        )
+        .build();
+    let cfg = config(&m.url)
+        .await
+        .into_builder()
+        .credentials_provider(aws_sdk_autoscaling::config::SharedCredentialsProvider::new(
+            provider,
+        ))
+        .build();
+    let e = AsgActuator::new(&cfg, "web", 5, DRAIN)
+        .apply(2)
+        .await
+        .unwrap_err()
+        .to_string();
+    eprintln!("expired: {e}");
+    assert!(
+        e.contains("auto scaling group web") && e.contains("expired at 2020-01-01T00:00:00Z"),
+        "{e}"
+    );
+    let e = Reader::new(&cfg, "web").read(80).await.unwrap_err();
+    assert!(e.contains("expired at 2020-01-01"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -210,6 +210,22 @@ fn serve_config(
                  it, use type = \"dns\" with a headless Service's name"
             ));
         }
+        if !cfg!(feature = "aws")
+            && matches!(
+                s.discovery,
+                Some(foresight_proxy::config::Discovery::AwsAsg(_))
+            )
+        {
+            let at = if raw.services.is_empty() {
+                String::new()
+            } else {
+                format!("services[{i}] ({}): ", s.name)
+            };
+            return Err(format!(
+                "{at}discovery.type = \"aws-asg\" needs foresight built with the `aws` \
+                 feature (cargo build --release --features aws)"
+            ));
+        }
         match foresight_control::ControlConfig::from_table(s.control.as_ref()) {
             Ok(Some(c))
                 if s.discovery.is_some()
@@ -286,6 +302,15 @@ fn serve(args: ServeArgs) -> ExitCode {
                 _ => None,
             })
             .collect();
+        #[cfg(feature = "aws")]
+        let aws_discovery: Vec<Option<foresight_proxy::config::AwsAsgDiscovery>> = config
+            .services
+            .iter()
+            .map(|s| match &s.discovery {
+                Some(foresight_proxy::config::Discovery::AwsAsg(d)) => Some(d.clone()),
+                _ => None,
+            })
+            .collect();
         let reload = Some(loader);
         foresight_proxy::run_reloadable(
             config,
@@ -298,6 +323,12 @@ fn serve(args: ServeArgs) -> ExitCode {
                 for (k, pool) in kube_discovery.into_iter().zip(pools) {
                     if let Some(k) = k {
                         foresight_kube::discovery::start(pool.clone(), k, drain_timeout);
+                    }
+                }
+                #[cfg(feature = "aws")]
+                for (d, pool) in aws_discovery.into_iter().zip(pools) {
+                    if let Some(d) = d {
+                        foresight_aws::discovery::start(pool.clone(), d, drain_timeout);
                     }
                 }
                 // The loops run as long as the proxy (the process).

@@ -182,6 +182,21 @@ fn kubernetes_discovery_without_the_feature_is_refused_at_start() {
     assert!(text(&o).contains("`kubernetes` feature"), "{}", text(&o));
 }
 
+#[cfg(not(feature = "aws"))]
+#[test]
+fn aws_discovery_without_the_feature_is_refused_at_start() {
+    let dir = tempdir("aws-discovery-unbuilt");
+    let cfg = dir.join("foresight.toml");
+    std::fs::write(
+        &cfg,
+        "[discovery]\ntype = \"aws-asg\"\ngroup = \"web\"\nport = 80\n",
+    )
+    .unwrap();
+    let o = serve_until_exit(&cfg, Duration::from_secs(20));
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    assert!(text(&o).contains("`aws` feature"), "{}", text(&o));
+}
+
 #[test]
 fn discovery_with_a_process_actuator_is_refused_at_start() {
     let dir = tempdir("dns-discovery-process");

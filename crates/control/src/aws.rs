@@ -4,20 +4,23 @@
 //! retries with backoff.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use foresight_actuate::Actuator;
 
-/// The actuator for `group`, at most `max` instances.
+/// The actuator for `group`, at most `max` instances, draining removed ones for `drain`.
 #[cfg(feature = "aws")]
 pub(crate) fn aws_asg(
     group: String,
     endpoint: Option<String>,
     max: usize,
+    drain: Duration,
 ) -> Result<Arc<dyn Actuator>, String> {
     Ok(Arc::new(lazy::LazyAsg {
         group,
         endpoint,
         max,
+        drain,
         cell: tokio::sync::OnceCell::new(),
     }))
 }
@@ -27,6 +30,7 @@ pub(crate) fn aws_asg(
     _group: String,
     _endpoint: Option<String>,
     _max: usize,
+    _drain: Duration,
 ) -> Result<Arc<dyn Actuator>, String> {
     Err(
         "actuator = \"aws-asg\" needs a build with `--features aws` \
@@ -37,6 +41,8 @@ pub(crate) fn aws_asg(
 
 #[cfg(feature = "aws")]
 mod lazy {
+    use std::time::Duration;
+
     use foresight_actuate::{Actuator, ActuatorError, BoxFuture, PoolState};
     use foresight_aws::AsgActuator;
     use tokio::sync::OnceCell;
@@ -45,6 +51,7 @@ mod lazy {
         pub group: String,
         pub endpoint: Option<String>,
         pub max: usize,
+        pub drain: Duration,
         pub cell: OnceCell<AsgActuator>,
     }
 
@@ -53,7 +60,7 @@ mod lazy {
             self.cell
                 .get_or_init(|| async {
                     let config = foresight_aws::sdk_config(self.endpoint.as_deref()).await;
-                    AsgActuator::new(&config, &self.group, self.max)
+                    AsgActuator::new(&config, &self.group, self.max, self.drain)
                 })
                 .await
         }
@@ -75,9 +82,14 @@ mod lazy {
 #[cfg(test)]
 mod tests {
     #[cfg(not(feature = "aws"))]
+    use std::time::Duration;
+
+    #[cfg(not(feature = "aws"))]
     #[test]
     fn without_the_feature_is_a_clear_error() {
-        let e = super::aws_asg("web".into(), None, 3).err().unwrap();
+        let e = super::aws_asg("web".into(), None, 3, Duration::from_secs(30))
+            .err()
+            .unwrap();
         assert!(e.contains("--features aws"), "{e}");
     }
 }

@@ -42,6 +42,9 @@ pub enum ActuatorKind {
         group: String,
         /// The API endpoint (an emulator); default: `AWS_ENDPOINT_URL` or AWS's own.
         endpoint: Option<String>,
+        /// How long an instance being removed stays in `Standby`, drained by every proxy,
+        /// before it is terminated.
+        drain: Duration,
     },
     /// Decide and report only.
     None,
@@ -295,6 +298,7 @@ const KEYS: &[&str] = &[
     "deployment",
     "group",
     "aws_endpoint",
+    "drain",
     "kube_url",
     "features",
 ];
@@ -510,6 +514,18 @@ impl ControlConfig {
                     )
                 })?,
                 endpoint: r.string("aws_endpoint")?,
+                drain: {
+                    let d = r.duration("drain", Duration::from_secs(30))?;
+                    if d > Duration::from_secs(3600) {
+                        return Err(invalid(
+                            "drain",
+                            humantime::format_duration(d),
+                            "at most 1h (how long a removed instance drains before it is \
+                             terminated)",
+                        ));
+                    }
+                    d
+                },
             },
             "none" => ActuatorKind::None,
             other => {
@@ -673,6 +689,11 @@ mod tests {
             ("retrain_every = \"10s\"", "`control.retrain_every`"),
             ("actuator = \"kubernetes\"", "`control.deployment`"),
             ("actuator = \"exec\"", "`control.command`"),
+            ("actuator = \"aws-asg\"", "`control.group`"),
+            (
+                "actuator = \"aws-asg\"\ngroup = \"w\"\ndrain = \"2h\"",
+                "`control.drain`",
+            ),
             ("colour = 1", "`control.colour`"),
             ("hpa_target = 1.5", "`control.hpa_target`"),
             ("lead = \"soon\"", "`control.lead`"),
@@ -695,6 +716,17 @@ mod tests {
             let e = parse(text).unwrap_err();
             assert!(e.contains(needle), "{text}: {e}");
         }
+        let c = parse("actuator = \"aws-asg\"\ngroup = \"w\"")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            c.actuator,
+            ActuatorKind::AwsAsg {
+                group: "w".into(),
+                endpoint: None,
+                drain: Duration::from_secs(30)
+            }
+        );
         let c = parse(
             "forecaster = \"lstm\"\nmodel = \"m\"\nmetrics = \"prometheus\"\n\
              [features]\nmem = \"sum(m)\"\ncpu = \"sum(c)\"",

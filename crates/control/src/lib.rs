@@ -465,9 +465,16 @@ pub fn start_gated(
             url.clone(),
             c.max,
         )?),
-        ActuatorKind::AwsAsg { group, endpoint } => {
-            Some(aws::aws_asg(group.clone(), endpoint.clone(), c.max)?)
-        }
+        ActuatorKind::AwsAsg {
+            group,
+            endpoint,
+            drain,
+        } => Some(aws::aws_asg(
+            group.clone(),
+            endpoint.clone(),
+            c.max,
+            *drain,
+        )?),
         ActuatorKind::None => None,
     };
     let status = Arc::new(Mutex::new(Status {

@@ -24,7 +24,9 @@ mod routes;
 pub mod services;
 pub mod upstream_tls;
 
-pub use discovery::{Discovery, DnsDiscovery, KubePort, KubernetesDiscovery, RawDiscovery};
+pub use discovery::{
+    AwsAsgDiscovery, Discovery, DnsDiscovery, KubePort, KubernetesDiscovery, RawDiscovery,
+};
 pub use services::{RawHeaderMatch, RawRoute, RawService, ServiceConfig, DEFAULT_SERVICE};
 pub use upstream_tls::{RawUpstreamTls, UpstreamTls};
 

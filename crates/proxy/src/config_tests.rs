@@ -434,6 +434,21 @@ fn discovery_is_validated_with_its_key_path() {
     );
     assert_eq!((kube(1).port, kube(1).namespace), (KubePort::Only, None));
     assert_eq!((kube(2).port, kube(2).tls), (KubePort::Number(8080), true));
+    let ok = validate(
+        "[discovery]\ntype = \"aws-asg\"\ngroup = \"web-asg\"\nport = 8080\naws_endpoint = \"http://127.0.0.1:5000\"",
+    )
+    .unwrap();
+    assert_eq!(
+        ok.services[0].discovery,
+        Some(Discovery::AwsAsg(AwsAsgDiscovery {
+            group: "web-asg".into(),
+            port: 8080,
+            interval: Duration::from_secs(10),
+            endpoint: Some("http://127.0.0.1:5000".into()),
+            tls: false,
+            weight: 1,
+        }))
+    );
     for (toml, key) in [
         ("[discovery]\nname = \"a\"\nport = 1", "discovery.type"),
         ("[discovery]\ntype = \"consul\"", "discovery.type"),
@@ -451,6 +466,13 @@ fn discovery_is_validated_with_its_key_path() {
         ("[discovery]\ntype = \"dns\"\nname = \"a\"\nport = 1\ninterval = \"10ms\"", "discovery.interval"),
         ("[discovery]\ntype = \"dns\"\nname = \"a\"\nport = 1\nnameserver = \"x\"", "discovery.nameserver"),
         ("[discovery]\ntype = \"dns\"\nname = \"a\"\nport = 1\nscheme = \"ftp\"", "discovery.scheme"),
+        ("[discovery]\ntype = \"dns\"\nname = \"a\"\nport = 1\ngroup = \"web\"", "discovery.group"),
+        ("[discovery]\ntype = \"aws-asg\"\nport = 80", "discovery.group"),
+        ("[discovery]\ntype = \"aws-asg\"\ngroup = \"web\"", "discovery.port"),
+        ("[discovery]\ntype = \"aws-asg\"\ngroup = \"\"\nport = 80", "discovery.group"),
+        ("[discovery]\ntype = \"aws-asg\"\ngroup = \"web\"\nport = 80\nname = \"x\"", "discovery.name"),
+        ("[discovery]\ntype = \"aws-asg\"\ngroup = \"web\"\nport = 80\ninterval = \"2h\"", "discovery.interval"),
+        ("[discovery]\ntype = \"aws-asg\"\ngroup = \"web\"\nport = 80\naws_endpoint = \"localhost:5000\"", "discovery.aws_endpoint"),
         (
             "backends = [{ address = \"127.0.0.1:1\" }]\n[discovery]\ntype = \"dns\"\nname = \"a\"\nport = 1",
             "no backends together with discovery",

@@ -45,9 +45,15 @@ impl Drop for Proc {
 
 /// Starts `foresight ARGS…` and waits for its "… key=value" line.
 pub fn spawn(args: &[&str]) -> Proc {
+    spawn_env(args, &[])
+}
+
+/// [`spawn`] with `env` added to the environment.
+pub fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Proc {
     let mut child = Command::new(BIN)
         .args(args)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -2,7 +2,8 @@
 //! are not listed in `backends`: a DNS name re-resolved every interval (every A/AAAA record is
 //! an instance on one port; in Kubernetes, a headless Service's name is such a name), or a
 //! Kubernetes Service's EndpointSlices, watched (the watch itself lives in `foresight-kube`,
-//! built with the `kubernetes` feature).
+//! built with the `kubernetes` feature), or an EC2 Auto Scaling group's instances, polled (in
+//! `foresight-aws`, the `aws` feature).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -32,6 +33,8 @@ pub struct RawDiscovery {
     pub weight: Option<i64>,
     pub namespace: Option<String>,
     pub url: Option<String>,
+    pub group: Option<String>,
+    pub aws_endpoint: Option<String>,
 }
 
 /// A service's discovery, validated.
@@ -41,7 +44,29 @@ pub enum Discovery {
     Dns(DnsDiscovery),
     /// A Kubernetes Service's EndpointSlices.
     Kubernetes(KubernetesDiscovery),
+    /// An EC2 Auto Scaling group's instances.
+    AwsAsg(AwsAsgDiscovery),
 }
+
+/// `type = "aws-asg"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwsAsgDiscovery {
+    /// The Auto Scaling group.
+    pub group: String,
+    /// Every instance's port (on its private address).
+    pub port: u16,
+    /// How often the group is read.
+    pub interval: Duration,
+    /// The API endpoint (an emulator); `None`: `AWS_ENDPOINT_URL` or AWS's own.
+    pub endpoint: Option<String>,
+    /// `https`: TLS to the instances (see `[upstream_tls]`).
+    pub tls: bool,
+    /// Every instance's weight.
+    pub weight: u32,
+}
+
+/// How often an Auto Scaling group is read when not told.
+pub const DEFAULT_ASG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// `type = "kubernetes"`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,6 +143,19 @@ pub(crate) fn discovery(p: &str, raw: &RawDiscovery) -> Result<Discovery, Config
             .and_then(|n| u16::try_from(n).ok())
             .filter(|n| *n > 0)
     };
+    if raw.kind.as_deref() != Some("aws-asg") && (raw.group.is_some() || raw.aws_endpoint.is_some())
+    {
+        let key = if raw.group.is_some() {
+            "group"
+        } else {
+            "aws_endpoint"
+        };
+        return Err(invalid(
+            k(key),
+            "(set)",
+            "nothing unless type = \"aws-asg\"",
+        ));
+    }
     match raw.kind.as_deref() {
         Some("dns") => {
             if raw.namespace.is_some() || raw.url.is_some() {
@@ -256,7 +294,69 @@ pub(crate) fn discovery(p: &str, raw: &RawDiscovery) -> Result<Discovery, Config
                 weight,
             }))
         }
-        Some(other) => Err(invalid(k("type"), other, "dns or kubernetes")),
-        None => Err(invalid(k("type"), "(none)", "dns or kubernetes")),
+        Some("aws-asg") => {
+            let foreign = [
+                ("name", raw.name.is_some()),
+                ("namespace", raw.namespace.is_some()),
+                ("url", raw.url.is_some()),
+                ("nameserver", raw.nameserver.is_some()),
+            ];
+            if let Some((key, _)) = foreign.iter().find(|(_, set)| *set) {
+                return Err(invalid(
+                    k(key),
+                    "(set)",
+                    "nothing with type = \"aws-asg\" (its keys: group, port, interval, \
+                     aws_endpoint, scheme, weight)",
+                ));
+            }
+            let group = raw
+                .group
+                .clone()
+                .ok_or_else(|| invalid(k("group"), "(none)", "an Auto Scaling group's name"))?;
+            if group.is_empty() || group.len() > 255 || group.chars().any(char::is_control) {
+                return Err(invalid(
+                    k("group"),
+                    &group,
+                    "an Auto Scaling group's name (1 to 255 characters)",
+                ));
+            }
+            let port = raw
+                .port
+                .as_ref()
+                .ok_or_else(|| invalid(k("port"), "(none)", "the instances' port, 1..=65535"))?;
+            let port =
+                port_number(port).ok_or_else(|| invalid(k("port"), port, "a port, 1..=65535"))?;
+            let interval = duration(&k("interval"), &raw.interval, DEFAULT_ASG_INTERVAL)?;
+            if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&interval) {
+                return Err(invalid(
+                    k("interval"),
+                    humantime::format_duration(interval),
+                    "1s..=1h",
+                ));
+            }
+            let endpoint = match &raw.aws_endpoint {
+                Some(u)
+                    if !(u.starts_with("http://") || u.starts_with("https://"))
+                        || u.parse::<http::Uri>().is_err() =>
+                {
+                    return Err(invalid(
+                        k("aws_endpoint"),
+                        u,
+                        "an endpoint URL, e.g. http://127.0.0.1:5000",
+                    ))
+                }
+                u => u.clone(),
+            };
+            Ok(Discovery::AwsAsg(AwsAsgDiscovery {
+                group,
+                port,
+                interval,
+                endpoint,
+                tls,
+                weight,
+            }))
+        }
+        Some(other) => Err(invalid(k("type"), other, "dns, kubernetes or aws-asg")),
+        None => Err(invalid(k("type"), "(none)", "dns, kubernetes or aws-asg")),
     }
 }
