@@ -2,6 +2,7 @@
 //! of [`crate::plan`] — raising the desired capacity, and scaling in by draining instances
 //! in `Standby` before terminating them — and reads the group back.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_config::SdkConfig;
@@ -23,6 +24,8 @@ pub struct AsgActuator {
     group: String,
     max: usize,
     drain: Duration,
+    /// Whether the group's `MaxSize` below Foresight's `max` was logged.
+    told_max: AtomicBool,
 }
 
 impl AsgActuator {
@@ -36,6 +39,7 @@ impl AsgActuator {
             group: group.to_string(),
             max,
             drain,
+            told_max: AtomicBool::new(false),
         }
     }
 
@@ -88,6 +92,14 @@ impl AsgActuator {
 
     async fn set(&self, replicas: usize) -> Result<(), ActuatorError> {
         let group = self.describe().await?;
+        if group.max < self.max && !self.told_max.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                group = %self.group,
+                group_max = group.max,
+                max = self.max,
+                "the group's MaxSize is below control.max; the group's applies"
+            );
+        }
         let want = group.clamp(replicas.min(self.max));
         self.run(plan(&group, Some(want), self.drain, SystemTime::now()))
             .await?;

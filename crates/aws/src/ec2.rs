@@ -30,6 +30,8 @@ const VERSION: &str = "2016-11-15";
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Instances per `DescribeInstances` call (AWS allows 1000 ids; smaller answers are safer).
 const BATCH: usize = 100;
+/// Attempts per call.
+const ATTEMPTS: u32 = 3;
 /// The largest answer read.
 const MAX_ANSWER: usize = 16 << 20;
 
@@ -130,12 +132,31 @@ impl Ec2 {
         Ok((url, region))
     }
 
-    /// POSTs the form `params` (plus the version), signed; the answer's body.
+    /// POSTs the form `params` (plus the version), signed; the answer's body. Throttling,
+    /// server errors and failed connections are tried again, [`ATTEMPTS`] times in all, 0.25 s
+    /// then 0.5 s apart.
     async fn call(&self, params: &[(String, String)]) -> Result<String, String> {
-        let (url, region) = self.url()?;
+        let mut attempt = 1;
+        loop {
+            match self.once(params).await {
+                Ok(body) => return Ok(body),
+                Err((message, retry)) if retry && attempt < ATTEMPTS => {
+                    tracing::debug!(%message, attempt, "EC2 call tried again");
+                    tokio::time::sleep(Duration::from_millis(250 << (attempt - 1))).await;
+                    attempt += 1;
+                }
+                Err((message, _)) => return Err(message),
+            }
+        }
+    }
+
+    /// One attempt of [`Ec2::call`]; on failure, why and whether to try again.
+    async fn once(&self, params: &[(String, String)]) -> Result<String, (String, bool)> {
+        let fatal = |m: String| (m, false);
+        let (url, region) = self.url().map_err(fatal)?;
         let action = params.first().map_or("", |(_, v)| v.as_str()).to_string();
         let fail = |m: String| format!("EC2 {action} at {url}: {m}");
-        let credentials = self.creds.get(SystemTime::now()).await?;
+        let credentials = self.creds.get(SystemTime::now()).await.map_err(fatal)?;
         let body = form(params);
         let mut request = http::Request::post(&url)
             .header(
@@ -143,7 +164,7 @@ impl Ec2 {
                 "application/x-www-form-urlencoded; charset=utf-8",
             )
             .body(body.clone())
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| (fail(e.to_string()), false))?;
         let identity: Identity = credentials.into();
         let signing = v4::SigningParams::builder()
             .identity(&identity)
@@ -152,7 +173,7 @@ impl Ec2 {
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()
-            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| (fail(e.to_string()), false))?
             .into();
         let signable = SignableRequest::new(
             "POST",
@@ -163,14 +184,14 @@ impl Ec2 {
                 .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
             SignableBody::Bytes(body.as_bytes()),
         )
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| (fail(e.to_string()), false))?;
         let (instructions, _) = sign(signable, &signing)
-            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| (fail(e.to_string()), false))?
             .into_parts();
         instructions.apply_to_request_http1x(&mut request);
         let request = request.map(SdkBody::from);
         let request = aws_smithy_runtime_api::http::Request::try_from(request)
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| (fail(e.to_string()), false))?;
         let answer = tokio::time::timeout(CALL_TIMEOUT, async {
             let response = self.connector.call(request).await.map_err(|e| {
                 use std::error::Error;
@@ -191,15 +212,23 @@ impl Ec2 {
             Ok::<_, String>((status, bytes))
         })
         .await
-        .map_err(|_| fail(format!("no answer within {CALL_TIMEOUT:?}")))?
-        .map_err(fail)?;
+        .map_err(|_| (fail(format!("no answer within {CALL_TIMEOUT:?}")), true))?
+        .map_err(|m| (fail(m), true))?;
         let (status, bytes) = answer;
         if bytes.len() > MAX_ANSWER {
-            return Err(fail(format!("answer larger than {MAX_ANSWER} bytes")));
+            return Err((
+                fail(format!("answer larger than {MAX_ANSWER} bytes")),
+                false,
+            ));
         }
         let text = String::from_utf8_lossy(&bytes).into_owned();
         if !(200..300).contains(&status) {
-            return Err(fail(format!("HTTP {status}: {}", error_message(&text))));
+            let message = error_message(&text);
+            let retry = status >= 500
+                || status == 429
+                || message.starts_with("RequestLimitExceeded")
+                || message.starts_with("Throttling");
+            return Err((fail(format!("HTTP {status}: {message}")), retry));
         }
         Ok(text)
     }
@@ -308,6 +337,11 @@ fn parse_instance(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
 
     /// The shape of EC2's answer, abridged from its API reference, with nested `item`s and
@@ -350,6 +384,87 @@ mod tests {
         assert_eq!(got[0].tags["Name"], "web & api");
         assert_eq!(got[1].private_ip, None);
         assert_eq!(got[1].state, "pending");
+    }
+
+    /// An endpoint that answers each request with the next of `answers` (status, body); the
+    /// number of requests it got.
+    async fn endpoint(answers: Vec<(u16, &'static str)>) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(AtomicUsize::new(0));
+        let count = seen.clone();
+        tokio::spawn(async move {
+            for (status, body) in answers {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0u8; 65536];
+                let mut got = Vec::new();
+                // The whole request: head and the form (Content-Length).
+                loop {
+                    let n = s.read(&mut buf).await.unwrap();
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got).to_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len: usize = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        if got.len() >= end + 4 + len {
+                            assert!(text.contains("authorization: aws4-hmac-sha256"));
+                            assert!(text.contains("/ec2/aws4_request"));
+                            break;
+                        }
+                    }
+                    if n == 0 {
+                        break;
+                    }
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                s.write_all(reply.as_bytes()).await.unwrap();
+            }
+        });
+        (url, seen)
+    }
+
+    fn client(url: &str) -> Ec2 {
+        use aws_credential_types::provider::SharedCredentialsProvider;
+        let config = SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url(url)
+            .credentials_provider(SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("AKID", "secret", None, None, "test"),
+            ))
+            .build();
+        Ec2::new(&config)
+    }
+
+    #[tokio::test]
+    async fn throttling_is_tried_again_and_refusals_are_not() {
+        let throttled = "<Response><Errors><Error><Code>RequestLimitExceeded</Code>\
+                         <Message>Request limit exceeded.</Message></Error></Errors></Response>";
+        let (url, seen) = endpoint(vec![(503, throttled), (503, throttled), (200, ANSWER)]).await;
+        let got = client(&url)
+            .describe_instances(&["i-1234567890abcdef0".into()])
+            .await
+            .unwrap();
+        assert_eq!((got.len(), seen.load(Ordering::SeqCst)), (2, 3));
+
+        let refused = "<Response><Errors><Error><Code>UnauthorizedOperation</Code>\
+                       <Message>You are not authorized to perform this operation.</Message>\
+                       </Error></Errors></Response>";
+        let (url, seen) = endpoint(vec![(403, refused), (200, ANSWER)]).await;
+        let e = client(&url)
+            .create_tags(&["i-1".into()], "k", "v")
+            .await
+            .unwrap_err();
+        assert_eq!(seen.load(Ordering::SeqCst), 1, "not tried again");
+        assert!(
+            e.contains("EC2 CreateTags") && e.contains("HTTP 403: UnauthorizedOperation"),
+            "{e}"
+        );
     }
 
     #[test]
