@@ -242,7 +242,27 @@ fn serve_config(
                      (actuator = \"kubernetes\" or \"exec\")"
                 ));
             }
-            Ok(c) => controls.push(c),
+            Ok(c) => {
+                if let (
+                    Some(foresight_proxy::config::Discovery::AwsAsg(d)),
+                    Some(foresight_control::ControlConfig {
+                        actuator: foresight_control::ActuatorKind::AwsAsg { drain, .. },
+                        ..
+                    }),
+                ) = (&s.discovery, &c)
+                {
+                    if *drain < config.drain_timeout + d.interval {
+                        tracing::warn!(
+                            service = %s.name,
+                            "control.drain ({}) is shorter than drain_timeout + discovery.interval \
+                             ({}): an instance may be terminated before the proxy has drained it",
+                            humantime::format_duration(*drain),
+                            humantime::format_duration(config.drain_timeout + d.interval)
+                        );
+                    }
+                }
+                controls.push(c)
+            }
             Err(e)
                 if s.name == foresight_proxy::config::DEFAULT_SERVICE
                     && raw.services.is_empty() =>

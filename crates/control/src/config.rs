@@ -515,7 +515,7 @@ impl ControlConfig {
                 })?,
                 endpoint: r.string("aws_endpoint")?,
                 drain: {
-                    let d = r.duration("drain", Duration::from_secs(30))?;
+                    let d = r.duration("drain", Duration::from_secs(45))?;
                     if d > Duration::from_secs(3600) {
                         return Err(invalid(
                             "drain",
@@ -724,7 +724,7 @@ mod tests {
             ActuatorKind::AwsAsg {
                 group: "w".into(),
                 endpoint: None,
-                drain: Duration::from_secs(30)
+                drain: Duration::from_secs(45)
             }
         );
         let c = parse(
