@@ -181,7 +181,7 @@ fn control_config(policy: &str, args: &DemoArgs, data: &Data) -> anyhow::Result<
         theta_down: 0.5,
         lead: live(args.provision.as_secs_f64() + 60.0),
         margin: live(120.0),
-        stabilisation: live(300.0),
+        stabilisation: live(policy_kind.default_scale_in_window()),
         forecaster: if policy_kind == PolicySpec::Hpa || policy_kind == PolicySpec::Static {
             ForecasterSpec::None
         } else {

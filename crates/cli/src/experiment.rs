@@ -85,6 +85,11 @@ pub struct ExperimentArgs {
     /// how balancers treat a cold instance joining a surge. 0 = ready means warm.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     cold_start: Duration,
+    /// Scale-in stabilisation window of the forecast-driven policies (predictive, hybrid,
+    /// cost-optimal, oracle): scale in only to the highest count decided within it. The HPA
+    /// keeps Kubernetes' 300 s.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    scale_in_window: Duration,
     /// Do not draw progress bars.
     #[arg(long)]
     quiet: bool,
@@ -323,6 +328,10 @@ fn settings_for(job: &Job, a: &ExperimentArgs, setup: &Setup) -> Settings {
         limits: Limits {
             min: 1,
             max: 200,
+            stabilisation: match job.kind {
+                PolicySpec::Static | PolicySpec::Hpa => job.kind.default_scale_in_window(),
+                _ => a.scale_in_window.as_secs_f64(),
+            },
             ..Limits::default()
         },
         dry_run: false,
@@ -600,6 +609,12 @@ fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
     }
     if a.provision_delay < Duration::from_secs(1) {
         return Err(usage("`--provision-delay` must be at least 1s".into()));
+    }
+    if a.scale_in_window > Duration::from_secs(3600) {
+        return Err(usage(format!(
+            "invalid value `{}` for `--scale-in-window`: expected at most 1h",
+            humantime::format_duration(a.scale_in_window)
+        )));
     }
     if !(0.0..=1.0).contains(&a.quantile) {
         return Err(usage(format!(

@@ -158,7 +158,11 @@ impl Default for PredictiveConfig {
 
 /// The paper's predictive policy: with L_t the highest predicted rate in
 /// `[now + lead, now + lead + margin]`, scale up when L_t exceeds θ_up of the pool's capacity,
-/// down when it is below θ_down, to R_t = ceil(L_t / (capacity per instance × target)).
+/// to R_t = ceil(L_t / (capacity per instance × target)). Scale-in looks at the whole window
+/// an instance removed now would be missing — `[now, now + lead + margin]`, as it takes
+/// `lead` to come back — and goes down when the highest rate there is below θ_down, to the
+/// count that rate needs. (The paper's rule uses L_t for both; an instance it removes may be
+/// missed before `now + lead`, which only a scale-in stabilisation window covered.)
 /// Named `oracle` when fed the true future.
 pub struct Predictive {
     cfg: PredictiveConfig,
@@ -183,6 +187,16 @@ impl Predictive {
             self.cfg.lead + self.cfg.margin,
         )
     }
+
+    /// The highest predicted rate from now to the end of the planned window: what scale-in
+    /// must still serve.
+    fn held_load(&self, obs: &Observation) -> Option<f64> {
+        peak_between(
+            obs.forecast.as_deref()?,
+            0.0,
+            self.cfg.lead + self.cfg.margin,
+        )
+    }
 }
 
 impl Policy for Predictive {
@@ -198,13 +212,23 @@ impl Policy for Predictive {
             };
         };
         let cap = self.model.capacity();
+        let held = self.held_load(obs).unwrap_or(load).max(load);
         let predicted_util = load / (current.max(1) as f64 * cap);
-        let r = ((load / (cap * self.cfg.target)).ceil() as usize).max(1);
+        let held_util = held / (current.max(1) as f64 * cap);
+        let size = |l: f64| ((l / (cap * self.cfg.target)).ceil() as usize).max(1);
+        let (r, r_held) = (size(load), size(held));
         let c = &self.cfg;
         let (replicas, verdict) = if predicted_util > c.theta_up && r > current {
             (r, format!("above θ_up {:.0}%", 100.0 * c.theta_up))
-        } else if predicted_util < c.theta_down && r < current {
-            (r, format!("below θ_down {:.0}%", 100.0 * c.theta_down))
+        } else if held_util < c.theta_down && r_held < current {
+            (
+                r_held,
+                format!(
+                    "below θ_down {:.0}% until {:.0} s ({held:.1} req/s at most): {r_held}",
+                    100.0 * c.theta_down,
+                    c.lead + c.margin
+                ),
+            )
         } else {
             (current, "between thresholds: hold".to_string())
         };
@@ -301,17 +325,25 @@ impl Policy for CostOptimal {
     }
     fn recommend(&mut self, obs: &Observation) -> Recommendation {
         let current = obs.ready + obs.starting;
-        let Some(load) = obs
-            .forecast
-            .as_deref()
-            .and_then(|f| peak_between(f, self.lead, self.lead + self.margin))
-        else {
+        let Some((load, held)) = obs.forecast.as_deref().and_then(|f| {
+            Some((
+                peak_between(f, self.lead, self.lead + self.margin)?,
+                peak_between(f, 0.0, self.lead + self.margin)?,
+            ))
+        }) else {
             return Recommendation {
                 replicas: current,
                 reason: format!("{}: no forecast yet", self.name),
             };
         };
-        let r = self.size(load);
+        // Out for what is planned; in only as far as the load until then allows (an instance
+        // removed now takes `lead` to come back).
+        let up = self.size(load);
+        let r = if up >= current {
+            up
+        } else {
+            self.size(held.max(load)).clamp(up, current)
+        };
         Recommendation {
             replicas: r,
             reason: format!(

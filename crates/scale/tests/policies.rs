@@ -160,6 +160,56 @@ fn predictive_uses_the_thresholds_and_plans_for_the_provisioning_delay() {
 }
 
 #[test]
+fn scale_in_keeps_what_the_load_needs_until_the_end_of_the_window() {
+    let mut p = Predictive::new("predictive", PredictiveConfig::default(), MODEL);
+    // Pool of 10. A burst now and in a minute, quiet from 3 minutes on: an instance removed
+    // now would be missed in the burst and take 3 minutes to come back, so none is.
+    let burst = with_forecast(
+        obs(0.0, 10, 0, 0.9),
+        &[
+            (30.0, 180.0),
+            (90.0, 150.0),
+            (180.0, 30.0),
+            (240.0, 30.0),
+            (300.0, 30.0),
+        ],
+    );
+    let r = p.recommend(&burst);
+    assert_eq!(r.replicas, 10, "{}", r.reason);
+    // Once the burst is over in the forecast too: down to what the rest of the window needs.
+    let after = with_forecast(
+        obs(0.0, 10, 0, 0.9),
+        &[
+            (30.0, 40.0),
+            (90.0, 40.0),
+            (180.0, 30.0),
+            (240.0, 30.0),
+            (300.0, 30.0),
+        ],
+    );
+    let r = p.recommend(&after);
+    assert_eq!(r.replicas, 3, "ceil(40 / 14); {}", r.reason);
+    assert!(r.reason.contains("until 300 s"), "{}", r.reason);
+    // Scale-out still plans for the provisioning delay only.
+    let soon = with_forecast(obs(0.0, 2, 0, 0.5), &[(30.0, 100.0), (180.0, 20.0)]);
+    assert_eq!(p.recommend(&soon).replicas, 2, "too late to help: hold");
+
+    // The cost-optimal policy follows the same rule.
+    let mut c = CostOptimal::new("cost-optimal", MODEL, 1.0, 0.99, 180.0, 120.0);
+    let during = c.size(180.0);
+    let r = c.recommend(&with_forecast(
+        obs(0.0, during, 0, 0.9),
+        &[(30.0, 180.0), (180.0, 30.0), (300.0, 30.0)],
+    ));
+    assert_eq!(r.replicas, during, "{}", r.reason);
+    let r = c.recommend(&with_forecast(
+        obs(0.0, during, 0, 0.9),
+        &[(30.0, 30.0), (180.0, 30.0), (300.0, 30.0)],
+    ));
+    assert_eq!(r.replicas, c.size(30.0));
+}
+
+#[test]
 fn cost_optimal_sizes_with_the_mmc_tail() {
     // M/M/1 response time is exponential with rate μ − λ.
     let tail = mmc_response_tail(1, 0.5, 1.0, 2.0);
