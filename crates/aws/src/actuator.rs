@@ -58,21 +58,9 @@ impl AsgActuator {
     /// `Standby` instances.
     pub async fn describe(&self) -> Result<Group, ActuatorError> {
         self.ec2.credentials().await.map_err(|e| self.error(e))?;
-        let out = self
-            .client
-            .describe_auto_scaling_groups()
-            .auto_scaling_group_names(&self.group)
-            .send()
+        let group = Group::read(&self.client, &self.group)
             .await
-            .map_err(|e| self.sdk(e))?;
-        let g = out
-            .auto_scaling_groups()
-            .iter()
-            .find(|g| g.auto_scaling_group_name() == Some(self.group.as_str()))
-            .ok_or_else(|| {
-                self.error("not found (DescribeAutoScalingGroups returned no such group)")
-            })?;
-        let group = Group::from_sdk(g);
+            .map_err(|e| self.error(e))?;
         let standby: Vec<String> = group
             .members
             .iter()

@@ -15,7 +15,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_autoscaling::error::DisplayErrorContext;
 use aws_sdk_autoscaling::Client;
 use foresight_proxy::config::AwsAsgDiscovery;
 use foresight_proxy::discovery::{follow, Endpoint, Target};
@@ -71,21 +70,7 @@ impl Reader {
     pub async fn read(&mut self, port: u16) -> Result<Vec<Endpoint>, String> {
         let fail = |m: String| format!("auto scaling group {}: {m}", self.group);
         self.ec2.credentials().await.map_err(fail)?;
-        let out = self
-            .client
-            .describe_auto_scaling_groups()
-            .auto_scaling_group_names(&self.group)
-            .send()
-            .await
-            .map_err(|e| fail(DisplayErrorContext(&e).to_string()))?;
-        let g = out
-            .auto_scaling_groups()
-            .iter()
-            .find(|g| g.auto_scaling_group_name() == Some(self.group.as_str()))
-            .ok_or_else(|| {
-                fail("not found (DescribeAutoScalingGroups returned no such group)".into())
-            })?;
-        let group = Group::from_sdk(g);
+        let group = Group::read(&self.client, &self.group).await.map_err(fail)?;
         self.known
             .retain(|id, _| group.members.iter().any(|m| m.id == *id));
         let unknown: Vec<String> = group

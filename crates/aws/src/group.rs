@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+use aws_sdk_autoscaling::error::DisplayErrorContext;
 use aws_sdk_autoscaling::types::AutoScalingGroup;
+use aws_sdk_autoscaling::Client;
 
 use crate::ec2::Ec2Instance;
 
@@ -78,6 +80,21 @@ impl Group {
                 })
                 .collect(),
         }
+    }
+
+    /// Group `name` as `DescribeAutoScalingGroups` tells it now (tags not read).
+    pub(crate) async fn read(client: &Client, name: &str) -> Result<Group, String> {
+        let out = client
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(name)
+            .send()
+            .await
+            .map_err(|e| DisplayErrorContext(&e).to_string())?;
+        out.auto_scaling_groups()
+            .iter()
+            .find(|g| g.auto_scaling_group_name() == Some(name))
+            .map(Group::from_sdk)
+            .ok_or_else(|| "not found (DescribeAutoScalingGroups returned no such group)".into())
     }
 
     /// Instances `InService`.

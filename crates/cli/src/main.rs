@@ -193,37 +193,30 @@ fn serve_config(
     let config = raw.validate().map_err(|e| e.to_string())?;
     let mut controls = Vec::with_capacity(config.services.len());
     for (i, s) in config.services.iter().enumerate() {
-        if !cfg!(feature = "kubernetes")
-            && matches!(
-                s.discovery,
-                Some(foresight_proxy::config::Discovery::Kubernetes(_))
-            )
-        {
+        let unbuilt = match s.discovery {
+            Some(foresight_proxy::config::Discovery::Kubernetes(_))
+                if !cfg!(feature = "kubernetes") =>
+            {
+                Some((
+                    "kubernetes",
+                    "kubernetes",
+                    "; without it, use type = \"dns\" with a headless Service's name",
+                ))
+            }
+            Some(foresight_proxy::config::Discovery::AwsAsg(_)) if !cfg!(feature = "aws") => {
+                Some(("aws-asg", "aws", ""))
+            }
+            _ => None,
+        };
+        if let Some((kind, feature, hint)) = unbuilt {
             let at = if raw.services.is_empty() {
                 String::new()
             } else {
                 format!("services[{i}] ({}): ", s.name)
             };
             return Err(format!(
-                "{at}discovery.type = \"kubernetes\" needs foresight built with the \
-                 `kubernetes` feature (cargo build --release --features kubernetes); without \
-                 it, use type = \"dns\" with a headless Service's name"
-            ));
-        }
-        if !cfg!(feature = "aws")
-            && matches!(
-                s.discovery,
-                Some(foresight_proxy::config::Discovery::AwsAsg(_))
-            )
-        {
-            let at = if raw.services.is_empty() {
-                String::new()
-            } else {
-                format!("services[{i}] ({}): ", s.name)
-            };
-            return Err(format!(
-                "{at}discovery.type = \"aws-asg\" needs foresight built with the `aws` \
-                 feature (cargo build --release --features aws)"
+                "{at}discovery.type = \"{kind}\" needs foresight built with the `{feature}` \
+                 feature (cargo build --release --features {feature}){hint}"
             ));
         }
         match foresight_control::ControlConfig::from_table(s.control.as_ref()) {

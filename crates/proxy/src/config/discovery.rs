@@ -125,6 +125,33 @@ pub struct DnsDiscovery {
     pub weight: u32,
 }
 
+/// A polled source's required `port` and its `interval` (1 s..=1 h, `default` when absent).
+fn port_and_interval(
+    p: &str,
+    raw: &RawDiscovery,
+    default: Duration,
+) -> Result<(u16, Duration), ConfigError> {
+    let k = |key: &str| format!("{p}discovery.{key}");
+    let port = raw
+        .port
+        .as_ref()
+        .ok_or_else(|| invalid(k("port"), "(none)", "the instances' port, 1..=65535"))?;
+    let port = port
+        .as_integer()
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| invalid(k("port"), port, "a port, 1..=65535"))?;
+    let interval = duration(&k("interval"), &raw.interval, default)?;
+    if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&interval) {
+        return Err(invalid(
+            k("interval"),
+            humantime::format_duration(interval),
+            "1s..=1h",
+        ));
+    }
+    Ok((port, interval))
+}
+
 /// Validates `raw`; `p` prefixes every key in errors (`services[1].`).
 pub(crate) fn discovery(p: &str, raw: &RawDiscovery) -> Result<Discovery, ConfigError> {
     let k = |key: &str| format!("{p}discovery.{key}");
@@ -182,20 +209,7 @@ pub(crate) fn discovery(p: &str, raw: &RawDiscovery) -> Result<Discovery, Config
             {
                 return Err(invalid(k("name"), &name, "a DNS name such as api.internal"));
             }
-            let port = raw
-                .port
-                .as_ref()
-                .ok_or_else(|| invalid(k("port"), "(none)", "the instances' port, 1..=65535"))?;
-            let port =
-                port_number(port).ok_or_else(|| invalid(k("port"), port, "a port, 1..=65535"))?;
-            let interval = duration(&k("interval"), &raw.interval, DEFAULT_INTERVAL)?;
-            if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&interval) {
-                return Err(invalid(
-                    k("interval"),
-                    humantime::format_duration(interval),
-                    "1s..=1h",
-                ));
-            }
+            let (port, interval) = port_and_interval(p, raw, DEFAULT_INTERVAL)?;
             let nameserver = match &raw.nameserver {
                 None => None,
                 Some(s) => Some(
@@ -320,20 +334,7 @@ pub(crate) fn discovery(p: &str, raw: &RawDiscovery) -> Result<Discovery, Config
                     "an Auto Scaling group's name (1 to 255 characters)",
                 ));
             }
-            let port = raw
-                .port
-                .as_ref()
-                .ok_or_else(|| invalid(k("port"), "(none)", "the instances' port, 1..=65535"))?;
-            let port =
-                port_number(port).ok_or_else(|| invalid(k("port"), port, "a port, 1..=65535"))?;
-            let interval = duration(&k("interval"), &raw.interval, DEFAULT_ASG_INTERVAL)?;
-            if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&interval) {
-                return Err(invalid(
-                    k("interval"),
-                    humantime::format_duration(interval),
-                    "1s..=1h",
-                ));
-            }
+            let (port, interval) = port_and_interval(p, raw, DEFAULT_ASG_INTERVAL)?;
             let endpoint = match &raw.aws_endpoint {
                 Some(u)
                     if !(u.starts_with("http://") || u.starts_with("https://"))
