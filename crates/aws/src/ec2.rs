@@ -204,23 +204,27 @@ impl Ec2 {
                 m
             })?;
             let status = response.status().as_u16();
-            let bytes = ByteStream::new(response.into_body())
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .into_bytes();
-            Ok::<_, String>((status, bytes))
+            // Read at most MAX_ANSWER bytes: a hostile or broken endpoint cannot fill memory.
+            let mut body = ByteStream::new(response.into_body());
+            let mut bytes = Vec::new();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| e.to_string())?;
+                if bytes.len() + chunk.len() > MAX_ANSWER {
+                    return Ok((status, None));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok::<_, String>((status, Some(bytes)))
         })
         .await
         .map_err(|_| (fail(format!("no answer within {CALL_TIMEOUT:?}")), true))?
         .map_err(|m| (fail(m), true))?;
-        let (status, bytes) = answer;
-        if bytes.len() > MAX_ANSWER {
+        let (status, Some(bytes)) = answer else {
             return Err((
                 fail(format!("answer larger than {MAX_ANSWER} bytes")),
                 false,
             ));
-        }
+        };
         let text = String::from_utf8_lossy(&bytes).into_owned();
         if !(200..300).contains(&status) {
             let message = error_message(&text);
@@ -465,6 +469,17 @@ mod tests {
             e.contains("EC2 CreateTags") && e.contains("HTTP 403: UnauthorizedOperation"),
             "{e}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_oversized_answer_is_refused_without_reading_it_all() {
+        let huge: &'static str = Box::leak("x".repeat(MAX_ANSWER + 1).into_boxed_str());
+        let (url, _) = endpoint(vec![(200, huge)]).await;
+        let e = client(&url)
+            .describe_instances(&["i-1".into()])
+            .await
+            .unwrap_err();
+        assert!(e.contains("answer larger than"), "{e}");
     }
 
     #[test]

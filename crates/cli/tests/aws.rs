@@ -102,18 +102,7 @@ async fn serve_scales_a_group_and_follows_it_into_the_pool() {
     );
     let cfg = dir.join("foresight.toml");
     std::fs::write(&cfg, toml).unwrap();
-    let p = spawn_env(
-        &[
-            "serve",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-        ],
-        &AWS_ENV,
-    );
+    let p = serve_env(&cfg, "127.0.0.1:0", &[], &AWS_ENV);
     let admin = p.get("admin").to_string();
     let c = client();
     // The loop sets the group to 3; discovery brings the 3 instances' private addresses in.

@@ -110,6 +110,11 @@ pub fn controller_with(dir: &Path, name: &str, toml: &str, extra: &[&str]) -> Pr
 /// `foresight serve --config CFG` on a free client port, with its admin API at `admin` (a
 /// fixed address, for tests that restart the proxy or point Prometheus at it), and `extra`.
 pub fn serve_at(cfg: &Path, admin: &str, extra: &[&str]) -> Proc {
+    serve_env(cfg, admin, extra, &[])
+}
+
+/// [`serve_at`] with `env` added to the environment.
+pub fn serve_env(cfg: &Path, admin: &str, extra: &[&str], env: &[(&str, &str)]) -> Proc {
     let mut args = vec![
         "serve",
         "--config",
@@ -120,7 +125,7 @@ pub fn serve_at(cfg: &Path, admin: &str, extra: &[&str]) -> Proc {
         admin,
     ];
     args.extend_from_slice(extra);
-    spawn(&args)
+    spawn_env(&args, env)
 }
 
 /// A fresh temporary directory for one test.
