@@ -9,10 +9,17 @@
 //! with the mean spare capacity per unit of weight of those that have one; when no instance has
 //! a forecast, the choice falls back to P2C over peak-EWMA, the default reactive algorithm.
 //! Seeded.
+//!
+//! The simulator and the live control loop set the forecasts with [`split_planned_load`]: the
+//! autoscaler's planned load split by effective capacity, so an instance that joined for a
+//! planned scale-up ramps into its part of the plan over the slow-start window (the proxy's
+//! `slow_start_window`, the experiment's `--slow-start`) instead of looking idle.
 
 use foresight_core::{rng::AtomicSplitMix, Time};
 
 use crate::p2c_ewma::P2cPeakEwma;
+use crate::slow_start::SlowStart;
+use crate::SlowStartConfig;
 use crate::{Algorithm, Balancer, Endpoint, RequestInfo};
 
 /// Share of its capacity an instance predicted to be full still counts as spare, so it keeps
@@ -23,16 +30,65 @@ pub const FLOOR: f64 = 0.05;
 #[derive(Debug)]
 pub struct ForecastAware {
     rng: AtomicSplitMix,
-    fallback: P2cPeakEwma,
+    fallback: Box<dyn Balancer>,
 }
 
 impl ForecastAware {
     pub fn new(seed: u64) -> Self {
         ForecastAware {
             rng: AtomicSplitMix::new(seed),
-            fallback: P2cPeakEwma::new(seed ^ 0xFA11),
+            fallback: Box::new(P2cPeakEwma::new(seed ^ 0xFA11)),
         }
     }
+
+    /// With slow start: the forecasts carry it (whoever sets them splits the plan with
+    /// [`split_planned_load`] and each instance's slow-start factor), and the fallback, P2C over
+    /// peak-EWMA before any forecast exists, is wrapped in it.
+    pub fn with_slow_start(seed: u64, slow_start: SlowStartConfig) -> Self {
+        ForecastAware {
+            rng: AtomicSplitMix::new(seed),
+            fallback: Box::new(SlowStart::new(
+                Box::new(P2cPeakEwma::new(seed ^ 0xFA11)),
+                slow_start,
+                seed,
+            )),
+        }
+    }
+}
+
+/// Splits the `planned` load (req/s, the autoscaler's plan for the coming interval) over the
+/// instances as their forecasts: instance `i`, of full-speed `capacity[i]` req/s and slow-start
+/// factor `factor[i]` (1 once warm; [`SlowStartConfig::factor`]), is predicted to carry the
+/// part of the plan its effective capacity `capacity[i] × factor[i]` is of the pool's, on that
+/// effective capacity. An instance that joined for a planned scale-up so takes on its part of
+/// the plan as its slow start ramps, and its predicted spare capacity is its share of the
+/// pool's, never a newcomer's empty record. Returns `(predicted, capacity)` per instance, for
+/// [`Load::set_forecast`](crate::Load::set_forecast); NaN (which clears a forecast) when the
+/// plan or the capacities are unusable.
+///
+/// [`SlowStartConfig::factor`]: crate::SlowStartConfig::factor
+pub fn split_planned_load(planned: f64, members: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let effective: Vec<f64> = members
+        .iter()
+        .map(|&(c, f)| {
+            if c.is_finite() && c > 0.0 && f.is_finite() && f > 0.0 {
+                c * f.min(1.0)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let total: f64 = effective.iter().sum();
+    effective
+        .iter()
+        .map(|&e| {
+            if planned.is_finite() && planned >= 0.0 && total > 0.0 && e > 0.0 {
+                (planned * e / total, e)
+            } else {
+                (f64::NAN, f64::NAN)
+            }
+        })
+        .collect()
 }
 
 fn spare(predicted: f64, capacity: f64) -> f64 {
@@ -111,6 +167,34 @@ mod tests {
         for _ in 0..20 {
             assert_eq!(b.pick(&eps, &RequestInfo::default(), Time::ZERO), Some(1));
         }
+    }
+
+    #[test]
+    fn the_plan_is_split_by_effective_capacity() {
+        // Two warm instances and one at a quarter of its slow start.
+        let got = split_planned_load(90.0, &[(20.0, 1.0), (20.0, 1.0), (20.0, 0.25)]);
+        assert_eq!(got, vec![(40.0, 20.0), (40.0, 20.0), (10.0, 5.0)]);
+        // Spare capacity follows the effective capacity: the newcomer gets a quarter.
+        let eps = endpoints(&[1, 1, 1]);
+        for (e, (p, c)) in eps.iter().zip(&got) {
+            e.load.set_forecast(*p, *c);
+        }
+        let h = histogram(&ForecastAware::new(4), &eps, 27_000);
+        for (got, want) in h.iter().zip([12_000.0, 12_000.0, 3_000.0]) {
+            assert!((*got as f64 - want).abs() < 600.0, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn an_unusable_plan_clears_the_forecasts() {
+        for planned in [f64::NAN, -1.0, f64::INFINITY] {
+            let got = split_planned_load(planned, &[(20.0, 1.0)]);
+            assert!(got[0].0.is_nan() && got[0].1.is_nan(), "{planned}: {got:?}");
+        }
+        let got = split_planned_load(10.0, &[(0.0, 1.0), (20.0, f64::NAN), (20.0, 1.0)]);
+        assert!(got[0].0.is_nan() && got[1].0.is_nan(), "{got:?}");
+        assert_eq!(got[2], (10.0, 20.0));
+        assert!(split_planned_load(10.0, &[]).is_empty());
     }
 
     #[test]

@@ -49,6 +49,7 @@ use std::sync::Arc;
 use foresight_core::Time;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
+pub use forecast_aware::split_planned_load;
 pub use load::{peak_ewma_decay, peak_ewma_update, EwmaParams, Load, DEFAULT_DECAY, DEFAULT_RTT};
 pub use slow_start::SlowStartConfig;
 
@@ -193,10 +194,18 @@ pub(crate) fn roulette(
 
 /// Builds the balancer for one snapshot of eligible endpoints.
 pub fn build(config: &BalancerConfig, endpoints: &[Endpoint]) -> Box<dyn Balancer> {
-    let inner = build_algorithm(config, endpoints);
-    match config.slow_start {
-        Some(s) => Box::new(slow_start::SlowStart::new(inner, s, config.seed)),
-        None => inner,
+    match (config.slow_start, config.algorithm) {
+        // Its forecasts carry the slow start (`split_planned_load`); wrapping it as well
+        // would apply the factor twice.
+        (Some(s), Algorithm::ForecastAware) => Box::new(
+            forecast_aware::ForecastAware::with_slow_start(config.seed, s),
+        ),
+        (Some(s), _) => Box::new(slow_start::SlowStart::new(
+            build_algorithm(config, endpoints),
+            s,
+            config.seed,
+        )),
+        (None, _) => build_algorithm(config, endpoints),
     }
 }
 

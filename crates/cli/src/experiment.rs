@@ -10,7 +10,7 @@ use clap::Args;
 use foresight_autoscale::{
     Autoscaler, ForecasterSpec, Foresight, PolicyParams, PolicySpec, Sample, Settings, StepClock,
 };
-use foresight_balance::Algorithm;
+use foresight_balance::{Algorithm, SlowStartConfig};
 use foresight_core::dist::Distribution;
 use foresight_forecast::pipeline::Dataset;
 use foresight_forecast::{ForecastConfig, Forecaster, Lstm, Series};
@@ -85,6 +85,11 @@ pub struct ExperimentArgs {
     /// how balancers treat a cold instance joining a surge. 0 = ready means warm.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     cold_start: Duration,
+    /// New instances get a growing share of requests for this long after they join (Envoy's
+    /// slow start: linear, from 10%); with `forecast-aware`, their part of the planned load
+    /// ramps the same way. 0 = off.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    slow_start: Duration,
     /// Scale-in stabilisation window of the forecast-driven policies (predictive, hybrid,
     /// cost-optimal, oracle): scale in only to the highest count decided within it. The HPA
     /// keeps Kubernetes' 300 s.
@@ -409,7 +414,11 @@ fn run_job(
             empirical: None,
         }],
         algorithm: a.algorithm,
-        slow_start: None,
+        slow_start: (!a.slow_start.is_zero()).then_some(SlowStartConfig {
+            window: a.slow_start,
+            aggression: 1.0,
+            min_weight_percent: 10.0,
+        }),
         seed: a.seed,
     };
     let mut controller = SimController {
@@ -609,6 +618,17 @@ fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
     }
     if a.provision_delay < Duration::from_secs(1) {
         return Err(usage("`--provision-delay` must be at least 1s".into()));
+    }
+    for (flag, d) in [
+        ("--cold-start", a.cold_start),
+        ("--slow-start", a.slow_start),
+    ] {
+        if d > Duration::from_secs(3600) {
+            return Err(usage(format!(
+                "invalid value `{}` for `{flag}`: expected at most 1h",
+                humantime::format_duration(d)
+            )));
+        }
     }
     if a.scale_in_window > Duration::from_secs(3600) {
         return Err(usage(format!(

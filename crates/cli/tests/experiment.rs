@@ -159,6 +159,8 @@ fn the_balancer_inside_the_pool_is_a_flag_and_cold_instances_are_recorded() {
         "forecast-aware",
         "--cold-start",
         "2m",
+        "--slow-start",
+        "90s",
         "--json",
         json.to_str().unwrap(),
         "--quiet",
@@ -168,6 +170,7 @@ fn the_balancer_inside_the_pool_is_a_flag_and_cold_instances_are_recorded() {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["settings"]["balancer"], "forecast-aware");
     assert_eq!(v["settings"]["cold_start_secs"], 120.0);
+    assert_eq!(v["settings"]["slow_start_secs"], 90.0);
     assert_eq!(v["policies"][0]["name"], "hybrid-moving-average");
     let o = run(&[
         "experiment",
@@ -230,6 +233,9 @@ fn bad_inputs_are_usage_errors() {
         ("--capacity-rps", "inf"),
         ("--slo-ms", "-5"),
         ("--cost-per-hour", "NaN"),
+        ("--scale-in-window", "2h"),
+        ("--cold-start", "2h"),
+        ("--slow-start", "100years"),
     ] {
         let o = run(&[
             "experiment",

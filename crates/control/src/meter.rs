@@ -3,7 +3,6 @@
 //! its queue and refusals, and the ready and starting instances (the actuator's view). The
 //! I/O half of the loop; the autoscaler decides on what it returns.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,8 +57,6 @@ pub struct Meter {
     last_count: u64,
     last_refused: u64,
     last_period_end: f64,
-    last_requests: HashMap<String, u64>,
-    deltas: Vec<(String, u64)>,
 }
 
 impl Meter {
@@ -108,8 +105,6 @@ impl Meter {
             tick,
             primed: false,
             last_period_end: 0.0,
-            last_requests: HashMap::new(),
-            deltas: Vec::new(),
         }
     }
 
@@ -243,22 +238,6 @@ impl Meter {
             },
             None => (eligible, 0, None),
         };
-        // Each instance's share of the interval's requests, for forecast-aware balancing.
-        self.deltas = members
-            .iter()
-            .map(|b| {
-                let before = self
-                    .last_requests
-                    .get(&b.address)
-                    .copied()
-                    .unwrap_or(b.requests);
-                (b.address.clone(), b.requests.saturating_sub(before))
-            })
-            .collect();
-        self.last_requests = members
-            .iter()
-            .map(|b| (b.address.clone(), b.requests))
-            .collect();
         let blind = (!self.sees_traffic && !remote)
             .then(|| format!("none, holding ({source}; the controller sees no traffic itself)"));
         Measured {
@@ -280,20 +259,10 @@ impl Meter {
         }
     }
 
-    /// Forecast-aware balancing: each instance's predicted load is the planned load times its
-    /// share of the last interval's requests (equal shares when idle); NaN clears it.
+    /// Forecast-aware balancing: the planned load split over the pool's instances by
+    /// effective capacity ([`Pool::share_planned_load`]); `None` clears it.
     pub fn share_forecast(&self, planned: Option<f64>) {
-        let total: u64 = self.deltas.iter().map(|d| d.1).sum();
-        for (address, d) in &self.deltas {
-            let share = if total > 0 {
-                *d as f64 / total as f64
-            } else {
-                1.0 / self.deltas.len().max(1) as f64
-            };
-            let predicted = planned.map_or(f64::NAN, |p| p * share);
-            self.pool
-                .set_forecast(address, predicted, self.capacity_rps);
-        }
+        self.pool.share_planned_load(planned, self.capacity_rps);
     }
 
     /// Kafka publisher health, when publishing.

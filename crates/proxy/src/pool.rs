@@ -460,15 +460,24 @@ impl Pool {
         self.metrics.refused.get()
     }
 
-    /// Sets (or, with NaN, clears) the forecast of one instance's load, which the
-    /// `forecast-aware` algorithm reads. Returns false when no such instance exists.
-    pub fn set_forecast(&self, address: &str, predicted_rps: f64, capacity_rps: f64) -> bool {
-        match find(&self.members(), address) {
-            Some(b) => {
-                b.load.set_forecast(predicted_rps, capacity_rps);
-                true
-            }
-            None => false,
+    /// Forecast-aware balancing: splits the `planned` load (req/s) over the eligible instances
+    /// by effective capacity, `capacity_rps` each times its slow-start factor now
+    /// ([`foresight_balance::split_planned_load`]); `None` clears every forecast.
+    pub fn share_planned_load(&self, planned: Option<f64>, capacity_rps: f64) {
+        let snapshot = self.snapshot();
+        let now = self.clock.now();
+        let slow_start = self.balancer.config.slow_start;
+        let members: Vec<(f64, f64)> = snapshot
+            .backends
+            .iter()
+            .map(|b| {
+                let factor = slow_start.map_or(1.0, |s| s.factor(b.load.created(), now));
+                (capacity_rps, factor)
+            })
+            .collect();
+        let split = foresight_balance::split_planned_load(planned.unwrap_or(f64::NAN), &members);
+        for (b, (predicted, capacity)) in snapshot.backends.iter().zip(split) {
+            b.load.set_forecast(predicted, capacity);
         }
     }
 
@@ -628,6 +637,44 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_planned_load_is_split_by_effective_capacity() {
+        let pool_with = |balancer: &str| {
+            let raw = crate::config::RawConfig::from_toml(
+                &format!(
+                    "backends = [{{ address = \"http://127.0.0.1:9001\" }}, {{ address = \"http://127.0.0.1:9002\" }}]\n[balancer]\nalgorithm = \"forecast-aware\"\n{balancer}"
+                ),
+                "test",
+            )
+            .unwrap();
+            let cfg = raw.validate().unwrap();
+            let pool = Pool::detached(&cfg.services[0]);
+            for spec in &cfg.services[0].backends {
+                pool.add(spec.clone(), true).unwrap();
+            }
+            pool
+        };
+        let forecasts = |pool: &Pool| -> Vec<Option<(f64, f64)>> {
+            pool.snapshot()
+                .backends
+                .iter()
+                .map(|b| b.load.forecast())
+                .collect()
+        };
+        let warm = pool_with("");
+        warm.share_planned_load(Some(30.0), 20.0);
+        assert_eq!(forecasts(&warm), vec![Some((15.0, 20.0)); 2]);
+        warm.share_planned_load(None, 20.0);
+        assert_eq!(forecasts(&warm), vec![None; 2]);
+        // Both just joined an hour-long slow start: each counts with its 10% floor.
+        let young = pool_with("slow_start_window = \"1h\"");
+        young.share_planned_load(Some(30.0), 20.0);
+        for f in forecasts(&young) {
+            let (p, c) = f.unwrap();
+            assert!((p - 15.0).abs() < 1e-9 && (c - 2.0).abs() < 1e-3, "{p} {c}");
+        }
+    }
 
     #[tokio::test]
     async fn a_removed_instance_leaves_no_series_behind() {

@@ -36,7 +36,9 @@ use events::{Event, Queue, Waits};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use foresight_balance::{build, Balancer, BalancerConfig, Endpoint, EwmaParams, RequestInfo};
+use foresight_balance::{
+    build, Balancer, BalancerConfig, Endpoint, EwmaParams, RequestInfo, SlowStartConfig,
+};
 use foresight_core::dist::Sampler;
 use foresight_core::rng::mix64;
 use foresight_core::Time;
@@ -309,43 +311,44 @@ fn new_instance(spec: &InstanceSpec, launched_at: u64) -> Instance {
     }
 }
 
-fn new_endpoint(i: usize, spec: &InstanceSpec, now: u64) -> Endpoint {
+/// The balancer's view of instance `i`, created when it joins (slow start counts from then).
+fn new_endpoint(i: usize, spec: &InstanceSpec) -> Endpoint {
     let mut e = Endpoint::new(
         mix64(i as u64 + 1),
         spec.weight,
         EwmaParams::default(),
-        Time::from_nanos(now),
+        Time::from_nanos(spec.join_at.as_nanos() as u64),
     );
     e.capacity = spec.workers;
     e
 }
 
-/// Sets each ready instance's forecast for `forecast-aware`: the planned load times its share
-/// of the requests completed since the last call (equal shares when there were none), against
-/// its capacity at full speed.
+/// Sets each ready instance's forecast for `forecast-aware`: the planned load split by
+/// effective capacity ([`foresight_balance::split_planned_load`]), each instance's full-speed
+/// capacity times its slow-start factor at `now` (the live loop's rule).
 fn share_forecast(
     planned: f64,
     active: &[usize],
     instances: &[Instance],
     all: &[Endpoint],
-    served: &[u64],
-    last_served: &mut Vec<u64>,
+    slow_start: Option<SlowStartConfig>,
+    now: u64,
     mean_size: f64,
 ) {
-    last_served.resize(served.len(), 0);
-    let done = |j: usize| served[j] - last_served[j];
-    let total: u64 = active.iter().map(|&j| done(j)).sum();
-    for &j in active {
-        let share = if total == 0 {
-            1.0 / active.len().max(1) as f64
-        } else {
-            done(j) as f64 / total as f64
-        };
-        let spec = &instances[j].spec;
-        let capacity = f64::from(spec.workers) * spec.speed / mean_size.max(1e-12);
-        all[j].load.set_forecast(planned * share, capacity);
+    let now = Time::from_nanos(now);
+    let members: Vec<(f64, f64)> = active
+        .iter()
+        .map(|&j| {
+            let spec = &instances[j].spec;
+            let capacity = f64::from(spec.workers) * spec.speed / mean_size.max(1e-12);
+            let factor = slow_start.map_or(1.0, |s| s.factor(all[j].load.created(), now));
+            (capacity, factor)
+        })
+        .collect();
+    let split = foresight_balance::split_planned_load(planned, &members);
+    for (&j, (predicted, capacity)) in active.iter().zip(split) {
+        all[j].load.set_forecast(predicted, capacity);
     }
-    last_served.copy_from_slice(served);
 }
 
 fn run_inner(
@@ -374,7 +377,7 @@ fn run_inner(
         .instances
         .iter()
         .enumerate()
-        .map(|(i, spec)| new_endpoint(i, spec, 0))
+        .map(|(i, spec)| new_endpoint(i, spec))
         .collect();
     let config = BalancerConfig {
         algorithm: s.algorithm,
@@ -425,7 +428,6 @@ fn run_inner(
     let mut scale_out = ScaleOutcome::default();
     let mut tick_arrivals = 0u64;
     let mut dropped_at_tick = 0u64;
-    let mut last_served: Vec<u64> = Vec::new();
     let mut last_tick = 0u64;
     let mut last_work: Vec<u128> = Vec::new();
     let (mut tick_done, mut tick_resp_ns) = (0u64, 0u128);
@@ -642,8 +644,8 @@ fn run_inner(
                         &active,
                         &instances,
                         &all,
-                        &served,
-                        &mut last_served,
+                        config.slow_start,
+                        now,
                         mean_size,
                     );
                 }
@@ -674,7 +676,7 @@ fn run_inner(
                         spec.join_at = Duration::from_nanos(now) + sc.provision_delay;
                         spec.changes.clear();
                         instances.push(new_instance(&spec, now));
-                        all.push(new_endpoint(i, &spec, now));
+                        all.push(new_endpoint(i, &spec));
                         served.push(0);
                         queue.push(spec.join_at.as_nanos() as u64, Event::Instance(i, JOIN));
                         scale_out.actions += 1;
@@ -838,39 +840,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_planned_load_is_shared_by_recent_requests() {
+    fn the_planned_load_is_split_by_effective_capacity() {
         let spec = InstanceSpec::new(4);
+        let mut late = spec.clone();
+        late.join_at = Duration::from_secs(120);
         let instances: Vec<Instance> = (0..3).map(|_| new_instance(&spec, 0)).collect();
-        let all: Vec<Endpoint> = (0..3).map(|i| new_endpoint(i, &spec, 0)).collect();
+        let all = vec![
+            new_endpoint(0, &spec),
+            new_endpoint(1, &spec),
+            new_endpoint(2, &late),
+        ];
         let active = [0, 2]; // instance 1 is gone
-        let mut last = Vec::new();
-        // No request completed yet: equal shares; capacity = 4 workers / 0.2 s = 20 req/s.
-        share_forecast(60.0, &active, &instances, &all, &[0, 0, 0], &mut last, 0.2);
+                             // Without slow start: equal shares; capacity = 4 workers / 0.2 s = 20 req/s.
+        share_forecast(60.0, &active, &instances, &all, None, 150_000_000_000, 0.2);
         assert_eq!(all[0].load.forecast(), Some((30.0, 20.0)));
         assert_eq!(all[2].load.forecast(), Some((30.0, 20.0)));
         assert_eq!(all[1].load.forecast(), None);
-        // Then instance 0 completed 30 requests, instance 2 completed 10: 3:1.
+        // With a 2-minute linear slow start, instance 2 joined 30 s ago: a quarter of its
+        // capacity, a fifth of the plan.
+        let slow = SlowStartConfig {
+            window: Duration::from_secs(120),
+            aggression: 1.0,
+            min_weight_percent: 10.0,
+        };
         share_forecast(
             60.0,
             &active,
             &instances,
             &all,
-            &[30, 5, 10],
-            &mut last,
+            Some(slow),
+            150_000_000_000,
             0.2,
         );
-        assert_eq!(all[0].load.forecast(), Some((45.0, 20.0)));
-        assert_eq!(all[2].load.forecast(), Some((15.0, 20.0)));
-        // Shares are of the requests since the previous call.
-        share_forecast(
-            60.0,
-            &active,
-            &instances,
-            &all,
-            &[31, 5, 13],
-            &mut last,
-            0.2,
-        );
-        assert_eq!(all[0].load.forecast(), Some((15.0, 20.0)));
+        assert_eq!(all[0].load.forecast(), Some((48.0, 20.0)));
+        assert_eq!(all[2].load.forecast(), Some((12.0, 5.0)));
     }
 }

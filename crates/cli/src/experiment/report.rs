@@ -180,6 +180,7 @@ pub(super) fn report(
                 "controller_interval_secs": TICK.as_secs(),
                 "balancer": a.algorithm.to_string(),
                 "cold_start_secs": a.cold_start.as_secs_f64(),
+                "slow_start_secs": a.slow_start.as_secs_f64(),
             },
             "policies": defaults,
             "frontiers": frontiers,
