@@ -638,22 +638,27 @@ impl Pool {
 mod tests {
     use super::*;
 
+    /// A detached pool of `toml`'s first service, its backends added, and that service.
+    fn pool_from(toml: &str) -> (Arc<Pool>, ServiceConfig) {
+        let cfg = crate::config::RawConfig::from_toml(toml, "test")
+            .unwrap()
+            .validate()
+            .unwrap();
+        let service = cfg.services[0].clone();
+        let pool = Pool::detached(&service);
+        for spec in &service.backends {
+            pool.add(spec.clone(), true).unwrap();
+        }
+        (pool, service)
+    }
+
     #[tokio::test]
     async fn the_planned_load_is_split_by_effective_capacity() {
         let pool_with = |balancer: &str| {
-            let raw = crate::config::RawConfig::from_toml(
-                &format!(
-                    "backends = [{{ address = \"http://127.0.0.1:9001\" }}, {{ address = \"http://127.0.0.1:9002\" }}]\n[balancer]\nalgorithm = \"forecast-aware\"\n{balancer}"
-                ),
-                "test",
-            )
-            .unwrap();
-            let cfg = raw.validate().unwrap();
-            let pool = Pool::detached(&cfg.services[0]);
-            for spec in &cfg.services[0].backends {
-                pool.add(spec.clone(), true).unwrap();
-            }
-            pool
+            pool_from(&format!(
+                "backends = [{{ address = \"http://127.0.0.1:9001\" }}, {{ address = \"http://127.0.0.1:9002\" }}]\n[balancer]\nalgorithm = \"forecast-aware\"\n{balancer}"
+            ))
+            .0
         };
         let forecasts = |pool: &Pool| -> Vec<Option<(f64, f64)>> {
             pool.snapshot()
@@ -678,16 +683,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_removed_instance_leaves_no_series_behind() {
-        let raw = crate::config::RawConfig::from_toml(
-            "backends = [{ address = \"http://127.0.0.1:9001\" }]",
-            "test",
-        )
-        .unwrap();
-        let cfg = raw.validate().unwrap();
-        let pool = Pool::detached(&cfg.services[0]);
-        for spec in &cfg.services[0].backends {
-            pool.add(spec.clone(), true).unwrap();
-        }
+        let (pool, _) = pool_from("backends = [{ address = \"http://127.0.0.1:9001\" }]");
         let size = || pool.render_metrics().len();
         let steady = size();
         for i in 0..300 {
@@ -728,25 +724,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_passing_health_check_does_not_end_an_ejection() {
-        let raw = crate::config::RawConfig::from_toml(
+        let (pool, service) = pool_from(
             "backends = [{ address = \"http://127.0.0.1:9001\" }, { address = \"http://127.0.0.1:9002\" }]",
-            "test",
-        )
-        .unwrap();
-        let cfg = raw.validate().unwrap();
+        );
         assert!(
-            cfg.services[0].health_check.is_some() && cfg.services[0].outlier.is_some(),
+            service.health_check.is_some() && service.outlier.is_some(),
             "both on by default"
         );
-        let pool = Pool::detached(&cfg.services[0]);
-        for spec in &cfg.services[0].backends {
-            pool.add(spec.clone(), true).unwrap();
-        }
         let b = pool.members()[0].clone();
-        let errors = cfg.services[0]
-            .outlier
-            .expect("on by default")
-            .consecutive_errors;
+        let errors = service.outlier.expect("on by default").consecutive_errors;
         for _ in 0..errors {
             pool.record_outcome(&b, false);
         }
