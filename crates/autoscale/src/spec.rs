@@ -21,8 +21,7 @@ pub enum PolicySpec {
     Predictive,
     /// Smallest count meeting the response-time goal (M/M/c) on the forecast.
     CostOptimal,
-    /// max(predictive, a fast reactive floor); more reactive capacity while the forecast is
-    /// distrusted.
+    /// max(predictive, a fast reactive floor); the HPA rule until a forecast exists.
     Hybrid,
     /// Predictive on the true future (simulator only): the limit of any forecaster.
     Oracle,
@@ -163,7 +162,7 @@ pub struct PolicyParams {
     pub model: InstanceModel,
     /// The predictive policies' sizing target, thresholds, lead and margin.
     pub predictive: PredictiveConfig,
-    /// The HPA's rule (also the hybrid's extra floor while the forecast is distrusted).
+    /// The HPA's rule (also the hybrid's until its forecaster has a forecast).
     pub hpa: HpaConfig,
     /// The hybrid's fast reactive floor (utilisation and observed demand at this target).
     pub floor: HpaConfig,

@@ -436,9 +436,11 @@ impl Policy for FastFloor {
 }
 
 /// max(predictive, fast reactive floor). While the forecast is missing, only the floor and
-/// the HPA rule (`fallback`) act; while it is distrusted (the anomaly detector), the HPA rule
-/// is added to the maximum: distrust adds reactive capacity and never removes the forecast's,
-/// so the hybrid is never below either of its parts.
+/// the HPA rule (`fallback`) act. While the anomaly detector distrusts the forecast, the
+/// maximum is unchanged and the reason says so: the floor is already the reactive capacity
+/// for what the forecast missed, and adding the HPA on top of it bought no attainment for its
+/// instance-hours on the validation traces (docs/results.md, "How the defaults were chosen").
+/// The hybrid is never below either of its parts.
 pub struct Hybrid {
     name: String,
     predictive: Box<dyn Policy>,
@@ -448,7 +450,7 @@ pub struct Hybrid {
 
 impl Hybrid {
     /// `floor` is the fast reactive safety net beside the forecast; `fallback` the HPA rule
-    /// added while the forecast is missing or distrusted.
+    /// added while there is no forecast yet.
     pub fn new(
         name: &str,
         predictive: Box<dyn Policy>,
@@ -477,8 +479,7 @@ impl Policy for Hybrid {
             parts.push(("", self.fallback.recommend(obs)));
         } else {
             if !obs.trusted {
-                state = "forecast not trustworthy (anomaly), hpa added; ";
-                parts.push(("", self.fallback.recommend(obs)));
+                state = "forecast not trustworthy (anomaly), the floor is the safety net; ";
             }
             parts.insert(0, ("", self.predictive.recommend(obs)));
         }

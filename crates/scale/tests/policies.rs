@@ -244,7 +244,7 @@ fn hybrid() -> Hybrid {
 }
 
 #[test]
-fn hybrid_takes_the_max_and_adds_the_hpa_when_the_forecast_is_untrusted() {
+fn hybrid_takes_the_max_and_keeps_it_when_the_forecast_is_untrusted() {
     let mut h = hybrid();
     let high = with_forecast(obs(0.0, 4, 0, 0.5), &[(180.0, 150.0), (300.0, 150.0)]);
     assert_eq!(h.recommend(&high).replicas, 11, "forecast: ceil(150 / 14)");
@@ -252,7 +252,7 @@ fn hybrid_takes_the_max_and_adds_the_hpa_when_the_forecast_is_untrusted() {
     let hot = with_forecast(obs(0.0, 4, 0, 1.0), &[(180.0, 10.0), (300.0, 10.0)]);
     let r = h.recommend(&hot);
     assert_eq!(r.replicas, 5, "ceil(4 × 1.0 / 0.9); {}", r.reason);
-    // Untrusted: the HPA (target 60%) is added, the forecast still counts.
+    // Untrusted: said, and the forecast still counts.
     let mut untrusted = high.clone();
     untrusted.trusted = false;
     let r = h.recommend(&untrusted);
@@ -261,13 +261,13 @@ fn hybrid_takes_the_max_and_adds_the_hpa_when_the_forecast_is_untrusted() {
         r.replicas, 11,
         "distrust never removes the forecast's capacity"
     );
+    // A quiet forecast, distrusted, at 90%: the forecast's 1 (the floor is silent at its own
+    // target; the governor's window holds scale-in), not the HPA at 60% (6). Distrust adds
+    // nothing the floor does not.
     let mut quiet_untrusted = with_forecast(obs(0.0, 4, 0, 0.9), &[(180.0, 10.0)]);
     quiet_untrusted.trusted = false;
-    assert_eq!(
-        h.recommend(&quiet_untrusted).replicas,
-        6,
-        "ceil(4 × 0.9 / 0.6)"
-    );
+    let r = h.recommend(&quiet_untrusted);
+    assert_eq!(r.replicas, 1, "{}", r.reason);
     let r = h.recommend(&obs(0.0, 4, 0, 0.9));
     assert!(r.reason.contains("no forecast") && r.replicas == 6, "{r:?}");
 }
