@@ -45,13 +45,10 @@ impl ForecastAware {
     /// [`split_planned_load`] and each instance's slow-start factor), and the fallback, P2C over
     /// peak-EWMA before any forecast exists, is wrapped in it.
     pub fn with_slow_start(seed: u64, slow_start: SlowStartConfig) -> Self {
+        let plain = ForecastAware::new(seed);
         ForecastAware {
-            rng: AtomicSplitMix::new(seed),
-            fallback: Box::new(SlowStart::new(
-                Box::new(P2cPeakEwma::new(seed ^ 0xFA11)),
-                slow_start,
-                seed,
-            )),
+            fallback: Box::new(SlowStart::new(plain.fallback, slow_start, seed)),
+            ..plain
         }
     }
 }
@@ -180,6 +177,54 @@ mod tests {
             e.load.set_forecast(*p, *c);
         }
         let h = histogram(&ForecastAware::new(4), &eps, 27_000);
+        for (got, want) in h.iter().zip([12_000.0, 12_000.0, 3_000.0]) {
+            assert!((*got as f64 - want).abs() < 600.0, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn with_slow_start_the_factor_is_applied_once() {
+        use crate::{build, BalancerConfig, EwmaParams};
+        use std::time::Duration;
+        let slow = SlowStartConfig {
+            window: Duration::from_secs(120),
+            aggression: 1.0,
+            min_weight_percent: 10.0,
+        };
+        // Two warm instances and one that joined 30 s before `now`: factor 0.25.
+        let now = Time::from_nanos(150_000_000_000);
+        let eps: Vec<Endpoint> = [0u64, 0, 120]
+            .iter()
+            .enumerate()
+            .map(|(i, joined)| {
+                Endpoint::new(
+                    i as u64,
+                    1,
+                    EwmaParams::default(),
+                    Time::from_nanos(joined * 1_000_000_000),
+                )
+            })
+            .collect();
+        let factors: Vec<(f64, f64)> = eps
+            .iter()
+            .map(|e| (20.0, slow.factor(e.load.created(), now)))
+            .collect();
+        for (e, (p, c)) in eps.iter().zip(split_planned_load(90.0, &factors)) {
+            e.load.set_forecast(p, c);
+        }
+        let b = build(
+            &BalancerConfig {
+                algorithm: Algorithm::ForecastAware,
+                seed: 5,
+                slow_start: Some(slow),
+            },
+            &eps,
+        );
+        let mut h = [0usize; 3];
+        for _ in 0..27_000 {
+            h[b.pick(&eps, &RequestInfo::default(), now).unwrap()] += 1;
+        }
+        // 4 : 4 : 1 through the forecasts alone (wrapped again, the newcomer would get 1/16).
         for (got, want) in h.iter().zip([12_000.0, 12_000.0, 3_000.0]) {
             assert!((*got as f64 - want).abs() < 600.0, "{h:?}");
         }
