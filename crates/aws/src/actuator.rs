@@ -144,21 +144,55 @@ impl AsgActuator {
                         .create_tags(&ids, DRAINING_TAG, &since)
                         .await
                         .map_err(|e| self.error(e))?;
-                    for batch in ids.chunks(PER_CALL) {
-                        self.client
+                    for (i, batch) in ids.chunks(PER_CALL).enumerate() {
+                        let entered = self
+                            .client
                             .enter_standby()
                             .auto_scaling_group_name(&self.group)
                             .set_instance_ids(Some(batch.to_vec()))
                             .should_decrement_desired_capacity(true)
                             .send()
-                            .await
-                            .map_err(|e| self.sdk(e))?;
+                            .await;
+                        if let Err(e) = entered {
+                            self.untag_unless_standby(&ids[i * PER_CALL..]).await;
+                            return Err(self.sdk(e));
+                        }
                     }
                 }
                 Step::Finish(ids) => self.terminate(&ids, false).await?,
             }
         }
         Ok(())
+    }
+
+    /// After a failed `EnterStandby`: takes the draining tag off those of `ids` that are not in
+    /// `Standby`, so that an instance an operator later puts in `Standby` is not taken for one
+    /// Foresight drains (and terminated). Best effort: the call's own error is what the loop
+    /// reports; a tag left behind is logged.
+    async fn untag_unless_standby(&self, ids: &[String]) {
+        let standby: Vec<String> = match Group::read(&self.client, &self.group).await {
+            Ok(g) => g
+                .members
+                .into_iter()
+                .filter(|m| m.lifecycle == "Standby")
+                .map(|m| m.id)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(group = %self.group, ?ids, error = %e, "EnterStandby failed and the group cannot be read: the draining tag stays on these instances");
+                return;
+            }
+        };
+        let stray: Vec<String> = ids
+            .iter()
+            .filter(|id| !standby.contains(id))
+            .cloned()
+            .collect();
+        if stray.is_empty() {
+            return;
+        }
+        if let Err(e) = self.ec2.delete_tags(&stray, DRAINING_TAG).await {
+            tracing::warn!(group = %self.group, ids = ?stray, error = %e, "EnterStandby failed and the draining tag could not be removed");
+        }
     }
 
     async fn terminate(&self, ids: &[String], decrement: bool) -> Result<(), ActuatorError> {

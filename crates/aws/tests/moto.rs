@@ -16,6 +16,10 @@ use foresight_aws::discovery::Reader;
 use foresight_aws::ec2::Ec2;
 use foresight_aws::{sdk_config, AsgActuator, DRAINING_TAG};
 
+#[path = "support/failing_front.rs"]
+mod failing_front;
+use failing_front::FailingFront;
+
 /// A drain period long enough that no test waits on it by accident.
 const DRAIN: Duration = Duration::from_secs(600);
 
@@ -283,6 +287,40 @@ async fn scale_in_drains_in_standby_then_terminates() {
         .filter(|i| i.state == "terminated" || i.state == "shutting-down")
         .count();
     assert_eq!(gone, 1, "{states:?}");
+}
+
+#[tokio::test]
+async fn a_failed_enter_standby_leaves_no_draining_tag_behind() {
+    let Some(m) = moto() else { return };
+    let cfg = config(&m.url).await;
+    group(&cfg, "tags", 0, 6, 3).await;
+    let ids: Vec<String> = AsgActuator::new(&cfg, "tags", 6, DRAIN)
+        .describe()
+        .await
+        .unwrap()
+        .members
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    // Every call reaches moto but EnterStandby, which fails after the instances were tagged.
+    let front = FailingFront::start(m.url.trim_start_matches("http://"), "EnterStandby").await;
+    let a = AsgActuator::new(&config(&front.url).await, "tags", 6, DRAIN);
+    let e = a.apply(1).await.unwrap_err().to_string();
+    assert!(e.contains("injected") && e.contains("tags"), "{e}");
+    let tagged: Vec<String> = Ec2::new(&cfg)
+        .describe_instances(&ids)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.tags.contains_key(DRAINING_TAG))
+        .map(|i| i.id)
+        .collect();
+    assert!(
+        tagged.is_empty(),
+        "instances still in service keep no draining tag: {tagged:?}"
+    );
+    let g = a.describe().await.unwrap();
+    assert_eq!((g.desired, g.in_service()), (3, 3), "nothing changed");
 }
 
 #[tokio::test]
