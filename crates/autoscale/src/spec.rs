@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use foresight_scale::{
     CostOptimal, FastFloor, Hpa, HpaConfig, Hybrid, InstanceModel, Policy, Predictive,
-    PredictiveConfig, Static,
+    PredictiveConfig, Reactive, Static,
 };
 
 /// Which scaling policy runs.
@@ -23,6 +23,8 @@ pub enum PolicySpec {
     CostOptimal,
     /// max(predictive, a fast reactive floor); the HPA rule until a forecast exists.
     Hybrid,
+    /// The hybrid's fast floor alone (no forecast), scaling in by the HPA rule at its target.
+    Reactive,
     /// Predictive on the true future (simulator only): the limit of any forecaster.
     Oracle,
 }
@@ -32,9 +34,10 @@ pub const FORECAST_SCALE_IN_WINDOW: f64 = 60.0;
 
 impl PolicySpec {
     /// Every policy, in table order.
-    pub const ALL: [PolicySpec; 6] = [
+    pub const ALL: [PolicySpec; 7] = [
         PolicySpec::Static,
         PolicySpec::Hpa,
+        PolicySpec::Reactive,
         PolicySpec::Predictive,
         PolicySpec::Hybrid,
         PolicySpec::CostOptimal,
@@ -49,18 +52,19 @@ impl PolicySpec {
             PolicySpec::Predictive => "predictive",
             PolicySpec::CostOptimal => "cost-optimal",
             PolicySpec::Hybrid => "hybrid",
+            PolicySpec::Reactive => "reactive",
             PolicySpec::Oracle => "oracle",
         }
     }
 
-    /// Its default scale-in stabilisation window, seconds. The HPA (and a static count) keep
-    /// Kubernetes' 300 s. The forecast-driven policies already hold what the forecast needs
+    /// Its default scale-in stabilisation window, seconds. The HPA (and a static count and the
+    /// reactive floor, which see no further ahead) keep Kubernetes' 300 s. The forecast-driven policies already hold what the forecast needs
     /// until the end of their planned window (see `foresight_scale::Predictive`), so theirs
     /// only damps a forecast that dips for a moment: 60 s, chosen on validation data
     /// (docs/results.md, "How the defaults were chosen").
     pub fn default_scale_in_window(self) -> f64 {
         match self {
-            PolicySpec::Static | PolicySpec::Hpa => 300.0,
+            PolicySpec::Static | PolicySpec::Hpa | PolicySpec::Reactive => 300.0,
             _ => FORECAST_SCALE_IN_WINDOW,
         }
     }
@@ -70,6 +74,15 @@ impl PolicySpec {
         matches!(
             self,
             PolicySpec::Predictive | PolicySpec::CostOptimal | PolicySpec::Hybrid
+        )
+    }
+
+    /// Whether it reacts to the instances' utilisation and queues (the HPA rule, the floor), which
+    /// only a loop that proxies the traffic itself can see.
+    pub fn reads_utilisation(self) -> bool {
+        matches!(
+            self,
+            PolicySpec::Hpa | PolicySpec::Hybrid | PolicySpec::Reactive
         )
     }
 
@@ -90,6 +103,7 @@ impl PolicySpec {
                 replicas: p.static_replicas,
             }),
             PolicySpec::Hpa => Box::new(Hpa::new(p.hpa)),
+            PolicySpec::Reactive => Box::new(Reactive::new(p.floor, p.model)),
             PolicySpec::Predictive | PolicySpec::Oracle => {
                 Box::new(Predictive::new(&name, p.predictive, p.model))
             }
@@ -346,6 +360,7 @@ mod tests {
         });
         assert_eq!(PolicySpec::Hybrid.build(&p, "lstm").name(), "hybrid-lstm");
         assert_eq!(PolicySpec::Hpa.build(&p, "lstm").name(), "hpa");
+        assert_eq!(PolicySpec::Reactive.build(&p, "lstm").name(), "reactive");
         assert_eq!(PolicySpec::Oracle.build(&p, "lstm").name(), "oracle");
     }
 }

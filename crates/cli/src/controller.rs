@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use foresight_autoscale::PolicySpec;
 use foresight_control::{ActuatorKind, ControlConfig, Gate, MetricsSource};
 use foresight_proxy::config::{AdminToken, Overrides, RawConfig};
 use foresight_proxy::{ControllerMetrics, Pool};
@@ -114,10 +113,10 @@ fn loops(path: &std::path::Path, metrics: &ControllerMetrics) -> Result<Plan, St
                  \"prometheus\") or from the Kafka topic they publish to (kafka_consume)"
             ));
         }
-        if matches!(c.policy, PolicySpec::Hpa | PolicySpec::Hybrid) {
+        if c.policy.reads_utilisation() {
             return Err(format!(
                 "{at}control.policy = \"{}\": it reacts to the instances' utilisation and \
-                 queues (the HPA rule, the hybrid's floor and fallback), which the controller \
+                 queues (the HPA rule, the floor of `hybrid` and `reactive`), which the controller \
                  cannot see (it proxies nothing); use a rate-driven policy (\"predictive\", \
                  \"cost-optimal\") or run the loop in `foresight serve`",
                 c.policy.as_str()

@@ -38,7 +38,7 @@ pub struct DemoArgs {
     /// Instance start-up delay in trace time (the provisioning delay policies must plan for).
     #[arg(long, default_value = "4m", value_parser = humantime::parse_duration)]
     provision: Duration,
-    /// Policies to run, comma-separated: hpa, hybrid, predictive, cost-optimal, static.
+    /// Policies to run, comma-separated: hpa, reactive, hybrid, predictive, cost-optimal, static.
     #[arg(long, value_delimiter = ',', default_value = "hpa,hybrid")]
     policies: Vec<String>,
     /// Write the load and instances over time here (SVG).
@@ -152,7 +152,7 @@ fn control_config(policy: &str, args: &DemoArgs, data: &Data) -> anyhow::Result<
     let live = |trace_secs: f64| Duration::from_secs_f64(trace_secs * compress);
     let policy_kind = match policy.parse::<PolicySpec>() {
         Ok(PolicySpec::Oracle) | Err(_) => anyhow::bail!(
-            "invalid value `{policy}` for `--policies`: expected hpa, hybrid, predictive, cost-optimal or static"
+            "invalid value `{policy}` for `--policies`: expected hpa, reactive, hybrid, predictive, cost-optimal or static"
         ),
         Ok(p) => p,
     };
@@ -182,7 +182,7 @@ fn control_config(policy: &str, args: &DemoArgs, data: &Data) -> anyhow::Result<
         lead: live(args.provision.as_secs_f64() + 60.0),
         margin: live(120.0),
         stabilisation: live(policy_kind.default_scale_in_window()),
-        forecaster: if policy_kind == PolicySpec::Hpa || policy_kind == PolicySpec::Static {
+        forecaster: if !policy_kind.uses_forecaster() {
             ForecasterSpec::None
         } else {
             ForecasterSpec::Lstm

@@ -71,7 +71,8 @@ pub struct ExperimentArgs {
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Run only these policies (comma-separated): static-peak, static-mean, static, hpa,
-    /// predictive, hybrid, cost-optimal, oracle [default: all].
+    /// reactive (the hybrid's floor alone), predictive, hybrid, cost-optimal, oracle
+    /// [default: all].
     #[arg(long, value_delimiter = ',')]
     policies: Vec<Selected>,
     /// Skip the knob sweep (defaults only).
@@ -92,7 +93,7 @@ pub struct ExperimentArgs {
     slow_start: Duration,
     /// Scale-in stabilisation window of the forecast-driven policies (predictive, hybrid,
     /// cost-optimal, oracle): scale in only to the highest count decided within it. The HPA
-    /// keeps Kubernetes' 300 s.
+    /// and `reactive` keep Kubernetes' 300 s.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     scale_in_window: Duration,
     /// Do not draw progress bars.
@@ -320,6 +321,9 @@ fn settings_for(job: &Job, a: &ExperimentArgs, setup: &Setup) -> Settings {
         },
         tolerance: 0.1,
     };
+    if job.kind == PolicySpec::Reactive {
+        params.floor.target = job.knob;
+    }
     params.static_replicas = job.knob as usize;
     params.slo = a.slo_ms / 1000.0;
     params.goal = if job.kind == PolicySpec::CostOptimal {
@@ -334,7 +338,9 @@ fn settings_for(job: &Job, a: &ExperimentArgs, setup: &Setup) -> Settings {
             min: 1,
             max: 200,
             stabilisation: match job.kind {
-                PolicySpec::Static | PolicySpec::Hpa => job.kind.default_scale_in_window(),
+                PolicySpec::Static | PolicySpec::Hpa | PolicySpec::Reactive => {
+                    job.kind.default_scale_in_window()
+                }
                 _ => a.scale_in_window.as_secs_f64(),
             },
             ..Limits::default()
@@ -509,6 +515,7 @@ fn jobs(a: &ExperimentArgs, fname: &str, static_mean: usize, static_peak: usize)
         job("static-peak", PolicySpec::Static, static_peak as f64, true),
         job("static-mean", PolicySpec::Static, static_mean as f64, true),
         job("hpa", PolicySpec::Hpa, 0.6, true),
+        job("reactive", PolicySpec::Reactive, 0.9, true),
         job(&p, PolicySpec::Predictive, 0.7, true),
         job(&h, PolicySpec::Hybrid, 0.7, true),
         job(&c, PolicySpec::CostOptimal, a.slo_goal, true),
@@ -524,6 +531,9 @@ fn jobs(a: &ExperimentArgs, fname: &str, static_mean: usize, static_peak: usize)
         }
         for t in [0.3, 0.45, 0.75, 0.9] {
             v.push(job("hpa", PolicySpec::Hpa, t, false));
+        }
+        for t in [0.45, 0.6, 0.75, 0.95] {
+            v.push(job("reactive", PolicySpec::Reactive, t, false));
         }
         for t in [0.4, 0.55, 0.85, 0.95] {
             v.push(job(&p, PolicySpec::Predictive, t, false));

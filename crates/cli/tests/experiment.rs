@@ -76,6 +76,7 @@ fn every_policy_runs_and_the_json_has_the_documented_shape() {
             "static-peak",
             "static-mean",
             "hpa",
+            "reactive",
             "predictive-moving-average",
             "hybrid-moving-average",
             "cost-optimal-moving-average",
@@ -115,6 +116,11 @@ fn every_policy_runs_and_the_json_has_the_documented_shape() {
     // Frontiers: several knob values per family; matched comparisons keyed by family.
     let f = v["frontiers"].as_object().unwrap();
     assert!(f["hpa"].as_array().unwrap().len() >= 5);
+    assert_eq!(
+        f["reactive"].as_array().unwrap().len(),
+        5,
+        "the floor alone, swept"
+    );
     assert!(f["hpa"][0]["instance_hours"].is_number() && f["hpa"][0]["slo_attainment"].is_number());
     assert!(v["matched"]["instance_hours_at_goal"]
         .as_object()

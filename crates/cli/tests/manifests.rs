@@ -550,11 +550,7 @@ fn the_pods_run_their_configuration_where_services_and_probes_point() {
                             "{what}: {service}"
                         );
                         assert!(
-                            !matches!(
-                                c.policy,
-                                foresight_autoscale::PolicySpec::Hpa
-                                    | foresight_autoscale::PolicySpec::Hybrid
-                            ),
+                            !c.policy.reads_utilisation(),
                             "{what}: {service}: the controller sees no utilisation"
                         );
                         let consumes = c.kafka.as_ref().is_some_and(|k| k.consume.is_some());

@@ -403,11 +403,15 @@ impl ControlConfig {
                 return Err(invalid(
                     "policy",
                     "oracle",
-                    "one of static, hpa, predictive, cost-optimal, hybrid (the oracle knows the future: simulator only)",
+                    "one of static, hpa, reactive, predictive, cost-optimal, hybrid (the oracle knows the future: simulator only)",
                 ))
             }
             name => name.parse::<PolicySpec>().map_err(|_| {
-                invalid("policy", name, "one of static, hpa, predictive, cost-optimal, hybrid")
+                invalid(
+                    "policy",
+                    name,
+                    "one of static, hpa, reactive, predictive, cost-optimal, hybrid",
+                )
             })?,
         };
         let min = r.int("min", 1, 1, 10_000)? as usize;

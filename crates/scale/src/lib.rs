@@ -3,8 +3,8 @@
 //! Scaling policies behind one trait, pure and time-injected, so the simulator and the live
 //! control loop run the same objects: `static`, a faithful Kubernetes `hpa`, the paper's
 //! `predictive` threshold policy, its `cost-optimal` sizing (M/M/c), `hybrid` (max of
-//! predictive and a fast reactive floor, adding the reactive rule when the forecast is not
-//! trustworthy) and `oracle` (predictive on the true future; simulator only).
+//! predictive and a fast reactive floor; the HPA rule until a forecast exists), `reactive` (the
+//! hybrid's floor alone, scaling in by the HPA rule at its target) and `oracle` (predictive on the true future; simulator only).
 //!
 //! Every decision goes through [`Governor`]: min/max replicas, a per-step change limit,
 //! cooldowns, a scale-in stabilisation window, dry-run, and a log that says why.
@@ -17,7 +17,7 @@ mod policies;
 pub use governor::{Decision, Governor, Limits, LogEntry};
 pub use policies::{
     mmc_response_tail, CostOptimal, FastFloor, Hpa, HpaConfig, Hybrid, Predictive,
-    PredictiveConfig, Static,
+    PredictiveConfig, Reactive, Static,
 };
 
 /// What a policy knows at a decision.

@@ -435,6 +435,43 @@ impl Policy for FastFloor {
     }
 }
 
+/// The hybrid's fast floor alone: the hybrid without its forecast, to measure what the forecast
+/// adds. Out as the floor says (the HPA rule at the floor's target, or the observed demand
+/// under overload, within one decision); in as the HPA rule at that target says, so that it
+/// also gives instances back (the floor by itself only ever asks for more).
+pub struct Reactive {
+    floor: FastFloor,
+    hpa: Hpa,
+}
+
+impl Reactive {
+    /// The floor at `cfg.target` for instances of `model`, scaling in by the HPA rule there.
+    pub fn new(cfg: HpaConfig, model: InstanceModel) -> Reactive {
+        Reactive {
+            floor: FastFloor::new(cfg, model),
+            hpa: Hpa::named(cfg, "reactive"),
+        }
+    }
+}
+
+impl Policy for Reactive {
+    fn name(&self) -> String {
+        "reactive".into()
+    }
+    fn recommend(&mut self, obs: &Observation) -> Recommendation {
+        let up = self.floor.recommend(obs);
+        let r = if up.replicas > 0 {
+            up
+        } else {
+            self.hpa.recommend(obs)
+        };
+        Recommendation {
+            replicas: r.replicas,
+            reason: format!("reactive: {}", r.reason),
+        }
+    }
+}
+
 /// max(predictive, fast reactive floor). While the forecast is missing, only the floor and
 /// the HPA rule (`fallback`) act. While the anomaly detector distrusts the forecast, the
 /// maximum is unchanged and the reason says so: the floor is already the reactive capacity

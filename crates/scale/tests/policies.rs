@@ -312,6 +312,39 @@ fn the_fast_floor_sizes_for_the_observed_demand_under_overload() {
 }
 
 #[test]
+fn reactive_is_the_floor_alone_and_gives_instances_back() {
+    let mut r = Reactive::new(
+        HpaConfig {
+            target: 0.9,
+            tolerance: 0.1,
+        },
+        MODEL,
+    );
+    // Overload: the floor's demand sizing, ceil(200 / 18) = 12, within one decision.
+    let mut burst = obs(0.0, 4, 0, 1.0);
+    burst.rate = 200.0;
+    burst.dropped = 50;
+    let up = r.recommend(&burst);
+    assert_eq!(up.replicas, 12, "{}", up.reason);
+    assert!(
+        up.reason.starts_with("reactive: floor: overload"),
+        "{}",
+        up.reason
+    );
+    // Calm: where the floor alone is silent (0), reactive scales in by the HPA rule at 90%:
+    // ceil(12 × 0.3 / 0.9) = 4.
+    let mut calm = obs(60.0, 12, 0, 0.3);
+    calm.rate = 72.0;
+    let down = r.recommend(&calm);
+    assert_eq!(down.replicas, 4, "{}", down.reason);
+    // Within the tolerance of its target: hold.
+    assert_eq!(r.recommend(&obs(90.0, 4, 0, 0.85)).replicas, 4);
+    // No forecast is ever read: a forecast of a surge changes nothing.
+    let quiet = with_forecast(obs(120.0, 4, 0, 0.85), &[(180.0, 500.0)]);
+    assert_eq!(r.recommend(&quiet).replicas, 4);
+}
+
+#[test]
 fn the_hybrid_reacts_to_a_burst_no_forecast_saw_within_one_step() {
     let mut h = hybrid();
     let mut g = Governor::new(Box::new(hybrid()), Limits::default(), false).unwrap();
