@@ -4,7 +4,7 @@
 //!
 //! What a reload changes, and how:
 //! - routes and every service's request settings (retries, rate limits, concurrency limits,
-//!   request timeout): a new [`Dispatch`] is swapped in atomically; requests that already
+//!   request timeout): a new `Dispatch` is swapped in atomically; requests that already
 //!   chose a service finish on the old one. A service whose settings are unchanged keeps its
 //!   forwarder, so its rate-limit and concurrency counts carry over;
 //! - a service's instances, when its balancer, health checks, outlier ejection and upstream
