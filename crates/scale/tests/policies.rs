@@ -25,6 +25,12 @@ const MODEL: InstanceModel = InstanceModel {
     mean_service: 0.2,
 }; // 20 req/s per instance
 
+/// The fast floor's default: the HPA rule at 90%.
+const FLOOR: HpaConfig = HpaConfig {
+    target: 0.9,
+    tolerance: 0.1,
+};
+
 #[test]
 fn hpa_follows_the_kubernetes_formula_and_tolerance() {
     let mut h = Hpa::new(HpaConfig {
@@ -229,13 +235,7 @@ fn hybrid() -> Hybrid {
     Hybrid::new(
         "hybrid",
         Box::new(pred),
-        FastFloor::new(
-            HpaConfig {
-                target: 0.9,
-                tolerance: 0.1,
-            },
-            MODEL,
-        ),
+        FastFloor::new(FLOOR, MODEL),
         HpaConfig {
             target: 0.6,
             tolerance: 0.1,
@@ -274,13 +274,7 @@ fn hybrid_takes_the_max_and_keeps_it_when_the_forecast_is_untrusted() {
 
 #[test]
 fn the_fast_floor_sizes_for_the_observed_demand_under_overload() {
-    let mut f = FastFloor::new(
-        HpaConfig {
-            target: 0.9,
-            tolerance: 0.1,
-        },
-        MODEL,
-    );
+    let mut f = FastFloor::new(FLOOR, MODEL);
     // 4 instances (80 req/s) saturated by a burst of 200 req/s: the HPA rule alone would
     // ask for ceil(4 × 1.0 / 0.9) = 5; the demand needs ceil(200 / 18) = 12.
     let mut o = obs(0.0, 4, 0, 1.0);
@@ -313,13 +307,7 @@ fn the_fast_floor_sizes_for_the_observed_demand_under_overload() {
 
 #[test]
 fn reactive_is_the_floor_alone_and_gives_instances_back() {
-    let mut r = Reactive::new(
-        HpaConfig {
-            target: 0.9,
-            tolerance: 0.1,
-        },
-        MODEL,
-    );
+    let mut r = Reactive::new(FLOOR, MODEL);
     // Overload: the floor's demand sizing, ceil(200 / 18) = 12, within one decision.
     let mut burst = obs(0.0, 4, 0, 1.0);
     burst.rate = 200.0;
