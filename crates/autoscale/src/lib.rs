@@ -29,7 +29,8 @@ pub use autoscaler::{Autoscaler, Sample, Step};
 pub use features::FeatureSteps;
 pub use planner::{Planner, StepClock, BAND_MIN_POINTS, RESIDUAL_WINDOW, UPPER_QUANTILE};
 pub use spec::{
-    ForecasterSpec, PolicyParams, PolicySpec, UnknownName, DAY_OF_MINUTES, FORECAST_SCALE_IN_WINDOW,
+    ForecasterSpec, PolicyParams, PolicySpec, UnknownName, DAY_OF_MINUTES, FLOOR_TARGET,
+    FORECAST_SCALE_IN_WINDOW,
 };
 
 use foresight_forecast::Forecaster;

@@ -32,6 +32,9 @@ pub enum PolicySpec {
 /// The forecast-driven policies' scale-in stabilisation window, seconds.
 pub const FORECAST_SCALE_IN_WINDOW: f64 = 60.0;
 
+/// The fast reactive floor's default target utilisation (of `hybrid` and `reactive`).
+pub const FLOOR_TARGET: f64 = 0.9;
+
 impl PolicySpec {
     /// Every policy, in table order.
     pub const ALL: [PolicySpec; 7] = [
@@ -58,9 +61,10 @@ impl PolicySpec {
     }
 
     /// Its default scale-in stabilisation window, seconds. The HPA (and a static count and the
-    /// reactive floor, which see no further ahead) keep Kubernetes' 300 s. The forecast-driven policies already hold what the forecast needs
-    /// until the end of their planned window (see `foresight_scale::Predictive`), so theirs
-    /// only damps a forecast that dips for a moment: 60 s, chosen on validation data
+    /// reactive floor, which see no further ahead) keep Kubernetes' 300 s. The forecast-driven
+    /// policies already hold what the forecast needs until the end of their planned window
+    /// (see `foresight_scale::Predictive`), so theirs only damps a forecast that dips for a
+    /// moment: 60 s, chosen on validation data
     /// (docs/results.md, "How the defaults were chosen").
     pub fn default_scale_in_window(self) -> f64 {
         match self {
@@ -196,7 +200,7 @@ impl PolicyParams {
             predictive: PredictiveConfig::default(),
             hpa: HpaConfig::default(),
             floor: HpaConfig {
-                target: 0.9,
+                target: FLOOR_TARGET,
                 ..HpaConfig::default()
             },
             static_replicas: 1,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use foresight_autoscale::{
     Autoscaler, ForecasterSpec, Foresight, PolicyParams, PolicySpec, Sample, Settings, StepClock,
+    FLOOR_TARGET,
 };
 use foresight_balance::{Algorithm, SlowStartConfig};
 use foresight_core::dist::Distribution;
@@ -515,7 +516,7 @@ fn jobs(a: &ExperimentArgs, fname: &str, static_mean: usize, static_peak: usize)
         job("static-peak", PolicySpec::Static, static_peak as f64, true),
         job("static-mean", PolicySpec::Static, static_mean as f64, true),
         job("hpa", PolicySpec::Hpa, 0.6, true),
-        job("reactive", PolicySpec::Reactive, 0.9, true),
+        job("reactive", PolicySpec::Reactive, FLOOR_TARGET, true),
         job(&p, PolicySpec::Predictive, 0.7, true),
         job(&h, PolicySpec::Hybrid, 0.7, true),
         job(&c, PolicySpec::CostOptimal, a.slo_goal, true),
