@@ -13,6 +13,9 @@
 //! (`foresight-forecast`), measuring and actuating (the simulator, `foresight-control`).
 //!
 //! # Layout
+//! - `assemble`: [`AutoscalerSpec`] and its one `build()`, [`ModelSource`]
+//! - `fit`: [`Fitted`], forecasters fitted once on a trace and copied per run
+//! - `learner`: [`Learner`], the live LSTM (loaded, trained in the background, retrained)
 //! - `spec`: [`PolicySpec`], [`ForecasterSpec`], [`PolicyParams`]
 //! - `planner`: [`Planner`], per-step requests to planned rates with a band and trust
 //! - `autoscaler`: [`Autoscaler`], [`Sample`], [`Step`]
@@ -20,13 +23,19 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod assemble;
 mod autoscaler;
 mod features;
+mod fit;
+mod learner;
 mod planner;
 mod spec;
 
+pub use assemble::{Assembled, AutoscalerSpec, ModelSource};
 pub use autoscaler::{Autoscaler, Sample, Step};
 pub use features::FeatureSteps;
+pub use fit::Fitted;
+pub use learner::Learner;
 pub use planner::{Planner, StepClock, BAND_MIN_POINTS, RESIDUAL_WINDOW, UPPER_QUANTILE};
 pub use spec::{
     ForecasterSpec, PolicyParams, PolicySpec, UnknownName, DAY_OF_MINUTES, FLOOR_TARGET,

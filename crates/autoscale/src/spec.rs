@@ -268,6 +268,15 @@ impl ForecasterSpec {
         }
     }
 
+    /// The steps it forecasts when `horizon` are wanted: seasonal naive repeats at most one
+    /// season.
+    pub fn horizon_within(&self, horizon: usize) -> usize {
+        match *self {
+            ForecasterSpec::SeasonalNaive { season } => horizon.min(season),
+            _ => horizon,
+        }
+    }
+
     /// The forecasters that need no training: built here for steps of `step` seconds.
     /// `None` for the LSTM and Holt-Winters (fitted on data by the caller) and for `none`.
     pub fn build_simple(

@@ -15,6 +15,7 @@ use clap::Args;
 use foresight_control::{ActuatorKind, ControlConfig, ForecasterSpec, PolicySpec};
 use foresight_loadgen::{Arrivals, Hooks, Mode, Plan, Report};
 use foresight_proxy::config::RawConfig;
+use foresight_scale::STATIC_TARGET;
 use foresight_workload::{Profile, Trace};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -157,30 +158,24 @@ fn control_config(policy: &str, args: &DemoArgs, data: &Data) -> anyhow::Result<
         Ok(p) => p,
     };
     let capacity = f64::from(WORKERS) * 1000.0 / SERVICE_MS;
+    let defaults = ControlConfig::default();
     Ok(ControlConfig {
         // The HPA's 15 s period, compressed like the trace.
-        interval: live(15.0).max(Duration::from_millis(100)),
+        interval: live(defaults.interval.as_secs_f64()).max(Duration::from_millis(100)),
         step: args.minute,
-        model_step: Duration::from_secs(60),
         policy: policy_kind,
         // `static` holds `min`: enough for the peak at 70%.
         min: if policy_kind == PolicySpec::Static {
-            (args.peak_rps / (capacity * 0.7)).ceil() as usize
+            foresight_scale::instances_for(args.peak_rps, capacity, STATIC_TARGET)
         } else {
             1
         },
         max: 12,
-        dry_run: false,
-        sees_traffic: true,
         capacity_rps: capacity,
         workers: WORKERS,
-        hpa_target: 0.6,
-        floor_target: 0.9,
-        target: 0.7,
-        theta_up: 0.8,
-        theta_down: 0.5,
+        // Plan a trace minute past the start-up delay: the instance's first minute of service.
         lead: live(args.provision.as_secs_f64() + 60.0),
-        margin: live(120.0),
+        margin: live(defaults.margin.as_secs_f64()),
         stabilisation: live(policy_kind.default_scale_in_window()),
         forecaster: if !policy_kind.uses_forecaster() {
             ForecasterSpec::None
@@ -188,16 +183,9 @@ fn control_config(policy: &str, args: &DemoArgs, data: &Data) -> anyhow::Result<
             ForecasterSpec::Lstm
         },
         model: Some(data.model.clone()),
-        quantile: foresight_autoscale::UPPER_QUANTILE,
         history: Some(data.history.clone()),
         // Live requests per step for one history count.
         history_scale: args.peak_rps * args.minute.as_secs_f64() / data.max,
-        metrics: foresight_control::MetricsSource::Builtin,
-        kafka: None,
-        retrain_every: None,
-        train_epochs: 5,
-        scrape_instances: true,
-        features: Vec::new(),
         actuator: ActuatorKind::Process {
             backend_args: vec![
                 "--workers".into(),
@@ -208,6 +196,7 @@ fn control_config(policy: &str, args: &DemoArgs, data: &Data) -> anyhow::Result<
                 humantime::format_duration(live(args.provision.as_secs_f64())).to_string(),
             ],
         },
+        ..defaults
     })
 }
 

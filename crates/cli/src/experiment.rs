@@ -8,14 +8,16 @@ use std::time::Duration;
 
 use clap::Args;
 use foresight_autoscale::{
-    Autoscaler, ForecasterSpec, Foresight, PolicyParams, PolicySpec, Sample, Settings, StepClock,
-    FLOOR_TARGET,
+    Autoscaler, AutoscalerSpec, Fitted, ForecasterSpec, ModelSource, PolicyParams, PolicySpec,
+    Sample, Settings, StepClock, FLOOR_TARGET,
 };
 use foresight_balance::{Algorithm, SlowStartConfig};
 use foresight_core::dist::Distribution;
 use foresight_forecast::pipeline::Dataset;
-use foresight_forecast::{ForecastConfig, Forecaster, Lstm, Series};
-use foresight_scale::{HpaConfig, InstanceModel, Limits, PredictiveConfig};
+use foresight_forecast::{ForecastConfig, Series};
+use foresight_scale::{
+    instances_for, HpaConfig, InstanceModel, Limits, PredictiveConfig, STATIC_TARGET,
+};
 use foresight_sim::{Controller, InstanceSpec, PoolView, RequestClass, Scaling, Scenario, Tick};
 use foresight_workload::Profile;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -223,81 +225,6 @@ fn sample_of(view: &PoolView) -> Sample {
     }
 }
 
-/// The trained forecaster, copied for every run.
-enum Base {
-    Lstm(Box<Lstm>),
-    HoltWinters(foresight_forecast::HoltWinters),
-    /// Needs no training.
-    Simple(ForecasterSpec),
-}
-
-fn build_forecaster(
-    spec: ForecasterSpec,
-    ds: &Dataset,
-    cfg: &ForecastConfig,
-    quiet: bool,
-) -> Result<Base, String> {
-    let horizon = cfg.lstm.horizon;
-    match spec {
-        ForecasterSpec::Lstm => {
-            let (train, val) = ds.prepared(&cfg.lstm);
-            let bar = if quiet {
-                ProgressBar::hidden()
-            } else {
-                ProgressBar::new(1)
-            };
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "training lstm [{bar:30}] {percent:>3}% {elapsed} eta {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
-            let m = Lstm::train(
-                &cfg.lstm,
-                ds.series.step,
-                ds.value_scaler,
-                ds.feature_scalers.clone(),
-                &train,
-                &val,
-                |p| {
-                    bar.set_length((p.epochs * p.batches) as u64);
-                    bar.set_position(((p.epoch - 1) * p.batches + p.batch) as u64);
-                },
-            )
-            .map_err(|e| e.to_string())?;
-            bar.finish_and_clear();
-            Ok(Base::Lstm(Box::new(m)))
-        }
-        ForecasterSpec::HoltWinters => Ok(Base::HoltWinters(ds.holt_winters(horizon))),
-        ForecasterSpec::MovingAverage { .. } => Ok(Base::Simple(ForecasterSpec::MovingAverage {
-            window: ds.moving_average(horizon).0,
-        })),
-        ForecasterSpec::SeasonalNaive { .. } => Ok(Base::Simple(ForecasterSpec::SeasonalNaive {
-            season: ds.day(),
-        })),
-        ForecasterSpec::SeasonalQuantile {
-            seasons, quantile, ..
-        } => Ok(Base::Simple(ForecasterSpec::SeasonalQuantile {
-            season: ds.day(),
-            seasons,
-            quantile,
-        })),
-        ForecasterSpec::Persistence => Ok(Base::Simple(spec)),
-        ForecasterSpec::None => Err(
-            "invalid value for `--forecaster`: `none` (the predictive policies need one)".into(),
-        ),
-    }
-}
-
-fn copy_forecaster(base: &Base) -> Option<Box<dyn Forecaster + Send>> {
-    match base {
-        Base::Lstm(m) => Some(Box::new((**m).clone())),
-        Base::HoltWinters(m) => Some(Box::new(m.clone())),
-        Base::Simple(spec) => spec.build_simple(60),
-    }
-}
-
 /// The autoscaler's settings for one job: the policy's defaults with the job's knob.
 fn settings_for(job: &Job, a: &ExperimentArgs, setup: &Setup) -> Settings {
     let mut params = PolicyParams::new(setup.model);
@@ -311,17 +238,11 @@ fn settings_for(job: &Job, a: &ExperimentArgs, setup: &Setup) -> Settings {
             PredictiveConfig::default().target
         },
         lead: a.provision_delay.as_secs_f64(),
-        margin: 120.0,
         ..PredictiveConfig::default()
     };
-    params.hpa = HpaConfig {
-        target: if job.kind == PolicySpec::Hpa {
-            job.knob
-        } else {
-            0.6
-        },
-        tolerance: 0.1,
-    };
+    if job.kind == PolicySpec::Hpa {
+        params.hpa.target = job.knob;
+    }
     if job.kind == PolicySpec::Reactive {
         params.floor.target = job.knob;
     }
@@ -351,41 +272,38 @@ fn settings_for(job: &Job, a: &ExperimentArgs, setup: &Setup) -> Settings {
     }
 }
 
-/// What the job's autoscaler plans with: the forecaster warmed on the history before the
-/// replay, the true future for the oracle, nothing for the reactive policies.
-fn foresight_for(
-    kind: PolicySpec,
-    setup: &Setup,
-    forecaster: Option<Box<dyn Forecaster + Send>>,
-) -> Foresight {
+/// The job's autoscaler: the forecaster fitted on the training part (a fresh copy) warmed on
+/// the history before the replay, the true future for the oracle, nothing for the reactive
+/// policies.
+fn spec_for(job: &Job, a: &ExperimentArgs, setup: &Setup, fitted: &Fitted) -> AutoscalerSpec {
     let clock = StepClock {
         step_secs: 60.0,
         next_time: setup.start_time,
         model_step: 60,
         to_model: 1.0 / (60.0 * setup.rps_per_count),
     };
-    if kind == PolicySpec::Oracle {
-        return Foresight::Oracle {
-            rates: setup
-                .counts
-                .iter()
-                .map(|c| c * setup.rps_per_count)
-                .collect(),
-            clock,
-        };
-    }
-    match forecaster {
-        Some(mut model) if kind.uses_forecaster() => {
-            for (t, v) in &setup.warm {
-                model.observe(*t, *v, &[]);
-            }
-            Foresight::Forecaster {
-                model,
-                horizon: setup.horizon,
-                clock,
-            }
-        }
-        _ => Foresight::None,
+    let (forecaster, model) = if job.kind == PolicySpec::Oracle {
+        let rates = setup
+            .counts
+            .iter()
+            .map(|c| c * setup.rps_per_count)
+            .collect();
+        (a.forecaster, ModelSource::Oracle(rates))
+    } else if job.kind.uses_forecaster() {
+        (a.forecaster, ModelSource::Fitted(fitted.instance(60)))
+    } else {
+        (ForecasterSpec::None, ModelSource::Spec)
+    };
+    AutoscalerSpec {
+        settings: settings_for(job, a, setup),
+        forecaster,
+        model,
+        training: ForecastConfig::default(),
+        retrain: None,
+        history: setup.warm.clone(),
+        clock,
+        horizon: setup.horizon,
+        features: Vec::new(),
     }
 }
 
@@ -393,8 +311,7 @@ fn run_job(
     job: &Job,
     a: &ExperimentArgs,
     setup: &Setup,
-    forecaster: Option<Box<dyn Forecaster + Send>>,
-    fname: &str,
+    fitted: &Fitted,
     bar: &ProgressBar,
 ) -> Result<RunResult, String> {
     let mut spec = InstanceSpec::new(WORKERS);
@@ -403,9 +320,10 @@ fn run_job(
     spec.warmup_speed = COLD_SPEED;
     let initial = match job.kind {
         PolicySpec::Static => job.knob as usize,
-        _ => ((setup.counts[0] * setup.rps_per_count) / (setup.model.capacity() * 0.6))
-            .ceil()
-            .max(1.0) as usize,
+        _ => setup.model.instances_for(
+            setup.counts[0] * setup.rps_per_count,
+            HpaConfig::default().target,
+        ),
     };
     let scenario = Scenario {
         instances: vec![spec.clone(); initial],
@@ -429,12 +347,10 @@ fn run_job(
         seed: a.seed,
     };
     let mut controller = SimController {
-        autoscaler: Autoscaler::build(
-            &settings_for(job, a, setup),
-            foresight_for(job.kind, setup, forecaster),
-            fname,
-        )?
-        .recording(),
+        autoscaler: spec_for(job, a, setup, fitted)
+            .build()?
+            .autoscaler
+            .recording(),
         planned: None,
     };
     let mut scaling = Scaling {
@@ -509,18 +425,22 @@ fn jobs(a: &ExperimentArgs, fname: &str, static_mean: usize, static_peak: usize)
         quantile: None,
         default,
     };
+    let (hpa, target) = (
+        HpaConfig::default().target,
+        PredictiveConfig::default().target,
+    );
     let p = format!("predictive-{fname}");
     let h = format!("hybrid-{fname}");
     let c = format!("cost-optimal-{fname}");
     let mut v = vec![
         job("static-peak", PolicySpec::Static, static_peak as f64, true),
         job("static-mean", PolicySpec::Static, static_mean as f64, true),
-        job("hpa", PolicySpec::Hpa, 0.6, true),
+        job("hpa", PolicySpec::Hpa, hpa, true),
         job("reactive", PolicySpec::Reactive, FLOOR_TARGET, true),
-        job(&p, PolicySpec::Predictive, 0.7, true),
-        job(&h, PolicySpec::Hybrid, 0.7, true),
+        job(&p, PolicySpec::Predictive, target, true),
+        job(&h, PolicySpec::Hybrid, target, true),
         job(&c, PolicySpec::CostOptimal, a.slo_goal, true),
-        job("oracle", PolicySpec::Oracle, 0.7, true),
+        job("oracle", PolicySpec::Oracle, target, true),
     ];
     if !a.no_sweep {
         let span = static_peak.saturating_sub(static_mean).max(4);
@@ -547,7 +467,7 @@ fn jobs(a: &ExperimentArgs, fname: &str, static_mean: usize, static_peak: usize)
                 for (name, kind) in [(&p, PolicySpec::Predictive), (&h, PolicySpec::Hybrid)] {
                     v.push(Job {
                         quantile: Some(q),
-                        ..job(name, kind, 0.7, false)
+                        ..job(name, kind, target, false)
                     });
                 }
             }
@@ -615,7 +535,7 @@ fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
     if let Some(p) = a.peak_rps {
         // The peak decides the static sizes (and so the simulator's instance table): bounded
         // by what MAX_INSTANCES serve at 70% utilisation.
-        let most = a.capacity_rps * 0.7 * MAX_INSTANCES as f64;
+        let most = a.capacity_rps * STATIC_TARGET * MAX_INSTANCES as f64;
         bounded(
             "--peak-rps",
             p,
@@ -701,11 +621,11 @@ fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
         mean_service: f64::from(WORKERS) / a.capacity_rps,
     };
     let max_count = counts.iter().copied().fold(0.0, f64::max);
-    let peak_rps = a.peak_rps.unwrap_or(20.0 * a.capacity_rps * 0.7);
+    let peak_rps = a.peak_rps.unwrap_or(20.0 * a.capacity_rps * STATIC_TARGET);
     let rps_per_count = peak_rps / max_count.max(1.0);
     let mean_rps = counts.iter().sum::<f64>() / counts.len() as f64 * rps_per_count;
-    let static_peak = (peak_rps / (a.capacity_rps * 0.7)).ceil() as usize;
-    let static_mean = (mean_rps / (a.capacity_rps * 0.7)).ceil().max(1.0) as usize;
+    let static_peak = instances_for(peak_rps, a.capacity_rps, STATIC_TARGET);
+    let static_mean = instances_for(mean_rps, a.capacity_rps, STATIC_TARGET);
     // History before the replay (8 days: Holt-Winters initialises from two daily seasons,
     // seasonal naive needs one), so every forecaster is warm at the first replayed minute.
     let warm: Vec<(i64, f64)> = (offset.saturating_sub(8 * 1440)..offset)
@@ -727,7 +647,15 @@ fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
         fname,
         a.seed
     );
-    let base = build_forecaster(a.forecaster, &ds, &cfg, a.quiet).map_err(Failure::Usage)?;
+    if a.forecaster == ForecasterSpec::None {
+        return Err(usage(
+            "invalid value for `--forecaster`: `none` (the predictive policies need one)".into(),
+        ));
+    }
+    let training = crate::progress::Training::new(a.quiet);
+    let fitted =
+        Fitted::fit(a.forecaster, &ds, &cfg, |p| training.update(p)).map_err(Failure::Usage)?;
+    training.finish();
     let setup = Setup {
         counts,
         start_time,
@@ -769,8 +697,8 @@ fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),
             );
-            let (next, results, todo, setup, base, overall, fname) =
-                (&next, &results, &todo, &setup, &base, &overall, &fname);
+            let (next, results, todo, setup, fitted, overall) =
+                (&next, &results, &todo, &setup, &fitted, &overall);
             scope.spawn(move || loop {
                 let i = {
                     let mut n = next.lock().expect("not poisoned");
@@ -782,8 +710,7 @@ fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
                     bar.finish_and_clear();
                     break;
                 };
-                let f = copy_forecaster(base);
-                let r = run_job(job, a, setup, f, fname, &bar);
+                let r = run_job(job, a, setup, fitted, &bar);
                 results.lock().expect("not poisoned").push((i, r));
                 overall.inc(1);
             });

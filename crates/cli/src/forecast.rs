@@ -9,7 +9,6 @@ use foresight_forecast::pipeline::Dataset;
 use foresight_forecast::{
     evaluate, Aggregate, Evaluation, ForecastConfig, Forecaster, Lstm, Series,
 };
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{failure, usage_error};
 
@@ -168,40 +167,8 @@ fn chrono_time(t: i64) -> String {
 }
 
 fn train_lstm(l: &Loaded, quiet: bool) -> Result<(Lstm, f64), String> {
-    let (train, val) = l.dataset.prepared(&l.cfg.lstm);
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(1)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "training lstm [{bar:30}] {percent:>3}% {elapsed} eta {eta} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
     let started = Instant::now();
-    let model = Lstm::train(
-        &l.cfg.lstm,
-        l.dataset.series.step,
-        l.dataset.value_scaler,
-        l.dataset.feature_scalers.clone(),
-        &train,
-        &val,
-        |p| {
-            bar.set_length((p.epochs * p.batches) as u64);
-            bar.set_position(((p.epoch - 1) * p.batches + p.batch) as u64);
-            if p.batch % 16 == 0 || p.batch == p.batches {
-                bar.set_message(format!(
-                    "epoch {}/{} loss {:.5} best val {:.5}",
-                    p.epoch, p.epochs, p.train_loss, p.best_val_loss
-                ));
-            }
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    bar.finish_and_clear();
+    let model = crate::progress::train_lstm(&l.dataset, &l.cfg.lstm, quiet)?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "lstm: {} epochs in {:.1} s, best validation loss {:.6} ({} on 0–1 scaled values)",
@@ -270,15 +237,10 @@ fn eval(args: EvalArgs) -> ExitCode {
         models.push(m);
         secs.push(s);
     }
-    let bar = if args.data.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(1)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("evaluating [{bar:30}] {percent:>3}% {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+    let bar = crate::progress::bar(
+        args.data.quiet,
+        1,
+        "evaluating [{bar:30}] {percent:>3}% {elapsed}",
     );
     let result = evaluate(
         &l.dataset.series,

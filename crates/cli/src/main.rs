@@ -13,6 +13,7 @@ mod history;
 mod keda;
 mod loadgen;
 mod plot;
+mod progress;
 mod simulate;
 
 /// mimalloc: the proxy allocates per request (headers, bodies, futures); glibc malloc cost ~10%

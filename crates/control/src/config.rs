@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use foresight_autoscale::{ForecasterSpec, PolicySpec};
+use foresight_autoscale::{ForecasterSpec, PolicySpec, FLOOR_TARGET};
 use foresight_proxy::ConfigError;
+use foresight_scale::{HpaConfig, PredictiveConfig};
 
 /// `rate_query` by default: the service's client request rate. `$service` in a query is
 /// replaced by the service's name, so one query serves every service.
@@ -149,7 +150,10 @@ pub enum MetricsSource {
 }
 
 impl Default for ControlConfig {
+    /// The policies' own defaults (`foresight_scale`, `foresight_autoscale`), a one-minute
+    /// forecaster step and the HPA's 15 s period.
     fn default() -> Self {
+        let predictive = PredictiveConfig::default();
         ControlConfig {
             interval: Duration::from_secs(15),
             step: Duration::from_secs(60),
@@ -161,13 +165,13 @@ impl Default for ControlConfig {
             sees_traffic: true,
             capacity_rps: 20.0,
             workers: 8,
-            hpa_target: 0.6,
-            floor_target: 0.9,
-            target: 0.7,
-            theta_up: 0.8,
-            theta_down: 0.5,
-            lead: Duration::from_secs(180),
-            margin: Duration::from_secs(120),
+            hpa_target: HpaConfig::default().target,
+            floor_target: FLOOR_TARGET,
+            target: predictive.target,
+            theta_up: predictive.theta_up,
+            theta_down: predictive.theta_down,
+            lead: Duration::from_secs_f64(predictive.lead),
+            margin: Duration::from_secs_f64(predictive.margin),
             stabilisation: Duration::from_secs_f64(PolicySpec::Hybrid.default_scale_in_window()),
             forecaster: ForecasterSpec::MovingAverage { window: 5 },
             model: None,

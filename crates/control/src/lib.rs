@@ -23,8 +23,9 @@ use act::Act;
 use warm::{warm_source, warm_start, warmup_status};
 
 use foresight_actuate::{Actuator, ExecHook, PoolMembership, ProcessPool, ProcessPoolConfig};
-use foresight_autoscale::{Autoscaler, Foresight, PolicyParams, Settings, StepClock};
-use foresight_forecast::{Forecaster, Lstm};
+use foresight_autoscale::{
+    Assembled, Autoscaler, AutoscalerSpec, ModelSource, PolicyParams, Settings, StepClock,
+};
 use foresight_proxy::Pool;
 use foresight_scale::{HpaConfig, InstanceModel, Limits, LogEntry, PredictiveConfig};
 
@@ -35,7 +36,6 @@ mod aws;
 mod config;
 mod features;
 mod kafka;
-mod learner;
 mod meter;
 mod prometheus;
 mod scrape;
@@ -45,9 +45,9 @@ pub use admin::routes;
 pub use alerts::Alerts;
 pub use config::{ActuatorKind, ControlConfig, KafkaConfig, MetricsSource, MAX_FEATURES};
 pub use features::{FeatureReader, FeatureReading};
+pub use foresight_autoscale::Learner;
 pub use foresight_autoscale::{ForecasterSpec, PolicySpec};
 pub use kafka::{Consumer, KafkaStatus, Publisher, Sample};
-pub use learner::Learner;
 pub use meter::{Measured, Meter};
 pub use prometheus::PromSource;
 pub use scrape::Scraper;
@@ -179,123 +179,86 @@ pub fn settings(c: &ControlConfig) -> Settings {
     }
 }
 
-fn feature_names(c: &ControlConfig) -> Vec<String> {
-    c.features.iter().map(|(n, _)| n.clone()).collect()
-}
-
-/// Builds the forecaster and warms it on the configured history, with the names of the
-/// features it takes in its order. A model that cannot be loaded is logged and the loop
-/// scales reactively (the forecaster reports why); one trained with other features than
-/// `[control.features]` names is an error naming both lists.
-fn foresight(c: &ControlConfig) -> Result<(Foresight, Vec<String>), String> {
-    let mut order = Vec::new();
+/// The autoscaler's whole specification from the `[control]` section: the forecaster warmed
+/// on the configured history, with its model from a file or trained in the background.
+pub fn spec(c: &ControlConfig) -> Result<AutoscalerSpec, String> {
     let model_step = c.model_step.as_secs() as i64;
     let history = match &c.history {
         None => None,
         Some(path) => Some(foresight_workload::Trace::load(path).map_err(|e| e.to_string())?),
     };
-    let mut fcfg = foresight_forecast::ForecastConfig::default();
-    fcfg.lstm.epochs = c.train_epochs;
-    let policy = c.retrain_every.map(|d| foresight_forecast::RetrainPolicy {
-        every_secs: d.as_secs() as i64,
-        max_history: 7 * 24 * 60,
-    });
-    /// Steps forecast by the forecasters without a horizon of their own.
-    const HORIZON: usize = 30;
-    let (mut forecaster, horizon): (Box<dyn Forecaster + Send>, usize) = match c.forecaster {
-        ForecasterSpec::None => return Ok((Foresight::None, order)),
-        ForecasterSpec::Lstm => match &c.model {
-            Some(dir) => match Lstm::load(dir) {
-                Ok(m) => {
-                    let trained: Vec<String> =
-                        m.meta().features.iter().map(|(n, _)| n.clone()).collect();
-                    let (mut a, mut b) = (trained.clone(), feature_names(c));
-                    a.sort();
-                    b.sort();
-                    if a != b {
-                        return Err(format!(
-                            "{} was trained with the features [{}]; `control.features` has [{}] \
-                             (give each of the model's features a PromQL query, or train the \
-                             model on what you can query)",
-                            dir.display(),
-                            trained.join(", "),
-                            feature_names(c).join(", ")
-                        ));
-                    }
-                    order = trained;
-                    let l = Learner::loaded(m, fcfg, policy);
-                    let h = l.horizon();
-                    (Box::new(l), h)
-                }
-                Err(e) => {
-                    tracing::error!(model = %dir.display(), error = %e, "cannot load the model; scaling reactively (hpa) until it is fixed");
-                    let l = Learner::Failed(format!("cannot load {}: {e}", dir.display()));
-                    (Box::new(l), 15)
-                }
-            },
-            None => {
-                let h = history.as_ref().expect("validated: history is set");
-                let series = foresight_forecast::Series {
-                    start: h.start.and_utc().timestamp(),
-                    step: 60,
-                    values: h.counts.clone(),
-                    features: Vec::new(),
-                };
-                tracing::info!(points = h.counts.len(), "training the lstm on the history in the background; scaling reactively until it is ready");
-                let l = Learner::train(series, fcfg, policy);
-                let hz = l.horizon();
-                (Box::new(l), hz)
-            }
-        },
-        spec => {
-            let f = spec
-                .build_simple(model_step)
-                .ok_or_else(|| format!("forecaster {spec} is not available in the live loop"))?;
-            let horizon = match spec {
-                ForecasterSpec::SeasonalNaive { season } => HORIZON.min(season),
-                _ => HORIZON,
-            };
-            (f, horizon)
+    let mut training = foresight_forecast::ForecastConfig::default();
+    training.lstm.epochs = c.train_epochs;
+    let model = match (c.forecaster, &c.model, &history) {
+        (ForecasterSpec::Lstm, Some(dir), _) => ModelSource::File(dir.clone()),
+        (ForecasterSpec::Lstm, None, Some(h)) => ModelSource::Train(foresight_forecast::Series {
+            start: h.start.and_utc().timestamp(),
+            step: 60,
+            values: h.counts.clone(),
+            features: Vec::new(),
+        }),
+        (ForecasterSpec::Lstm, None, None) => {
+            return Err("`control.forecaster = \"lstm\"` needs `model` or `history`".into())
         }
+        (ForecasterSpec::HoltWinters, ..) => {
+            return Err(format!(
+                "forecaster {} is not available in the live loop",
+                c.forecaster
+            ))
+        }
+        _ => ModelSource::Spec,
     };
     let mut next_time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
+    let mut warm = Vec::new();
     if let Some(trace) = &history {
         let start = trace.start.and_utc().timestamp();
-        for (i, v) in trace.counts.iter().enumerate() {
-            if let Some(v) = v {
-                forecaster.observe(start + i as i64 * 60, *v, &[]);
-            }
-        }
+        warm = trace
+            .counts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| (start + i as i64 * 60, v)))
+            .collect();
         next_time = start + trace.counts.len() as i64 * 60;
-        tracing::info!(rows = trace.counts.len(), "forecaster warmed on history");
     }
-    let foresight = Foresight::Forecaster {
-        model: forecaster,
-        horizon,
+    Ok(AutoscalerSpec {
+        settings: settings(c),
+        forecaster: c.forecaster,
+        model,
+        training,
+        retrain: c.retrain_every.map(|d| foresight_forecast::RetrainPolicy {
+            every_secs: d.as_secs() as i64,
+            max_history: 7 * 24 * 60,
+        }),
+        history: warm,
         clock: StepClock {
             step_secs: c.step.as_secs_f64(),
             next_time,
             model_step,
             to_model: 1.0 / c.history_scale,
         },
-    };
-    Ok((foresight, order))
+        horizon: LIVE_HORIZON,
+        features: c.features.iter().map(|(n, _)| n.clone()).collect(),
+    })
 }
+
+/// Steps forecast by the forecasters without a horizon of their own, live.
+const LIVE_HORIZON: usize = 30;
 
 /// The one autoscaler, built from the `[control]` section.
 pub fn autoscaler(c: &ControlConfig) -> Result<Autoscaler, String> {
-    Ok(build(c)?.0)
+    Ok(build(c)?.autoscaler)
 }
 
 /// The autoscaler, and the features its forecaster takes, in its order.
-fn build(c: &ControlConfig) -> Result<(Autoscaler, Vec<String>), String> {
-    let (foresight, order) = foresight(c)?;
-    let a = Autoscaler::build(&settings(c), foresight, c.forecaster.as_str())?
-        .with_features(order.len());
-    Ok((a, order))
+fn build(c: &ControlConfig) -> Result<Assembled, String> {
+    let built = spec(c)?.build()?;
+    if let Some(h) = &c.history {
+        tracing::info!(history = %h.display(), "forecaster warmed on history");
+    }
+    Ok(built)
 }
 
 #[cfg(feature = "kubernetes")]
@@ -436,7 +399,10 @@ pub fn start_gated(
     for (_, q) in &mut c.features {
         *q = q.replace("$service", pool.service());
     }
-    let (autoscaler, order) = build(&c)?;
+    let Assembled {
+        autoscaler,
+        features: order,
+    } = build(&c)?;
     // The meter reads the features in the order the forecaster takes them.
     c.features
         .sort_by_key(|(n, _)| order.iter().position(|o| o == n).unwrap_or(usize::MAX));
@@ -647,17 +613,7 @@ mod tests {
             stride: 4,
             ..Default::default()
         };
-        let (tr, va) = ds.prepared(&cfg);
-        let m = Lstm::train(
-            &cfg,
-            60,
-            ds.value_scaler,
-            ds.feature_scalers.clone(),
-            &tr,
-            &va,
-            |_| {},
-        )
-        .unwrap();
+        let m = ds.train_lstm(&cfg, |_| {}).unwrap();
         let dir = std::env::temp_dir().join(format!("foresight-feat-{}", std::process::id()));
         m.save(&dir).unwrap();
         let with = |features: &str| {
@@ -675,9 +631,9 @@ mod tests {
                 "{e}"
             );
         }
-        let (a, order) = build(&with("[features]\ncpu = \"sum(c)\"")).unwrap();
-        assert!(a.has_features());
-        assert_eq!(order, vec!["cpu".to_string()]);
+        let built = build(&with("[features]\ncpu = \"sum(c)\"")).unwrap();
+        assert!(built.autoscaler.has_features());
+        assert_eq!(built.features, vec!["cpu".to_string()]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

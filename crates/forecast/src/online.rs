@@ -170,17 +170,7 @@ impl OnlineLstm {
 /// Trains a model with `cfg` on all of `series` (prepared as for retraining), without
 /// progress output: what background training and retraining run.
 pub fn train_on(series: Series, cfg: &ForecastConfig) -> Result<Lstm, ModelError> {
-    let ds = Dataset::for_retraining(series, &cfg.data)?;
-    let (train, val) = ds.prepared(&cfg.lstm);
-    Lstm::train(
-        &cfg.lstm,
-        ds.series.step,
-        ds.value_scaler,
-        ds.feature_scalers.clone(),
-        &train,
-        &val,
-        |_| {},
-    )
+    Dataset::for_retraining(series, &cfg.data)?.train_lstm(&cfg.lstm, |_| {})
 }
 
 impl Forecaster for OnlineLstm {

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::baselines::{MovingAverage, Persistence, SeasonalNaive};
 use crate::holt_winters::HoltWinters;
-use crate::lstm::{LstmConfig, ModelError, Prepared};
+use crate::lstm::{Lstm, LstmConfig, ModelError, Prepared, Progress};
 use crate::model::Forecaster;
 use crate::prep::{hampel, CleanReport, MinMax, Split};
 use crate::seasonal_quantile::SeasonalQuantile;
@@ -280,6 +280,26 @@ impl Dataset {
             }
         }
         (prep(&self.train), prep(&val_joined))
+    }
+
+    /// Trains the LSTM on the training part, keeping the weights of the best validation
+    /// loss, with `progress` called after every batch: the one way every caller (`foresight
+    /// train`, the experiment, background training in the live loop) trains a model.
+    pub fn train_lstm(
+        &self,
+        cfg: &LstmConfig,
+        progress: impl FnMut(Progress),
+    ) -> Result<Lstm, ModelError> {
+        let (train, val) = self.prepared(cfg);
+        Lstm::train(
+            cfg,
+            self.series.step,
+            self.value_scaler,
+            self.feature_scalers.clone(),
+            &train,
+            &val,
+            progress,
+        )
     }
 
     /// Holt-Winters with a daily season, fitted on the raw training part for `horizon`.

@@ -76,6 +76,22 @@ impl InstanceModel {
     pub fn capacity(&self) -> f64 {
         f64::from(self.workers) / self.mean_service
     }
+
+    /// Instances that serve `rate` requests per second at `target` utilisation (at least one).
+    pub fn instances_for(&self, rate: f64, target: f64) -> usize {
+        instances_for(rate, self.capacity(), target)
+    }
+}
+
+/// Utilisation a fixed fleet is sized for at its peak (`static` in the experiment and the
+/// demo): the predictive policies' default target.
+pub const STATIC_TARGET: f64 = 0.7;
+
+/// Instances of `capacity` requests per second that serve `rate` at `target` utilisation:
+/// `ceil(rate / (capacity × target))`, at least one. The one sizing rule of every policy,
+/// static fleet and initial pool.
+pub fn instances_for(rate: f64, capacity: f64, target: f64) -> usize {
+    ((rate / (capacity * target)).ceil() as usize).max(1)
 }
 
 /// The highest predicted rate in `[from, to]` seconds ahead (the latest point before `from`

@@ -215,7 +215,7 @@ impl Policy for Predictive {
         let held = self.held_load(obs).unwrap_or(load).max(load);
         let predicted_util = load / (current.max(1) as f64 * cap);
         let held_util = held / (current.max(1) as f64 * cap);
-        let size = |l: f64| ((l / (cap * self.cfg.target)).ceil() as usize).max(1);
+        let size = |l: f64| crate::instances_for(l, cap, self.cfg.target);
         let (r, r_held) = (size(load), size(held));
         let c = &self.cfg;
         let (replicas, verdict) = if predicted_util > c.theta_up && r > current {

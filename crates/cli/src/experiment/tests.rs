@@ -81,13 +81,10 @@ fn the_simulator_and_the_live_loop_step_the_same_autoscaler() {
         seasons: 7,
         quantile: 0.95,
     };
-    let base = Base::Simple(spec);
-    let mut sim = Autoscaler::build(
-        &settings_for(&job, &a, &setup),
-        foresight_for(job.kind, &setup, copy_forecaster(&base)),
-        "seasonal-quantile",
-    )
-    .unwrap();
+    let mut sim = spec_for(&job, &a, &setup, &Fitted::Simple(spec))
+        .build()
+        .unwrap()
+        .autoscaler;
     // The same deployment, as a `[control]` section.
     let section = format!(
         "policy = \"hybrid\"\nforecaster = \"seasonal-quantile\"\nhistory = \"{}\"\nhistory_scale = {}\ninterval = \"15s\"\nstep = \"1m\"\nworkers = 4\ncapacity_rps = 20.0\nmin = 1\nmax = 200\nlead = \"3m\"\nmargin = \"2m\"\nactuator = \"none\"",
