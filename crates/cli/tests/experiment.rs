@@ -271,3 +271,74 @@ fn bad_inputs_are_usage_errors() {
         text(&o)
     );
 }
+
+/// `generate suite`: each workload's trace and parameters, the index, the same files for the
+/// same seed, and bounded flags.
+#[test]
+fn a_generated_suite_is_written_whole_and_reproducibly() {
+    let dir = tempdir("suite");
+    let gen = |out: &std::path::Path| {
+        run(&[
+            "generate",
+            "suite",
+            "--seed",
+            "5",
+            "--count",
+            "3",
+            "--days",
+            "21",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    for d in [&a, &b] {
+        let o = gen(d);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    for name in ["w000", "w001", "w002"] {
+        let csv = std::fs::read_to_string(a.join(format!("{name}.csv"))).unwrap();
+        let rows = csv.lines().count() - 1;
+        // Collection gaps remove a few rows, never more than a few hundred.
+        assert!(
+            (21 * 1440 - 500..=21 * 1440).contains(&rows),
+            "{name}: {rows}"
+        );
+        assert_eq!(
+            csv,
+            std::fs::read_to_string(b.join(format!("{name}.csv"))).unwrap()
+        );
+        let params: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(a.join(format!("{name}.json"))).unwrap())
+                .unwrap();
+        assert_eq!(params["name"], name);
+        assert!(params["base"].as_f64().unwrap() > 0.0);
+    }
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("suite.json")).unwrap()).unwrap();
+    assert_eq!(index["seed"], 5);
+    assert_eq!(index["workloads"].as_array().unwrap().len(), 3);
+    for (flag, value) in [
+        ("--count", "0"),
+        ("--count", "5000"),
+        ("--days", "7"),
+        ("--start", "2026-01-06"),
+    ] {
+        let o = run(&[
+            "generate",
+            "suite",
+            "--seed",
+            "1",
+            "--out",
+            dir.join("bad").to_str().unwrap(),
+            flag,
+            value,
+        ]);
+        assert_eq!(o.status.code(), Some(64), "{flag} {value}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(&format!("for `{flag}`")),
+            "{flag} {value}: {}",
+            text(&o)
+        );
+    }
+}
