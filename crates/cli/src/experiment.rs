@@ -1,7 +1,7 @@
 //! `foresight experiment`: static, reactive and predictive scaling on the same replayed trace,
 //! in the simulator, at their defaults and along each policy's cost–quality frontier.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -26,17 +26,23 @@ use serde::Serialize;
 use crate::{failure, usage_error};
 
 mod report;
+mod suite;
 use report::report;
 
 #[derive(Args)]
 pub struct ExperimentArgs {
     /// Trace CSV (`minute,count`); its test part (the last 15%) is replayed.
+    #[arg(long, required_unless_present = "suite", conflicts_with = "suite")]
+    trace: Option<PathBuf>,
+    /// Instead of one trace: every `*.csv` of this directory (`foresight generate suite`),
+    /// each run as `--trace` would be, reported per workload and in aggregate.
     #[arg(long)]
-    trace: PathBuf,
+    suite: Option<PathBuf>,
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Write plots (timeline.svg, frontiers.svg) into this directory.
+    /// Write plots (timeline.svg, frontiers.svg; with `--suite`, suite.svg) into this
+    /// directory.
     #[arg(long)]
     plots: Option<PathBuf>,
     /// Request rate of the trace's busiest test minute [default: what about 20 instances
@@ -495,7 +501,8 @@ enum Failure {
     Other(String),
 }
 
-fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
+/// Checks the flags, naming the first bad one.
+fn validate(a: &ExperimentArgs) -> Result<(), Failure> {
     let usage = Failure::Usage;
     if !(a.slo_goal > 0.0 && a.slo_goal < 1.0) {
         return Err(usage(format!(
@@ -573,21 +580,60 @@ fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
             a.quantile
         )));
     }
+    if a.forecaster == ForecasterSpec::None {
+        return Err(usage(
+            "invalid value for `--forecaster`: `none` (the predictive policies need one)".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
+    validate(a)?;
+    let Some(trace) = &a.trace else {
+        let dir = a.suite.as_ref().expect("clap: --trace or --suite");
+        return suite::run(a, dir);
+    };
+    let prepared = prepare(a, trace, a.quiet)?;
+    let multi = if a.quiet {
+        MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())
+    } else {
+        MultiProgress::new()
+    };
+    let runs = run_jobs(a, &prepared, &multi, 2)?;
+    report(a, trace, &prepared.setup, &prepared.fname, &runs)
+}
+
+/// A trace made ready to replay: what is replayed and how it is sized, the forecaster fitted
+/// on its training part, and the runs to do.
+struct Prepared {
+    /// Shown before the progress of its runs (a suite's workload name).
+    label: String,
+    setup: Setup,
+    fitted: Fitted,
+    jobs: Vec<Job>,
+    fname: String,
+}
+
+/// Loads `trace`, picks the replayed part (the first gap-free stretch of the test part),
+/// sizes the pool and fits the forecaster (training progress unless `quiet`).
+fn prepare(a: &ExperimentArgs, trace: &Path, quiet: bool) -> Result<Prepared, Failure> {
+    let usage = Failure::Usage;
     let fname = a.forecaster.to_string();
-    let series = Series::load(&a.trace, None, foresight_forecast::Aggregate::Sum)
+    let series = Series::load(trace, None, foresight_forecast::Aggregate::Sum)
         .map_err(|e| usage(e.to_string()))?;
     if series.step != 60 {
         return Err(usage(format!(
             "{}: the experiment replays per-minute traces; this one has {} s steps",
-            a.trace.display(),
+            trace.display(),
             series.step
         )));
     }
     let mut cfg = ForecastConfig::default();
     cfg.lstm.seed = a.seed;
     cfg.lstm.horizon = 15;
-    let ds = Dataset::new(series, &cfg.data)
-        .map_err(|e| usage(format!("{}: {e}", a.trace.display())))?;
+    let ds =
+        Dataset::new(series, &cfg.data).map_err(|e| usage(format!("{}: {e}", trace.display())))?;
     let split = ds.report.split;
     // The replayed part: the first gap-free stretch of the test part.
     let seg = ds
@@ -612,7 +658,7 @@ fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
     if counts.len() < 60 {
         return Err(usage(format!(
             "{}: the test part has only {} gap-free minutes (need 60)",
-            a.trace.display(),
+            trace.display(),
             counts.len()
         )));
     }
@@ -633,7 +679,7 @@ fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
         .collect();
     eprintln!(
         "experiment: {} — replaying {} minutes from {}; peak {:.0} req/s (busiest minute), mean {:.1} req/s; instance = {} workers × {:.0} ms = {:.0} req/s; provisioning {}; SLO {} ms for {:.1}% of requests; forecaster {}; seed {}",
-        a.trace.display(),
+        trace.display(),
         counts.len(),
         chrono::DateTime::from_timestamp(start_time, 0).map(|d| d.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default(),
         peak_rps,
@@ -647,12 +693,7 @@ fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
         fname,
         a.seed
     );
-    if a.forecaster == ForecasterSpec::None {
-        return Err(usage(
-            "invalid value for `--forecaster`: `none` (the predictive policies need one)".into(),
-        ));
-    }
-    let training = crate::progress::Training::new(a.quiet);
+    let training = crate::progress::Training::new(quiet);
     let fitted =
         Fitted::fit(a.forecaster, &ds, &cfg, |p| training.update(p)).map_err(Failure::Usage)?;
     training.finish();
@@ -676,21 +717,34 @@ fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
                 })
         })
         .collect();
-    let multi = if a.quiet {
-        MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())
-    } else {
-        MultiProgress::new()
-    };
+    Ok(Prepared {
+        label: String::new(),
+        setup,
+        fitted,
+        jobs: todo,
+        fname,
+    })
+}
+
+/// Runs every job of `p` on `workers` threads, each with a bar in `multi`, in job order.
+fn run_jobs(
+    a: &ExperimentArgs,
+    p: &Prepared,
+    multi: &MultiProgress,
+    workers: usize,
+) -> Result<Vec<RunResult>, Failure> {
+    let (todo, setup, fitted) = (&p.jobs, &p.setup, &p.fitted);
     let overall = multi.add(ProgressBar::new(todo.len() as u64));
+    overall.set_prefix(p.label.clone());
     overall.set_style(
-        ProgressStyle::with_template("runs [{bar:30}] {pos}/{len} {elapsed} eta {eta}")
+        ProgressStyle::with_template("{prefix}runs [{bar:30}] {pos}/{len} {elapsed} eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
     let next = Mutex::new(0usize);
     let results: Mutex<Vec<(usize, Result<RunResult, String>)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
-        for _ in 0..2 {
+        for _ in 0..workers {
             let bar = multi.add(ProgressBar::new(1000));
             bar.set_style(
                 ProgressStyle::with_template("{prefix:>30} [{bar:30}] {percent:>3}%")
@@ -719,11 +773,10 @@ fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
     overall.finish_and_clear();
     let mut results = results.into_inner().expect("not poisoned");
     results.sort_by_key(|(i, _)| *i);
-    let mut runs = Vec::new();
-    for (_, r) in results {
-        runs.push(r.map_err(Failure::Other)?);
-    }
-    report(a, &setup, &fname, &runs)
+    results
+        .into_iter()
+        .map(|(_, r)| r.map_err(Failure::Other))
+        .collect()
 }
 
 #[cfg(test)]

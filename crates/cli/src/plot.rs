@@ -463,3 +463,62 @@ pub fn live_demo(
     root.present()?;
     Ok(())
 }
+
+/// Over the workloads of a suite, the share (y) whose instance-hours at the goal are at most
+/// x times the oracle's, one step line per policy; a workload where the policy (or the oracle)
+/// never reaches the goal never counts, so such a line stays below 1.
+pub fn ratio_cdf(
+    path: &Path,
+    lines: &[(String, Vec<Option<f64>>)],
+    workloads: usize,
+) -> anyhow::Result<()> {
+    register_font();
+    anyhow::ensure!(workloads > 0 && !lines.is_empty(), "nothing to plot");
+    let finite: Vec<f64> = lines
+        .iter()
+        .flat_map(|(_, v)| v.iter().flatten().copied())
+        .collect();
+    let xmax = finite.iter().copied().fold(1.5, f64::max).min(4.0) * 1.05;
+    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut c = ChartBuilder::on(&root)
+        .caption(
+            "Cost at the SLO goal over the oracle's, across workloads",
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(60)
+        .build_cartesian_2d(1.0..xmax, 0.0..1.02)?;
+    c.configure_mesh()
+        .x_desc("instance-hours at the goal ÷ oracle's (capped at 4)")
+        .y_desc("share of workloads at or below")
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    for (i, (name, ratios)) in lines.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let mut v: Vec<f64> = ratios.iter().flatten().map(|r| r.min(xmax)).collect();
+        v.sort_by(f64::total_cmp);
+        let mut pts = vec![(1.0, 0.0)];
+        for (k, r) in v.iter().enumerate() {
+            pts.push((*r, k as f64 / workloads as f64));
+            pts.push((*r, (k + 1) as f64 / workloads as f64));
+        }
+        if let Some(last) = pts.last().copied() {
+            pts.push((xmax, last.1));
+        }
+        c.draw_series(LineSeries::new(pts, color.stroke_width(2)))?
+            .label(name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    c.configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

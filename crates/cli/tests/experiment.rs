@@ -342,3 +342,65 @@ fn a_generated_suite_is_written_whole_and_reproducibly() {
         );
     }
 }
+
+/// `experiment --suite`: every workload run, a row each and an aggregate per policy, in the
+/// table and the JSON, and the CDF plot; a directory without workloads is a usage error.
+#[test]
+fn a_suite_runs_every_workload_and_aggregates() {
+    let dir = tempdir("suite-run");
+    let suite = dir.join("suite");
+    let o = run(&[
+        "generate",
+        "suite",
+        "--seed",
+        "3",
+        "--count",
+        "2",
+        "--days",
+        "21",
+        "--out",
+        suite.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let json = dir.join("suite.json");
+    let plots = dir.join("plots");
+    let o = run(&[
+        "experiment",
+        "--suite",
+        suite.to_str().unwrap(),
+        "--forecaster",
+        "moving-average",
+        "--minutes",
+        "120",
+        "--no-sweep",
+        "--json",
+        json.to_str().unwrap(),
+        "--plots",
+        plots.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("| w000 |") && stdout.contains("| w001 |"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("aggregate over 2 workloads"), "{stdout}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["workloads"].as_array().unwrap().len(), 2);
+    let agg = v["aggregate"].as_array().unwrap();
+    let oracle = agg.iter().find(|g| g["policy"] == "oracle").unwrap();
+    assert_eq!(oracle["workloads"], 2);
+    assert!(agg.iter().any(|g| g["policy"] == "hybrid-moving-average"));
+    assert!(v["workloads"][0]["shape"]
+        .as_str()
+        .unwrap()
+        .contains("diurnal"));
+    assert!(std::fs::metadata(plots.join("suite.svg")).unwrap().len() > 1000);
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = run(&["experiment", "--suite", empty.to_str().unwrap(), "--quiet"]);
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no *.csv workload"));
+}

@@ -210,6 +210,54 @@ impl Workload {
         }
     }
 
+    /// The workload's shape in a line, for tables (`bursts 3.2× 4 min at :15 every 2nd
+    /// hour …; daily drop 25 min at 13:20; …`).
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(b) = &self.bursts {
+            let at: Vec<String> = b.minutes_past.iter().map(|m| format!(":{m:02}")).collect();
+            let days = match b.weekdays.len() {
+                7 => "every day".to_string(),
+                5 if b.weekdays == [0, 1, 2, 3, 4] => "weekdays".to_string(),
+                _ => format!("days {:?}", b.weekdays),
+            };
+            parts.push(format!(
+                "bursts {:.1}× {} min at {} {}, {days}, jitter ±{}, skip {:.0}%, echo {:.0}%",
+                b.factor,
+                b.length,
+                at.join(","),
+                b.hour_rule,
+                b.jitter,
+                100.0 * b.skip,
+                100.0 * b.echo
+            ));
+        }
+        if let Some((at, len)) = self.outages.daily {
+            parts.push(format!(
+                "daily drop {len} min at {:02}:{:02}",
+                at / 60,
+                at % 60
+            ));
+        } else if self.outages.per_week > 0.0 {
+            parts.push(format!("drops {:.1}/wk", self.outages.per_week));
+        }
+        if self.flash_crowds.per_week > 0.0 {
+            parts.push(format!("flash crowds {:.1}/wk", self.flash_crowds.per_week));
+        }
+        parts.push(format!(
+            "diurnal {:.2}, weekend {:.2}, trend {:+.0}%/wk",
+            self.daily_amplitude,
+            self.weekend_factor,
+            100.0 * self.trend_per_week
+        ));
+        parts.push(match self.noise {
+            Noise::Poisson => "poisson".into(),
+            Noise::LogNormal { sigma } => format!("log-normal σ {sigma:.2}"),
+            Noise::HeavyTailed { alpha, .. } => format!("heavy-tailed α {alpha:.1}"),
+        });
+        parts.join("; ")
+    }
+
     /// Checks the values, naming the first bad one.
     pub fn validate(&self) -> Result<(), String> {
         let within = |name: &str, v: f64, lo: f64, hi: f64| {

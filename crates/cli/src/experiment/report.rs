@@ -1,5 +1,7 @@
 //! The report of `foresight experiment`: tables, frontiers, matched comparisons, JSON and plots.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::*;
@@ -64,8 +66,72 @@ fn at_hours(f: &[FrontierPoint], hours: f64, value: impl Fn(&FrontierPoint) -> f
         .map(|p| value(p))
 }
 
+/// What a run's frontiers say, read at the goal and at the HPA's cost.
+pub(super) struct Summary {
+    /// Every run of each policy family, by instance-hours.
+    frontiers: BTreeMap<String, Vec<FrontierPoint>>,
+    /// The HPA's instance-hours at its default (0 without an HPA run).
+    pub hpa_hours: f64,
+    /// Instance-hours at which each family reaches the goal (none: never).
+    pub at_goal: BTreeMap<String, Option<f64>>,
+    /// p99 response time at the HPA's cost.
+    pub p99_at_hpa: BTreeMap<String, Option<f64>>,
+    /// Mean response time at the HPA's cost.
+    pub mean_at_hpa: BTreeMap<String, Option<f64>>,
+    /// p99 queueing delay at the HPA's cost.
+    pub queue_at_hpa: BTreeMap<String, Option<f64>>,
+    /// SLO attainment at the HPA's cost.
+    pub attainment_at_hpa: BTreeMap<String, Option<f64>>,
+}
+
+/// Reads the runs' frontiers.
+pub(super) fn summarise(runs: &[RunResult], goal: f64) -> Summary {
+    let mut frontiers: BTreeMap<String, Vec<FrontierPoint>> = Default::default();
+    for r in runs {
+        frontiers
+            .entry(family(&r.name))
+            .or_default()
+            .push(FrontierPoint {
+                knob: r.knob,
+                quantile: r.quantile,
+                instance_hours: r.instance_hours,
+                slo_attainment: r.slo_attainment,
+                p99_ms: r.p99_ms,
+                mean_ms: r.mean_ms,
+                p99_queue_ms: r.queue_p99_ms,
+            });
+    }
+    for f in frontiers.values_mut() {
+        f.sort_by(|a, b| a.instance_hours.total_cmp(&b.instance_hours));
+    }
+    let hpa_hours = runs
+        .iter()
+        .find(|r| r.default && r.name == "hpa")
+        .map(|r| r.instance_hours)
+        .unwrap_or(0.0);
+    let read = |value: fn(&FrontierPoint) -> f64| {
+        frontiers
+            .iter()
+            .map(|(n, f)| (n.clone(), at_hours(f, hpa_hours, value)))
+            .collect()
+    };
+    Summary {
+        at_goal: frontiers
+            .iter()
+            .map(|(n, f)| (n.clone(), hours_at_goal(f, goal)))
+            .collect(),
+        p99_at_hpa: read(|p| p.p99_ms),
+        mean_at_hpa: read(|p| p.mean_ms),
+        queue_at_hpa: read(|p| p.p99_queue_ms),
+        attainment_at_hpa: read(|p| p.slo_attainment),
+        hpa_hours,
+        frontiers,
+    }
+}
+
 pub(super) fn report(
     a: &ExperimentArgs,
+    trace: &Path,
     setup: &Setup,
     fname: &str,
     runs: &[RunResult],
@@ -73,7 +139,7 @@ pub(super) fn report(
     let defaults: Vec<&RunResult> = runs.iter().filter(|r| r.default).collect();
     println!(
         "## {} — defaults (SLO {} ms, goal {:.1}%)\n",
-        a.trace.display(),
+        trace.display(),
         a.slo_ms,
         100.0 * a.slo_goal
     );
@@ -98,54 +164,29 @@ pub(super) fn report(
             r.scale_actions
         );
     }
-    let mut frontiers: std::collections::BTreeMap<String, Vec<FrontierPoint>> = Default::default();
-    for r in runs {
-        frontiers
-            .entry(family(&r.name))
-            .or_default()
-            .push(FrontierPoint {
-                knob: r.knob,
-                quantile: r.quantile,
-                instance_hours: r.instance_hours,
-                slo_attainment: r.slo_attainment,
-                p99_ms: r.p99_ms,
-                mean_ms: r.mean_ms,
-                p99_queue_ms: r.queue_p99_ms,
-            });
-    }
-    for f in frontiers.values_mut() {
-        f.sort_by(|a, b| a.instance_hours.total_cmp(&b.instance_hours));
-    }
-    let hpa_hours = defaults
-        .iter()
-        .find(|r| r.name == "hpa")
-        .map(|r| r.instance_hours)
-        .unwrap_or(0.0);
-    let mut at_goal = serde_json::Map::new();
-    let mut at_hpa = serde_json::Map::new();
-    let mut mean_at_hpa = serde_json::Map::new();
-    let mut queue_at_hpa = serde_json::Map::new();
+    let sum = summarise(runs, a.slo_goal);
+    let hpa_hours = sum.hpa_hours;
+    let json_map = |m: &BTreeMap<String, Option<f64>>| {
+        m.iter()
+            .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+            .collect::<serde_json::Map<_, _>>()
+    };
+    let at_goal = json_map(&sum.at_goal);
+    let at_hpa = json_map(&sum.p99_at_hpa);
+    let mean_at_hpa = json_map(&sum.mean_at_hpa);
+    let queue_at_hpa = json_map(&sum.queue_at_hpa);
+    let frontiers = &sum.frontiers;
     println!("\n## Matched comparisons (read off the frontiers)\n");
     println!("| policy | instance-hours to reach {:.1}% within {} ms | vs hpa | p99 ms at hpa's {:.1} instance-hours | vs hpa | mean ms at hpa's cost | p99 queueing ms at hpa's cost | vs hpa |", 100.0 * a.slo_goal, a.slo_ms, hpa_hours);
     println!("|---|---|---|---|---|---|---|---|");
-    let hpa_goal = frontiers
-        .get("hpa")
-        .and_then(|f| hours_at_goal(f, a.slo_goal));
-    let hpa_at = |value: fn(&FrontierPoint) -> f64| {
-        frontiers
-            .get("hpa")
-            .and_then(|f| at_hours(f, hpa_hours, value))
-    };
-    let (hpa_p99, hpa_queue) = (hpa_at(|p| p.p99_ms), hpa_at(|p| p.p99_queue_ms));
-    for (name, f) in &frontiers {
-        let g = hours_at_goal(f, a.slo_goal);
-        let p = at_hours(f, hpa_hours, |p| p.p99_ms);
-        let mean = at_hours(f, hpa_hours, |p| p.mean_ms);
-        let queue = at_hours(f, hpa_hours, |p| p.p99_queue_ms);
-        at_goal.insert(name.clone(), serde_json::json!(g));
-        at_hpa.insert(name.clone(), serde_json::json!(p));
-        mean_at_hpa.insert(name.clone(), serde_json::json!(mean));
-        queue_at_hpa.insert(name.clone(), serde_json::json!(queue));
+    let hpa_goal = sum.at_goal.get("hpa").copied().flatten();
+    let hpa_p99 = sum.p99_at_hpa.get("hpa").copied().flatten();
+    let hpa_queue = sum.queue_at_hpa.get("hpa").copied().flatten();
+    for name in frontiers.keys() {
+        let g = sum.at_goal[name];
+        let p = sum.p99_at_hpa[name];
+        let mean = sum.mean_at_hpa[name];
+        let queue = sum.queue_at_hpa[name];
         let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
             (Some(x), Some(y)) if y > 0.0 => format!("{:.0}%", 100.0 * x / y),
             _ => "—".into(),
@@ -165,7 +206,7 @@ pub(super) fn report(
     }
     if let Some(path) = &a.json {
         let json = serde_json::json!({
-            "trace": a.trace.display().to_string(),
+            "trace": trace.display().to_string(),
             "settings": {
                 "peak_rps": setup.peak_rps,
                 "provision_delay_secs": a.provision_delay.as_secs_f64(),
@@ -202,7 +243,7 @@ pub(super) fn report(
             .map_err(|e| Failure::Other(format!("cannot create {}: {e}", dir.display())))?;
         crate::plot::frontiers(
             &dir.join("frontiers.svg"),
-            &frontiers_for_plot(&frontiers),
+            &frontiers_for_plot(frontiers),
             a.slo_goal,
         )
         .map_err(|e| Failure::Other(e.to_string()))?;
