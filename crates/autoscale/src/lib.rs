@@ -15,6 +15,7 @@
 //! # Layout
 //! - `assemble`: [`AutoscalerSpec`] and its one `build()`, [`ModelSource`]
 //! - `fit`: [`Fitted`], forecasters fitted once on a trace and copied per run
+//! - `select`: [`Planning`], [`score`]: a candidate forecaster scored as the autoscaler plans
 //! - `learner`: [`Learner`], the live LSTM (loaded, trained in the background, retrained)
 //! - `spec`: [`PolicySpec`], [`ForecasterSpec`], [`PolicyParams`]
 //! - `planner`: [`Planner`], per-step requests to planned rates with a band and trust
@@ -29,6 +30,7 @@ mod features;
 mod fit;
 mod learner;
 mod planner;
+mod select;
 mod spec;
 
 pub use assemble::{Assembled, AutoscalerSpec, ModelSource};
@@ -37,6 +39,7 @@ pub use features::FeatureSteps;
 pub use fit::Fitted;
 pub use learner::Learner;
 pub use planner::{Planner, StepClock, BAND_MIN_POINTS, RESIDUAL_WINDOW, UPPER_QUANTILE};
+pub use select::{pinball, score, Planning, Score};
 pub use spec::{
     ForecasterSpec, PolicyParams, PolicySpec, UnknownName, DAY_OF_MINUTES, FLOOR_TARGET,
     FORECAST_SCALE_IN_WINDOW,

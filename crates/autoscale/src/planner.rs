@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use foresight_forecast::{AnomalyConfig, Detector, Forecaster};
+use foresight_forecast::{plan_curve, AnomalyConfig, Detector, Forecaster};
 
 /// The forecast is the expected rate; sizing for it leaves every above-average step short. The
 /// planner adds a quantile (by default this one) of the last [`RESIDUAL_WINDOW`] realised
@@ -217,17 +217,10 @@ impl Planner {
                 .collect()
         };
         let expected: Option<Vec<f64>> = forecaster.forecast(self.horizon).map(|v| to_rate(&v));
-        let qs = forecaster.quantiles();
-        let plan: Option<Vec<f64>> = if qs.is_empty() {
+        let plan: Option<Vec<f64>> = if forecaster.quantiles().is_empty() {
             expected.clone()
         } else {
-            let k = qs
-                .iter()
-                .position(|q| *q >= self.quantile - 1e-9)
-                .unwrap_or(qs.len() - 1);
-            forecaster
-                .forecast_quantiles(self.horizon)
-                .and_then(|mut curves| (k < curves.len()).then(|| to_rate(&curves.swap_remove(k))))
+            plan_curve(forecaster.as_mut(), self.horizon, self.quantile).map(|c| to_rate(&c))
         };
         if let (Some(fc), Some(pl)) = (&expected, &plan) {
             let k = self.lead_steps.min(fc.len()).min(pl.len()).max(1);

@@ -239,13 +239,17 @@ pub enum ForecasterSpec {
         /// The quantile (0–1).
         quantile: f64,
     },
+    /// The candidates fitted on the training part and the one that plans best on the
+    /// validation part chosen (see `foresight_autoscale::Fitted::fit`).
+    Auto,
     /// No forecaster (reactive policies only).
     None,
 }
 
 impl ForecasterSpec {
     /// The names, as parsed.
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
+        "auto",
         "lstm",
         "holt-winters",
         "moving-average",
@@ -264,6 +268,7 @@ impl ForecasterSpec {
             ForecasterSpec::Persistence => "persistence",
             ForecasterSpec::SeasonalNaive { .. } => "seasonal-naive",
             ForecasterSpec::SeasonalQuantile { .. } => "seasonal-quantile",
+            ForecasterSpec::Auto => "auto",
             ForecasterSpec::None => "none",
         }
     }
@@ -295,9 +300,10 @@ impl ForecasterSpec {
                 seasons,
                 quantile,
             } => Box::new(SeasonalQuantile::new(step, season, seasons, quantile)),
-            ForecasterSpec::Lstm | ForecasterSpec::HoltWinters | ForecasterSpec::None => {
-                return None
-            }
+            ForecasterSpec::Lstm
+            | ForecasterSpec::HoltWinters
+            | ForecasterSpec::Auto
+            | ForecasterSpec::None => return None,
         })
     }
 }
@@ -317,6 +323,7 @@ impl FromStr for ForecasterSpec {
     /// 0.95 quantile over the last 7 days, a 5-step moving average).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
+            "auto" => ForecasterSpec::Auto,
             "lstm" => ForecasterSpec::Lstm,
             "holt-winters" => ForecasterSpec::HoltWinters,
             "moving-average" => ForecasterSpec::MovingAverage { window: 5 },

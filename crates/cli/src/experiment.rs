@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::Args;
 use foresight_autoscale::{
-    Autoscaler, AutoscalerSpec, Fitted, ForecasterSpec, ModelSource, PolicyParams, PolicySpec,
-    Sample, Settings, StepClock, FLOOR_TARGET,
+    Autoscaler, AutoscalerSpec, Fitted, ForecasterSpec, ModelSource, Planning, PolicyParams,
+    PolicySpec, Sample, Settings, StepClock, FLOOR_TARGET,
 };
 use foresight_balance::{Algorithm, SlowStartConfig};
 use foresight_core::dist::Distribution;
@@ -63,7 +63,8 @@ pub struct ExperimentArgs {
     #[arg(long, default_value_t = 20.0)]
     capacity_rps: f64,
     /// Forecaster for the predictive policies: lstm, holt-winters, moving-average,
-    /// persistence, seasonal-naive or seasonal-quantile.
+    /// persistence, seasonal-naive, seasonal-quantile, or auto (every candidate fitted, and
+    /// the one that plans best on the validation part chosen).
     #[arg(long, default_value = "lstm")]
     forecaster: ForecasterSpec,
     /// Plan for this quantile of the forecast's realised errors above the expected rate (the
@@ -601,7 +602,18 @@ fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
         MultiProgress::new()
     };
     let runs = run_jobs(a, &prepared, &multi, 2)?;
-    report(a, trace, &prepared.setup, &prepared.fname, &runs)
+    report(a, trace, &prepared, &runs)
+}
+
+/// How the experiment's autoscalers plan, for `auto`'s scoring: the provisioning delay in
+/// minutes, the policies' margin, the planned quantile.
+fn planning(a: &ExperimentArgs, cfg: &ForecastConfig) -> Planning {
+    Planning {
+        lead_steps: (a.provision_delay.as_secs_f64() / 60.0).ceil().max(1.0) as usize,
+        margin_steps: (PredictiveConfig::default().margin / 60.0).round() as usize,
+        quantile: a.quantile,
+        horizon: cfg.lstm.horizon,
+    }
 }
 
 /// A trace made ready to replay: what is replayed and how it is sized, the forecaster fitted
@@ -694,9 +706,22 @@ fn prepare(a: &ExperimentArgs, trace: &Path, quiet: bool) -> Result<Prepared, Fa
         a.seed
     );
     let training = crate::progress::Training::new(quiet);
-    let fitted =
-        Fitted::fit(a.forecaster, &ds, &cfg, |p| training.update(p)).map_err(Failure::Usage)?;
+    let fitted = Fitted::fit(a.forecaster, &ds, &cfg, &planning(a, &cfg), |p| {
+        training.update(p)
+    })
+    .map_err(Failure::Usage)?;
     training.finish();
+    if let Some((chosen, scores)) = fitted.choice() {
+        eprintln!(
+            "auto: {} plans best on the validation part ({})",
+            chosen,
+            scores
+                .iter()
+                .map(|s| format!("{} {:.2}", s.name, s.pinball))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let setup = Setup {
         counts,
         start_time,

@@ -451,11 +451,11 @@ impl ControlConfig {
                     ));
                 }
             }
-            ForecasterSpec::HoltWinters => {
+            ForecasterSpec::HoltWinters | ForecasterSpec::Auto => {
                 return Err(invalid(
                     "forecaster",
                     name,
-                    "a forecaster the live loop runs: lstm, moving-average, persistence, seasonal-naive, seasonal-quantile, none (holt-winters is fitted offline by `foresight experiment` and `forecast eval`)",
+                    "a forecaster the live loop runs: lstm, moving-average, persistence, seasonal-naive, seasonal-quantile, none (holt-winters is fitted offline, and auto is chosen on validation data, by `foresight experiment`; the live loop does not choose yet)",
                 ))
             }
             ForecasterSpec::MovingAverage { window } => {
@@ -712,6 +712,7 @@ mod tests {
             ("policy = \"oracle\"", "simulator only"),
             ("forecaster = \"prophet\"", "seasonal-quantile"),
             ("forecaster = \"holt-winters\"", "fitted offline"),
+            ("forecaster = \"auto\"", "auto is chosen on validation data"),
             ("quantile = 1.5", "`control.quantile`"),
             ("features = 3", "`control.features`"),
             ("[features]\ncpu = \"x\"", "forecaster = \"lstm\""),

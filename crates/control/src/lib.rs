@@ -200,7 +200,7 @@ pub fn spec(c: &ControlConfig) -> Result<AutoscalerSpec, String> {
         (ForecasterSpec::Lstm, None, None) => {
             return Err("`control.forecaster = \"lstm\"` needs `model` or `history`".into())
         }
-        (ForecasterSpec::HoltWinters, ..) => {
+        (ForecasterSpec::HoltWinters | ForecasterSpec::Auto, ..) => {
             return Err(format!(
                 "forecaster {} is not available in the live loop",
                 c.forecaster

@@ -8,6 +8,7 @@
 pub mod anomaly;
 pub mod baselines;
 pub mod config;
+pub mod envelope;
 pub mod eval;
 pub mod holt_winters;
 pub mod lstm;
@@ -21,6 +22,7 @@ pub mod series;
 pub use anomaly::{AnomalyConfig, Detector};
 pub use baselines::{MovingAverage, Persistence, SeasonalNaive};
 pub use config::ForecastConfig;
+pub use envelope::{plan_curve, Envelope};
 pub use eval::{evaluate, Evaluation, Score};
 pub use holt_winters::HoltWinters;
 pub use lstm::{Lstm, LstmConfig, ModelError};

@@ -132,10 +132,10 @@ pub(super) fn summarise(runs: &[RunResult], goal: f64) -> Summary {
 pub(super) fn report(
     a: &ExperimentArgs,
     trace: &Path,
-    setup: &Setup,
-    fname: &str,
+    prepared: &Prepared,
     runs: &[RunResult],
 ) -> Result<(), Failure> {
+    let (setup, fname) = (&prepared.setup, &prepared.fname);
     let defaults: Vec<&RunResult> = runs.iter().filter(|r| r.default).collect();
     println!(
         "## {} — defaults (SLO {} ms, goal {:.1}%)\n",
@@ -223,6 +223,7 @@ pub(super) fn report(
                 "cold_start_secs": a.cold_start.as_secs_f64(),
                 "slow_start_secs": a.slow_start.as_secs_f64(),
             },
+            "forecaster_choice": choice_json(&prepared.fitted),
             "policies": defaults,
             "frontiers": frontiers,
             "matched": {
@@ -290,4 +291,21 @@ fn frontiers_for_plot(
             )
         })
         .collect()
+}
+
+/// `auto`'s choice and every candidate's score on the validation part (null for a named
+/// forecaster).
+pub(super) fn choice_json(fitted: &Fitted) -> serde_json::Value {
+    match fitted.choice() {
+        None => serde_json::Value::Null,
+        Some((chosen, scores)) => serde_json::json!({
+            "chosen": chosen,
+            "scores": scores.iter().map(|s| serde_json::json!({
+                "forecaster": s.name,
+                "pinball": s.pinball,
+                "coverage": s.coverage,
+                "windows": s.windows,
+            })).collect::<Vec<_>>(),
+        }),
+    }
 }

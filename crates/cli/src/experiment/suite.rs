@@ -20,6 +20,8 @@ struct WorkloadResult {
     name: String,
     /// The generator's parameters in a line (`—` for a trace without them).
     shape: String,
+    /// `auto`'s choice and the candidates' scores (null for a named forecaster).
+    forecaster_choice: serde_json::Value,
     hpa_hours: f64,
     instance_hours_at_goal: BTreeMap<String, Option<f64>>,
     slo_attainment_at_hpa_cost: BTreeMap<String, Option<f64>>,
@@ -172,6 +174,7 @@ fn workload(
         .and_then(|t| serde_json::from_str::<Workload>(&t).ok())
         .map_or_else(|| "—".to_string(), |w| w.describe());
     Ok(WorkloadResult {
+        forecaster_choice: super::report::choice_json(&prepared.fitted),
         name,
         shape,
         hpa_hours: s.hpa_hours,
@@ -250,8 +253,11 @@ fn report_suite(a: &ExperimentArgs, dir: &Path, results: &[WorkloadResult]) -> R
         100.0 * a.slo_goal,
         a.slo_ms
     );
-    println!("| workload | {} | shape |", families.join(" | "));
-    println!("|---|{}---|", "---|".repeat(families.len()));
+    println!(
+        "| workload | {} | forecaster | shape |",
+        families.join(" | ")
+    );
+    println!("|---|{}---|---|", "---|".repeat(families.len()));
     for r in results {
         let cells: Vec<String> = families
             .iter()
@@ -263,7 +269,16 @@ fn report_suite(a: &ExperimentArgs, dir: &Path, results: &[WorkloadResult]) -> R
                     .map_or("—".into(), |h| format!("{h:.1}"))
             })
             .collect();
-        println!("| {} | {} | {} |", r.name, cells.join(" | "), r.shape);
+        let chosen = r.forecaster_choice["chosen"]
+            .as_str()
+            .unwrap_or(a.forecaster.as_str());
+        println!(
+            "| {} | {} | {} | {} |",
+            r.name,
+            cells.join(" | "),
+            chosen,
+            r.shape
+        );
     }
     let agg = aggregate(results);
     println!(
@@ -346,6 +361,7 @@ mod tests {
         WorkloadResult {
             name: name.into(),
             shape: "—".into(),
+            forecaster_choice: serde_json::Value::Null,
             hpa_hours: 10.0,
             instance_hours_at_goal: goals.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             slo_attainment_at_hpa_cost: BTreeMap::new(),
