@@ -20,6 +20,7 @@
 //! - `spec`: [`PolicySpec`], [`ForecasterSpec`], [`PolicyParams`]
 //! - `planner`: [`Planner`], per-step requests to planned rates with a band and trust
 //! - `autoscaler`: [`Autoscaler`], [`Sample`], [`Step`]
+//! - `timing`: [`Timing`], the plan widened for load that comes early or late
 //! - `features`: [`FeatureSteps`], feature readings averaged per forecaster step
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -32,6 +33,7 @@ mod learner;
 mod planner;
 mod select;
 mod spec;
+mod timing;
 
 pub use assemble::{Assembled, AutoscalerSpec, ModelSource};
 pub use autoscaler::{Autoscaler, Sample, Step};
@@ -44,6 +46,7 @@ pub use spec::{
     ForecasterSpec, PolicyParams, PolicySpec, UnknownName, DAY_OF_MINUTES, FLOOR_TARGET,
     FORECAST_SCALE_IN_WINDOW,
 };
+pub use timing::{widen, Timing, MAX_WIDEN};
 
 use foresight_forecast::Forecaster;
 use foresight_scale::{Governor, Limits};

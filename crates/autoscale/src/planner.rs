@@ -5,6 +5,8 @@ use std::collections::VecDeque;
 
 use foresight_forecast::{plan_curve, AnomalyConfig, Detector, Forecaster};
 
+use crate::timing::{widen, Timing, MAX_WIDEN};
+
 /// The forecast is the expected rate; sizing for it leaves every above-average step short. The
 /// planner adds a quantile (by default this one) of the last [`RESIDUAL_WINDOW`] realised
 /// errors at the planning lead (past errors only).
@@ -61,6 +63,13 @@ pub struct Planner {
     recorded: Option<Vec<(f64, f64)>>,
     /// Steps given by a warm start ([`Planner::warm`]).
     warmed: usize,
+    /// How early or late the load comes against the plan: the widening in use.
+    timing: Timing,
+    /// Steps each side the plan is widened by now (see [`Timing`]).
+    widening: usize,
+    /// The plans of the last [`MAX_WIDEN`] steps (each step's plan made just before it),
+    /// oldest first, rates: a widened plan also covers load that comes late.
+    past: VecDeque<f64>,
 }
 
 impl Planner {
@@ -106,6 +115,9 @@ impl Planner {
             expected: None,
             recorded: None,
             warmed: 0,
+            timing: Timing::default(),
+            widening: 0,
+            past: VecDeque::new(),
         };
         p.refresh();
         p
@@ -146,6 +158,11 @@ impl Planner {
         });
         self.recorded = Some(first.into_iter().collect());
         self
+    }
+
+    /// Steps each side the plan is widened by now, for load that comes early or late.
+    pub fn widening(&self) -> usize {
+        self.widening
     }
 
     /// The band's quantile.
@@ -191,6 +208,8 @@ impl Planner {
                     self.residuals.pop_front();
                 }
                 self.residuals.push_back(self.rate(value - planned));
+                self.timing
+                    .record(self.step, self.rate(planned), self.rate(value));
             }
         }
         self.step += 1;
@@ -234,10 +253,32 @@ impl Planner {
                 r.push((at as f64 * step_secs, fc[k - 1]));
             }
         }
-        let band = upper_band(&self.residuals, self.quantile);
-        self.current = plan
-            .as_ref()
-            .map(|v| v.iter().map(|r| (r + band).max(0.0)).collect());
+        let (w, band) = match self.timing.choose(self.quantile) {
+            Some((w, band)) if w > 0 => (w, band),
+            _ => (0, upper_band(&self.residuals, self.quantile)),
+        };
+        self.widening = w;
+        self.current = plan.as_ref().map(|v| {
+            // The steps before the next one, then the plan: widened, then the plan's part.
+            let n = self.past.len().min(w);
+            let ext: Vec<f64> = self
+                .past
+                .iter()
+                .skip(self.past.len() - n)
+                .chain(v)
+                .copied()
+                .collect();
+            widen(&ext, w)[n..]
+                .iter()
+                .map(|r| (r + band).max(0.0))
+                .collect()
+        });
+        if let Some(first) = plan.as_ref().and_then(|v| v.first()) {
+            if self.past.len() == MAX_WIDEN {
+                self.past.pop_front();
+            }
+            self.past.push_back(*first);
+        }
         self.expected = expected;
     }
 
@@ -329,7 +370,7 @@ impl Planner {
 
 /// The `q` quantile of the realised errors, never below zero; zero until
 /// [`BAND_MIN_POINTS`] errors are known.
-fn upper_band(residuals: &VecDeque<f64>, q: f64) -> f64 {
+pub(crate) fn upper_band(residuals: &VecDeque<f64>, q: f64) -> f64 {
     if residuals.len() < BAND_MIN_POINTS {
         return 0.0;
     }
@@ -420,16 +461,18 @@ mod tests {
 
     #[test]
     fn the_quantile_sets_the_band() {
-        // Errors alternate 0 and +40: the median band is 0 or 40, the 0.95 band 40, q=0 → 0.
+        // A two-step mean of 100, 140, 100, …: 120, errors alternate −20 and +20: the 0.95
+        // band 20, q=0 → 0 (never below zero). The plan is flat, so no widening helps.
         let run = |q: f64| {
-            let mut p = Planner::new(Box::new(Persistence::new()), 1, 1, clock(1.0, 60, 1.0))
-                .with_quantile(q);
+            let ma = foresight_forecast::MovingAverage::new(60, 2);
+            let mut p = Planner::new(Box::new(ma), 1, 1, clock(1.0, 60, 1.0)).with_quantile(q);
             for i in 0..100 {
                 p.observe(if i % 2 == 0 { 100.0 } else { 140.0 });
             }
+            assert_eq!(p.widening(), 0);
             p.forecast(0.0).unwrap()[0].1 - p.expected().unwrap()[0]
         };
-        assert!((run(0.95) - 40.0).abs() < 1e-9);
+        assert!((run(0.95) - 20.0).abs() < 1e-9);
         assert!(run(0.0).abs() < 1e-9);
         assert!(run(0.95) >= run(0.6));
     }
