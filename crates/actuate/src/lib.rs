@@ -12,6 +12,7 @@
 //!
 //! How the proxy learns about instances is the [`Membership`] trait: in-process with the
 //! proxy's [`foresight_proxy::Pool`], or over the proxy's admin API ([`AdminApi`]).
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 use std::future::Future;

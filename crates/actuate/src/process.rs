@@ -297,6 +297,7 @@ async fn lifecycle(shared: Arc<Shared>, id: u64, mut stop: watch::Receiver<bool>
     // the instance SIGTERM so that no orphan keeps serving. (Tied to the spawning thread: a
     // tokio worker, which lives as long as the runtime.)
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec here.
+    #[allow(unsafe_code)]
     unsafe {
         command.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
@@ -403,6 +404,7 @@ async fn lifecycle(shared: Arc<Shared>, id: u64, mut stop: watch::Receiver<bool>
 async fn terminate(child: &mut Child, grace: Duration) {
     if let Some(pid) = child.id() {
         // SAFETY: kill(2) on a pid we own and have not reaped yet (it is still our child).
+        #[allow(unsafe_code)]
         unsafe {
             libc::kill(pid as libc::pid_t, libc::SIGTERM);
         }

@@ -19,6 +19,7 @@
 //!
 //! It is its own crate because the SDK is a large build (measured in the notes of issue #20).
 //! It is tested against moto's server mode (an AWS emulator), not against AWS.
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod actuator;

@@ -1,6 +1,7 @@
 //! `foresight`: one binary for the whole product. Each subcommand is a thin shell over a library
 //! crate; this file parses flags, sets up logging and the runtime, and maps errors to exit codes
 //! (64 for configuration and usage errors, 1 for the rest).
+#![forbid(unsafe_code)]
 
 mod controller;
 mod demo;

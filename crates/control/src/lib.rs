@@ -11,6 +11,7 @@
 //! services there is one loop per service that has a control section, each on its own pool;
 //! [`routes`] serves their status and Alertmanager's webhook ([`alerts`]: a firing alert can
 //! raise a service's floor).
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use std::collections::VecDeque;

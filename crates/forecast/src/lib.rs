@@ -4,6 +4,7 @@
 //!
 //! Everything is time-injected and seeded, so the evaluation, the simulator and the live control
 //! loop drive the same objects.
+#![forbid(unsafe_code)]
 
 pub mod anomaly;
 pub mod baselines;
@@ -36,6 +37,7 @@ pub use series::{Aggregate, Series, SeriesError};
 /// re-reads `/proc/cpuinfo` each time (12× slower inference, measured). Call this at program
 /// start, before any other thread exists: it pins the ML work to one thread (the small LSTM
 /// gains nothing from a second one, and the proxy keeps the other core).
+#[allow(clippy::disallowed_methods)]
 pub fn init_threads() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         // SAFETY of intent: called first thing in main, while the process is single-threaded.

@@ -227,7 +227,6 @@ mod tests {
 
     #[test]
     fn retrains_in_the_background_and_swaps_without_stopping_forecasts() {
-        crate::init_threads();
         let cfg = ForecastConfig {
             lstm: LstmConfig {
                 hidden: 8,

@@ -61,7 +61,6 @@ proptest! {
 fn saved_model() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        foresight_forecast::init_threads();
         let values: Vec<f64> = (0..24 * 20)
             .map(|i| 100.0 + 50.0 * ((i % 24) as f64 / 24.0 * std::f64::consts::TAU).sin())
             .collect();

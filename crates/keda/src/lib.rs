@@ -22,6 +22,7 @@
 //! The gRPC code is generated at build time from `proto/externalscaler.proto` with protox (no
 //! system `protoc`). This is its own crate because tonic is a large build; the `foresight`
 //! binary includes it with the `keda` feature.
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use std::collections::HashMap;

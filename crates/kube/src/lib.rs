@@ -15,6 +15,7 @@
 //! No Kubernetes cluster can run on the machines this is built on, so it is tested against a
 //! fake API server that follows the API's conventions for Deployments and their scale
 //! subresource (see `tests/fake_apiserver.rs`), not against a real cluster.
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod discovery;

@@ -46,7 +46,6 @@ fn train(cfg: &LstmConfig, ds: &Dataset) -> Lstm {
 
 #[test]
 fn learns_more_than_persistence_and_is_reproducible() {
-    crate::init_threads();
     let ds = Dataset::new(series(), &PrepConfig::default()).unwrap();
     let cfg = small();
     let a = train(&cfg, &ds);
@@ -79,7 +78,6 @@ fn learns_more_than_persistence_and_is_reproducible() {
 
 #[test]
 fn save_load_round_trip_and_bad_files() {
-    crate::init_threads();
     let ds = Dataset::new(series(), &PrepConfig::default()).unwrap();
     let cfg = LstmConfig {
         epochs: 1,
@@ -195,7 +193,6 @@ fn pinball_loss_is_the_quantile_weighted_absolute_error() {
 
 #[test]
 fn quantile_forecasts_are_ordered_and_cover_more_the_higher_they_are() {
-    crate::init_threads();
     let ds = Dataset::new(series(), &PrepConfig::default()).unwrap();
     let cfg = LstmConfig {
         quantiles: vec![0.1, 0.5, 0.9],
@@ -240,7 +237,6 @@ fn quantile_forecasts_are_ordered_and_cover_more_the_higher_they_are() {
 
 #[test]
 fn models_saved_before_quantiles_load_as_point_forecasters() {
-    crate::init_threads();
     let ds = Dataset::new(series(), &PrepConfig::default()).unwrap();
     let cfg = LstmConfig {
         quantiles: Vec::new(),
