@@ -64,6 +64,9 @@ pub struct Settings {
     pub dry_run: bool,
     /// The quantile of realised errors added to the expected rate (the band).
     pub quantile: f64,
+    /// Widest widening of the plan for load that comes early or late, steps each side (0:
+    /// off; at most [`MAX_WIDEN`]); see [`Timing`].
+    pub widen: usize,
 }
 
 /// Where the planned load comes from.
@@ -126,8 +129,11 @@ impl Autoscaler {
             }
         };
         let margin_steps = (p.margin / step_secs).round() as usize;
-        let planner =
-            planner.map(|pl| pl.with_quantile(s.quantile).with_margin_steps(margin_steps));
+        let planner = planner.map(|pl| {
+            pl.with_quantile(s.quantile)
+                .with_margin_steps(margin_steps)
+                .with_widening(s.widen)
+        });
         let governor = Governor::new(s.policy.build(&s.params, forecaster), s.limits, s.dry_run)?;
         Ok(Autoscaler::new(
             planner, governor, step_secs, p.lead, p.margin,

@@ -67,6 +67,8 @@ pub struct Planner {
     timing: Timing,
     /// Steps each side the plan is widened by now (see [`Timing`]).
     widening: usize,
+    /// The widest widening allowed (0: the plan is never widened).
+    max_widen: usize,
     /// The plans of the last [`MAX_WIDEN`] steps (each step's plan made just before it),
     /// oldest first, rates: a widened plan also covers load that comes late.
     past: VecDeque<f64>,
@@ -117,6 +119,7 @@ impl Planner {
             warmed: 0,
             timing: Timing::default(),
             widening: 0,
+            max_widen: 0,
             past: VecDeque::new(),
         };
         p.refresh();
@@ -157,6 +160,13 @@ impl Planner {
             ((k - 1) as f64 * self.clock.step_secs, fc[k - 1])
         });
         self.recorded = Some(first.into_iter().collect());
+        self
+    }
+
+    /// Widens the plan for load that comes early or late by up to `steps` each side (at most
+    /// [`MAX_WIDEN`]), as far as the measured errors say it helps; 0 (the default) never.
+    pub fn with_widening(mut self, steps: usize) -> Planner {
+        self.max_widen = steps.min(MAX_WIDEN);
         self
     }
 
@@ -253,7 +263,7 @@ impl Planner {
                 r.push((at as f64 * step_secs, fc[k - 1]));
             }
         }
-        let (w, band) = match self.timing.choose(self.quantile) {
+        let (w, band) = match self.timing.choose(self.quantile, self.max_widen) {
             Some((w, band)) if w > 0 => (w, band),
             _ => (0, upper_band(&self.residuals, self.quantile)),
         };

@@ -84,7 +84,7 @@ impl Timing {
     /// `None` until every widening has [`BAND_MIN_POINTS`] errors. A step-count quantile
     /// alone would not do: a burst shorter than `1 − q` of the steps falls outside it,
     /// however many requests it carries.
-    pub fn choose(&self, q: f64) -> Option<(usize, f64)> {
+    pub fn choose(&self, q: f64, max: usize) -> Option<(usize, f64)> {
         if self.residuals.iter().any(|r| r.len() < BAND_MIN_POINTS) {
             return None;
         }
@@ -99,7 +99,7 @@ impl Timing {
             (l, band)
         };
         let (mut best, (mut best_loss, mut best_band)) = (0, loss(0));
-        for w in 1..=MAX_WIDEN {
+        for w in 1..=max.min(MAX_WIDEN) {
             let (l, b) = loss(w);
             if l < best_loss * (1.0 - WIDEN_GAIN) {
                 (best, best_loss, best_band) = (w, l, b);
@@ -150,7 +150,7 @@ mod tests {
                 let actual = if s == at { 500.0 } else { 100.0 };
                 t.record(s, plan, actual);
             }
-            t.choose(0.95).unwrap()
+            t.choose(0.95, MAX_WIDEN).unwrap()
         };
         assert_eq!(run(&|_| 0), (0, 0.0));
         let (w, band) = run(&|n| (n * 7) % 4);
@@ -188,6 +188,10 @@ mod tests {
     /// The planner, stepped as the autoscaler steps it, on bursts `jitter(n)` steps off the
     /// nominal minute: (widening at the end, share of bursts whose step was provisioned).
     fn covered(jitter: &dyn Fn(usize) -> i64) -> (usize, f64) {
+        covered_with(jitter, MAX_WIDEN)
+    }
+
+    fn covered_with(jitter: &dyn Fn(usize) -> i64, widen: usize) -> (usize, f64) {
         use crate::{Planner, StepClock};
         let clock = StepClock {
             step_secs: 1.0,
@@ -197,7 +201,8 @@ mod tests {
         };
         let (lead, margin) = (3usize, 2usize);
         let mut p = Planner::new(Box::new(Nominal { last: -60 }), 15, lead, clock)
-            .with_margin_steps(margin);
+            .with_margin_steps(margin)
+            .with_widening(widen);
         let n = 300usize;
         let actual: Vec<f64> = {
             let mut v = vec![100.0; n * 30];
@@ -242,5 +247,7 @@ mod tests {
         let (w, share) = covered(&|b| ((b * 7) % 5) as i64 - 2);
         assert!(w >= 2, "widening {w}");
         assert!(share >= 0.95, "covered {share}");
+        // Off, the plan keeps to the forecast minute.
+        assert_eq!(covered_with(&|b| ((b * 7) % 5) as i64 - 2, 0).0, 0);
     }
 }

@@ -106,6 +106,10 @@ pub struct ExperimentArgs {
     /// and `reactive` keep Kubernetes' 300 s.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     scale_in_window: Duration,
+    /// Widen the forecast-driven policies' plan for load that comes early or late by up to
+    /// this many minutes each side, as far as the realised errors say it helps (0–5; 0: off).
+    #[arg(long, default_value_t = 0)]
+    widen: usize,
     /// Do not draw progress bars.
     #[arg(long)]
     quiet: bool,
@@ -276,6 +280,7 @@ fn settings_for(job: &Job, a: &ExperimentArgs, setup: &Setup) -> Settings {
         },
         dry_run: false,
         quantile: job.quantile.unwrap_or(a.quantile),
+        widen: a.widen,
     }
 }
 
@@ -573,6 +578,13 @@ fn validate(a: &ExperimentArgs) -> Result<(), Failure> {
         return Err(usage(format!(
             "invalid value `{}` for `--scale-in-window`: expected at most 1h",
             humantime::format_duration(a.scale_in_window)
+        )));
+    }
+    if a.widen > foresight_autoscale::MAX_WIDEN {
+        return Err(usage(format!(
+            "invalid value `{}` for `--widen`: expected 0–{} minutes",
+            a.widen,
+            foresight_autoscale::MAX_WIDEN
         )));
     }
     if !(0.0..=1.0).contains(&a.quantile) {

@@ -242,6 +242,7 @@ fn bad_inputs_are_usage_errors() {
         ("--scale-in-window", "2h"),
         ("--cold-start", "2h"),
         ("--slow-start", "100years"),
+        ("--widen", "6"),
     ] {
         let o = run(&[
             "experiment",
