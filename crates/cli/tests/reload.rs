@@ -239,6 +239,28 @@ async fn an_invalid_file_is_refused_with_the_start_message_and_the_running_one_s
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("control.policy"), "{}", r.body);
     assert_eq!(get(&http, &format!("{url}/w")).await.status, 200);
+
+    // An empty file (an editor between truncating and writing) would leave the service with
+    // no instance: refused, counted, still serving.
+    std::fs::write(&cfg, "").unwrap();
+    let r = reload(&http, &admin).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("reload refused") && r.body.contains("allow_empty"),
+        "{}",
+        r.body
+    );
+    assert_eq!(get(&http, &format!("{url}/w")).await.status, 200);
+    let metrics = get(&http, &format!("http://{admin}/metrics")).await.body;
+    assert!(
+        metrics.contains("foresight_config_reloads_total{result=\"refused\"} 3"),
+        "{metrics}"
+    );
+    // Said on purpose, it is applied.
+    write(&cfg, "allow_empty = true\n");
+    let r = reload(&http, &admin).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(get(&http, &format!("{url}/w")).await.status, 503);
 }
 
 /// A service scaled by a control loop keeps its pool and the instances the loop started; a

@@ -275,6 +275,9 @@ pub struct ProxyConfig {
     pub limits: Limits,
     /// The services, in the file's order (one, `default`, in the single-pool form).
     pub services: Vec<ServiceConfig>,
+    /// `allow_empty`: a reload may leave a service that has instances with none (off: such a
+    /// reload is refused, as an empty or half-written file would do it by accident).
+    pub allow_empty: bool,
     /// Which service each request goes to.
     pub routes: RouteTable,
     /// What is valid but likely a mistake (a route that is never used), for the log.
@@ -502,6 +505,7 @@ impl RawConfig {
             timeouts,
             limits,
             services,
+            allow_empty: self.allow_empty.unwrap_or(false),
             routes,
             warnings,
         })

@@ -21,6 +21,13 @@ pub(crate) struct ServiceLabel {
     pub service: String,
 }
 
+/// `result` of a reload.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReloadLabel {
+    /// `applied` or `refused`.
+    pub result: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct BackendLabel {
     pub service: String,
@@ -66,6 +73,8 @@ pub(crate) struct ProxyMetrics {
     pub no_route: Counter,
     /// Access log lines dropped because the writer was behind.
     pub access_log_dropped: Counter,
+    /// Reloads by result (`applied`, `refused`).
+    pub(crate) config_reloads: Family<ReloadLabel, Counter>,
     control: ControlFamilies,
     /// `foresight_control_leader` (the controller's registry only).
     leader: Gauge,
@@ -265,6 +274,12 @@ impl ProxyMetrics {
             "Access log lines dropped because the writer was behind (requests never wait for it)",
             access_log_dropped.clone(),
         );
+        let config_reloads = Family::<ReloadLabel, Counter>::default();
+        proxy_registry.register(
+            "foresight_config_reloads",
+            "Configuration reloads (SIGHUP, POST /reload) by result: applied, or refused (the running configuration stays)",
+            config_reloads.clone(),
+        );
         let control = ControlFamilies::default();
         for (name, help, g) in [
             (
@@ -332,6 +347,7 @@ impl ProxyMetrics {
             shed,
             no_route,
             access_log_dropped,
+            config_reloads,
         }
     }
 

@@ -30,7 +30,7 @@ use crate::access_log::AccessLog;
 use crate::config::{Discovery, ProxyConfig, ServiceConfig};
 use crate::dispatch::Dispatch;
 use crate::forward::Forwarder;
-use crate::metrics::ProxyMetrics;
+use crate::metrics::{ProxyMetrics, ReloadLabel};
 use crate::pool::{Clock, Pool};
 
 /// Reads and validates the configuration again, with the messages of a start.
@@ -150,9 +150,27 @@ impl Live {
         })?;
         let mut running = self.running.lock().await;
         // Reading and validating touches files (certificates): off the runtime's threads.
-        let new = tokio::task::spawn_blocking(move || loader())
+        let loaded = tokio::task::spawn_blocking(move || loader())
             .await
-            .map_err(|e| format!("reading the configuration failed: {e}"))??;
+            .map_err(|e| format!("reading the configuration failed: {e}"))
+            .and_then(|r| r)
+            .and_then(|new| {
+                let pools = self.pools.load();
+                let counts: Vec<(&str, usize)> = pools
+                    .iter()
+                    .map(|p| (p.service(), p.status().len()))
+                    .collect();
+                match emptied(&counts, &new) {
+                    Some(e) => Err(e),
+                    None => Ok(new),
+                }
+            });
+        let result = if loaded.is_ok() { "applied" } else { "refused" };
+        self.metrics
+            .config_reloads
+            .get_or_create(&ReloadLabel { result })
+            .inc();
+        let new = loaded?;
         let report = self.apply(&running, &new);
         *running = new;
         Ok(report)
@@ -350,4 +368,93 @@ fn restart_only(old: &ProxyConfig, new: &ProxyConfig) -> Vec<String> {
         "tls (turning it on or off; certificates are reloaded)",
     );
     out
+}
+
+/// Why `new` would leave the proxy serving less by accident, if it would: a service that has
+/// instances now (`counts`: service, instances) kept with no source of instances (no
+/// `backends`, no discovery, no control loop), or every service that has instances removed
+/// while the new configuration has no instance source at all (an empty or half-written file
+/// read between an editor's truncate and write). `allow_empty = true` in the file means it.
+pub(crate) fn emptied(counts: &[(&str, usize)], new: &ProxyConfig) -> Option<String> {
+    if new.allow_empty {
+        return None;
+    }
+    let sourced =
+        |s: &ServiceConfig| !s.backends.is_empty() || s.discovery.is_some() || has_control(s);
+    let hint = "an empty or half-written file? write the new file beside it and rename it over the old one (atomic); set `allow_empty = true` to mean it";
+    for (name, n) in counts.iter().filter(|(_, n)| *n > 0) {
+        if let Some(s) = new.services.iter().find(|s| s.name == *name) {
+            if !sourced(s) {
+                return Some(format!(
+                    "reload refused: service `{name}` has {n} instance(s) and the new configuration gives it none ({hint})"
+                ));
+            }
+        }
+    }
+    let had: Vec<&str> = counts
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, _)| *s)
+        .collect();
+    if !had.is_empty() && !new.services.iter().any(sourced) {
+        return Some(format!(
+            "reload refused: the new configuration has no instance for any service, and {} serve(s) now ({hint})",
+            had.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawConfig;
+
+    fn config(text: &str) -> ProxyConfig {
+        RawConfig::from_toml(text, "t.toml")
+            .unwrap()
+            .validate()
+            .unwrap()
+    }
+
+    const TWO: &str = r#"
+[[services]]
+name = "auth"
+backends = [{ address = "http://127.0.0.1:9001" }]
+[[services]]
+name = "api"
+backends = [{ address = "http://127.0.0.1:9002" }]
+[[routes]]
+path_prefix = "/a"
+service = "auth"
+[[routes]]
+path_prefix = "/"
+service = "api"
+"#;
+
+    #[test]
+    fn a_reload_that_would_empty_a_serving_service_is_refused_unless_meant() {
+        let now = [("auth", 1), ("api", 2)];
+        assert_eq!(emptied(&now, &config(TWO)), None);
+        // An empty file: one `default` service with nothing, every serving one gone.
+        let e = emptied(&now, &config("")).unwrap();
+        assert!(
+            e.contains("`auth`, `api`") && e.contains("allow_empty"),
+            "{e}"
+        );
+        // A kept service left without instances.
+        let half = TWO.replace("backends = [{ address = \"http://127.0.0.1:9002\" }]", "");
+        let e = emptied(&now, &config(&half)).unwrap();
+        assert!(e.contains("service `api` has 2 instance(s)"), "{e}");
+        // Meant, or nothing served before: applied.
+        assert_eq!(
+            emptied(&now, &config(&format!("allow_empty = true\n{half}"))),
+            None
+        );
+        assert_eq!(emptied(&[("auth", 0), ("api", 0)], &config(&half)), None);
+        // Removing one service while others keep theirs is an ordinary change.
+        let one =
+            "[[services]]\nname = \"auth\"\nbackends = [{ address = \"http://127.0.0.1:9001\" }]\n";
+        assert_eq!(emptied(&now, &config(one)), None);
+    }
 }

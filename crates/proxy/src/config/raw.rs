@@ -23,6 +23,8 @@ pub struct RawConfig {
     pub workers: Option<i64>,
     /// Longest wait for a draining instance's requests to finish.
     pub drain_timeout: Option<String>,
+    /// A reload may leave a service that has instances with none (see `crate::reload`).
+    pub allow_empty: Option<bool>,
     #[allow(missing_docs)]
     #[serde(default)]
     pub balancer: RawBalancer,
