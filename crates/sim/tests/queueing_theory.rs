@@ -230,7 +230,12 @@ fn the_example_scenarios_load() {
             .contains("shared/datasets");
         match foresight_sim::file::ScenarioFile::load(&path) {
             Ok(f) => assert!(!f.scenario.instances.is_empty()),
-            Err(e) if uses_shared && !dir.join("../../../shared/datasets").exists() => {
+            // CI has the shared datasets beside the clone: missing there is a failure.
+            Err(e)
+                if uses_shared
+                    && !dir.join("../../../shared/datasets").exists()
+                    && std::env::var_os("CI").is_none() =>
+            {
                 eprintln!("skipping {}: {e}", path.display())
             }
             Err(e) => panic!("{}: {e}", path.display()),
