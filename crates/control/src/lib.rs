@@ -3,7 +3,7 @@
 //! The live control loop that runs inside `foresight serve` when the configuration has a
 //! `[control]` section: every `interval` it measures the client request rate and the pool's
 //! utilisation (the proxy's own counters), closes forecaster steps, asks the scaling policy
-//! (under the [`Governor`]: limits, cooldowns, stabilisation, dry-run), and applies the count
+//! (under the [`foresight_scale::Governor`]: limits, cooldowns, stabilisation, dry-run), and applies the count
 //! through an actuator. It never touches the request path: it reads atomics and swaps the
 //! pool's snapshot through the same calls as the admin API. `GET /control` on the admin
 //! listener shows the forecast, the desired and ready instances and the last decisions with
@@ -11,6 +11,17 @@
 //! services there is one loop per service that has a control section, each on its own pool;
 //! [`routes`] serves their status and Alertmanager's webhook ([`alerts`]: a firing alert can
 //! raise a service's floor).
+//!
+//! # Layout
+//! - `lib.rs`: [`spec`] (the section as an `AutoscalerSpec`), [`start`] and the loop itself
+//!   (measure → step the autoscaler → act → publish), [`Status`]
+//! - `config`: the `[control]` section, read and validated
+//! - `meter`, `prometheus`, `scrape`, `features`: measuring an interval (the proxy's counters,
+//!   PromQL, the instances' `/metrics`, feature queries)
+//! - `kafka`: samples published to and consumed from a topic
+//! - `warm`: the forecaster's warm start (Prometheus, Kafka or a history file)
+//! - `act`: applying decisions through the actuator; `aws`: the `aws-asg` actuator's set-up
+//! - `admin`, `alerts`: `GET /control` and Alertmanager's webhook
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

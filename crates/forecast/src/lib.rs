@@ -4,6 +4,15 @@
 //!
 //! Everything is time-injected and seeded, so the evaluation, the simulator and the live control
 //! loop drive the same objects.
+//!
+//! # Layout
+//! - [`series`], [`prep`], [`pipeline`]: loading, cleaning, splitting and scaling a series into
+//!   a [`Dataset`] (which trains the LSTM: [`Dataset::train_lstm`])
+//! - [`model`]: the [`Forecaster`] trait; [`lstm`]: the LSTM (candle); [`online`]: retraining
+//! - [`baselines`], [`holt_winters`], [`seasonal_quantile`]: the other forecasters;
+//!   [`envelope`]: the highest plan of several
+//! - [`eval`]: scores (MAE … pinball, coverage); [`anomaly`]: the residual-based detector
+//! - [`config`]: the settings file of `foresight train`/`forecast`
 #![forbid(unsafe_code)]
 
 pub mod anomaly;

@@ -19,6 +19,13 @@
 //! linearly from `warmup_speed` to full over `warmup`). A crash fails the requests the
 //! instance holds and takes it out of the balancer's set; an instance joining late enters it.
 //! Membership changes rebuild the balancer, as the proxy's snapshots do.
+//!
+//! # Layout
+//! - `lib.rs`: the event loop ([`run`], [`run_scaled`]) and its bookkeeping
+//! - `model`: the scenario a run is given and the outcome it returns
+//! - `events`: the future event list and the waiting-time statistics; `calendar`: the
+//!   calendar queue under it
+//! - [`mod@file`]: scenario files; [`erlang`]: the M/M/c reference the tests check against
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
