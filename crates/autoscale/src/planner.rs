@@ -218,8 +218,10 @@ impl Planner {
                     self.residuals.pop_front();
                 }
                 self.residuals.push_back(self.rate(value - planned));
-                self.timing
-                    .record(self.step, self.rate(planned), self.rate(value));
+                if self.max_widen > 0 {
+                    self.timing
+                        .record(self.step, self.rate(planned), self.rate(value));
+                }
             }
         }
         self.step += 1;
@@ -263,7 +265,10 @@ impl Planner {
                 r.push((at as f64 * step_secs, fc[k - 1]));
             }
         }
-        let (w, band) = match self.timing.choose(self.quantile, self.max_widen) {
+        let chosen = (self.max_widen > 0)
+            .then(|| self.timing.choose(self.quantile, self.max_widen))
+            .flatten();
+        let (w, band) = match chosen {
             Some((w, band)) if w > 0 => (w, band),
             _ => (0, upper_band(&self.residuals, self.quantile)),
         };
