@@ -1,0 +1,104 @@
+//! The experiment's side of assembling an autoscaler: each job's settings (the policies'
+//! defaults with the job's knob) and its `AutoscalerSpec` (the fitted forecaster, the oracle's
+//! true future, or none), and how the runs plan, for `auto`'s scoring.
+
+use super::*;
+
+/// The autoscaler's settings for one job: the policy's defaults with the job's knob.
+pub(super) fn settings_for(job: &Job, a: &ExperimentArgs, setup: &Setup) -> Settings {
+    let mut params = PolicyParams::new(setup.model);
+    params.predictive = PredictiveConfig {
+        target: if matches!(
+            job.kind,
+            PolicySpec::Predictive | PolicySpec::Hybrid | PolicySpec::Oracle
+        ) {
+            job.knob
+        } else {
+            PredictiveConfig::default().target
+        },
+        lead: a.provision_delay.as_secs_f64(),
+        ..PredictiveConfig::default()
+    };
+    if job.kind == PolicySpec::Hpa {
+        params.hpa.target = job.knob;
+    }
+    if job.kind == PolicySpec::Reactive {
+        params.floor.target = job.knob;
+    }
+    params.static_replicas = job.knob as usize;
+    params.slo = a.slo_ms / 1000.0;
+    params.goal = if job.kind == PolicySpec::CostOptimal {
+        job.knob
+    } else {
+        a.slo_goal
+    };
+    Settings {
+        policy: job.kind,
+        params,
+        limits: Limits {
+            min: 1,
+            max: 200,
+            stabilisation: match job.kind {
+                PolicySpec::Static | PolicySpec::Hpa | PolicySpec::Reactive => {
+                    job.kind.default_scale_in_window()
+                }
+                _ => a.scale_in_window.as_secs_f64(),
+            },
+            ..Limits::default()
+        },
+        dry_run: false,
+        quantile: job.quantile.unwrap_or(a.quantile),
+        widen: a.widen,
+    }
+}
+
+/// The job's autoscaler: the forecaster fitted on the training part (a fresh copy) warmed on
+/// the history before the replay, the true future for the oracle, nothing for the reactive
+/// policies.
+pub(super) fn spec_for(
+    job: &Job,
+    a: &ExperimentArgs,
+    setup: &Setup,
+    fitted: &Fitted,
+) -> AutoscalerSpec {
+    let clock = StepClock {
+        step_secs: 60.0,
+        next_time: setup.start_time,
+        model_step: 60,
+        to_model: 1.0 / (60.0 * setup.rps_per_count),
+    };
+    let (forecaster, model) = if job.kind == PolicySpec::Oracle {
+        let rates = setup
+            .counts
+            .iter()
+            .map(|c| c * setup.rps_per_count)
+            .collect();
+        (a.forecaster, ModelSource::Oracle(rates))
+    } else if job.kind.uses_forecaster() {
+        (a.forecaster, ModelSource::Fitted(fitted.instance(60)))
+    } else {
+        (ForecasterSpec::None, ModelSource::Spec)
+    };
+    AutoscalerSpec {
+        settings: settings_for(job, a, setup),
+        forecaster,
+        model,
+        training: ForecastConfig::default(),
+        retrain: None,
+        history: setup.warm.clone(),
+        clock,
+        horizon: setup.horizon,
+        features: Vec::new(),
+    }
+}
+
+/// How the experiment's autoscalers plan, for `auto`'s scoring: the provisioning delay in
+/// minutes, the policies' margin, the planned quantile.
+pub(super) fn planning(a: &ExperimentArgs, cfg: &ForecastConfig) -> Planning {
+    Planning {
+        lead_steps: (a.provision_delay.as_secs_f64() / 60.0).ceil().max(1.0) as usize,
+        margin_steps: (PredictiveConfig::default().margin / 60.0).round() as usize,
+        quantile: a.quantile,
+        horizon: cfg.lstm.horizon,
+    }
+}
