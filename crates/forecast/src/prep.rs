@@ -122,18 +122,19 @@ impl MinMax {
     }
 }
 
-/// Time of day and day of week as sin/cos pairs (4 values), for Unix time `t`.
-pub fn calendar(t: i64) -> [f64; 4] {
+/// Time of day as `harmonics` sin/cos pairs (harmonic k turns k times a day), then day of week
+/// as one pair, for Unix time `t` (UTC): `2 × harmonics + 2` values.
+pub fn calendar(t: i64, harmonics: usize) -> impl Iterator<Item = f64> {
     use std::f64::consts::TAU;
     let day = t.rem_euclid(86_400) as f64 / 86_400.0;
     // 1970-01-01 was a Thursday; day 0 of the week here is Monday.
     let week = (t + 3 * 86_400).rem_euclid(7 * 86_400) as f64 / (7.0 * 86_400.0);
-    [
-        (TAU * day).sin(),
-        (TAU * day).cos(),
-        (TAU * week).sin(),
-        (TAU * week).cos(),
-    ]
+    (1..=harmonics)
+        .flat_map(move |k| {
+            let a = TAU * day * k as f64;
+            [a.sin(), a.cos()]
+        })
+        .chain([(TAU * week).sin(), (TAU * week).cos()])
 }
 
 /// Minute of the hour as sin/cos: recurring bursts at fixed minutes past the hour.
@@ -211,14 +212,39 @@ mod tests {
 
     #[test]
     fn calendar_features_are_periodic() {
-        let a = calendar(1_000_000);
-        let b = calendar(1_000_000 + 7 * 86_400);
+        let at = |t: i64, h: usize| calendar(t, h).collect::<Vec<_>>();
+        let (a, b) = (at(1_000_000, 1), at(1_000_000 + 7 * 86_400, 1));
+        assert_eq!(a.len(), 4);
         for k in 0..4 {
             assert!((a[k] - b[k]).abs() < 1e-9);
         }
         // Midnight: time-of-day angle zero.
-        let m = calendar(86_400 * 3);
+        let m = at(86_400 * 3, 1);
         assert!(m[0].abs() < 1e-12 && (m[1] - 1.0).abs() < 1e-12);
+        // The first pair is the same with more harmonics; the week pair comes last.
+        let twelve = at(1_000_000, 12);
+        assert_eq!(twelve.len(), 26);
+        assert!((twelve[0] - a[0]).abs() < 1e-12 && (twelve[25] - a[3]).abs() < 1e-12);
+    }
+
+    #[test]
+    fn twelve_day_harmonics_tell_every_hour_apart() {
+        // At the same minute of the hour, the 24 hours of a day are 24 distinct points; with
+        // one harmonic, the hours either side of noon are far closer than with twelve.
+        let hour = |h: i64| calendar(h * 3_600 + 17 * 60, 12).collect::<Vec<_>>();
+        let dist = |a: &[f64], b: &[f64]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        };
+        for i in 0..24 {
+            for j in i + 1..24 {
+                let d = dist(&hour(i), &hour(j));
+                assert!(d > 1.0, "hours {i} and {j} are {d} apart");
+            }
+        }
     }
 
     #[test]

@@ -254,9 +254,57 @@ fn models_saved_before_quantiles_load_as_point_forecasters() {
     let c = v["config"].as_object_mut().unwrap();
     c.remove("quantiles");
     c.remove("hour_of_day_minute");
+    c.remove("day_harmonics");
     std::fs::write(&path, v.to_string()).unwrap();
     let mut old = Lstm::load(&dir).unwrap();
+    assert_eq!(
+        old.meta().config.day_harmonics,
+        1,
+        "one daily harmonic, as then"
+    );
     assert!(old.quantiles().is_empty());
     assert!(old.forecast_quantiles(1).is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn calendar_inputs_round_trip_through_a_model_file() {
+    let ds = Dataset::new(series(), &PrepConfig::default()).unwrap();
+    let cfg = LstmConfig {
+        day_harmonics: 12,
+        epochs: 1,
+        ..small()
+    };
+    assert_eq!(cfg.calendar_inputs().len(), 2 * 12 + 2 + 2);
+    assert_eq!(cfg.calendar_inputs()[22], "day_sin12");
+    let mut model = train(&cfg, &ds);
+    let dir = std::env::temp_dir().join(format!("foresight-calendar-{}", std::process::id()));
+    model.save(&dir).unwrap();
+    let path = dir.join("model.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"day_harmonics\": 12"), "{text}");
+    let mut loaded = Lstm::load(&dir).unwrap();
+    assert_eq!(
+        loaded.meta().config.calendar_inputs(),
+        cfg.calendar_inputs()
+    );
+    for i in 0..20 {
+        let t = 1_700_000_000 + i * 3600;
+        model.observe(t, 100.0 + i as f64, &[]);
+        loaded.observe(t, 100.0 + i as f64, &[]);
+    }
+    assert_eq!(model.forecast(3), loaded.forecast(3));
+    // A file that claims other calendar inputs than its weights take is refused, by name.
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["config"]["day_harmonics"] = serde_json::json!(2);
+    std::fs::write(&path, v.to_string()).unwrap();
+    let e = Lstm::load(&dir)
+        .err()
+        .expect("a mismatched calendar")
+        .to_string();
+    assert!(
+        e.contains("model.safetensors") || e.contains("shape"),
+        "{e}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
