@@ -3,6 +3,7 @@
 use foresight_scale::{peak_between, Decision, Governor, Observation};
 
 use crate::features::FeatureSteps;
+use crate::interruption::Interruption;
 use crate::planner::Planner;
 
 /// What the pool showed over the last control period.
@@ -53,6 +54,7 @@ pub struct Autoscaler {
     lead: f64,
     margin: f64,
     features: Option<FeatureSteps>,
+    interruption: Option<Interruption>,
 }
 
 impl Autoscaler {
@@ -75,7 +77,15 @@ impl Autoscaler {
             lead,
             margin,
             features: None,
+            interruption: None,
         }
+    }
+
+    /// Holds scale-in through an interruption of the load for at most `hold` seconds (see
+    /// [`Interruption`]).
+    pub fn with_interruption_hold(mut self, hold: f64) -> Autoscaler {
+        self.interruption = Some(Interruption::new(hold));
+        self
     }
 
     /// Feeds the forecaster `n` features besides the request count (a model trained with
@@ -132,6 +142,10 @@ impl Autoscaler {
             forecast: forecast.clone(),
             trusted,
         };
+        if let Some(i) = self.interruption.as_mut() {
+            self.governor
+                .hold_scale_in(i.observe(s.now, s.period, s.arrivals));
+        }
         Step {
             decision: self.governor.decide(&obs),
             forecast,

@@ -20,6 +20,7 @@
 //! - `spec`: [`PolicySpec`], [`ForecasterSpec`], [`PolicyParams`]
 //! - `planner`: [`Planner`], per-step requests to planned rates with a band and trust
 //! - `autoscaler`: [`Autoscaler`], [`Sample`], [`Step`]
+//! - `interruption`: [`Interruption`], scale-in held while the load stops dead
 //! - `timing`: [`Timing`], the plan widened for load that comes early or late
 //! - `features`: [`FeatureSteps`], feature readings averaged per forecaster step
 #![forbid(unsafe_code)]
@@ -29,6 +30,7 @@ mod assemble;
 mod autoscaler;
 mod features;
 mod fit;
+mod interruption;
 mod learner;
 mod planner;
 mod select;
@@ -39,6 +41,7 @@ pub use assemble::{Assembled, AutoscalerSpec, ModelSource};
 pub use autoscaler::{Autoscaler, Sample, Step};
 pub use features::FeatureSteps;
 pub use fit::Fitted;
+pub use interruption::{Interruption, IMPLAUSIBLE_SILENCE};
 pub use learner::Learner;
 pub use planner::{Planner, StepClock, BAND_MIN_POINTS, RESIDUAL_WINDOW, UPPER_QUANTILE};
 pub use select::{pinball, score, Planning, Score};
@@ -67,7 +70,14 @@ pub struct Settings {
     /// Widest widening of the plan for load that comes early or late, steps each side (0:
     /// off; at most [`MAX_WIDEN`]); see [`Timing`].
     pub widen: usize,
+    /// Longest scale-in hold through an interruption of the load, seconds (0: off); forecast-
+    /// driven policies only (see [`Interruption`]).
+    pub interruption_hold: f64,
 }
+
+/// The default [`Settings::interruption_hold`]: an hour, longer than the outages and drops of
+/// the development workloads (chosen on development seeds; docs/scaling.md).
+pub const INTERRUPTION_HOLD: f64 = 3600.0;
 
 /// Where the planned load comes from.
 pub enum Foresight {
@@ -100,6 +110,7 @@ impl Autoscaler {
     ) -> Result<Autoscaler, String> {
         let p = &s.params.predictive;
         let lead_steps = |step: f64| (p.lead / step).ceil().max(1.0) as usize;
+        let forecasting = matches!(foresight, Foresight::Forecaster { .. });
         let (planner, step_secs) = match foresight {
             Foresight::None => (None, 60.0),
             Foresight::Forecaster {
@@ -135,8 +146,11 @@ impl Autoscaler {
                 .with_widening(s.widen)
         });
         let governor = Governor::new(s.policy.build(&s.params, forecaster), s.limits, s.dry_run)?;
-        Ok(Autoscaler::new(
-            planner, governor, step_secs, p.lead, p.margin,
-        ))
+        let autoscaler = Autoscaler::new(planner, governor, step_secs, p.lead, p.margin);
+        Ok(if forecasting && s.interruption_hold > 0.0 {
+            autoscaler.with_interruption_hold(s.interruption_hold)
+        } else {
+            autoscaler
+        })
     }
 }

@@ -282,6 +282,26 @@ impl ForecasterSpec {
         }
     }
 
+    /// The seasonal forecasters with another season (steps) and, for the seasonal quantile,
+    /// another number of seasons remembered; the others as they are.
+    pub fn with_season(self, season: Option<usize>, seasons: Option<usize>) -> ForecasterSpec {
+        match self {
+            ForecasterSpec::SeasonalNaive { season: s } => ForecasterSpec::SeasonalNaive {
+                season: season.unwrap_or(s),
+            },
+            ForecasterSpec::SeasonalQuantile {
+                season: s,
+                seasons: n,
+                quantile,
+            } => ForecasterSpec::SeasonalQuantile {
+                season: season.unwrap_or(s),
+                seasons: seasons.unwrap_or(n),
+                quantile,
+            },
+            other => other,
+        }
+    }
+
     /// The forecasters that need no training: built here for steps of `step` seconds.
     /// `None` for the LSTM and Holt-Winters (fitted on data by the caller) and for `none`.
     pub fn build_simple(
@@ -359,6 +379,29 @@ mod tests {
         for n in ForecasterSpec::NAMES {
             assert_eq!(n.parse::<ForecasterSpec>().unwrap().to_string(), n);
         }
+    }
+
+    #[test]
+    fn seasons_are_settings_of_the_seasonal_forecasters_only() {
+        let q: ForecasterSpec = "seasonal-quantile".parse().unwrap();
+        assert_eq!(
+            q.with_season(Some(60), Some(24)),
+            ForecasterSpec::SeasonalQuantile {
+                season: 60,
+                seasons: 24,
+                quantile: 0.95
+            }
+        );
+        let n: ForecasterSpec = "seasonal-naive".parse().unwrap();
+        assert_eq!(
+            n.with_season(Some(10_080), Some(3)),
+            ForecasterSpec::SeasonalNaive { season: 10_080 }
+        );
+        assert_eq!(
+            ForecasterSpec::Lstm.with_season(Some(60), None),
+            ForecasterSpec::Lstm
+        );
+        assert_eq!(q.with_season(None, None), q, "unset: as parsed");
     }
 
     #[test]

@@ -69,6 +69,13 @@ pub struct ExperimentArgs {
     /// the one that plans best on the validation part chosen).
     #[arg(long, default_value = "lstm")]
     forecaster: ForecasterSpec,
+    /// The season of `seasonal-naive` and `seasonal-quantile`: 1h (bursts that recur each
+    /// hour), 1d or 1w; whole minutes, at most 2w.
+    #[arg(long, default_value = "1d", value_parser = humantime::parse_duration)]
+    season: Duration,
+    /// Seasons `seasonal-quantile` remembers per slot (its window): 1–52.
+    #[arg(long, default_value_t = 7)]
+    seasons: usize,
     /// Plan for this quantile of the forecast's realised errors above the expected rate (the
     /// band the predictive policies add).
     #[arg(long, default_value_t = foresight_autoscale::UPPER_QUANTILE)]
@@ -112,6 +119,11 @@ pub struct ExperimentArgs {
     /// this many minutes each side, as far as the realised errors say it helps (0–5; 0: off).
     #[arg(long, default_value_t = 0)]
     widen: usize,
+    /// The forecast-driven policies (not the oracle) hold their instances through an
+    /// interruption of the load (arrivals stop dead) for at most this long, rather than meet
+    /// its end at the floor; 0 = off; at most 1 day.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    interruption_hold: Duration,
     /// Do not draw progress bars.
     #[arg(long)]
     quiet: bool,
@@ -413,7 +425,15 @@ fn jobs(a: &ExperimentArgs, fname: &str, static_mean: usize, static_peak: usize)
     v
 }
 
-pub fn run(a: ExperimentArgs) -> ExitCode {
+pub fn run(mut a: ExperimentArgs) -> ExitCode {
+    if let Err(e) = validate(&a) {
+        return match e {
+            Failure::Usage(e) => usage_error(e),
+            Failure::Other(e) => failure(e),
+        };
+    }
+    let season = (a.season.as_secs() / 60) as usize;
+    a.forecaster = a.forecaster.with_season(Some(season), Some(a.seasons));
     match experiment(&a) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(e)) => usage_error(e),
@@ -497,6 +517,28 @@ fn validate(a: &ExperimentArgs) -> Result<(), Failure> {
         return Err(usage(format!(
             "invalid value `{}` for `--scale-in-window`: expected at most 1h",
             humantime::format_duration(a.scale_in_window)
+        )));
+    }
+    if !a.season.as_secs().is_multiple_of(60)
+        || a.season.subsec_nanos() != 0
+        || a.season < Duration::from_secs(60)
+        || a.season > Duration::from_secs(14 * 86_400)
+    {
+        return Err(usage(format!(
+            "invalid value `{}` for `--season`: expected whole minutes from 1m to 2w",
+            humantime::format_duration(a.season)
+        )));
+    }
+    if !(1..=52).contains(&a.seasons) {
+        return Err(usage(format!(
+            "invalid value `{}` for `--seasons`: expected 1–52",
+            a.seasons
+        )));
+    }
+    if a.interruption_hold > Duration::from_secs(86_400) {
+        return Err(usage(format!(
+            "invalid value `{}` for `--interruption-hold`: expected at most 1d",
+            humantime::format_duration(a.interruption_hold)
         )));
     }
     if a.widen > foresight_autoscale::MAX_WIDEN {

@@ -243,6 +243,11 @@ fn bad_inputs_are_usage_errors() {
         ("--cold-start", "2h"),
         ("--slow-start", "100years"),
         ("--widen", "6"),
+        ("--interruption-hold", "2d"),
+        ("--season", "90s"),
+        ("--season", "3w"),
+        ("--seasons", "0"),
+        ("--seasons", "53"),
     ] {
         let o = run(&[
             "experiment",

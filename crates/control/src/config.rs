@@ -93,6 +93,10 @@ pub struct ControlConfig {
     pub margin: Duration,
     /// Scale-in stabilisation window.
     pub stabilisation: Duration,
+    /// Longest scale-in hold while the load is interrupted (0: off).
+    pub interruption_hold: Duration,
+    /// Widest widening of the plan for load that comes early or late, steps each side.
+    pub widen: usize,
     /// Forecaster.
     pub forecaster: ForecasterSpec,
     /// The LSTM's model directory from `foresight train` (none: trained at start on
@@ -173,6 +177,8 @@ impl Default for ControlConfig {
             lead: Duration::from_secs_f64(predictive.lead),
             margin: Duration::from_secs_f64(predictive.margin),
             stabilisation: Duration::from_secs_f64(PolicySpec::Hybrid.default_scale_in_window()),
+            interruption_hold: Duration::from_secs_f64(foresight_autoscale::INTERRUPTION_HOLD),
+            widen: 0,
             forecaster: ForecasterSpec::MovingAverage { window: 5 },
             model: None,
             quantile: foresight_autoscale::UPPER_QUANTILE,
@@ -275,6 +281,8 @@ const KEYS: &[&str] = &[
     "lead",
     "margin",
     "stabilisation",
+    "interruption_hold",
+    "widen",
     "forecaster",
     "model",
     "window",
@@ -661,6 +669,23 @@ impl ControlConfig {
                 "stabilisation",
                 Duration::from_secs_f64(policy.default_scale_in_window()),
             )?,
+            interruption_hold: {
+                let hold = r.duration("interruption_hold", d.interruption_hold)?;
+                if hold > Duration::from_secs(86_400) {
+                    return Err(invalid(
+                        "interruption_hold",
+                        humantime::format_duration(hold),
+                        "a duration of at most 1 day (0s: off)",
+                    ));
+                }
+                hold
+            },
+            widen: r.int(
+                "widen",
+                d.widen as i64,
+                0,
+                foresight_autoscale::MAX_WIDEN as i64,
+            )? as usize,
             forecaster,
             model,
             quantile: r.float("quantile", d.quantile, 0.0, 1.0)?,
@@ -684,7 +709,13 @@ mod tests {
     fn defaults_and_errors_name_the_key() {
         let c = parse("").unwrap().unwrap();
         assert_eq!(c.policy, PolicySpec::Hybrid);
+        assert_eq!(c.interruption_hold, Duration::from_secs(3600));
         assert_eq!(parse("enabled = false").unwrap(), None);
+        let c = parse("interruption_hold = \"0s\"\nwiden = 3")
+            .unwrap()
+            .unwrap();
+        let s = crate::settings(&c);
+        assert_eq!((s.interruption_hold, s.widen), (0.0, 3));
         let c = parse("interval = \"1s\"\nstep = \"2s\"\npolicy = \"hpa\"\nmin = 2\nmax = 4")
             .unwrap()
             .unwrap();
@@ -714,6 +745,8 @@ mod tests {
             ("forecaster = \"holt-winters\"", "fitted offline"),
             ("forecaster = \"auto\"", "auto is chosen on validation data"),
             ("quantile = 1.5", "`control.quantile`"),
+            ("interruption_hold = \"2d\"", "`control.interruption_hold`"),
+            ("widen = 6", "`control.widen`"),
             ("features = 3", "`control.features`"),
             ("[features]\ncpu = \"x\"", "forecaster = \"lstm\""),
             (

@@ -188,8 +188,8 @@ pub fn settings(c: &ControlConfig) -> Settings {
         },
         dry_run: c.dry_run,
         quantile: c.quantile,
-        // Not a key yet: chosen per deployment once it validates (docs/scaling.md).
-        widen: 0,
+        widen: c.widen,
+        interruption_hold: c.interruption_hold.as_secs_f64(),
     }
 }
 

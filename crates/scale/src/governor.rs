@@ -107,6 +107,7 @@ pub struct Governor {
     log: Vec<LogEntry>,
     /// A floor set from outside (a firing alert): (instances, why).
     floor: Option<(usize, String)>,
+    hold: Option<String>,
 }
 
 impl Governor {
@@ -122,7 +123,15 @@ impl Governor {
             last_change: None,
             log: Vec::new(),
             floor: None,
+            hold: None,
         })
+    }
+
+    /// Holds (or with `None` lets go) scale-in from outside the policy, such as while the load
+    /// is interrupted: decisions do not go below the current instances; `why` goes into the
+    /// reason of any decision taken meanwhile. Scale-out is not affected.
+    pub fn hold_scale_in(&mut self, why: Option<String>) {
+        self.hold = why;
     }
 
     /// Sets (or with `None` lifts) a floor from outside the policy, such as a firing alert:
@@ -205,6 +214,10 @@ impl Governor {
                     want = current;
                 }
             }
+        }
+        if let (Some(why), true) = (&self.hold, want < current) {
+            notes.push(format!("scale-in held: {why}"));
+            want = current;
         }
         if let Some((floor, why)) = &self.floor {
             let floor = (*floor).min(l.max);

@@ -380,3 +380,24 @@ fn a_floor_from_an_alert_raises_at_once_and_lifts() {
         "lifted: the policy's"
     );
 }
+
+#[test]
+fn a_held_scale_in_keeps_the_instances_and_lets_scale_out_through() {
+    let limits = Limits {
+        stabilisation: 0.0,
+        ..Limits::default()
+    };
+    let mut g = Governor::new(Box::new(Static { replicas: 2 }), limits, false).unwrap();
+    g.hold_scale_in(Some("load interrupted 60 s ago".into()));
+    let d = g.decide(&obs(0.0, 5, 0, 0.0));
+    assert_eq!(d.replicas, 5, "held at the current five");
+    assert!(d.entry.is_none(), "holding is no change");
+    assert_eq!(
+        g.decide(&obs(1.0, 1, 0, 0.0)).replicas,
+        2,
+        "out goes through"
+    );
+    g.hold_scale_in(None);
+    let d = g.decide(&obs(2.0, 5, 0, 0.0));
+    assert_eq!(d.replicas, 2, "let go: the policy's");
+}
