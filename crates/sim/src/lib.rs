@@ -23,6 +23,7 @@
 //! # Layout
 //! - `lib.rs`: the event loop ([`run`], [`run_scaled`]) and its bookkeeping
 //! - `model`: the scenario a run is given and the outcome it returns
+//! - `arrivals`: a trace's arrival times, drawn per piece
 //! - `events`: the future event list and the waiting-time statistics; `calendar`: the
 //!   calendar queue under it
 //! - [`mod@file`]: scenario files; [`erlang`]: the M/M/c reference the tests check against
@@ -32,6 +33,7 @@
 pub mod erlang;
 pub mod file;
 
+mod arrivals;
 mod calendar;
 mod events;
 mod model;
@@ -443,14 +445,26 @@ fn run_inner(
     }
 
     let constant_rate = matches!(s.profile, Profile::Constant { .. });
+    // A trace's arrivals are drawn per minute; the other profiles' by thinning.
+    let pieces = match &s.profile {
+        Profile::Trace { rates, minute } => {
+            Some(arrivals::Pieces::new(rates, minute.as_nanos() as u64))
+        }
+        _ => None,
+    };
     let single_class = s.classes.len() == 1;
     let samplers: Vec<Sampler> = (s.classes.iter())
         .map(|c| c.distribution.sampler(c.mean.as_secs_f64()))
         .collect();
-    let first = (mean_gap_ns * arrivals_rng.sample::<f64, _>(Exp1)) as u64;
     // The next arrival is kept out of the heap (half the heap traffic per request); at equal
     // times queued events go first.
-    let mut next_arrival: Option<u64> = (first < end).then_some(first);
+    let mut next_arrival: Option<u64> = match &pieces {
+        Some(p) => p.next(0, end, &mut arrivals_rng),
+        None => {
+            let first = (mean_gap_ns * arrivals_rng.sample::<f64, _>(Exp1)) as u64;
+            (first < end).then_some(first)
+        }
+    };
     loop {
         // Arrivals are handled on their own branch rather than as a variant of the event
         // match: which of the two comes next is a coin toss, and it costs one mispredicted
@@ -467,13 +481,17 @@ fn run_inner(
             if events & 0xFFFF == 0 {
                 progress((now as f64 / end.max(1) as f64).min(1.0));
             }
-            // Next candidate arrival (thinning: accepted with probability rate(t) / max).
-            let gap = mean_gap_ns * arrivals_rng.sample::<f64, _>(Exp1);
-            let next = now + gap as u64;
-            if next < end {
-                next_arrival = Some(next);
+            if let Some(p) = &pieces {
+                next_arrival = p.next(now, end, &mut arrivals_rng);
+            } else {
+                // Next candidate arrival (thinning: accepted with probability rate(t) / max).
+                let gap = mean_gap_ns * arrivals_rng.sample::<f64, _>(Exp1);
+                let next = now + gap as u64;
+                if next < end {
+                    next_arrival = Some(next);
+                }
             }
-            if !constant_rate {
+            if !constant_rate && pieces.is_none() {
                 let rate = s.profile.rate_at(Duration::from_nanos(now));
                 if arrivals_rng.random::<f64>() * max_rate >= rate {
                     continue;
