@@ -201,3 +201,60 @@ service = "ext"
     .unwrap();
     assert_eq!(one["service"], "ext", "{one}");
 }
+
+/// The evasions of the second probe (issue #36): a path spelled another way takes the route it
+/// spells, and is forwarded in its normal form; encoded slashes are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_spelled_another_way_takes_the_route_it_spells() {
+    let dir = tempdir("paths");
+    let (_a, auth) = backend(
+        "auth-1",
+        &["--route", "/auth=1ms", "--route", "/auth/login=1ms"],
+    );
+    let (_w, web) = backend("web-1", &["--route", "/process=1ms"]);
+    let p = proxy(
+        &dir,
+        &format!(
+            r#"
+[health_check]
+enabled = false
+
+[[services]]
+name = "auth"
+backends = [{{ address = "{auth}" }}]
+
+[[services]]
+name = "web"
+backends = [{{ address = "{web}" }}]
+
+[[routes]]
+path_prefix = "/auth"
+service = "auth"
+
+[[routes]]
+path_prefix = "/"
+service = "web"
+"#
+        ),
+        &[],
+    );
+    let proxy_addr = p.get("proxy").to_string();
+    let c = client();
+    let url = |path: &str| format!("http://{proxy_addr}{path}");
+    for (path, status, instance) in [
+        ("/auth", 200, "auth-1"),
+        ("/%61uth", 200, "auth-1"),
+        ("/%61%75%74%68?x=1", 200, "auth-1"),
+        ("//auth", 200, "auth-1"),
+        ("/x/../auth//login", 200, "auth-1"),
+        ("/auth/../process", 200, "web-1"),
+        ("/./process", 200, "web-1"),
+    ] {
+        let (s, who, body) = get_host(&c, &url(path), "GET", "shop.test").await;
+        assert_eq!((s, who.as_str()), (status, instance), "{path}: {body}");
+    }
+    for path in ["/auth%2flogin", "/auth%5Clogin", "/a%zz"] {
+        let (s, who, body) = get_host(&c, &url(path), "GET", "shop.test").await;
+        assert_eq!((s, who.as_str()), (400, ""), "{path}: {body}");
+    }
+}

@@ -280,6 +280,8 @@ pub struct ProxyConfig {
     pub allow_empty: bool,
     /// Which service each request goes to.
     pub routes: RouteTable,
+    /// How paths are normalised before routing (`[paths]`).
+    pub paths: crate::path::PathPolicy,
     /// What is valid but likely a mistake (a route that is never used), for the log.
     pub warnings: Vec<String>,
     /// Access logs, when configured.
@@ -445,6 +447,7 @@ impl RawConfig {
             routes,
             warnings,
         } = services::resolve(self)?;
+        let paths = paths(&self.paths)?;
         let t = &self.timeouts;
         let timeouts = Timeouts {
             client_idle: positive(
@@ -507,9 +510,33 @@ impl RawConfig {
             services,
             allow_empty: self.allow_empty.unwrap_or(false),
             routes,
+            paths,
             warnings,
         })
     }
+}
+
+/// `[paths]`: every key optional (see [`crate::path::PathPolicy`]'s defaults).
+fn paths(p: &raw::RawPaths) -> Result<crate::path::PathPolicy, ConfigError> {
+    use crate::path::{EscapedSlashes, PathPolicy};
+    let d = PathPolicy::default();
+    let escaped_slashes = match p.escaped_slashes.as_deref() {
+        None => d.escaped_slashes,
+        Some("reject") => EscapedSlashes::Reject,
+        Some("keep") => EscapedSlashes::Keep,
+        Some(other) => {
+            return Err(invalid(
+                "paths.escaped_slashes",
+                other,
+                "`reject` (answer 400) or `keep`",
+            ))
+        }
+    };
+    Ok(PathPolicy {
+        normalize: p.normalize.unwrap_or(d.normalize),
+        merge_slashes: p.merge_slashes.unwrap_or(d.merge_slashes),
+        escaped_slashes,
+    })
 }
 
 /// Loads `[tls]`'s certificates (a file that cannot be used is named with its entry).

@@ -21,6 +21,12 @@ fn defaults_are_valid() {
     assert_eq!(c.services[0].retries.attempts, 1);
     assert_eq!(c.services[0].retries.budget_ratio, 0.2);
     assert!(c.services[0].health_check.is_some() && c.services[0].outlier.is_some());
+    assert_eq!(c.paths, crate::path::PathPolicy::default());
+    let c =
+        validate("[paths]\nnormalize = false\nmerge_slashes = false\nescaped_slashes = \"keep\"")
+            .unwrap();
+    assert!(!c.paths.normalize && !c.paths.merge_slashes);
+    assert_eq!(c.paths.escaped_slashes, crate::path::EscapedSlashes::Keep);
 }
 
 #[test]
@@ -67,6 +73,10 @@ fn full_file_parses() {
 fn each_bad_value_names_its_key() {
     let cases = [
         ("listen = \"nowhere\"", "listen"),
+        (
+            "[paths]\nescaped_slashes = \"decode\"",
+            "paths.escaped_slashes",
+        ),
         ("workers = 0", "workers"),
         ("[balancer]\nalgorithm = \"fastest\"", "balancer.algorithm"),
         ("[balancer]\nhash_on = \"cookie\"", "balancer.hash_on"),

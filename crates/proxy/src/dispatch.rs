@@ -19,11 +19,14 @@ use crate::body::{Logged, ResponseBody};
 use crate::config::ProxyConfig;
 use crate::forward::{refuse_target, reply, Forwarder};
 use crate::metrics::ProxyMetrics;
+use crate::path::{PathError, PathPolicy};
 use crate::route::{RequestView, RouteTable};
 
 /// Routes and the forwarder of each service (same order as the configuration's services).
 pub(crate) struct Dispatch {
     pub routes: RouteTable,
+    /// How paths are normalised before the routes see them.
+    pub paths: PathPolicy,
     pub forwarders: Vec<Arc<Forwarder>>,
     /// The services' names, for the access log.
     pub names: Vec<Arc<str>>,
@@ -53,6 +56,7 @@ impl Dispatch {
                 .collect(),
             unrouted: Arc::from("-"),
             routes: config.routes.clone(),
+            paths: config.paths,
             metrics,
             log,
         }
@@ -95,6 +99,14 @@ impl Dispatch {
         if let Some(refused) = refuse_target(&parts) {
             return answer(refused, pending);
         }
+        match self.paths.apply(parts.uri.path()) {
+            Ok(None) => {}
+            Ok(Some(path)) => match with_path(&parts.uri, &path) {
+                Some(u) => parts.uri = u,
+                None => return answer(bad_path(PathError::BadEscape), pending),
+            },
+            Err(e) => return answer(bad_path(e), pending),
+        }
         let host = parts
             .uri
             .authority()
@@ -135,6 +147,21 @@ impl Dispatch {
             }),
         })
     }
+}
+
+/// `uri` with its path replaced (the query kept).
+fn with_path(uri: &Uri, path: &str) -> Option<Uri> {
+    let target = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(target.parse::<PathAndQuery>().ok()?);
+    Uri::from_parts(parts).ok()
+}
+
+fn bad_path(e: PathError) -> Response<ResponseBody> {
+    reply(StatusCode::BAD_REQUEST, e.message())
 }
 
 fn version(v: http::Version) -> &'static str {

@@ -6,6 +6,7 @@
 //! ## Layout
 //! - [`config`]: the TOML file and flags, validated once into [`ProxyConfig`].
 //! - `pool`: members and the lock-free snapshot the request path reads; drain.
+//! - [`path`]: request paths normalised before routing (`[paths]`).
 //! - [`route`]: which service a request goes to (`[[routes]]`, compiled once); `dispatch`
 //!   applies it in front of the services' forwarders.
 //! - `upstream`, `h1`, `stream`: connections to instances (HTTP/1.1, plain or TLS) and their
@@ -37,6 +38,7 @@ mod headers;
 pub mod health;
 mod metrics;
 pub mod outlier;
+pub mod path;
 mod pool;
 pub mod reload;
 mod retry_budget;

@@ -63,6 +63,9 @@ pub struct RawConfig {
     #[allow(missing_docs)]
     #[serde(default)]
     pub rate_limit: RawRateLimit,
+    /// How request paths are normalised before routing.
+    #[serde(default)]
+    pub paths: RawPaths,
     #[allow(missing_docs)]
     #[serde(default)]
     pub circuit_breaker: RawCircuitBreaker,
@@ -99,6 +102,16 @@ pub struct RawRateLimit {
     pub rate: Option<f64>,
     pub burst: Option<i64>,
     pub key: Option<String>,
+}
+
+/// `[paths]`, as written.
+#[allow(missing_docs)]
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPaths {
+    pub normalize: Option<bool>,
+    pub merge_slashes: Option<bool>,
+    pub escaped_slashes: Option<String>,
 }
 
 /// `[circuit_breaker]`, as written.
