@@ -17,7 +17,9 @@ use crate::{failure, usage_error};
 
 #[derive(Args)]
 pub struct LoadgenArgs {
-    /// Base URL of the server under test, e.g. http://127.0.0.1:8080.
+    /// URL of the server under test, e.g. http://127.0.0.1:8080. A path in it is what is
+    /// requested when no `--route` is given (http://host/auth requests /auth); `--route`
+    /// paths are appended to it (http://host/api with --route /auth requests /api/auth).
     #[arg(long)]
     target: String,
     /// Requests per second (open loop): the constant rate, or the starting/base/mean rate of
@@ -67,7 +69,8 @@ pub struct LoadgenArgs {
     /// First trace minute to replay (0 = the file's first).
     #[arg(long, default_value_t = 0)]
     from_minute: usize,
-    /// A path and its weight in the mix, e.g. /auth=3; repeat for more [default: /].
+    /// A path and its weight in the mix, e.g. /auth=3, under the target's path; repeat for
+    /// more [default: the target's path, else /].
     #[arg(long = "route")]
     routes: Vec<String>,
     /// Send times evenly spaced (uniform) or a Poisson process (poisson, seeded).
@@ -299,15 +302,42 @@ fn describe(name: &str, p: &Profile) -> String {
     }
 }
 
-fn plan(a: &LoadgenArgs) -> Result<(Plan, String), String> {
-    let routes = if a.routes.is_empty() {
-        vec![("/".to_string(), 1)]
-    } else {
-        a.routes
-            .iter()
-            .map(|r| parse_route(r))
-            .collect::<Result<Vec<_>, _>>()?
+/// `--target` as the base URL the engine sends to (scheme and authority) and the path (with
+/// any query) the routes are under.
+fn split_target(target: &str) -> Result<(String, String), String> {
+    let uri: http::Uri = target
+        .parse()
+        .map_err(|e| format!("invalid value `{target}` for `--target`: {e}"))?;
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Err(format!(
+            "invalid value `{target}` for `--target`: expected an http://host:port URL"
+        ));
     };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    Ok((format!("{scheme}://{authority}"), path.to_string()))
+}
+
+/// The routes to send: `--route`s under the target's path, or the target's path alone.
+fn routes_under(target_path: &str, routes: &[String]) -> Result<Vec<(String, u32)>, String> {
+    if routes.is_empty() {
+        return Ok(vec![(target_path.to_string(), 1)]);
+    }
+    if target_path.contains('?') {
+        return Err(format!(
+            "`--target` has a query (`{target_path}`) and `--route`s are given: put the query \
+             in the routes"
+        ));
+    }
+    let base = target_path.trim_end_matches('/');
+    routes
+        .iter()
+        .map(|r| parse_route(r).map(|(p, w)| (format!("{base}{p}"), w)))
+        .collect()
+}
+
+fn plan(a: &LoadgenArgs) -> Result<(Plan, String), String> {
+    let (target, target_path) = split_target(&a.target)?;
+    let routes = routes_under(&target_path, &a.routes)?;
     let (mode, duration, what) = if a.max_rate {
         if a.connections == 0 || a.connections > MAX_CONNECTIONS {
             return Err(format!(
@@ -341,7 +371,7 @@ fn plan(a: &LoadgenArgs) -> Result<(Plan, String), String> {
         )
     };
     let plan = Plan {
-        target: a.target.clone(),
+        target,
         paths: rotation(&routes),
         mode,
         duration,
@@ -495,5 +525,27 @@ mod tests {
         assert!(parse_route("auth=1").is_err());
         assert!(parse_route("/a=0").is_err());
         assert_eq!(parse_route("/a").unwrap(), ("/a".to_string(), 1));
+    }
+
+    #[test]
+    fn a_target_with_a_path_is_the_route_or_the_routes_base() {
+        let split = |t: &str| split_target(t).unwrap();
+        assert_eq!(split("http://h:8080"), ("http://h:8080".into(), "/".into()));
+        assert_eq!(
+            split("http://h:8080/auth"),
+            ("http://h:8080".into(), "/auth".into())
+        );
+        assert_eq!(split("http://h/a?b=1").1, "/a?b=1");
+        assert!(split_target("h:8080/x").is_err());
+        let none: Vec<String> = Vec::new();
+        assert_eq!(routes_under("/auth", &none).unwrap(), [("/auth".into(), 1)]);
+        assert_eq!(routes_under("/", &none).unwrap(), [("/".into(), 1)]);
+        let two = vec!["/login=3".to_string(), "/".to_string()];
+        assert_eq!(
+            routes_under("/api/", &two).unwrap(),
+            [("/api/login".into(), 3), ("/api/".into(), 1)]
+        );
+        assert_eq!(routes_under("/", &two).unwrap()[0], ("/login".into(), 3));
+        assert!(routes_under("/a?x=1", &two).unwrap_err().contains("query"));
     }
 }
