@@ -46,6 +46,9 @@ struct Cli {
 enum Command {
     /// Run the reverse proxy in front of a pool of instances.
     Serve(ServeArgs),
+    /// Check a configuration file as `serve` would load it (and a reload would), without
+    /// serving: exit 0 when valid, 64 with the reason (like `nginx -t`).
+    Check(CheckArgs),
     /// Run the control loops without the proxy (a control plane apart from the proxies),
     /// optionally electing one leader among replicas with a Kubernetes Lease.
     Controller(controller::ControllerArgs),
@@ -71,6 +74,13 @@ enum Command {
     /// Write a synthetic per-minute trace (`minute,count` CSV).
     #[command(subcommand)]
     Generate(generate::GenerateCommand),
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// The TOML configuration file to check.
+    #[arg(long, short)]
+    config: PathBuf,
 }
 
 #[derive(Args)]
@@ -268,6 +278,54 @@ fn serve_config(
         }
     }
     Ok((config, controls))
+}
+
+fn check(args: CheckArgs) -> ExitCode {
+    let serve = ServeArgs {
+        config: Some(args.config.clone()),
+        listen: None,
+        admin: None,
+        backends: Vec::new(),
+        algorithm: None,
+        seed: None,
+        workers: None,
+    };
+    let (config, controls) = match serve_config(&serve) {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
+    if let Some(e) = foresight_proxy::reload::unserved(&config) {
+        return usage_error(format!("{}: {e}", args.config.display()));
+    }
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    let services: Vec<String> = config
+        .services
+        .iter()
+        .zip(&controls)
+        .map(|(s, c)| {
+            let mut what = Vec::new();
+            if !s.backends.is_empty() {
+                what.push(format!("{} backend(s)", s.backends.len()));
+            }
+            if s.discovery.is_some() {
+                what.push("discovery".to_string());
+            }
+            if let Some(c) = c {
+                what.push(format!("control {}", c.policy));
+            }
+            format!("{} ({})", s.name, what.join(", "))
+        })
+        .collect();
+    println!(
+        "foresight check: {} is valid: {} service(s): {}; {} route(s)",
+        args.config.display(),
+        services.len(),
+        services.join("; "),
+        config.routes.routes().len()
+    );
+    ExitCode::SUCCESS
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -486,6 +544,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Serve(a) => serve(a),
+        Command::Check(a) => check(a),
         Command::Controller(a) => controller::run(a),
         Command::Backend(a) => backend(a),
         Command::Algorithms => algorithms(),

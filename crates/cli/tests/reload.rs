@@ -312,3 +312,60 @@ async fn a_controlled_service_keeps_the_instances_its_loop_started() {
     );
     assert_eq!(started().await, before);
 }
+
+/// `foresight check`: the `nginx -t` before a reload. Exit 0 for a file `serve` would run and a
+/// reload would take, 64 naming the problem otherwise.
+#[test]
+fn check_says_before_a_reload_whether_the_file_would_be_taken() {
+    let dir = tempdir("check");
+    let file = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let good = file(
+        "good.toml",
+        "[[services]]\nname = \"auth\"\nbackends = [{ address = \"http://127.0.0.1:1\" }]\n\
+         [[routes]]\npath_prefix = \"/\"\nservice = \"auth\"\n",
+    );
+    let o = run(&["check", "--config", &good]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("is valid") && out.contains("auth (1 backend(s))") && out.contains("1 route"),
+        "{out}"
+    );
+    for (name, body, needle) in [
+        ("empty.toml", "", "allow_empty"),
+        (
+            "typo.toml",
+            "[balancer]\nalgoritm = \"random\"\n",
+            "algoritm",
+        ),
+        (
+            "bad.toml",
+            "[paths]\nescaped_slashes = \"x\"\n",
+            "paths.escaped_slashes",
+        ),
+    ] {
+        let o = run(&["check", "--config", &file(name, body)]);
+        assert_eq!(o.status.code(), Some(64), "{name}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(needle),
+            "{name}: {}",
+            text(&o)
+        );
+    }
+    let o = run(&[
+        "check",
+        "--config",
+        &file("meant.toml", "allow_empty = true\n"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "said so: {}", text(&o));
+    let o = run(&[
+        "check",
+        "--config",
+        dir.join("missing.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+}

@@ -370,6 +370,22 @@ fn restart_only(old: &ProxyConfig, new: &ProxyConfig) -> Vec<String> {
     out
 }
 
+/// Whether a service gets instances from somewhere: `backends`, discovery or a control loop.
+pub fn sourced(s: &ServiceConfig) -> bool {
+    !s.backends.is_empty() || s.discovery.is_some() || has_control(s)
+}
+
+/// Why `foresight check` refuses `config` although it is valid: no service has a source of
+/// instances and the file does not say `allow_empty = true`, so a reload of it into a proxy that
+/// serves would be refused (see [`emptied`]).
+pub fn unserved(config: &ProxyConfig) -> Option<String> {
+    (!config.allow_empty && !config.services.iter().any(sourced)).then(|| {
+        "no service has an instance source (backends, discovery or [control]): a proxy that \
+         serves would refuse to reload it; set `allow_empty = true` to mean it"
+            .to_string()
+    })
+}
+
 /// Why `new` would leave the proxy serving less by accident, if it would: a service that has
 /// instances now (`counts`: service, instances) kept with no source of instances (no
 /// `backends`, no discovery, no control loop), or every service that has instances removed
@@ -379,8 +395,6 @@ pub(crate) fn emptied(counts: &[(&str, usize)], new: &ProxyConfig) -> Option<Str
     if new.allow_empty {
         return None;
     }
-    let sourced =
-        |s: &ServiceConfig| !s.backends.is_empty() || s.discovery.is_some() || has_control(s);
     let hint = "an empty or half-written file? write the new file beside it and rename it over the old one (atomic); set `allow_empty = true` to mean it";
     for (name, n) in counts.iter().filter(|(_, n)| *n > 0) {
         if let Some(s) = new.services.iter().find(|s| s.name == *name) {
