@@ -369,3 +369,40 @@ fn check_says_before_a_reload_whether_the_file_would_be_taken() {
     ]);
     assert_eq!(o.status.code(), Some(64), "{}", text(&o));
 }
+
+/// Ten `SIGHUP`s in a burst are one reload, read after the burst.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_hangups_is_one_reload() {
+    let dir = tempdir("reload-burst");
+    let (_b, addr) = backend("h1", &["--route", "/w=1ms"]);
+    let cfg = dir.join("foresight.toml");
+    let text = format!("[[services]]\nname = \"web\"\nbackends = [{{ address = \"{addr}\" }}]\n");
+    write(&cfg, &text);
+    let admin = format!("127.0.0.1:{}", free_port());
+    let p = serve_at(&cfg, &admin, &[]);
+    let http = client();
+    let reloads = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("foresight_config_reloads_total{result=\"applied\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .map_or(0, |v| v.parse::<u64>().unwrap())
+    };
+    let before = reloads(&get(&http, &format!("http://{admin}/metrics")).await.body);
+    for _ in 0..10 {
+        let s = std::process::Command::new("kill")
+            .args(["-HUP", &p.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(s.success());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eventually(Duration::from_secs(5), "the burst's reload", || {
+        let (http, admin) = (http.clone(), admin.clone());
+        async move { reloads(&get(&http, &format!("http://{admin}/metrics")).await.body) > before }
+    })
+    .await;
+    // Another settle period later, still one.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let now = reloads(&get(&http, &format!("http://{admin}/metrics")).await.body);
+    assert_eq!(now - before, 1, "ten signals, {} reloads", now - before);
+}

@@ -232,13 +232,27 @@ pub async fn run_reloadable(
     Ok(())
 }
 
-/// Reloads on every `SIGHUP`, logging what changed or why the file was refused.
+/// A burst of `SIGHUP`s closer together than this is one reload.
+const HANGUP_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
+/// ... unless the burst goes on longer than this.
+const HANGUP_SETTLE_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reloads on `SIGHUP`, logging what changed or why the file was refused. A burst of signals
+/// (a tool that signals once per file it writes, several tools at once) is one reload, once
+/// none has come for [`HANGUP_SETTLE`] (at most [`HANGUP_SETTLE_MAX`] after the first), so the
+/// file is read once, after the writes.
 async fn reload_on_hangup(live: Arc<reload::Live>) {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP; reload with POST /reload");
         return;
     };
     while hup.recv().await.is_some() {
+        let first = tokio::time::Instant::now();
+        while first.elapsed() < HANGUP_SETTLE_MAX
+            && tokio::time::timeout(HANGUP_SETTLE, hup.recv())
+                .await
+                .is_ok()
+        {}
         match live.reload().await {
             Ok(r) => tracing::info!(
                 services = r.services.len(),
