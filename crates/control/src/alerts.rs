@@ -23,6 +23,9 @@ pub const SCALE_UP: &str = "scale_up";
 pub const REPLICAS_LABEL: &str = "foresight_replicas";
 /// The label that names the service.
 pub const SERVICE_LABEL: &str = "service";
+/// Most scale-up alerts held firing per service: a storm of distinct alerts (each label set
+/// is one) is refused past it rather than grow the proxy's memory without bound.
+pub const MAX_FIRING: usize = 1000;
 
 /// The webhook's body.
 #[derive(Debug, Deserialize)]
@@ -96,6 +99,12 @@ impl Alerts {
                 // A re-sent alert keeps the floor it got when it first fired.
                 let floor = match active.get(&key) {
                     Some((_, f)) => *f,
+                    None if active.len() >= MAX_FIRING => {
+                        return Err(format!(
+                            "{MAX_FIRING} scale-up alerts are firing for this service already; \
+                             this one is not held"
+                        ))
+                    }
                     None => alert.floor(desired)?,
                 };
                 active.insert(key, (alert.name().to_string(), floor));
@@ -172,6 +181,39 @@ mod tests {
         );
         let bad = alert("firing", &[(REPLICAS_LABEL, "lots")]);
         assert!(a.apply(&bad, 1).unwrap_err().contains("foresight_replicas"));
+    }
+
+    #[test]
+    fn a_storm_of_distinct_alerts_is_bounded_and_the_floor_still_lifts() {
+        let a = Alerts::default();
+        for i in 0..MAX_FIRING + 50 {
+            let id = i.to_string();
+            let firing = alert(
+                "firing",
+                &[
+                    ("alertname", "Storm"),
+                    ("id", &id),
+                    (ACTION_LABEL, SCALE_UP),
+                ],
+            );
+            let r = a.apply(&firing, 3);
+            assert_eq!(r.is_ok(), i < MAX_FIRING, "alert {i}: {r:?}");
+        }
+        assert_eq!(a.describe().len(), MAX_FIRING);
+        assert_eq!(a.floor().unwrap().0, 6);
+        for i in 0..MAX_FIRING + 50 {
+            let id = i.to_string();
+            let resolved = alert(
+                "resolved",
+                &[
+                    ("alertname", "Storm"),
+                    ("id", &id),
+                    (ACTION_LABEL, SCALE_UP),
+                ],
+            );
+            a.apply(&resolved, 3).unwrap();
+        }
+        assert_eq!(a.floor(), None, "every one resolved: the floor is lifted");
     }
 
     #[test]
