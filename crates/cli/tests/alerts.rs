@@ -165,6 +165,17 @@ async fn alerts_that_do_not_apply_are_answered_with_the_reason() {
     assert!(r.body.contains("not an instance count"), "{}", r.body);
     let r = post(r#"{"alerts": "nope"}"#).await;
     assert_eq!(r.status, 400, "{}", r.body);
+    // A 10 MB body is refused before it is parsed: 413, or the connection closed while the
+    // client still sends (the answer came first); the admin listener goes on serving.
+    let huge = format!(
+        r#"{{"alerts": [{{"status": "firing", "labels": {{"alertname": "{}"}}}}]}}"#,
+        "x".repeat(10 << 20)
+    );
+    if let Ok(r) = send(&c, "POST", &format!("http://{admin}/alerts"), &huge).await {
+        assert_eq!(r.status, 413, "{}", r.body);
+    }
+    let r = post(r#"{"alerts": []}"#).await;
+    assert_eq!(r.status, 200, "still serving: {}", r.body);
     // The one loop takes an alert without a service label; the floor is capped at max.
     let r = post(
         r#"{"alerts": [{"status": "firing", "labels": {"alertname": "Big",

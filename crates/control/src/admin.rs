@@ -45,8 +45,14 @@ pub fn routes(handles: &[&Handle]) -> Router {
                 async move {
                     match body {
                         Ok(Json(w)) => Ok(Json(receive(&receivers, &w))),
+                        // A body past the limit is 413; anything else that is not the
+                        // webhook's JSON, 400.
                         Err(e) => Err((
-                            axum::http::StatusCode::BAD_REQUEST,
+                            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                                e.status()
+                            } else {
+                                axum::http::StatusCode::BAD_REQUEST
+                            },
                             Json(serde_json::json!({ "error": e.body_text() })),
                         )),
                     }
