@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{Quota, RateLimiter};
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName};
 
 /// What a rate limit counts requests by.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,10 +37,14 @@ pub struct RateLimitConfig {
     pub key: LimitKey,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// What the limiter remembers per client: fixed-size, so that clients sending long distinct
+/// header values (up to the 8 KB a header may have) cannot grow it by more than a few dozen
+/// bytes each. A value is kept as its keyed hash (a per-process random key: nobody can aim
+/// two values at one bucket).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Key {
     Ip(IpAddr),
-    Value(HeaderValue),
+    Value(u64),
 }
 
 type Limiter = RateLimiter<
@@ -61,6 +65,7 @@ pub enum Refusal {
 /// A service's rate and concurrency limits.
 pub struct Admission {
     limiter: Option<(Limiter, LimitKey)>,
+    values: std::hash::RandomState,
     clock: DefaultClock,
     max_requests: Option<u64>,
     /// Requests of the service at its instances (counted only with `max_requests`).
@@ -84,6 +89,7 @@ impl Admission {
         });
         Admission {
             limiter,
+            values: std::hash::RandomState::new(),
             clock,
             max_requests: max_requests.map(u64::from),
             in_flight: max_requests.map(|_| Arc::new(AtomicU64::new(0))),
@@ -105,9 +111,9 @@ impl Admission {
         if let Some((limiter, on)) = &self.limiter {
             let key = match on {
                 LimitKey::ClientIp => Key::Ip(client),
-                LimitKey::Header(name) => headers
-                    .get(name)
-                    .map_or(Key::Ip(client), |v| Key::Value(v.clone())),
+                LimitKey::Header(name) => headers.get(name).map_or(Key::Ip(client), |v| {
+                    Key::Value(std::hash::BuildHasher::hash_one(&self.values, v.as_bytes()))
+                }),
             };
             if let Err(not_until) = limiter.check_key(&key) {
                 return Err(Refusal::RateLimited(
@@ -131,6 +137,32 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn long_distinct_values_cost_a_fixed_size_key_each() {
+        // 8 KB values (the most a header may carry) are kept as 8-byte hashes, not copies.
+        fn copy<T: Copy>() {}
+        copy::<Key>();
+        assert!(std::mem::size_of::<Key>() <= 24);
+        let a = Admission::new(
+            Some(&RateLimitConfig {
+                rate: 1.0,
+                burst: 1,
+                key: LimitKey::Header(HeaderName::from_static("x-user")),
+            }),
+            None,
+        );
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let long = "x".repeat(8 << 10);
+        for i in 0..2_000 {
+            let mut h = HeaderMap::new();
+            let v = format!("{i}{long}");
+            h.insert("x-user", HeaderValue::from_str(&v).unwrap());
+            assert!(a.check(ip, &h).is_ok(), "value {i} has its own burst");
+            assert!(a.check(ip, &h).is_err(), "and its second request waits");
+        }
+    }
 
     #[test]
     fn a_burst_then_429s_per_key() {
