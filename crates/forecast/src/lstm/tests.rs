@@ -238,9 +238,11 @@ fn quantile_forecasts_are_ordered_and_cover_more_the_higher_they_are() {
 #[test]
 fn models_saved_before_quantiles_load_as_point_forecasters() {
     let ds = Dataset::new(series(), &PrepConfig::default()).unwrap();
+    // As models were then: a point forecast on one daily harmonic, no minute of the hour.
     let cfg = LstmConfig {
         quantiles: Vec::new(),
         hour_of_day_minute: false,
+        day_harmonics: 1,
         epochs: 1,
         ..small()
     };
