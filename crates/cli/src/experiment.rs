@@ -425,16 +425,8 @@ fn jobs(a: &ExperimentArgs, fname: &str, static_mean: usize, static_peak: usize)
     v
 }
 
-pub fn run(mut a: ExperimentArgs) -> ExitCode {
-    if let Err(e) = validate(&a) {
-        return match e {
-            Failure::Usage(e) => usage_error(e),
-            Failure::Other(e) => failure(e),
-        };
-    }
-    let season = (a.season.as_secs() / 60) as usize;
-    a.forecaster = a.forecaster.with_season(Some(season), Some(a.seasons));
-    match experiment(&a) {
+pub fn run(a: ExperimentArgs) -> ExitCode {
+    match experiment(a) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(e)) => usage_error(e),
         Err(Failure::Other(e)) => failure(e),
@@ -562,8 +554,12 @@ fn validate(a: &ExperimentArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn experiment(a: &ExperimentArgs) -> Result<(), Failure> {
-    validate(a)?;
+fn experiment(mut a: ExperimentArgs) -> Result<(), Failure> {
+    validate(&a)?;
+    // The seasonal forecasters' period and window are flags of their own.
+    let season = (a.season.as_secs() / 60) as usize;
+    a.forecaster = a.forecaster.with_season(Some(season), Some(a.seasons));
+    let a = &a;
     let Some(trace) = &a.trace else {
         let dir = a.suite.as_ref().expect("clap: --trace or --suite");
         return suite::run(a, dir);
