@@ -10,11 +10,80 @@ use std::path::PathBuf;
 use foresight_forecast::{ForecastConfig, Forecaster, Lstm, RetrainPolicy, Series};
 
 use crate::learner::Learner;
-use crate::{Autoscaler, ForecasterSpec, Foresight, Settings, StepClock};
+use crate::{Autoscaler, Chooser, ForecasterSpec, Foresight, Planning, Settings, StepClock};
 
 /// Steps forecast when a model with no horizon of its own cannot be loaded: the loop then
 /// scales reactively, and the planner still needs a size.
 const FAILED_MODEL_HORIZON: usize = 15;
+
+/// History `auto` needs before it chooses live: a day (its last 30%, some 7 hours, scores).
+pub const AUTO_MIN_HISTORY_SECS: i64 = 86_400;
+
+/// The window of the moving average `auto` plans with until it has chosen (the live loop's
+/// moving average).
+const AUTO_INTERIM_WINDOW: usize = 5;
+
+struct Built {
+    chooser: Chooser,
+    horizon: usize,
+}
+
+/// `auto` live: chooses on the history it is fed (the warm history, then live steps), with a
+/// model from a file as its LSTM candidate when one is given.
+fn chooser(
+    settings: &Settings,
+    clock: &StepClock,
+    source: ModelSource,
+    mut training: ForecastConfig,
+    retrain: Option<RetrainPolicy>,
+) -> Result<Built, String> {
+    let lstm = match source {
+        ModelSource::File(dir) => match Lstm::load(&dir) {
+            Ok(m) if !m.meta().features.is_empty() => {
+                return Err(format!(
+                    "{} was trained with features; `auto` chooses among forecasters of the load \
+                     alone (use forecaster = \"lstm\" for a model with features)",
+                    dir.display()
+                ))
+            }
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::error!(model = %dir.display(), error = %e, "cannot load the model; auto trains its own lstm candidate");
+                None
+            }
+        },
+        ModelSource::Spec | ModelSource::Train(_) => None,
+        ModelSource::Fitted(_) | ModelSource::Oracle(_) => {
+            return Err("auto is fitted already or needs no fitting here".into())
+        }
+    };
+    if let Some(m) = &lstm {
+        training.lstm = m.meta().config.clone();
+    }
+    let horizon = training.lstm.horizon;
+    let per_step = clock.step_secs.max(f64::MIN_POSITIVE);
+    let predictive = &settings.params.predictive;
+    // Scored within the forecast: a lead past the horizon plans at its end.
+    let lead_steps = ((predictive.lead / per_step).ceil().max(1.0) as usize).min(horizon.max(1));
+    let plan = Planning {
+        lead_steps,
+        margin_steps: ((predictive.margin / per_step).round() as usize)
+            .min(horizon.saturating_sub(lead_steps)),
+        quantile: settings.quantile,
+        horizon,
+    };
+    let step = clock.model_step.max(1);
+    let interim = ForecasterSpec::MovingAverage {
+        window: AUTO_INTERIM_WINDOW,
+    }
+    .build_simple(step)
+    .expect("the moving average needs no fitting");
+    let min_history = (AUTO_MIN_HISTORY_SECS / step) as usize;
+    Ok(Built {
+        chooser: Chooser::new(training, plan, step, interim, lstm, retrain, min_history),
+        horizon,
+    })
+}
 
 /// Where the forecaster's model comes from.
 pub enum ModelSource {
@@ -104,6 +173,23 @@ impl AutoscalerSpec {
                 });
             }
             ModelSource::Fitted(f) => (f, spec.horizon_within(horizon)),
+            source if spec == ForecasterSpec::Auto => {
+                let mut c = chooser(&settings, &clock, source, training, retrain)?;
+                c.chooser.warm(&history);
+                let autoscaler = Autoscaler::build(
+                    &settings,
+                    Foresight::Forecaster {
+                        model: Box::new(c.chooser),
+                        horizon: c.horizon,
+                        clock,
+                    },
+                    spec.as_str(),
+                )?;
+                return Ok(Assembled {
+                    autoscaler,
+                    features: order,
+                });
+            }
             ModelSource::Spec => {
                 let f = spec.build_simple(clock.model_step).ok_or_else(|| {
                     format!("forecaster {spec} must be fitted on data (not available here)")

@@ -80,28 +80,32 @@ impl Fitted {
                 quantile,
             }),
             ForecasterSpec::Persistence => Fitted::Simple(spec),
-            ForecasterSpec::Auto => Fitted::auto(ds, cfg, plan, progress)?,
+            ForecasterSpec::Auto => Fitted::choose(ds, cfg, plan, None, progress)?,
             ForecasterSpec::None => return Err("`none` is no forecaster to fit".into()),
         })
     }
 
-    /// Every candidate fitted and scored on the longest gap-free stretch of the validation
-    /// part; the upper envelope of the best two is scored too; the best plans.
-    fn auto(
+    /// `auto`: every candidate fitted and scored on the longest gap-free stretch of the
+    /// validation part; the upper envelope of the best two is scored too; the best plans.
+    /// The LSTM candidate is `lstm` when given (a model from a file), else trained on the
+    /// training part.
+    pub fn choose(
         ds: &Dataset,
         cfg: &ForecastConfig,
         plan: &Planning,
+        lstm: Option<Lstm>,
         progress: impl FnMut(Progress),
     ) -> Result<Fitted, String> {
         let step = ds.series.step;
         let per_minute = (60 / step).max(1) as usize;
-        let mut candidates: Vec<(String, Fitted)> = vec![(
-            "lstm".into(),
-            Fitted::Lstm(Box::new(
-                ds.train_lstm(&cfg.lstm, progress)
-                    .map_err(|e| e.to_string())?,
-            )),
-        )];
+        let lstm = match lstm {
+            Some(m) => m,
+            None => ds
+                .train_lstm(&cfg.lstm, progress)
+                .map_err(|e| e.to_string())?,
+        };
+        let mut candidates: Vec<(String, Fitted)> =
+            vec![("lstm".into(), Fitted::Lstm(Box::new(lstm)))];
         for (name, season, seasons) in SEASONAL_CANDIDATES {
             candidates.push((
                 name.into(),

@@ -17,6 +17,8 @@
 //! - `fit`: [`Fitted`], forecasters fitted once on a trace and copied per run
 //! - `select`: [`Planning`], [`score`]: a candidate forecaster scored as the autoscaler plans
 //! - `learner`: [`Learner`], the live LSTM (loaded, trained in the background, retrained)
+//! - `chooser`: [`Chooser`], `auto` live: the forecaster chosen on recent history, again at
+//!   every retraining
 //! - `spec`: [`PolicySpec`], [`ForecasterSpec`], [`PolicyParams`]
 //! - `planner`: [`Planner`], per-step requests to planned rates with a band and trust
 //! - `autoscaler`: [`Autoscaler`], [`Sample`], [`Step`]
@@ -28,6 +30,7 @@
 
 mod assemble;
 mod autoscaler;
+mod chooser;
 mod features;
 mod fit;
 mod interruption;
@@ -37,8 +40,9 @@ mod select;
 mod spec;
 mod timing;
 
-pub use assemble::{Assembled, AutoscalerSpec, ModelSource};
+pub use assemble::{Assembled, AutoscalerSpec, ModelSource, AUTO_MIN_HISTORY_SECS};
 pub use autoscaler::{Autoscaler, Sample, Step};
+pub use chooser::Chooser;
 pub use features::FeatureSteps;
 pub use fit::Fitted;
 pub use interruption::{Interruption, IMPLAUSIBLE_SILENCE};

@@ -332,6 +332,14 @@ impl Planner {
         }
     }
 
+    /// The candidates the forecaster chose among (`auto`), best (the one in use) first.
+    pub fn forecaster_candidates(&self) -> Vec<foresight_forecast::Candidate> {
+        match &self.source {
+            Source::Model(f) => f.candidates(),
+            Source::Oracle(_) => Vec::new(),
+        }
+    }
+
     /// Steps observed.
     pub fn steps(&self) -> usize {
         self.step

@@ -107,6 +107,9 @@ struct Outcome {
     /// Trace-time instance-hours (ready + starting, integrated).
     instance_hours: f64,
     decisions: usize,
+    /// The forecaster at the end (for `auto`, what it chose) and the candidates' scores.
+    forecaster: String,
+    candidates: Vec<foresight_forecast::Candidate>,
 }
 
 struct Data {
@@ -180,7 +183,7 @@ fn control_config(policy: &str, args: &DemoArgs, data: &Data) -> anyhow::Result<
         forecaster: if !policy_kind.uses_forecaster() {
             ForecasterSpec::None
         } else {
-            ForecasterSpec::Lstm
+            ForecasterSpec::Auto
         },
         model: Some(data.model.clone()),
         history: Some(data.history.clone()),
@@ -329,17 +332,22 @@ async fn run_policy(
     proxy.await??;
     // One point per trace minute.
     let instance_hours = points.iter().map(|p| p.instances as f64).sum::<f64>() / 60.0;
-    let name = status
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .policy
-        .clone();
+    let (name, forecaster, candidates) = {
+        let s = status.lock().unwrap_or_else(|p| p.into_inner());
+        (
+            s.policy.clone(),
+            s.forecaster.clone(),
+            s.forecaster_candidates.clone(),
+        )
+    };
     Ok(Outcome {
         policy: name,
         report,
         points,
         instance_hours,
         decisions,
+        forecaster,
+        candidates,
     })
 }
 
@@ -376,7 +384,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         "Instances: `foresight backend` processes, {WORKERS} workers × {SERVICE_MS} ms = {capacity:.0} req/s each, ready {} (trace time) after launch.",
         humantime::format_duration(args.provision)
     );
-    println!("Policies: {}; hybrid forecasts with the embedded LSTM (trained on the first 70% of the NASA trace).\n", args.policies.join(", "));
+    println!("Policies: {}; hybrid forecasts with `auto`: the embedded LSTM (trained on the first 70% of the NASA trace), seasonal quantiles, Holt-Winters and a moving average, scored on the last 30% of the 30 hours before the morning; the best plans.\n", args.policies.join(", "));
     let bar = ProgressBar::new(1);
     bar.set_style(
         ProgressStyle::with_template("{prefix:>7} [{bar:30}] {pos:>3}/{len}s {msg}")
@@ -419,6 +427,19 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         "(instance-hours in trace time: the 4-hour morning; requests {} per run)",
         outcomes.first().map_or(0, |o| o.report.sent)
     );
+    for o in outcomes.iter().filter(|o| !o.candidates.is_empty()) {
+        let scores: Vec<String> = o
+            .candidates
+            .iter()
+            .map(|c| format!("{} {:.2}", c.name, c.pinball))
+            .collect();
+        println!(
+            "{}: {}; pinball loss of the planned peak per candidate: {}",
+            o.policy,
+            o.forecaster,
+            scores.join(", ")
+        );
+    }
     let series: Vec<(String, Vec<Point>)> = outcomes
         .iter()
         .map(|o| (o.policy.clone(), o.points.clone()))
@@ -440,6 +461,8 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
                 "p999_ms": o.report.overall.p999_ms,
                 "instance_hours": o.instance_hours,
                 "decisions": o.decisions,
+                "forecaster": o.forecaster,
+                "candidates": o.candidates,
                 "timeline": o.points,
             })).collect::<Vec<_>>(),
         });

@@ -102,3 +102,80 @@ fn bad_control_config_is_a_usage_error() {
         text(&o)
     );
 }
+
+/// Three days of a flat 10 per minute with a burst of 60 at minute 10 of every hour.
+fn bursty_history() -> String {
+    let start = chrono::NaiveDate::from_ymd_opt(2024, 3, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    let mut s = String::from("minute,count\n");
+    for m in 0..3 * 1440 {
+        let t = start + chrono::Duration::minutes(m);
+        let v = if m % 60 == 10 { 60 } else { 10 + m % 3 };
+        s.push_str(&format!("{},{v}\n", t.format("%Y-%m-%d %H:%M:%S")));
+    }
+    s
+}
+
+/// With no `forecaster` key the live loop runs `auto`: it chooses on the history it was
+/// warmed with, in the background, shows the choice and every candidate's score in
+/// `/control`, and chooses again at every retraining.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_is_the_default_chooses_on_the_history_and_again_at_each_retraining() {
+    let dir = tempdir("control-auto");
+    std::fs::write(dir.join("history.csv"), bursty_history()).unwrap();
+    let config = format!(
+        r#"
+[control]
+interval = "500ms"
+step = "500ms"
+model_step = "1m"
+policy = "hybrid"
+lead = "1500ms"
+margin = "1s"
+history = "{}"
+train_epochs = 1
+retrain_every = "30m"
+min = 1
+max = 3
+actuator = "none"
+"#,
+        dir.join("history.csv").display()
+    );
+    let p = proxy(&dir, &config, &[]);
+    let admin = p.get("admin").to_string();
+    let http = client();
+    eventually(Duration::from_secs(120), "auto's first choice", || async {
+        control(&http, &admin).await["forecaster_candidates"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    })
+    .await;
+    let s = control(&http, &admin).await;
+    let name = s["forecaster"].as_str().unwrap();
+    let candidates = s["forecaster_candidates"].as_array().unwrap();
+    // The LSTM, three seasonal quantiles, Holt-Winters, the moving average, the envelope.
+    assert_eq!(candidates.len(), 7, "{s}");
+    let best = candidates[0]["name"].as_str().unwrap();
+    assert!(name.starts_with(&format!("auto: {best} (chosen ")), "{s}");
+    let losses: Vec<f64> = candidates
+        .iter()
+        .map(|c| c["pinball"].as_f64().unwrap())
+        .collect();
+    assert!(losses.windows(2).all(|w| w[0] <= w[1]), "{s}");
+    // The moving average cannot see an hourly burst coming; the choice can.
+    let ma = candidates
+        .iter()
+        .find(|c| c["name"] == "moving-average")
+        .unwrap();
+    assert!(ma["pinball"].as_f64().unwrap() > 2.0 * losses[0], "{s}");
+    assert!(candidates[0]["coverage"].as_f64().unwrap() > 0.8, "{s}");
+    // 30 model minutes are 15 s here: it chooses again.
+    eventually(Duration::from_secs(120), "auto's second choice", || async {
+        control(&http, &admin).await["forecaster"]
+            .as_str()
+            .is_some_and(|f| f.contains("(chosen 2 times"))
+    })
+    .await;
+}

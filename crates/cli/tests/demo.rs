@@ -26,7 +26,7 @@ fn demo_runs_the_live_loop_for_both_policies() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["hpa", "hybrid-lstm"]);
+    assert_eq!(names, ["hpa", "hybrid-auto"]);
     for p in policies {
         assert_eq!(p["failures"], 0, "{p}");
         assert!(p["requests"].as_u64().unwrap() > 2000, "{p}");

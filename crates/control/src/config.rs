@@ -100,7 +100,7 @@ pub struct ControlConfig {
     /// Forecaster.
     pub forecaster: ForecasterSpec,
     /// The LSTM's model directory from `foresight train` (none: trained at start on
-    /// `history`).
+    /// `history`); with `auto`, the first choice's LSTM candidate.
     pub model: Option<PathBuf>,
     /// The quantile of realised forecast errors added to the expected rate (the band).
     pub quantile: f64,
@@ -117,7 +117,8 @@ pub struct ControlConfig {
     /// Read utilisation from each instance's `/metrics` (falling back to the proxy's
     /// in-flight counts for instances that do not export Foresight's backend metrics).
     pub scrape_instances: bool,
-    /// Retrain the LSTM on live data this often (model time), and swap it in.
+    /// Retrain the LSTM on live data this often (model time), and swap it in; with `auto`,
+    /// choose again (on the last week) this often.
     pub retrain_every: Option<Duration>,
     /// Epochs when training at start or retraining.
     pub train_epochs: usize,
@@ -179,7 +180,7 @@ impl Default for ControlConfig {
             stabilisation: Duration::from_secs_f64(PolicySpec::Hybrid.default_scale_in_window()),
             interruption_hold: Duration::from_secs_f64(foresight_autoscale::INTERRUPTION_HOLD),
             widen: 0,
-            forecaster: ForecasterSpec::MovingAverage { window: 5 },
+            forecaster: ForecasterSpec::Auto,
             model: None,
             quantile: foresight_autoscale::UPPER_QUANTILE,
             history: None,
@@ -441,7 +442,7 @@ impl ControlConfig {
             Some(v) => return Err(invalid("dry_run", v, "true or false")),
         };
         let name = r.string("forecaster")?;
-        let name = name.as_deref().unwrap_or("moving-average");
+        let name = name.as_deref().unwrap_or("auto");
         let mut forecaster: ForecasterSpec =
             name.parse()
                 .map_err(|e: foresight_autoscale::UnknownName| {
@@ -459,11 +460,15 @@ impl ControlConfig {
                     ));
                 }
             }
-            ForecasterSpec::HoltWinters | ForecasterSpec::Auto => {
+            ForecasterSpec::Auto => {
+                // A model from `foresight train` is the first choice's LSTM candidate.
+                model = r.string("model")?.map(PathBuf::from);
+            }
+            ForecasterSpec::HoltWinters => {
                 return Err(invalid(
                     "forecaster",
                     name,
-                    "a forecaster the live loop runs: lstm, moving-average, persistence, seasonal-naive, seasonal-quantile, none (holt-winters is fitted offline, and auto is chosen on validation data, by `foresight experiment`; the live loop does not choose yet)",
+                    "a forecaster the live loop runs: auto, lstm, moving-average, persistence, seasonal-naive, seasonal-quantile, none (holt-winters alone is fitted offline by `foresight experiment`; live, auto fits it as a candidate)",
                 ))
             }
             ForecasterSpec::MovingAverage { window } => {
@@ -743,7 +748,7 @@ mod tests {
             ("policy = \"oracle\"", "simulator only"),
             ("forecaster = \"prophet\"", "seasonal-quantile"),
             ("forecaster = \"holt-winters\"", "fitted offline"),
-            ("forecaster = \"auto\"", "auto is chosen on validation data"),
+            ("forecaster = \"auto\"\nmodel = 3", "`control.model`"),
             ("quantile = 1.5", "`control.quantile`"),
             ("interruption_hold = \"2d\"", "`control.interruption_hold`"),
             ("widen = 6", "`control.widen`"),

@@ -96,8 +96,13 @@ pub struct Status {
     pub planned_rps: Option<f64>,
     /// Requests per second one instance is planned to serve: `capacity_rps` × `target`.
     pub per_instance_rps: f64,
-    /// The forecaster and its state (training, retrained n times, unavailable: why).
+    /// The forecaster and its state (training, retrained n times, unavailable: why; `auto`:
+    /// what it chose, or what plans until it has chosen).
     pub forecaster: String,
+    /// `auto`: every candidate scored at its last choice, best (the one in use) first —
+    /// the pinball loss of the capacity it would have planned on the recent history, and
+    /// the share of windows it covered.
+    pub forecaster_candidates: Vec<foresight_forecast::Candidate>,
     /// Forecaster steps observed.
     pub steps: usize,
     /// Where the forecaster's first input window came from, and while it cannot forecast
@@ -214,7 +219,8 @@ pub fn spec(c: &ControlConfig) -> Result<AutoscalerSpec, String> {
         (ForecasterSpec::Lstm, None, None) => {
             return Err("`control.forecaster = \"lstm\"` needs `model` or `history`".into())
         }
-        (ForecasterSpec::HoltWinters | ForecasterSpec::Auto, ..) => {
+        (ForecasterSpec::Auto, Some(dir), _) => ModelSource::File(dir.clone()),
+        (ForecasterSpec::HoltWinters, ..) => {
             return Err(format!(
                 "forecaster {} is not available in the live loop",
                 c.forecaster
@@ -575,6 +581,7 @@ async fn run(
         s.warmup = warmup_status(&autoscaler, &warm_source);
         s.forecaster =
             planner.map_or_else(|| "none (reactive)".to_string(), |p| p.forecaster_name());
+        s.forecaster_candidates = planner.map_or_else(Vec::new, |p| p.forecaster_candidates());
         s.actuator_error = last_error;
         s.metrics_source = m.metrics_source;
         s.features = m.features;

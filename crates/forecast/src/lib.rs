@@ -36,7 +36,7 @@ pub use envelope::{plan_curve, Envelope};
 pub use eval::{evaluate, Evaluation, Score};
 pub use holt_winters::HoltWinters;
 pub use lstm::{Lstm, LstmConfig, ModelError};
-pub use model::Forecaster;
+pub use model::{Candidate, Forecaster};
 pub use online::{OnlineLstm, RetrainPolicy};
 pub use pipeline::{Dataset, PrepConfig};
 pub use seasonal_quantile::SeasonalQuantile;

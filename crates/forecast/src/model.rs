@@ -31,6 +31,24 @@ pub trait Forecaster: Send {
     fn forecast_quantiles(&mut self, _horizon: usize) -> Option<Vec<Vec<f64>>> {
         None
     }
+    /// For a forecaster that chooses among candidates (`auto`): every candidate it scored
+    /// when it last chose, best (the one in use) first; empty for the others.
+    fn candidates(&self) -> Vec<Candidate> {
+        Vec::new()
+    }
+}
+
+/// A candidate forecaster as a choosing forecaster scored it on held-out data.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Candidate {
+    /// Its name (`lstm`, `seasonal-quantile-hour`, `max(lstm, holt-winters)`, ...).
+    pub name: String,
+    /// Mean pinball loss of the capacity it planned, in the data's units per step.
+    pub pinball: f64,
+    /// Share of the planned windows whose peak it covered.
+    pub coverage: f64,
+    /// Windows scored.
+    pub windows: usize,
 }
 
 /// The last `capacity` contiguous observations; cleared on a gap.
