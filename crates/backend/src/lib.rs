@@ -11,7 +11,8 @@
 //!
 //! Endpoints: the service routes (`/auth`, `/process`, `/external` by default; `?ms=N` forces a
 //! constant service time), `/ready` (503 until the start-up delay has passed, the way a real
-//! instance warms up), `/healthz` (liveness), `/metrics` (Prometheus text).
+//! instance warms up), `/healthz` (liveness), `/metrics` (Prometheus text), `/ws` (a WebSocket
+//! echo).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -72,6 +72,7 @@ impl State {
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let path = req.uri().path();
         match path {
+            "/ws" => return self.websocket(req),
             "/ready" => {
                 return if self.ready() {
                     text(StatusCode::OK, "ready\n")
@@ -123,6 +124,62 @@ impl State {
         };
         let mut r = text(status, body);
         r.headers_mut().insert(INSTANCE_HEADER, self.name.clone());
+        r
+    }
+
+    /// `/ws`: a WebSocket echo (RFC 6455). The handshake is answered 101 with this instance's
+    /// name in [`INSTANCE_HEADER`]; every text and binary message is sent back, pings are
+    /// answered, and a close is returned. Not a WebSocket handshake: 400; not ready: 503.
+    fn websocket(&self, mut req: Request<Incoming>) -> Response<Body> {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::{handshake::derive_accept_key, protocol::Role};
+        if !self.ready() {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "starting\n");
+        }
+        let h = req.headers();
+        let is = |name: http::header::HeaderName, token: &str| {
+            h.get_all(name)
+                .iter()
+                .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+        };
+        let key = h
+            .get("sec-websocket-key")
+            .map(|k| derive_accept_key(k.as_bytes()));
+        let (Some(accept), true, true) = (
+            key,
+            is(http::header::UPGRADE, "websocket"),
+            is(http::header::CONNECTION, "upgrade"),
+        ) else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "a WebSocket handshake is expected here\n",
+            );
+        };
+        let on = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            let Ok(upgraded) = on.await else { return };
+            let io = hyper_util::rt::TokioIo::new(upgraded);
+            let mut ws =
+                tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+            while let Some(Ok(msg)) = ws.next().await {
+                if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut r = text(StatusCode::SWITCHING_PROTOCOLS, "");
+        let headers = r.headers_mut();
+        headers.remove(http::header::CONTENT_TYPE);
+        headers.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(
+            http::header::CONNECTION,
+            HeaderValue::from_static("upgrade"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&accept) {
+            headers.insert("sec-websocket-accept", v);
+        }
+        headers.insert(INSTANCE_HEADER, self.name.clone());
         r
     }
 

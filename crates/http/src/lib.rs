@@ -205,7 +205,8 @@ pub async fn serve<H, F, B>(
                 None => match tokio::time::timeout(first_bytes, is_h2(&stream)).await {
                     Ok(Ok(false)) => {
                         let io = TokioIo::new(conn::Io::new(stream, state.clone(), true));
-                        conn::Watched::new(h1.serve_connection(io, service), state).await
+                        conn::Watched::new(h1.serve_connection(io, service).with_upgrades(), state)
+                            .await
                     }
                     Ok(Ok(true)) => {
                         let io = TokioIo::new(conn::Io::new(stream, state.clone(), false));
@@ -222,7 +223,11 @@ pub async fn serve<H, F, B>(
                             if h2_chosen {
                                 conn::Watched::new(h2.serve_connection(io, service), state).await
                             } else {
-                                conn::Watched::new(h1.serve_connection(io, service), state).await
+                                conn::Watched::new(
+                                    h1.serve_connection(io, service).with_upgrades(),
+                                    state,
+                                )
+                                .await
                             }
                         }
                         Ok(Err(e)) => {

@@ -157,6 +157,9 @@ pub struct Timeouts {
     pub client_header: Duration,
     /// How long an idle pooled upstream connection is kept.
     pub upstream_idle: Duration,
+    /// How long a switched connection (a WebSocket) may pass no byte either way; then both
+    /// sides are closed.
+    pub tunnel_idle: Duration,
 }
 
 /// Limits on what clients may hold.
@@ -315,6 +318,8 @@ pub mod defaults {
     pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
     /// `timeouts.upstream_idle`
     pub const UPSTREAM_IDLE: Duration = Duration::from_secs(90);
+    /// `timeouts.tunnel_idle` (HAProxy's `timeout tunnel` is commonly set to 1h).
+    pub const TUNNEL_IDLE: Duration = Duration::from_secs(3600);
     /// `health_check.path`
     pub const HEALTH_PATH: &str = "/ready";
     /// `health_check.interval`

@@ -37,7 +37,11 @@ pub(crate) struct Dispatch {
 }
 
 /// The response future of a request, logged or not.
-type Handled<F> = Either<Ready<Response<ResponseBody>>, Either<F, LogOnHead<F>>>;
+type Handled<F> = Either<Either<Ready<Response<ResponseBody>>, Switching>, Either<F, LogOnHead<F>>>;
+
+/// A request to switch protocols on its way (boxed: rare, and the per-request future keeps
+/// its size).
+type Switching = Pin<Box<dyn Future<Output = Response<ResponseBody>> + Send>>;
 
 impl Dispatch {
     /// Routes for `config` onto `forwarders` (one per service, in its order).
@@ -91,10 +95,10 @@ impl Dispatch {
                 },
             });
         let answer = |r: Response<ResponseBody>, p: Option<Pending>| {
-            Either::Left(ready(match p {
+            Either::Left(Either::Left(ready(match p {
                 Some(p) => logged(r, p),
                 None => r,
-            }))
+            })))
         };
         if let Some(refused) = refuse_target(&parts) {
             return answer(refused, pending);
@@ -138,7 +142,18 @@ impl Dispatch {
             }
         }
         let forwarder = self.forwarders[route.service].clone();
-        let fut = forwarder.handle(Request::from_parts(parts, body), peer);
+        let mut req = Request::from_parts(parts, body);
+        if let Some(up) = crate::tunnel::wanted(&mut req) {
+            let switching = forwarder.handle_switch(req, up, peer);
+            return Either::Left(Either::Right(Box::pin(async move {
+                let r = switching.await;
+                match pending {
+                    Some(p) => logged(r, p),
+                    None => r,
+                }
+            })));
+        }
+        let fut = forwarder.handle(req, peer);
         Either::Right(match pending {
             None => Either::Left(fut),
             Some(p) => Either::Right(LogOnHead {

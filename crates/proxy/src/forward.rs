@@ -99,6 +99,8 @@ pub(crate) struct Forwarder {
     pub pool: Arc<Pool>,
     pub hash_on: HashOn,
     pub request_timeout: Duration,
+    /// Longest silence of a switched connection (`timeouts.tunnel_idle`).
+    pub tunnel_idle: Duration,
     pub retry: RetryConfig,
     budget: RetryBudget,
     admission: Arc<Admission>,
@@ -218,6 +220,7 @@ impl Forwarder {
             pool,
             hash_on: config.balancer.hash_on.clone(),
             request_timeout: config.timeouts.request,
+            tunnel_idle: config.timeouts.tunnel_idle,
             retry: config.retries.clone(),
             budget: RetryBudget::new(
                 config.retries.budget_ratio,
@@ -308,30 +311,11 @@ impl Forwarder {
         req: Request<Incoming>,
         peer: Peer,
     ) -> Response<ResponseBody> {
-        self.pool.metrics.client_requests.inc();
         let (mut parts, body) = req.into_parts();
-        if self.admission.is_active() {
-            if let Err(why) = self.admission.check(peer.addr.ip(), &parts.headers) {
-                return self.refuse(why);
-            }
-        }
-        let info = RequestInfo {
-            hash_key: match &self.hash_on {
-                HashOn::Path => Some(stable_hash(parts.uri.path().as_bytes())),
-                HashOn::Header(name) => parts.headers.get(name).map(|v| stable_hash(v.as_bytes())),
-            },
-            cost: 0.0,
-            priority: priority_of(&parts.headers),
+        let info = match self.admit(&mut parts, &peer) {
+            Ok(info) => info,
+            Err(why) => return self.refuse(why),
         };
-        strip_hop_by_hop(&mut parts.headers);
-        add_forwarded(&mut parts.headers, &peer.ip_header);
-        if let Some(authority) = parts.uri.authority() {
-            // An absolute-form target's authority replaces Host (RFC 9112 §3.2.2); HTTP/2
-            // clients send :authority instead of Host, and HTTP/1.1 instances need Host.
-            if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
-                parts.headers.insert(HOST, v);
-            }
-        }
         // A request without a body can be sent again if the first instance refused the
         // connection: nothing of it reached anyone. An idempotent one (RFC 9110 §9.2.2) can
         // be sent again after an answer or a timeout too.
@@ -467,6 +451,159 @@ impl Forwarder {
                             "upstream error\n"
                         },
                     );
+                }
+            }
+        }
+    }
+
+    /// What every request goes through before an instance is chosen: counted, admitted (rate
+    /// limits, `max_requests`), its balancing key read, its header fields rewritten for the
+    /// instance (hop-by-hop removed, `X-Forwarded-*` added, Host from an absolute target).
+    fn admit(
+        &self,
+        parts: &mut http::request::Parts,
+        peer: &Peer,
+    ) -> Result<RequestInfo, Refusal> {
+        self.pool.metrics.client_requests.inc();
+        if self.admission.is_active() {
+            self.admission.check(peer.addr.ip(), &parts.headers)?;
+        }
+        let info = RequestInfo {
+            hash_key: match &self.hash_on {
+                HashOn::Path => Some(stable_hash(parts.uri.path().as_bytes())),
+                HashOn::Header(name) => parts.headers.get(name).map(|v| stable_hash(v.as_bytes())),
+            },
+            cost: 0.0,
+            priority: priority_of(&parts.headers),
+        };
+        strip_hop_by_hop(&mut parts.headers);
+        add_forwarded(&mut parts.headers, &peer.ip_header);
+        if let Some(authority) = parts.uri.authority() {
+            // An absolute-form target's authority replaces Host (RFC 9112 §3.2.2); HTTP/2
+            // clients send :authority instead of Host, and HTTP/1.1 instances need Host.
+            if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+                parts.headers.insert(HOST, v);
+            }
+        }
+        Ok(info)
+    }
+
+    /// Forwards a client's request to switch protocols (see [`crate::tunnel`]); the
+    /// dispatcher sends such requests here rather than to [`Forwarder::handle`].
+    pub async fn handle_switch(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        up: crate::tunnel::Upgrade,
+        peer: Peer,
+    ) -> Response<ResponseBody> {
+        let (mut parts, _) = req.into_parts();
+        match self.admit(&mut parts, &peer) {
+            Ok(info) => self.switch(parts, up, info).await,
+            Err(why) => self.refuse(why),
+        }
+    }
+
+    /// A request to switch protocols (a WebSocket handshake), sent to an instance on a
+    /// connection of its own. A 101 is relayed and the tunnel runs in a task of its own,
+    /// holding the request in flight; any other answer is relayed as a response. A refused
+    /// connection is tried on another instance, as for any bodiless request.
+    async fn switch(
+        self: Arc<Self>,
+        mut parts: http::request::Parts,
+        up: crate::tunnel::Upgrade,
+        info: RequestInfo,
+    ) -> Response<ResponseBody> {
+        crate::tunnel::restore(&mut parts.headers, up.protocol.clone());
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let mut tried: Vec<Arc<Backend>> = Vec::new();
+        let mut attempt = 0;
+        loop {
+            let Some(flight) = self.choose(&info, &tried).await else {
+                self.pool.metrics.no_backend.inc();
+                self.pool.metrics.refused.inc();
+                return reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy instance\n");
+            };
+            let backend = flight.backend.clone();
+            let deadline = (self.pool.deadlines).deadline(flight.started, self.request_timeout);
+            let conn = match backend.upstream.connect().await {
+                Ok(c) => c,
+                Err(e) => {
+                    self.pool.record_outcome(&backend, false);
+                    self.count_error(&backend, "connect");
+                    drop(flight);
+                    if attempt < self.retry.attempts && self.withdraw(Instant::now()) {
+                        attempt += 1;
+                        self.pool.metrics.retries.inc();
+                        tried.push(backend);
+                        continue;
+                    }
+                    tracing::debug!(backend = %backend.address, error = %e, "upstream connect error");
+                    backend.metrics.count(502);
+                    return reply(StatusCode::BAD_GATEWAY, "upstream connect error\n");
+                }
+            };
+            let out = crate::h1::Outgoing {
+                method: &parts.method,
+                target,
+                headers: &parts.headers,
+                default_host: backend.authority.as_str(),
+            };
+            let answered = conn.switch(out, deadline).await;
+            let at = Instant::now();
+            let status = match &answered {
+                Ok(crate::h1::Switched::Yes(..)) => 101,
+                Ok(crate::h1::Switched::No(r)) => r.status().as_u16(),
+                Err(crate::h1::H1Error::Timeout) => 504,
+                Err(_) => 502,
+            };
+            backend.metrics.count(status);
+            self.pool.record_outcome(&backend, status < 500);
+            match answered {
+                Ok(crate::h1::Switched::Yes(head, io, early)) => {
+                    backend.load.observe(
+                        at.saturating_duration_since(flight.started),
+                        self.pool.clock().at(at),
+                    );
+                    let (mut rparts, ()) = head.into_parts();
+                    let protocol = rparts.headers.get(http::header::UPGRADE).cloned();
+                    strip_hop_by_hop(&mut rparts.headers);
+                    crate::tunnel::restore(&mut rparts.headers, protocol.unwrap_or(up.protocol));
+                    tokio::spawn(crate::tunnel::run(
+                        up.on,
+                        io,
+                        early,
+                        flight,
+                        backend,
+                        self.tunnel_idle,
+                    ));
+                    return Response::from_parts(
+                        rparts,
+                        ResponseBody::Full(Full::new(Bytes::new())),
+                    );
+                }
+                Ok(crate::h1::Switched::No(resp)) => {
+                    let (mut rparts, inner) = resp.into_parts();
+                    strip_hop_by_hop(&mut rparts.headers);
+                    let done = inner.is_end_stream();
+                    let mut tracked = Tracked {
+                        inner: Some(inner),
+                        flight: Some(flight),
+                        upstream: backend,
+                    };
+                    if done {
+                        tracked.finish();
+                    }
+                    return Response::from_parts(rparts, ResponseBody::Upstream(tracked));
+                }
+                Err(e) => {
+                    let timeout = matches!(e, crate::h1::H1Error::Timeout);
+                    self.count_error(&backend, if timeout { "timeout" } else { "protocol" });
+                    tracing::debug!(backend = %backend.address, error = %e, "switching protocols failed");
+                    return if timeout {
+                        reply(StatusCode::GATEWAY_TIMEOUT, "upstream timeout\n")
+                    } else {
+                        reply(StatusCode::BAD_GATEWAY, "upstream error\n")
+                    };
                 }
             }
         }

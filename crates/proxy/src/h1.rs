@@ -18,9 +18,10 @@
 //! longer agree on where the next request starts; a client that uploads too slowly for the
 //! request timeout is told so (408) rather than held against the instance.
 //!
-//! Not supported, by design of the proxy rather than of this module: upgrades (101; `Upgrade`
-//! is a hop-by-hop header and is never forwarded) and response trailers (read and dropped, as
-//! hyper's HTTP/1 server would not send them to a client that did not ask).
+//! A request to switch protocols (a WebSocket handshake) goes through [`Connection::switch`]:
+//! a 101 hands the socket back for the tunnel. Not supported, by design of the proxy rather
+//! than of this module: response trailers (read and dropped, as hyper's HTTP/1 server would
+//! not send them to a client that did not ask).
 
 use std::mem::MaybeUninit;
 use std::pin::Pin;
@@ -90,6 +91,15 @@ pub struct Connection {
     watch: Arc<Watch>,
     /// Whether it came from the idle pool (the instance may have closed it meanwhile).
     pub reused: bool,
+}
+
+/// How a request to switch protocols was answered.
+pub enum Switched {
+    /// 101: the head, the socket (now the new protocol's) and the bytes of it that came with
+    /// the head.
+    Yes(Response<()>, Stream, Bytes),
+    /// Any other answer, relayed as a response.
+    No(Response<Body>),
 }
 
 /// How the end of a response body is known (RFC 9112 §6.3).
@@ -194,6 +204,56 @@ impl Connection {
         ))
     }
 
+    /// Sends `req`, a bodiless request to switch protocols (`Upgrade`, with `Connection:
+    /// upgrade` among its fields), and reads the answer's head before `deadline_ms`. A 101
+    /// gives back the socket, with the bytes of the new protocol that came with the head;
+    /// any other answer is an ordinary response.
+    pub async fn switch(
+        mut self,
+        req: Outgoing<'_>,
+        deadline_ms: u64,
+    ) -> Result<Switched, H1Error> {
+        let watch = self.watch.clone();
+        watch.arm(deadline_ms);
+        let head = Cut::new(
+            async {
+                encode_head(&mut self.write, &req, BodyLength::None);
+                self.io.write_all(&self.write).await.map_err(at_write)?;
+                let mut received = false;
+                let Connection { io, read, .. } = &mut self;
+                std::future::poll_fn(|cx| {
+                    poll_head(Pin::new(&mut *io), read, cx, (false, true), &mut received)
+                })
+                .await
+            },
+            &watch,
+        )
+        .await;
+        watch.disarm();
+        let head = head.ok_or(H1Error::Timeout)??;
+        let (parts, ()) = head.response.into_parts();
+        if parts.status == StatusCode::SWITCHING_PROTOCOLS {
+            let leftover = std::mem::take(&mut self.read).freeze();
+            return Ok(Switched::Yes(
+                Response::from_parts(parts, ()),
+                self.io,
+                leftover,
+            ));
+        }
+        let framing = match head.framing {
+            Framing::Length(0) => Framing::Done,
+            f => f,
+        };
+        Ok(Switched::No(Response::from_parts(
+            parts,
+            Body {
+                conn: Some(self),
+                framing,
+                keep_alive: head.keep_alive,
+            },
+        )))
+    }
+
     /// Writes the request and reads the response head. A body is written while the head is
     /// awaited, so that an early answer is seen; `awaiting_client` is true while the client's
     /// next body bytes are awaited.
@@ -222,7 +282,13 @@ impl Connection {
         } = self;
         let Some(body) = body else {
             return std::future::poll_fn(|cx| {
-                poll_head(Pin::new(&mut *io), read, cx, head_only, &mut received)
+                poll_head(
+                    Pin::new(&mut *io),
+                    read,
+                    cx,
+                    (head_only, false),
+                    &mut received,
+                )
             })
             .await;
         };
@@ -276,7 +342,13 @@ async fn exchange_with_body<R: AsyncRead + Unpin, W: tokio::io::AsyncWrite + Unp
     let (head, body_sent) = {
         let send = send_body(&mut wr, write, &mut body, chunked, awaiting_client);
         let head = std::future::poll_fn(|cx| {
-            poll_head(Pin::new(&mut rd), read, cx, head_only, &mut received)
+            poll_head(
+                Pin::new(&mut rd),
+                read,
+                cx,
+                (head_only, false),
+                &mut received,
+            )
         });
         tokio::pin!(send, head);
         tokio::select! {
@@ -388,11 +460,11 @@ fn poll_head<R: AsyncRead>(
     mut io: Pin<&mut R>,
     read: &mut BytesMut,
     cx: &mut Context<'_>,
-    head_only: bool,
+    (head_only, switching): (bool, bool),
     received: &mut bool,
 ) -> Poll<Result<Head, H1Error>> {
     loop {
-        match parse_head(read, head_only)? {
+        match parse_head_as(read, head_only, switching)? {
             Some(head) => return Poll::Ready(Ok(head)),
             None if read.len() > MAX_HEAD => {
                 return Poll::Ready(Err(H1Error::Invalid("response head too large")))
@@ -476,7 +548,18 @@ fn encode_head(buf: &mut Vec<u8>, req: &Outgoing<'_>, length: BodyLength) {
 
 /// Parses a final response head off the front of `buf`, dropping interim (1xx) responses;
 /// `None` if more bytes are needed.
+#[cfg(test)]
 fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Head>, H1Error> {
+    parse_head_as(buf, head_only, false)
+}
+
+/// [`parse_head`] for a request that asked to switch protocols (`switching`): a 101 is then
+/// its final answer, and what follows it on the connection is the new protocol's.
+fn parse_head_as(
+    buf: &mut BytesMut,
+    head_only: bool,
+    switching: bool,
+) -> Result<Option<Head>, H1Error> {
     loop {
         if buf.is_empty() {
             return Ok(None);
@@ -496,7 +579,7 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Head>, H1Err
             Err(_) => return Err(H1Error::Invalid("malformed response head")),
         };
         let code = res.code.unwrap_or(0);
-        if (100..200).contains(&code) {
+        if (100..200).contains(&code) && !(code == 101 && switching) {
             if code == 101 {
                 return Err(H1Error::Invalid("unexpected 101 Switching Protocols"));
             }
@@ -567,8 +650,10 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Head>, H1Err
             }
             headers.append(name, value);
         }
-        let bodiless =
-            head_only || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+        let bodiless = head_only
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+            || status == StatusCode::SWITCHING_PROTOCOLS;
         let framing = if bodiless {
             Framing::Length(0)
         } else if chunked && !other_coding {

@@ -13,14 +13,16 @@
 //!   idle pool.
 //! - `forward`: the request path (pick, rewrite headers, forward, retry a refused connection,
 //!   account for the response until its body is done).
+//! - `tunnel`: connections that switch protocols (WebSocket): the handshake relayed, then
+//!   bytes copied both ways, the request held in flight while the tunnel lives.
 //! - [`discovery`]: instances found by DNS joining and leaving a pool.
 //! - `health`, `outlier`: active checks (rise/fall) and passive ejection, as pure state
 //!   machines plus the tasks that feed them.
 //! - `admin`: the admin API and `/metrics`.
 //! - [`reload`]: a new configuration swapped in while serving (`SIGHUP`, `POST /reload`).
 //!
-//! Things this proxy deliberately leaves out for now: WebSocket upgrades, HTTP/2 to instances
-//! and retries of requests with bodies (they would need buffering).
+//! Things this proxy deliberately leaves out for now: HTTP/2 to instances and retries of
+//! requests with bodies (they would need buffering).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -44,6 +46,7 @@ pub mod reload;
 mod retry_budget;
 pub mod route;
 mod stream;
+mod tunnel;
 mod upstream;
 
 use std::future::Future;

@@ -59,6 +59,8 @@ pub(crate) struct ProxyMetrics {
     requests: Family<BackendCode, Counter>,
     duration: Family<BackendLabel, Histogram>,
     in_flight: Family<BackendLabel, Gauge>,
+    upgrades: Family<BackendLabel, Counter>,
+    upgraded_open: Family<BackendLabel, Gauge>,
     pub healthy: Family<BackendLabel, Gauge>,
     pub ejections: Family<BackendLabel, Counter>,
     pub upstream_errors: Family<BackendError, Counter>,
@@ -202,6 +204,18 @@ impl ProxyMetrics {
             "Requests sent to an instance and not yet finished",
             in_flight.clone(),
         );
+        let upgrades = Family::<BackendLabel, Counter>::default();
+        proxy_registry.register(
+            "foresight_upgrades",
+            "Connections switched to another protocol (WebSocket) through an instance",
+            upgrades.clone(),
+        );
+        let upgraded_open = Family::<BackendLabel, Gauge>::default();
+        proxy_registry.register(
+            "foresight_upgraded_connections",
+            "Switched connections (WebSocket) open through an instance",
+            upgraded_open.clone(),
+        );
         let healthy = Family::<BackendLabel, Gauge>::default();
         proxy_registry.register(
             "foresight_backend_healthy",
@@ -336,6 +350,8 @@ impl ProxyMetrics {
             requests,
             duration,
             in_flight,
+            upgrades,
+            upgraded_open,
             healthy,
             ejections,
             upstream_errors,
@@ -398,6 +414,8 @@ impl ServiceMetrics {
         BackendMetrics {
             duration: f.duration.get_or_create(&label).clone(),
             in_flight: f.in_flight.get_or_create(&label).clone(),
+            upgrades: f.upgrades.clone(),
+            upgraded_open: f.upgraded_open.clone(),
             codes: (0..CODES).map(|_| OnceLock::new()).collect(),
             requests: f.requests.clone(),
             label,
@@ -417,6 +435,8 @@ impl ServiceMetrics {
             backend: address.to_string(),
         };
         f.in_flight.remove(&label);
+        f.upgrades.remove(&label);
+        f.upgraded_open.remove(&label);
         f.healthy.remove(&label);
         f.duration.remove(&label);
         f.ejections.remove(&label);
@@ -447,11 +467,22 @@ pub(crate) struct BackendMetrics {
     pub label: BackendLabel,
     pub duration: Histogram,
     pub in_flight: Gauge,
+    /// Created at the first upgrade only: most services never switch protocols.
+    upgrades: Family<BackendLabel, Counter>,
+    upgraded_open: Family<BackendLabel, Gauge>,
     codes: Box<[OnceLock<Counter>]>,
     requests: Family<BackendCode, Counter>,
 }
 
 impl BackendMetrics {
+    /// A connection switched protocols: counted, and open until the guard is dropped.
+    pub fn upgraded(&self) -> UpgradedGuard {
+        self.upgrades.get_or_create(&self.label).inc();
+        let open = self.upgraded_open.get_or_create(&self.label).clone();
+        open.inc();
+        UpgradedGuard(open)
+    }
+
     pub fn count(&self, code: u16) {
         let make = || {
             self.requests
@@ -466,5 +497,14 @@ impl BackendMetrics {
             Some(slot) => slot.get_or_init(make).inc(),
             None => make().inc(),
         };
+    }
+}
+
+/// An open switched connection in `foresight_upgraded_connections`.
+pub(crate) struct UpgradedGuard(Gauge);
+
+impl Drop for UpgradedGuard {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

@@ -157,6 +157,7 @@ pub struct RawTimeouts {
     pub client_idle: Option<String>,
     pub client_header: Option<String>,
     pub upstream_idle: Option<String>,
+    pub tunnel_idle: Option<String>,
 }
 
 #[allow(missing_docs)]

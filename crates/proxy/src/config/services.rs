@@ -137,6 +137,7 @@ inherit!(RawTimeouts {
     client_idle,
     client_header,
     upstream_idle,
+    tunnel_idle,
 });
 inherit!(RawHealthCheck {
     enabled,
@@ -307,6 +308,11 @@ fn service(
             &k("timeouts.upstream_idle"),
             &t.upstream_idle,
             defaults::UPSTREAM_IDLE,
+        )?,
+        tunnel_idle: positive(
+            &k("timeouts.tunnel_idle"),
+            &t.tunnel_idle,
+            defaults::TUNNEL_IDLE,
         )?,
     };
     let h = s.health_check;
