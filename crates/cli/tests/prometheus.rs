@@ -419,3 +419,62 @@ rate_query = "sum(rate(foresight_client_requests_total[3s]))"
         "{t}"
     );
 }
+
+/// A broken rate from Prometheus (a jump of 1e15, NaN, a negative value from a counter
+/// reset, a series that vanished) is not acted on: the loop says why and keeps to the
+/// proxy's own counters, instead of scaling to `max` (or `min`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_rates_are_refused_and_the_loop_holds() {
+    let Some(bin) = prometheus_binary() else {
+        return;
+    };
+    let dir = tempdir("prometheus-broken");
+    let (_b, backend_addr) = backend("prom-broken", &["--route", "/w=5ms"]);
+    let port = free_port();
+    let cases = [
+        ("vector(1e15)", "implausible rate 1e15"),
+        ("vector(NaN)", "value NaN"),
+        ("vector(-5)", "value -5"),
+        ("foresight_no_such_series", "no samples"),
+    ];
+    let mut proxies = Vec::new();
+    for (i, (query, _)) in cases.iter().enumerate() {
+        let d = dir.join(format!("p{i}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let config = format!(
+            r#"
+[control]
+interval = "500ms"
+policy = "hpa"
+forecaster = "none"
+actuator = "none"
+min = 2
+max = 5
+capacity_rps = 40
+metrics = "prometheus"
+prometheus_url = "http://127.0.0.1:{port}"
+rate_query = "{query}"
+"#
+        );
+        proxies.push(proxy(&d, &config, &["--backend", &backend_addr]));
+    }
+    let admins: Vec<String> = proxies.iter().map(|p| p.get("admin").to_string()).collect();
+    let _prom = start_prometheus(&bin, &dir, port, &[&admins[0]]).await;
+    let http = client();
+    for ((query, why), admin) in cases.iter().zip(&admins) {
+        eventually(Duration::from_secs(15), query, || async {
+            let s = control_status(&http, admin).await;
+            s["metrics_source"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("builtin (prometheus:") && m.contains(why))
+        })
+        .await;
+    }
+    // Several intervals later, still at min: nothing scaled on the broken rates.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for ((query, _), admin) in cases.iter().zip(&admins) {
+        let s = control_status(&http, admin).await;
+        assert_eq!(s["desired"], 2, "{query}: {s}");
+        assert!(s["observed_rps"].as_f64().unwrap() < 1.0, "{query}: {s}");
+    }
+}

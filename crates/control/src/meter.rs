@@ -40,6 +40,8 @@ pub struct Meter {
     interval: Duration,
     workers: u32,
     capacity_rps: f64,
+    /// Remote rates above this are refused as broken metrics (see [`plausible`]).
+    implausible_rps: f64,
     scrape_instances: bool,
     sees_traffic: bool,
     kafka: Option<KafkaConfig>,
@@ -88,6 +90,7 @@ impl Meter {
             interval: c.interval,
             workers: c.workers,
             capacity_rps: c.capacity_rps,
+            implausible_rps: implausible_rps(c.max, c.capacity_rps),
             scrape_instances: c.scrape_instances,
             sees_traffic: c.sees_traffic,
             kafka: c.kafka.clone(),
@@ -155,7 +158,8 @@ impl Meter {
         // Whether the rate came from Prometheus or Kafka this interval.
         let mut remote = false;
         if let Some(p) = &self.prom {
-            match p.rate(self.interval.max(Duration::from_secs(2))).await {
+            let rate = p.rate(self.interval.max(Duration::from_secs(2))).await;
+            match rate.and_then(|r| plausible(r, self.implausible_rps)) {
                 Ok(rps) => {
                     if self.prom_failing {
                         tracing::info!("prometheus answers again; using it");
@@ -216,8 +220,16 @@ impl Meter {
         }
         if let Some(k) = &self.consumer {
             let got = k.drain();
+            let total: u64 = got.iter().map(|s| s.requests).sum();
+            let bad = plausible(
+                total as f64 / self.interval.as_secs_f64(),
+                self.implausible_rps,
+            );
             if got.is_empty() {
                 source = format!("{source} (kafka: no samples this interval)");
+            } else if let Err(e) = bad {
+                tracing::warn!(error = %e, "kafka samples refused");
+                source = format!("{source} (kafka: {e})");
             } else {
                 let mut sources: Vec<&str> = got.iter().map(|s| s.source.as_str()).collect();
                 sources.sort_unstable();
@@ -273,5 +285,45 @@ impl Meter {
     /// Kafka consumer health, when consuming.
     pub fn consume_status(&self) -> Option<KafkaStatus> {
         self.consumer.as_ref().map(|k| k.status())
+    }
+}
+
+/// How many times what `max` instances serve a remote rate may be before it is taken for a
+/// broken metric (a counter that jumped by 1e15, a wrong query): scaling to `max` could not
+/// serve it anyway, and acting on it would. The loop falls back to the proxy's own counters,
+/// or holds when it has none, as it does when Prometheus is unreachable.
+pub const IMPLAUSIBLE_FACTOR: f64 = 100.0;
+
+fn implausible_rps(max: usize, capacity_rps: f64) -> f64 {
+    max.max(1) as f64 * capacity_rps * IMPLAUSIBLE_FACTOR
+}
+
+/// `rps` if it is a rate the pool could plausibly have been sent, else why not.
+fn plausible(rps: f64, limit: f64) -> Result<f64, String> {
+    if rps.is_finite() && (0.0..=limit).contains(&rps) {
+        Ok(rps)
+    } else {
+        Err(format!(
+            "implausible rate {rps:e} req/s (more than {IMPLAUSIBLE_FACTOR}× what max instances \
+             serve, {limit:.0} req/s): ignored as a broken metric"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_beyond_a_hundred_fleets_are_broken_metrics() {
+        let limit = implausible_rps(10, 50.0);
+        assert_eq!(limit, 50_000.0);
+        assert_eq!(plausible(1234.5, limit), Ok(1234.5));
+        assert_eq!(plausible(0.0, limit), Ok(0.0));
+        for bad in [1e15, f64::NAN, f64::INFINITY, -1.0, 50_001.0] {
+            let e = plausible(bad, limit).unwrap_err();
+            assert!(e.contains("implausible rate"), "{e}");
+        }
+        assert_eq!(implausible_rps(0, 50.0), 5_000.0);
     }
 }

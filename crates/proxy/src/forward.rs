@@ -459,11 +459,7 @@ impl Forwarder {
     /// What every request goes through before an instance is chosen: counted, admitted (rate
     /// limits, `max_requests`), its balancing key read, its header fields rewritten for the
     /// instance (hop-by-hop removed, `X-Forwarded-*` added, Host from an absolute target).
-    fn admit(
-        &self,
-        parts: &mut http::request::Parts,
-        peer: &Peer,
-    ) -> Result<RequestInfo, Refusal> {
+    fn admit(&self, parts: &mut http::request::Parts, peer: &Peer) -> Result<RequestInfo, Refusal> {
         self.pool.metrics.client_requests.inc();
         if self.admission.is_active() {
             self.admission.check(peer.addr.ip(), &parts.headers)?;
