@@ -504,6 +504,7 @@ async fn run(
     alerts: Arc<Alerts>,
 ) {
     let gauges = pool.control_metrics().clone();
+    gauges.max.set(c.max as i64);
     let mut act = Act {
         actuator: actuator.clone(),
         gate: gate.clone(),
@@ -533,6 +534,7 @@ async fn run(
             // scale in. Hold: no step, no change; show why. (`static` needs no rate.)
             gauges.ready.set(m.sample.ready as i64);
             gauges.starting.set(m.sample.starting as i64);
+            gauges.metrics_degraded.set(1);
             let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
             s.uptime_s = m.sample.now;
             s.ready = m.sample.ready;
@@ -560,6 +562,7 @@ async fn run(
         }
         // In dry run, what it would set (what KEDA is told), not the unchanged count.
         gauges.desired.set(decision.wanted as i64);
+        gauges.metrics_degraded.set(i64::from(m.degraded));
         gauges.ready.set(m.sample.ready as i64);
         gauges.starting.set(m.sample.starting as i64);
         gauges.observed_rps.set(step.rate);

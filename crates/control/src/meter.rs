@@ -33,6 +33,8 @@ pub struct Measured {
     /// Why the interval has no rate: a loop whose pool sees no traffic (in `foresight
     /// controller`) when neither Prometheus nor Kafka gave one. The loop then holds.
     pub blind: Option<String>,
+    /// The configured rate source (Prometheus, Kafka) gave nothing usable this interval.
+    pub degraded: bool,
 }
 
 /// The loop's instruments, kept across intervals.
@@ -155,6 +157,7 @@ impl Meter {
         let dropped = refused.saturating_sub(self.last_refused);
         self.last_refused = refused;
         let mut source = "builtin".to_string();
+        let mut degraded = false;
         // Whether the rate came from Prometheus or Kafka this interval.
         let mut remote = false;
         if let Some(p) = &self.prom {
@@ -170,6 +173,7 @@ impl Meter {
                     remote = true;
                 }
                 Err(e) => {
+                    degraded = true;
                     if !self.prom_failing {
                         if self.sees_traffic {
                             tracing::warn!(error = %e, "prometheus unavailable; using the proxy's own counters");
@@ -226,8 +230,10 @@ impl Meter {
                 self.implausible_rps,
             );
             if got.is_empty() {
+                degraded = true;
                 source = format!("{source} (kafka: no samples this interval)");
             } else if let Err(e) = bad {
+                degraded = true;
                 tracing::warn!(error = %e, "kafka samples refused");
                 source = format!("{source} (kafka: {e})");
             } else {
@@ -254,6 +260,7 @@ impl Meter {
             .then(|| format!("none, holding ({source}; the controller sees no traffic itself)"));
         Measured {
             blind,
+            degraded,
             sample: Sample {
                 now,
                 period,

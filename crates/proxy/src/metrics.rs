@@ -122,6 +122,8 @@ struct ControlFamilies {
     forecast_rps: Family<ServiceLabel, FloatGauge>,
     forecast_trusted: Family<ServiceLabel, Gauge>,
     scale_actions: Family<ServiceLabel, Counter>,
+    max: Family<ServiceLabel, Gauge>,
+    metrics_degraded: Family<ServiceLabel, Gauge>,
 }
 
 /// One service's handles, and the families its instances' series live in.
@@ -161,6 +163,11 @@ pub struct ControlMetrics {
     pub forecast_trusted: Gauge,
     /// Changes of the desired count.
     pub scale_actions: Counter,
+    /// The policy's upper limit (`control.max`).
+    pub max: Gauge,
+    /// 1 while the configured rate source (Prometheus, Kafka) gave nothing usable: the loop
+    /// holds or counts for itself.
+    pub metrics_degraded: Gauge,
 }
 
 impl ProxyMetrics {
@@ -316,6 +323,16 @@ impl ProxyMetrics {
                 "1 while the anomaly detector trusts the forecast",
                 &control.forecast_trusted,
             ),
+            (
+                "foresight_control_max_instances",
+                "The most instances the control loop may want (control.max)",
+                &control.max,
+            ),
+            (
+                "foresight_control_metrics_degraded",
+                "1 while the configured rate source (Prometheus, Kafka) gave nothing usable: the loop holds or uses the proxy's own counters",
+                &control.metrics_degraded,
+            ),
         ] {
             registry.register(name, help, g.clone());
         }
@@ -391,6 +408,8 @@ impl ProxyMetrics {
                 forecast_rps: c.forecast_rps.get_or_create(&l).clone(),
                 forecast_trusted: c.forecast_trusted.get_or_create(&l).clone(),
                 scale_actions: c.scale_actions.get_or_create(&l).clone(),
+                max: c.max.get_or_create(&l).clone(),
+                metrics_degraded: c.metrics_degraded.get_or_create(&l).clone(),
             },
             families: self.clone(),
         }
