@@ -20,6 +20,8 @@ pub enum ResponseBody {
     Full(Full<Bytes>),
     /// From an instance.
     Upstream(Tracked),
+    /// From an instance over HTTP/2 (trailers included).
+    Upstream2(Tracked2),
     /// Either of the above, counted for the access log (boxed: logging is sampled and off by
     /// default, and the enum stays small without it).
     Logged(Box<Logged>),
@@ -36,6 +38,7 @@ impl Body for ResponseBody {
         match self.get_mut() {
             ResponseBody::Full(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
             ResponseBody::Upstream(t) => Pin::new(t).poll_frame(cx),
+            ResponseBody::Upstream2(t) => t.poll_frame(cx),
             ResponseBody::Logged(l) => l.poll_frame(cx),
         }
     }
@@ -44,6 +47,7 @@ impl Body for ResponseBody {
         match self {
             ResponseBody::Full(b) => b.is_end_stream(),
             ResponseBody::Upstream(t) => t.inner.as_ref().is_none_or(|b| b.is_end_stream()),
+            ResponseBody::Upstream2(t) => t.inner.as_ref().is_none_or(|b| b.is_end_stream()),
             ResponseBody::Logged(l) => l.inner.is_end_stream(),
         }
     }
@@ -52,6 +56,10 @@ impl Body for ResponseBody {
         match self {
             ResponseBody::Full(b) => b.size_hint(),
             ResponseBody::Upstream(t) => t
+                .inner
+                .as_ref()
+                .map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint()),
+            ResponseBody::Upstream2(t) => t
                 .inner
                 .as_ref()
                 .map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint()),
@@ -143,6 +151,46 @@ impl Tracked {
 }
 
 impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// An instance's response body over HTTP/2, data and trailers passed through as they come;
+/// keeps the request in flight until the body (or the client) is done.
+pub struct Tracked2 {
+    /// `None` once finished.
+    pub(crate) inner: Option<hyper::body::Incoming>,
+    pub(crate) flight: Option<InFlight>,
+}
+
+impl Tracked2 {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, H1Error>>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let r = Pin::new(&mut *inner).poll_frame(cx);
+        let done = match &r {
+            Poll::Ready(None | Some(Err(_))) => true,
+            Poll::Ready(Some(Ok(_))) => inner.is_end_stream(),
+            Poll::Pending => false,
+        };
+        if done {
+            self.finish();
+        }
+        r.map(|f| f.map(|f| f.map_err(H1Error::Http2)))
+    }
+
+    /// Ends the request.
+    pub(crate) fn finish(&mut self) {
+        self.inner = None;
+        if let Some(mut flight) = self.flight.take() {
+            flight.ended = Some(std::time::Instant::now());
+        }
+    }
+}
+
+impl Drop for Tracked2 {
     fn drop(&mut self) {
         self.finish();
     }

@@ -162,6 +162,17 @@ pub struct Timeouts {
     pub tunnel_idle: Duration,
 }
 
+/// The protocol a service speaks to its instances.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1, plain or TLS (`https://` instances); a connection per request in flight.
+    #[default]
+    Http1,
+    /// HTTP/2 over cleartext with prior knowledge: one multiplexed connection per instance
+    /// (gRPC services).
+    H2c,
+}
+
 /// Limits on what clients may hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {

@@ -500,3 +500,25 @@ fn discovery_is_validated_with_its_key_path() {
         assert!(e.contains(key), "{toml}: {e}");
     }
 }
+
+#[test]
+fn the_upstream_protocol_is_inherited_and_checked() {
+    let c = validate("").unwrap();
+    assert_eq!(c.services[0].protocol, UpstreamProtocol::Http1);
+    let c = validate("protocol = \"h2c\"").unwrap();
+    assert_eq!(c.services[0].protocol, UpstreamProtocol::H2c);
+    let c = validate(
+        "protocol = \"h2c\"\n[[services]]\nname = \"a\"\n[[services]]\nname = \"b\"\nprotocol = \"http1\"\n\
+         [[routes]]\npath_prefix = \"/b\"\nservice = \"b\"\n[[routes]]\nservice = \"a\"",
+    )
+    .unwrap();
+    assert_eq!(c.services[0].protocol, UpstreamProtocol::H2c);
+    assert_eq!(c.services[1].protocol, UpstreamProtocol::Http1);
+    let e = validate("[[services]]\nname = \"a\"\nprotocol = \"h2\"").unwrap_err();
+    assert_eq!(key_of(e), "services[0].protocol");
+    assert_eq!(key_of(validate("protocol = \"grpc\"").unwrap_err()), "protocol");
+    // A protocol change builds a new pool on reload.
+    let a = validate("protocol = \"h2c\"").unwrap();
+    let b = validate("").unwrap();
+    assert_ne!(a.services[0], b.services[0]);
+}

@@ -143,10 +143,15 @@ impl Dispatch {
         }
         let forwarder = self.forwarders[route.service].clone();
         let mut req = Request::from_parts(parts, body);
-        if let Some(up) = crate::tunnel::wanted(&mut req) {
-            let switching = forwarder.handle_switch(req, up, peer);
+        // Handshakes and HTTP/2 services take their own (boxed) paths.
+        let up = crate::tunnel::wanted(&mut req);
+        if up.is_some() || forwarder.h2 {
+            let fut: Switching = match up {
+                Some(up) => Box::pin(forwarder.handle_switch(req, up, peer)),
+                None => Box::pin(forwarder.handle_h2(req, peer)),
+            };
             return Either::Left(Either::Right(Box::pin(async move {
-                let r = switching.await;
+                let r = fut.await;
                 match pending {
                     Some(p) => logged(r, p),
                     None => r,

@@ -51,6 +51,37 @@ pub(crate) fn reply(status: StatusCode, msg: &'static str) -> Response<ResponseB
     r
 }
 
+/// Whether a request is a gRPC call (`content-type: application/grpc` or `application/grpc+…`).
+pub(crate) fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// An answer the proxy makes itself to a gRPC client: HTTP 200 with the gRPC status in a
+/// trailers-only response (gRPC over HTTP/2, "Responses"), the status mapped from HTTP's by
+/// gRPC's own table (`doc/http-grpc-status-mapping.md`: 502, 503, 504 and 429 are
+/// UNAVAILABLE, 14), and `msg` as `grpc-message`.
+pub(crate) fn grpc_error(status: StatusCode, msg: &'static str) -> Response<ResponseBody> {
+    // https://github.com/grpc/grpc/blob/master/doc/http-grpc-status-mapping.md
+    let code = match status.as_u16() {
+        400 => "13",
+        401 => "16",
+        403 => "7",
+        404 => "12",
+        429 | 502 | 503 | 504 => "14",
+        _ => "2",
+    };
+    let mut r = Response::new(ResponseBody::Full(Full::new(Bytes::new())));
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    h.insert("grpc-status", HeaderValue::from_static(code));
+    if let Ok(m) = HeaderValue::from_str(msg.trim_end()) {
+        h.insert("grpc-message", m);
+    }
+    r
+}
+
 /// Methods the proxy forwards, for `Allow` on a refused CONNECT.
 const ALLOW: &str = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE";
 
@@ -101,6 +132,8 @@ pub(crate) struct Forwarder {
     pub request_timeout: Duration,
     /// Longest silence of a switched connection (`timeouts.tunnel_idle`).
     pub tunnel_idle: Duration,
+    /// Whether the service's instances speak HTTP/2 (`protocol = "h2c"`).
+    pub h2: bool,
     pub retry: RetryConfig,
     budget: RetryBudget,
     admission: Arc<Admission>,
@@ -221,6 +254,7 @@ impl Forwarder {
             hash_on: config.balancer.hash_on.clone(),
             request_timeout: config.timeouts.request,
             tunnel_idle: config.timeouts.tunnel_idle,
+            h2: config.protocol == crate::config::UpstreamProtocol::H2c,
             retry: config.retries.clone(),
             budget: RetryBudget::new(
                 config.retries.budget_ratio,
@@ -451,6 +485,110 @@ impl Forwarder {
                             "upstream error\n"
                         },
                     );
+                }
+            }
+        }
+    }
+
+    /// Forwards one client request to an HTTP/2 instance (`protocol = "h2c"`): a stream on the
+    /// instance's multiplexed connection, so every request is balanced on its own however
+    /// many a client sends on one connection (gRPC). Bodies and trailers stream both ways.
+    /// A refused connect is tried on another instance, body and all; answers the proxy makes
+    /// itself to a gRPC client are gRPC errors ([`grpc_error`]).
+    pub async fn handle_h2(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: Peer,
+    ) -> Response<ResponseBody> {
+        let (mut parts, body) = req.into_parts();
+        let grpc = is_grpc(&parts.headers);
+        let own = |status: StatusCode, msg: &'static str| {
+            if grpc {
+                grpc_error(status, msg)
+            } else {
+                reply(status, msg)
+            }
+        };
+        let info = match self.admit(&mut parts, &peer) {
+            Ok(info) => info,
+            Err(why) if grpc => {
+                let r = self.refuse(why);
+                return grpc_error(r.status(), "refused by the proxy's admission\n");
+            }
+            Err(why) => return self.refuse(why),
+        };
+        let mut body = if body.is_end_stream() {
+            None
+        } else {
+            Some(body)
+        };
+        let mut tried: Vec<Arc<Backend>> = Vec::new();
+        let mut attempt = 0;
+        loop {
+            let Some(flight) = self.choose(&info, &tried).await else {
+                self.pool.metrics.no_backend.inc();
+                self.pool.metrics.refused.inc();
+                return own(StatusCode::SERVICE_UNAVAILABLE, "no healthy instance\n");
+            };
+            let backend = flight.backend.clone();
+            let sent = backend
+                .upstream
+                .send_h2(&parts, &mut body, self.request_timeout)
+                .await;
+            match sent {
+                Ok(resp) => {
+                    let at = Instant::now();
+                    backend.load.observe(
+                        at.saturating_duration_since(flight.started),
+                        self.pool.clock().at(at),
+                    );
+                    let status = resp.status();
+                    self.pool
+                        .record_outcome(&backend, !status.is_server_error());
+                    backend.metrics.count(status.as_u16());
+                    if status == StatusCode::SERVICE_UNAVAILABLE {
+                        self.pool.metrics.refused.inc();
+                    }
+                    let (mut rparts, inner) = resp.into_parts();
+                    strip_hop_by_hop(&mut rparts.headers);
+                    let mut tracked = crate::body::Tracked2 {
+                        inner: Some(inner),
+                        flight: Some(flight),
+                    };
+                    if tracked.inner.as_ref().is_some_and(|b| b.is_end_stream()) {
+                        tracked.finish();
+                    }
+                    return Response::from_parts(rparts, ResponseBody::Upstream2(tracked));
+                }
+                Err(e) => {
+                    let connect = e.is_connect();
+                    let timeout = e.is_timeout();
+                    self.pool.record_outcome(&backend, false);
+                    self.count_error(
+                        &backend,
+                        if connect {
+                            "connect"
+                        } else if timeout {
+                            "timeout"
+                        } else {
+                            "protocol"
+                        },
+                    );
+                    drop(flight);
+                    if connect && attempt < self.retry.attempts && self.withdraw(Instant::now()) {
+                        attempt += 1;
+                        self.pool.metrics.retries.inc();
+                        tried.push(backend);
+                        continue;
+                    }
+                    tracing::debug!(backend = %backend.address, error = %e, "upstream error (HTTP/2)");
+                    return if timeout {
+                        backend.metrics.count(504);
+                        own(StatusCode::GATEWAY_TIMEOUT, "upstream timeout\n")
+                    } else {
+                        backend.metrics.count(502);
+                        own(StatusCode::BAD_GATEWAY, "upstream error\n")
+                    };
                 }
             }
         }

@@ -81,6 +81,9 @@ pub enum H1Error {
     /// The request's deadline passed before the response head.
     #[error("no response before the request timeout")]
     Timeout,
+    /// An HTTP/2 response body from an instance failed (a reset stream, a lost connection).
+    #[error("HTTP/2 response body: {0}")]
+    Http2(hyper::Error),
 }
 
 /// One HTTP/1.1 connection to an instance, lent to one request at a time.

@@ -9,8 +9,8 @@
 //! - [`path`]: request paths normalised before routing (`[paths]`).
 //! - [`route`]: which service a request goes to (`[[routes]]`, compiled once); `dispatch`
 //!   applies it in front of the services' forwarders.
-//! - `upstream`, `h1`, `stream`: connections to instances (HTTP/1.1, plain or TLS) and their
-//!   idle pool.
+//! - `upstream`, `h1`, `stream`: connections to instances (HTTP/1.1, plain or TLS, and their
+//!   idle pool; or one multiplexed HTTP/2 connection for an `h2c` service).
 //! - `forward`: the request path (pick, rewrite headers, forward, retry a refused connection,
 //!   account for the response until its body is done).
 //! - `tunnel`: connections that switch protocols (WebSocket): the handshake relayed, then
@@ -21,8 +21,8 @@
 //! - `admin`: the admin API and `/metrics`.
 //! - [`reload`]: a new configuration swapped in while serving (`SIGHUP`, `POST /reload`).
 //!
-//! Things this proxy deliberately leaves out for now: HTTP/2 to instances and retries of
-//! requests with bodies (they would need buffering).
+//! Things this proxy deliberately leaves out for now: HTTP/2 over TLS to instances and
+//! retries of requests with bodies (they would need buffering).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

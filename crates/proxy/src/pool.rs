@@ -207,6 +207,8 @@ pub struct Pool {
     outlier: Option<OutlierConfig>,
     health: Option<HealthCheckConfig>,
     /// TLS to `https://` instances (`None`: the system's roots, loaded on first use).
+    /// What its instances speak.
+    protocol: crate::config::UpstreamProtocol,
     upstream_tls: Option<UpstreamTls>,
     clock: Clock,
     timeouts: Timeouts,
@@ -235,6 +237,7 @@ impl Pool {
             outlier: service.outlier,
             health: service.health_check.clone(),
             upstream_tls: service.upstream_tls.clone(),
+            protocol: service.protocol,
             clock,
             timeouts: service.timeouts,
             metrics: metrics.for_service(&service.name),
@@ -316,7 +319,8 @@ impl Pool {
                     self.timeouts.upstream_idle,
                     self.deadlines.clone(),
                     tls,
-                ),
+                )
+                .speaking(self.protocol),
                 log_name: Arc::from(spec.address.as_str()),
                 address: spec.address,
                 identity: spec.key,
@@ -400,6 +404,7 @@ impl Pool {
             && self.health == other.health_check
             && self.outlier == other.outlier
             && self.upstream_tls == other.upstream_tls
+            && self.protocol == other.protocol
             && self.timeouts.connect == other.timeouts.connect
             && self.timeouts.upstream_idle == other.timeouts.upstream_idle
     }

@@ -37,6 +37,9 @@ pub enum UpstreamError {
     /// The connection was made but the exchange failed.
     #[error(transparent)]
     Exchange(#[from] H1Error),
+    /// An HTTP/2 stream to the instance failed (reset, GOAWAY, a protocol error).
+    #[error("HTTP/2 to the instance: {0}")]
+    H2(String),
 }
 
 impl UpstreamError {
@@ -72,7 +75,21 @@ pub struct Upstream {
     deadlines: Arc<Deadlines>,
     /// For `https://`: the connector and the name to verify.
     tls: Option<(TlsConnector, ServerNameOwned<'static>)>,
+    /// For an `h2c` service: its one multiplexed connection, made at the first request and
+    /// again after it closes (`None` for HTTP/1.1).
+    h2: Option<tokio::sync::Mutex<Option<H2Sender>>>,
 }
+
+/// A request body towards an HTTP/2 instance: the client's, or none.
+pub type H2Body = http_body_util::Either<Incoming, http_body_util::Empty<bytes::Bytes>>;
+
+/// The sending half of an HTTP/2 connection to an instance (cheap to clone; one per stream).
+pub type H2Sender = hyper::client::conn::http2::SendRequest<H2Body>;
+
+/// PINGs on an idle HTTP/2 connection to an instance this often...
+const H2_KEEPALIVE: Duration = Duration::from_secs(20);
+/// ...and the connection is closed when one goes unanswered this long.
+const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Upstream {
     /// A pool for `authority`.
@@ -90,6 +107,100 @@ impl Upstream {
             idle: Mutex::new(VecDeque::new()),
             deadlines,
             tls,
+            h2: None,
+        }
+    }
+
+    /// The same instance spoken to in `protocol`.
+    pub(crate) fn speaking(mut self, protocol: crate::config::UpstreamProtocol) -> Self {
+        self.h2 = (protocol == crate::config::UpstreamProtocol::H2c)
+            .then(|| tokio::sync::Mutex::new(None));
+        self
+    }
+
+    /// The instance's HTTP/2 connection, ready for a new stream: the open one, or a new one
+    /// (a connect and the HTTP/2 handshake within the connect timeout). A connection the
+    /// instance closed (GOAWAY, a reset) is replaced at the next request.
+    async fn h2_sender(&self) -> Result<H2Sender, UpstreamError> {
+        let slot = self.h2.as_ref().expect("an h2c upstream");
+        let mut held = slot.lock().await;
+        if let Some(s) = held.as_ref().filter(|s| !s.is_closed()) {
+            return Ok(s.clone());
+        }
+        let addr = self.authority.as_str();
+        let err = |e| UpstreamError::Connect(addr.to_string(), e);
+        let connect = async {
+            let tcp = TcpStream::connect(addr).await?;
+            let _ = tcp.set_nodelay(true);
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .timer(hyper_util::rt::TokioTimer::new())
+                .keep_alive_interval(H2_KEEPALIVE)
+                .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT)
+                .handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .map_err(std::io::Error::other)
+        };
+        let (sender, conn) = match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => return Err(err(e)),
+            Err(_) => {
+                return Err(err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connect timed out",
+                )))
+            }
+        };
+        let upstream = self.authority.clone();
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%upstream, error = %e, "HTTP/2 connection to the instance ended");
+            }
+        });
+        *held = Some(sender.clone());
+        Ok(sender)
+    }
+
+    /// One exchange over HTTP/2: a stream on the instance's connection, the response head
+    /// before `deadline` (the body, trailers included, streams as the client reads it). The
+    /// request goes in absolute form (`:scheme`, `:authority`); its body, trailers included,
+    /// streams as the instance reads it.
+    pub async fn send_h2(
+        &self,
+        parts: &Parts,
+        body: &mut Option<Incoming>,
+        deadline: Duration,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        // The body stays with the caller until a connection is there: a refused connect can
+        // be tried on another instance, body and all.
+        let mut sender = self.h2_sender().await?;
+        let mut req = http::Request::new(match body.take() {
+            Some(b) => http_body_util::Either::Left(b),
+            None => http_body_util::Either::Right(http_body_util::Empty::new()),
+        });
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = http::Uri::builder()
+            .scheme("http")
+            .authority(self.authority.clone())
+            .path_and_query(parts.uri.path_and_query().map_or("/", |pq| pq.as_str()))
+            .build()
+            .map_err(|_| H1Error::Invalid("a request target HTTP/2 cannot carry"))?;
+        *req.version_mut() = http::Version::HTTP_2;
+        *req.headers_mut() = parts.headers.clone();
+        // HTTP/2 carries the authority in `:authority`; Host would be a second one.
+        req.headers_mut().remove(http::header::HOST);
+        let exchange = async {
+            sender
+                .ready()
+                .await
+                .map_err(|e| UpstreamError::H2(e.to_string()))?;
+            sender
+                .send_request(req)
+                .await
+                .map_err(|e| UpstreamError::H2(e.to_string()))
+        };
+        match tokio::time::timeout(deadline, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(UpstreamError::Exchange(H1Error::Timeout)),
         }
     }
 

@@ -74,6 +74,8 @@ pub struct RawConfig {
     /// TLS to `https://` instances.
     #[serde(default)]
     pub upstream_tls: RawUpstreamTls,
+    /// How the (top-level) service talks to its instances; services inherit it.
+    pub protocol: Option<String>,
 }
 
 /// `[tls]`, as written.

@@ -46,6 +46,8 @@ pub struct RawService {
     pub circuit_breaker: Option<RawCircuitBreaker>,
     #[allow(missing_docs)]
     pub upstream_tls: Option<RawUpstreamTls>,
+    /// How it talks to its instances: `http1` (the default) or `h2c`.
+    pub protocol: Option<String>,
     #[allow(missing_docs)]
     #[serde(default)]
     pub backends: Vec<RawBackend>,
@@ -102,6 +104,8 @@ pub struct ServiceConfig {
     /// TLS to its `https://` instances, when `[upstream_tls]` sets anything (else the
     /// system's roots and each address's host).
     pub upstream_tls: Option<UpstreamTls>,
+    /// How it talks to its instances.
+    pub protocol: UpstreamProtocol,
     /// The initial instances.
     pub backends: Vec<BackendSpec>,
     /// Where the instances come from instead, if discovered.
@@ -175,6 +179,7 @@ struct Sections<'a> {
     rate_limit: &'a RawRateLimit,
     circuit_breaker: &'a RawCircuitBreaker,
     upstream_tls: &'a RawUpstreamTls,
+    protocol: Option<&'a str>,
     backends: &'a [RawBackend],
     discovery: Option<&'a RawDiscovery>,
 }
@@ -553,7 +558,19 @@ fn service(
                 .map_err(|e| invalid(k(&format!("backends[{i}].address")), &b.address, e))?;
         }
     }
+    let protocol = match s.protocol.unwrap_or("http1") {
+        "http1" => UpstreamProtocol::Http1,
+        "h2c" => UpstreamProtocol::H2c,
+        other => {
+            return Err(invalid(
+                k("protocol"),
+                other,
+                "`http1` or `h2c` (HTTP/2 over TLS to instances, `h2`, is not supported yet)",
+            ))
+        }
+    };
     Ok(ServiceConfig {
+        protocol,
         upstream_tls,
         rate_limit,
         max_requests,
@@ -599,6 +616,7 @@ pub(super) fn resolve(raw: &RawConfig) -> Result<Resolved, ConfigError> {
         rate_limit: &raw.rate_limit,
         circuit_breaker: &raw.circuit_breaker,
         upstream_tls: &raw.upstream_tls,
+        protocol: raw.protocol.as_deref(),
         backends: &raw.backends,
         discovery: raw.discovery.as_ref(),
     };
@@ -722,6 +740,7 @@ pub(super) fn resolve(raw: &RawConfig) -> Result<Resolved, ConfigError> {
             health_check: &health_check,
             outlier: &outlier,
             retries: &retries,
+            protocol: rs.protocol.as_deref().or(raw.protocol.as_deref()),
             backends: &rs.backends,
             discovery: rs.discovery.as_ref(),
         };
