@@ -132,3 +132,105 @@ async fn calls_on_one_connection_are_balanced_per_call_with_their_trailers() {
     assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
     assert!(e.message().contains("no healthy instance"), "{e:?}");
 }
+
+/// A gRPC client's `grpc-timeout` bounds its call at the proxy: an instance slower than it
+/// gets the call cut, and the client gets DEADLINE_EXCEEDED (grpc-status 4), in time. The
+/// call's status from an instance is counted in `foresight_grpc_responses_total`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_timeout_bounds_the_call() {
+    use http_body_util::{BodyExt, Full};
+    // An h2c instance that answers after 2 s.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|_req| async {
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    let mut r = http::Response::new(Full::new(bytes::Bytes::new()));
+                    r.headers_mut().insert(
+                        "content-type",
+                        http::HeaderValue::from_static("application/grpc"),
+                    );
+                    r.headers_mut()
+                        .insert("grpc-status", http::HeaderValue::from_static("0"));
+                    Ok::<_, std::convert::Infallible>(r)
+                });
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                        .await;
+            });
+        }
+    });
+    let (fast, _task) = instance(tonic_health::ServingStatus::Serving).await;
+    let dir = tempdir("grpc-timeout");
+    let p = proxy(
+        &dir,
+        &format!(
+            "[health_check]\nenabled = false\n\n[[services]]\nname = \"slow\"\nprotocol = \"h2c\"\n\
+             backends = [{{ address = \"http://{addr}\" }}]\n\n[[services]]\nname = \"fast\"\n\
+             protocol = \"h2c\"\nbackends = [{{ address = \"{fast}\" }}]\n\n\
+             [[routes]]\npath_prefix = \"/grpc.health.v1.Health\"\nservice = \"fast\"\n\n\
+             [[routes]]\nservice = \"slow\"\n"
+        ),
+        &[],
+    );
+    let (admin, url) = (p.get("admin").to_string(), p.get("proxy").to_string());
+    let h2: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    let call = |timeout: Option<&'static str>| {
+        let mut b = http::Request::post(format!("http://{url}/slow.Service/Call"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+        if let Some(t) = timeout {
+            b = b.header("grpc-timeout", t);
+        }
+        h2.request(
+            b.body(Full::new(bytes::Bytes::from_static(&[0, 0, 0, 0, 0])))
+                .unwrap(),
+        )
+    };
+    let started = std::time::Instant::now();
+    let r = call(Some("200m")).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["grpc-status"], "4", "{r:?}");
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "cut at the stated deadline, not the instance's 2 s: {took:?}"
+    );
+    // Without a stated deadline the slow answer comes, with its status in the head.
+    let r = call(None).await.unwrap();
+    assert_eq!(r.headers()["grpc-status"], "0");
+    let _ = r.into_body().collect().await;
+
+    // The instance's statuses are counted: NOT_FOUND (5) from the fast one, 0 from the slow.
+    let mut c = HealthClient::new(
+        tonic::transport::Endpoint::from_shared(format!("http://{url}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        check(&mut c, "nobody").await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
+    check(&mut c, "known").await.unwrap();
+    let m = get(&client(), &format!("http://{admin}/metrics"))
+        .await
+        .body;
+    for needle in [
+        "foresight_grpc_responses_total{service=\"fast\"",
+        "grpc_status=\"5\"} 1",
+        "grpc_status=\"0\"} 1",
+    ] {
+        assert!(m.contains(needle), "{needle}: {m}");
+    }
+}

@@ -175,6 +175,13 @@ impl Tracked2 {
             Poll::Ready(Some(Ok(_))) => inner.is_end_stream(),
             Poll::Pending => false,
         };
+        if let Poll::Ready(Some(Ok(frame))) = &r {
+            if let (Some(t), Some(f)) = (frame.trailers_ref(), &self.flight) {
+                if let Some(s) = t.get("grpc-status") {
+                    f.backend.metrics.grpc_status(s.as_bytes());
+                }
+            }
+        }
         if done {
             self.finish();
         }

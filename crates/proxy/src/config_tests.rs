@@ -516,7 +516,10 @@ fn the_upstream_protocol_is_inherited_and_checked() {
     assert_eq!(c.services[1].protocol, UpstreamProtocol::Http1);
     let e = validate("[[services]]\nname = \"a\"\nprotocol = \"h2\"").unwrap_err();
     assert_eq!(key_of(e), "services[0].protocol");
-    assert_eq!(key_of(validate("protocol = \"grpc\"").unwrap_err()), "protocol");
+    assert_eq!(
+        key_of(validate("protocol = \"grpc\"").unwrap_err()),
+        "protocol"
+    );
     // A protocol change builds a new pool on reload.
     let a = validate("protocol = \"h2c\"").unwrap();
     let b = validate("").unwrap();

@@ -51,37 +51,6 @@ pub(crate) fn reply(status: StatusCode, msg: &'static str) -> Response<ResponseB
     r
 }
 
-/// Whether a request is a gRPC call (`content-type: application/grpc` or `application/grpc+…`).
-pub(crate) fn is_grpc(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
-}
-
-/// An answer the proxy makes itself to a gRPC client: HTTP 200 with the gRPC status in a
-/// trailers-only response (gRPC over HTTP/2, "Responses"), the status mapped from HTTP's by
-/// gRPC's own table (`doc/http-grpc-status-mapping.md`: 502, 503, 504 and 429 are
-/// UNAVAILABLE, 14), and `msg` as `grpc-message`.
-pub(crate) fn grpc_error(status: StatusCode, msg: &'static str) -> Response<ResponseBody> {
-    // https://github.com/grpc/grpc/blob/master/doc/http-grpc-status-mapping.md
-    let code = match status.as_u16() {
-        400 => "13",
-        401 => "16",
-        403 => "7",
-        404 => "12",
-        429 | 502 | 503 | 504 => "14",
-        _ => "2",
-    };
-    let mut r = Response::new(ResponseBody::Full(Full::new(Bytes::new())));
-    let h = r.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    h.insert("grpc-status", HeaderValue::from_static(code));
-    if let Ok(m) = HeaderValue::from_str(msg.trim_end()) {
-        h.insert("grpc-message", m);
-    }
-    r
-}
-
 /// Methods the proxy forwards, for `Allow` on a refused CONNECT.
 const ALLOW: &str = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE";
 
@@ -191,7 +160,7 @@ async fn run_batcher(pool: Arc<Pool>, window: Duration, mut rx: mpsc::Receiver<B
 /// A request in flight on one instance; dropping it (when the response body has been sent, or
 /// the request failed or was cancelled) ends it.
 pub(crate) struct InFlight {
-    backend: Arc<Backend>,
+    pub(crate) backend: Arc<Backend>,
     /// The service's count of requests at its instances, when it has a concurrency limit.
     service: Option<Arc<std::sync::atomic::AtomicU64>>,
     started: Instant,
@@ -494,17 +463,17 @@ impl Forwarder {
     /// instance's multiplexed connection, so every request is balanced on its own however
     /// many a client sends on one connection (gRPC). Bodies and trailers stream both ways.
     /// A refused connect is tried on another instance, body and all; answers the proxy makes
-    /// itself to a gRPC client are gRPC errors ([`grpc_error`]).
+    /// itself to a gRPC client are gRPC errors ([`crate::grpc::error`]).
     pub async fn handle_h2(
         self: Arc<Self>,
         req: Request<Incoming>,
         peer: Peer,
     ) -> Response<ResponseBody> {
         let (mut parts, body) = req.into_parts();
-        let grpc = is_grpc(&parts.headers);
+        let grpc = crate::grpc::is_call(&parts.headers);
         let own = |status: StatusCode, msg: &'static str| {
             if grpc {
-                grpc_error(status, msg)
+                crate::grpc::error(status, msg)
             } else {
                 reply(status, msg)
             }
@@ -513,7 +482,7 @@ impl Forwarder {
             Ok(info) => info,
             Err(why) if grpc => {
                 let r = self.refuse(why);
-                return grpc_error(r.status(), "refused by the proxy's admission\n");
+                return crate::grpc::error(r.status(), "refused by the proxy's admission\n");
             }
             Err(why) => return self.refuse(why),
         };
@@ -522,6 +491,10 @@ impl Forwarder {
         } else {
             Some(body)
         };
+        // A gRPC client's own deadline bounds the request's, when it is the shorter.
+        let stated = crate::grpc::timeout(&parts.headers).filter(|d| *d < self.request_timeout);
+        let budget = stated.unwrap_or(self.request_timeout);
+        let arrived = Instant::now();
         let mut tried: Vec<Arc<Backend>> = Vec::new();
         let mut attempt = 0;
         loop {
@@ -531,10 +504,8 @@ impl Forwarder {
                 return own(StatusCode::SERVICE_UNAVAILABLE, "no healthy instance\n");
             };
             let backend = flight.backend.clone();
-            let sent = backend
-                .upstream
-                .send_h2(&parts, &mut body, self.request_timeout)
-                .await;
+            let left = budget.saturating_sub(arrived.elapsed());
+            let sent = backend.upstream.send_h2(&parts, &mut body, left).await;
             match sent {
                 Ok(resp) => {
                     let at = Instant::now();
@@ -551,6 +522,10 @@ impl Forwarder {
                     }
                     let (mut rparts, inner) = resp.into_parts();
                     strip_hop_by_hop(&mut rparts.headers);
+                    if let Some(s) = rparts.headers.get("grpc-status") {
+                        // A trailers-only answer: the status is in the head.
+                        backend.metrics.grpc_status(s.as_bytes());
+                    }
                     let mut tracked = crate::body::Tracked2 {
                         inner: Some(inner),
                         flight: Some(flight),
@@ -584,7 +559,11 @@ impl Forwarder {
                     tracing::debug!(backend = %backend.address, error = %e, "upstream error (HTTP/2)");
                     return if timeout {
                         backend.metrics.count(504);
-                        own(StatusCode::GATEWAY_TIMEOUT, "upstream timeout\n")
+                        if grpc && stated.is_some() {
+                            crate::grpc::deadline_exceeded()
+                        } else {
+                            own(StatusCode::GATEWAY_TIMEOUT, "upstream timeout\n")
+                        }
                     } else {
                         backend.metrics.count(502);
                         own(StatusCode::BAD_GATEWAY, "upstream error\n")

@@ -13,6 +13,8 @@
 //!   idle pool; or one multiplexed HTTP/2 connection for an `h2c` service).
 //! - `forward`: the request path (pick, rewrite headers, forward, retry a refused connection,
 //!   account for the response until its body is done).
+//! - `grpc`: gRPC calls on the HTTP/2 path: the proxy's own answers as gRPC errors,
+//!   `grpc-timeout`.
 //! - `tunnel`: connections that switch protocols (WebSocket): the handshake relayed, then
 //!   bytes copied both ways, the request held in flight while the tunnel lives.
 //! - [`discovery`]: instances found by DNS joining and leaving a pool.
@@ -35,6 +37,7 @@ mod deadline;
 pub mod discovery;
 mod dispatch;
 mod forward;
+mod grpc;
 mod h1;
 mod headers;
 pub mod health;

@@ -42,6 +42,13 @@ pub(crate) struct BackendCode {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct BackendGrpc {
+    pub service: String,
+    pub backend: String,
+    pub grpc_status: u8,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct BackendError {
     pub service: String,
     pub backend: String,
@@ -61,6 +68,7 @@ pub(crate) struct ProxyMetrics {
     in_flight: Family<BackendLabel, Gauge>,
     upgrades: Family<BackendLabel, Counter>,
     upgraded_open: Family<BackendLabel, Gauge>,
+    grpc: Family<BackendGrpc, Counter>,
     pub healthy: Family<BackendLabel, Gauge>,
     pub ejections: Family<BackendLabel, Counter>,
     pub upstream_errors: Family<BackendError, Counter>,
@@ -223,6 +231,12 @@ impl ProxyMetrics {
             "Switched connections (WebSocket) open through an instance",
             upgraded_open.clone(),
         );
+        let grpc = Family::<BackendGrpc, Counter>::default();
+        proxy_registry.register(
+            "foresight_grpc_responses",
+            "gRPC calls answered by an instance, by the grpc-status of its trailers (or trailers-only head)",
+            grpc.clone(),
+        );
         let healthy = Family::<BackendLabel, Gauge>::default();
         proxy_registry.register(
             "foresight_backend_healthy",
@@ -369,6 +383,7 @@ impl ProxyMetrics {
             in_flight,
             upgrades,
             upgraded_open,
+            grpc,
             healthy,
             ejections,
             upstream_errors,
@@ -435,6 +450,7 @@ impl ServiceMetrics {
             in_flight: f.in_flight.get_or_create(&label).clone(),
             upgrades: f.upgrades.clone(),
             upgraded_open: f.upgraded_open.clone(),
+            grpc: f.grpc.clone(),
             codes: (0..CODES).map(|_| OnceLock::new()).collect(),
             requests: f.requests.clone(),
             label,
@@ -456,6 +472,13 @@ impl ServiceMetrics {
         f.in_flight.remove(&label);
         f.upgrades.remove(&label);
         f.upgraded_open.remove(&label);
+        for grpc_status in 0..=16 {
+            f.grpc.remove(&BackendGrpc {
+                service: label.service.clone(),
+                backend: label.backend.clone(),
+                grpc_status,
+            });
+        }
         f.healthy.remove(&label);
         f.duration.remove(&label);
         f.ejections.remove(&label);
@@ -489,11 +512,28 @@ pub(crate) struct BackendMetrics {
     /// Created at the first upgrade only: most services never switch protocols.
     upgrades: Family<BackendLabel, Counter>,
     upgraded_open: Family<BackendLabel, Gauge>,
+    grpc: Family<BackendGrpc, Counter>,
     codes: Box<[OnceLock<Counter>]>,
     requests: Family<BackendCode, Counter>,
 }
 
 impl BackendMetrics {
+    /// Counts a gRPC call's status (0–16; anything else is counted as UNKNOWN, 2).
+    pub fn grpc_status(&self, value: &[u8]) {
+        let code = std::str::from_utf8(value)
+            .ok()
+            .and_then(|s| s.trim().parse::<u8>().ok())
+            .filter(|c| *c <= 16)
+            .unwrap_or(2);
+        self.grpc
+            .get_or_create(&BackendGrpc {
+                service: self.label.service.clone(),
+                backend: self.label.backend.clone(),
+                grpc_status: code,
+            })
+            .inc();
+    }
+
     /// A connection switched protocols: counted, and open until the guard is dropped.
     pub fn upgraded(&self) -> UpgradedGuard {
         self.upgrades.get_or_create(&self.label).inc();
