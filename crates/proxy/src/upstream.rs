@@ -77,7 +77,23 @@ pub struct Upstream {
     tls: Option<(TlsConnector, ServerNameOwned<'static>)>,
     /// For an `h2c` service: its one multiplexed connection, made at the first request and
     /// again after it closes (`None` for HTTP/1.1).
-    h2: Option<tokio::sync::Mutex<Option<H2Sender>>>,
+    h2: Option<H2Slot>,
+}
+
+/// An instance's HTTP/2 connection: the open one, read (and cloned) under a plain mutex on
+/// every request; connecting is serialised by the async one, so that a burst of requests to
+/// a new instance makes one connection.
+#[derive(Default)]
+struct H2Slot {
+    open: Mutex<Option<H2Sender>>,
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl H2Slot {
+    fn current(&self) -> Option<H2Sender> {
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.as_ref().filter(|s| !s.is_closed()).cloned()
+    }
 }
 
 /// A request body towards an HTTP/2 instance: the client's, or none.
@@ -113,8 +129,7 @@ impl Upstream {
 
     /// The same instance spoken to in `protocol`.
     pub(crate) fn speaking(mut self, protocol: crate::config::UpstreamProtocol) -> Self {
-        self.h2 = (protocol == crate::config::UpstreamProtocol::H2c)
-            .then(|| tokio::sync::Mutex::new(None));
+        self.h2 = (protocol == crate::config::UpstreamProtocol::H2c).then(H2Slot::default);
         self
     }
 
@@ -123,9 +138,13 @@ impl Upstream {
     /// instance closed (GOAWAY, a reset) is replaced at the next request.
     async fn h2_sender(&self) -> Result<H2Sender, UpstreamError> {
         let slot = self.h2.as_ref().expect("an h2c upstream");
-        let mut held = slot.lock().await;
-        if let Some(s) = held.as_ref().filter(|s| !s.is_closed()) {
-            return Ok(s.clone());
+        if let Some(s) = slot.current() {
+            return Ok(s);
+        }
+        let _connecting = slot.connecting.lock().await;
+        if let Some(s) = slot.current() {
+            // Another request connected meanwhile.
+            return Ok(s);
         }
         let addr = self.authority.as_str();
         let err = |e| UpstreamError::Connect(addr.to_string(), e);
@@ -156,7 +175,7 @@ impl Upstream {
                 tracing::debug!(%upstream, error = %e, "HTTP/2 connection to the instance ended");
             }
         });
-        *held = Some(sender.clone());
+        *slot.open.lock().unwrap_or_else(|p| p.into_inner()) = Some(sender.clone());
         Ok(sender)
     }
 
