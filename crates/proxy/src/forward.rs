@@ -51,6 +51,28 @@ pub(crate) fn reply(status: StatusCode, msg: &'static str) -> Response<ResponseB
     r
 }
 
+/// An instance's HTTP/1.1 answer on its way to the client: hop-by-hop fields removed, the
+/// body streamed while the request stays in flight.
+fn relay(
+    resp: Response<crate::h1::Body>,
+    flight: InFlight,
+    backend: Arc<Backend>,
+) -> Response<ResponseBody> {
+    let (mut rparts, inner) = resp.into_parts();
+    strip_hop_by_hop(&mut rparts.headers);
+    let done = inner.is_end_stream();
+    let mut tracked = Tracked {
+        inner: Some(inner),
+        flight: Some(flight),
+        upstream: backend,
+    };
+    if done {
+        // Nothing to stream: finish now rather than when hyper drops the body.
+        tracked.finish();
+    }
+    Response::from_parts(rparts, ResponseBody::Upstream(tracked))
+}
+
 /// Methods the proxy forwards, for `Allow` on a refused CONNECT.
 const ALLOW: &str = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE";
 
@@ -384,19 +406,7 @@ impl Forwarder {
                     if status == StatusCode::SERVICE_UNAVAILABLE {
                         self.pool.metrics.refused.inc();
                     }
-                    let (mut rparts, inner) = resp.into_parts();
-                    strip_hop_by_hop(&mut rparts.headers);
-                    let done = inner.is_end_stream();
-                    let mut tracked = Tracked {
-                        inner: Some(inner),
-                        flight: Some(flight),
-                        upstream: backend,
-                    };
-                    if done {
-                        // Nothing to stream: finish now rather than when hyper drops the body.
-                        tracked.finish();
-                    }
-                    return Response::from_parts(rparts, ResponseBody::Upstream(tracked));
+                    return relay(resp, flight, backend);
                 }
                 Err(e) if e.is_client() => {
                     // The client's body broke off or crawled: nothing to hold against the
@@ -695,18 +705,7 @@ impl Forwarder {
                     );
                 }
                 Ok(crate::h1::Switched::No(resp)) => {
-                    let (mut rparts, inner) = resp.into_parts();
-                    strip_hop_by_hop(&mut rparts.headers);
-                    let done = inner.is_end_stream();
-                    let mut tracked = Tracked {
-                        inner: Some(inner),
-                        flight: Some(flight),
-                        upstream: backend,
-                    };
-                    if done {
-                        tracked.finish();
-                    }
-                    return Response::from_parts(rparts, ResponseBody::Upstream(tracked));
+                    return relay(resp, flight, backend);
                 }
                 Err(e) => {
                     let timeout = matches!(e, crate::h1::H1Error::Timeout);
