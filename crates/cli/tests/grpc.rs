@@ -9,6 +9,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use common::*;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -63,9 +64,11 @@ async fn calls_on_one_connection_are_balanced_per_call_with_their_trailers() {
         .iter()
         .map(|(a, _)| format!("{{ address = \"{a}\" }}"))
         .collect();
+    let log = dir.join("access.log");
     let config = format!(
-        "[health_check]\nenabled = false\n\n[[services]]\nname = \"grpc\"\nprotocol = \"h2c\"\n\
+        "[access_log]\npath = \"{}\"\n\n[health_check]\nenabled = false\n\n[[services]]\nname = \"grpc\"\nprotocol = \"h2c\"\n\
          balancer = {{ algorithm = \"round-robin\" }}\nbackends = [{}]\n",
+        log.display(),
         list.join(", ")
     );
     let p = proxy(&dir, &config, &[]);
@@ -131,6 +134,37 @@ async fn calls_on_one_connection_are_balanced_per_call_with_their_trailers() {
     let e = check(&mut c, "who").await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
     assert!(e.message().contains("no healthy instance"), "{e:?}");
+
+    // Each call's gRPC status is in its access log line: from the instances' trailers and
+    // from the proxy's own trailers-only answer.
+    let lines = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    eventually(Duration::from_secs(5), "every call logged", || async {
+        lines().len() == N + 1 + 60 + 1
+    })
+    .await;
+    let lines = lines();
+    let status = |s: u64| lines.iter().filter(|l| l["grpc_status"] == s).count();
+    assert_eq!(
+        (status(0), status(5), status(14)),
+        (N + 60, 1, 1),
+        "{lines:?}"
+    );
+    let unavailable = lines.iter().find(|l| l["grpc_status"] == 14).unwrap();
+    assert!(
+        unavailable["grpc_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no healthy instance")),
+        "{unavailable}"
+    );
+    assert!(lines
+        .iter()
+        .all(|l| l["status"] == 200 && l["protocol"] == "HTTP/2.0"));
 }
 
 /// A gRPC client's `grpc-timeout` bounds its call at the proxy: an instance slower than it

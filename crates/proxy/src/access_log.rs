@@ -141,9 +141,35 @@ pub struct Entry {
     pub duration: Duration,
     /// The instance that answered, if one did.
     pub instance: Option<Arc<str>>,
+    /// A gRPC call's `grpc-status` (from the trailers, or the head of a trailers-only answer).
+    pub grpc_status: Option<u16>,
+    /// Its `grpc-message`, at most [`GRPC_MESSAGE_MAX`] bytes.
+    pub grpc_message: Option<Box<str>>,
 }
 
+/// The longest `grpc-message` logged (bytes; longer ones are cut at a character boundary).
+pub const GRPC_MESSAGE_MAX: usize = 256;
+
 impl Entry {
+    /// Notes a gRPC call's status and message from the headers or trailers that carry them.
+    pub fn grpc(&mut self, fields: &http::HeaderMap) {
+        let Some(status) = fields.get("grpc-status") else {
+            return;
+        };
+        self.grpc_status = std::str::from_utf8(status.as_bytes())
+            .ok()
+            .and_then(|s| s.parse().ok());
+        self.grpc_message = fields.get("grpc-message").map(|m| {
+            // Percent-encoded ASCII by the protocol; anything else is shown, not trusted.
+            let m = String::from_utf8_lossy(m.as_bytes());
+            let mut end = m.len().min(GRPC_MESSAGE_MAX);
+            while !m.is_char_boundary(end) {
+                end -= 1;
+            }
+            m[..end].into()
+        });
+    }
+
     fn path(&self) -> &str {
         self.target.as_ref().map_or("*", PathAndQuery::path)
     }
@@ -183,10 +209,20 @@ impl Entry {
                     Some(i) => {
                         out.extend_from_slice(b"\",\"instance\":\"");
                         json_str(out, i);
-                        out.extend_from_slice(b"\"}\n");
+                        out.push(b'"');
                     }
-                    None => out.extend_from_slice(b"\",\"instance\":null}\n"),
+                    None => out.extend_from_slice(b"\",\"instance\":null"),
                 }
+                if let Some(s) = self.grpc_status {
+                    out.extend_from_slice(b",\"grpc_status\":");
+                    int(out, s);
+                    if let Some(m) = &self.grpc_message {
+                        out.extend_from_slice(b",\"grpc_message\":\"");
+                        json_str(out, m);
+                        out.push(b'"');
+                    }
+                }
+                out.extend_from_slice(b"}\n");
             }
             Format::Common => {
                 let _ = write!(
@@ -201,12 +237,16 @@ impl Entry {
                     self.bytes,
                 );
                 millis(out, self.duration);
-                let _ = writeln!(
+                let _ = write!(
                     out,
                     " {} {}",
                     self.service,
                     self.instance.as_deref().unwrap_or("-")
                 );
+                if let Some(s) = self.grpc_status {
+                    let _ = write!(out, " grpc-status={s}");
+                }
+                out.push(b'\n');
             }
         }
     }
@@ -366,7 +406,60 @@ mod tests {
             head: Duration::from_micros(1500),
             duration: Duration::from_micros(2250),
             instance: Some("http://127.0.0.1:9001".into()),
+            grpc_status: None,
+            grpc_message: None,
         }
+    }
+
+    #[test]
+    fn grpc_calls_log_their_status_and_message() {
+        let mut e = entry("/grpc.health.v1.Health/Check");
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", "14".parse().unwrap());
+        let long = "é".repeat(GRPC_MESSAGE_MAX);
+        trailers.insert(
+            "grpc-message",
+            http::HeaderValue::from_bytes(long.as_bytes()).unwrap(),
+        );
+        e.grpc(&trailers);
+        assert_eq!(e.grpc_status, Some(14));
+        let m = e.grpc_message.clone().unwrap();
+        assert!(m.len() <= GRPC_MESSAGE_MAX && long.starts_with(&*m), "{m}");
+        let mut out = Vec::new();
+        let mut clock = Clock::default();
+        e.write(
+            SystemTime::UNIX_EPOCH + TIME,
+            Format::Json,
+            &mut clock,
+            &mut out,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            (v["grpc_status"].as_u64(), v["grpc_message"].as_str()),
+            (Some(14), Some(&*m))
+        );
+        out.clear();
+        e.write(
+            SystemTime::UNIX_EPOCH + TIME,
+            Format::Common,
+            &mut clock,
+            &mut out,
+        );
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .ends_with(" grpc-status=14\n"));
+        // Not a gRPC answer: no fields.
+        let mut plain = entry("/a");
+        plain.grpc(&http::HeaderMap::new());
+        out = Vec::new();
+        plain.write(
+            SystemTime::UNIX_EPOCH + TIME,
+            Format::Json,
+            &mut clock,
+            &mut out,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(v.get("grpc_status").is_none(), "{v}");
     }
 
     #[test]

@@ -83,6 +83,8 @@ impl Logged {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(d) = frame.data_ref() {
                     self.bytes += d.len() as u64;
+                } else if let (Some(t), Some(p)) = (frame.trailers_ref(), self.pending.as_mut()) {
+                    p.entry.grpc(t);
                 }
                 self.inner.is_end_stream()
             }

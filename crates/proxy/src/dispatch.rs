@@ -92,6 +92,8 @@ impl Dispatch {
                     head: Default::default(),
                     duration: Default::default(),
                     instance: None,
+                    grpc_status: None,
+                    grpc_message: None,
                 },
             });
         let answer = |r: Response<ResponseBody>, p: Option<Pending>| {
@@ -198,6 +200,8 @@ fn version(v: http::Version) -> &'static str {
 fn logged(r: Response<ResponseBody>, mut p: Pending) -> Response<ResponseBody> {
     p.entry.status = r.status().as_u16();
     p.entry.head = p.entry.arrived.elapsed();
+    // A trailers-only gRPC answer (the proxy's own errors among them) has its status here.
+    p.entry.grpc(r.headers());
     let (parts, body) = r.into_parts();
     if let ResponseBody::Upstream(t) = &body {
         p.entry.instance = Some(t.upstream.log_name.clone());
