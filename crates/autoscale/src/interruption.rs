@@ -109,6 +109,7 @@ mod held {
             dry_run: false,
             quantile: 0.95,
             widen: 0,
+            tail_share: 0.0,
             interruption_hold: hold,
         };
         let clock = StepClock {

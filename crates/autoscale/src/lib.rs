@@ -24,6 +24,7 @@
 //! - `autoscaler`: [`Autoscaler`], [`Sample`], [`Step`]
 //! - `interruption`: [`Interruption`], scale-in held while the load stops dead
 //! - `timing`: [`Timing`], the plan widened for load that comes early or late
+//! - `tail`: [`TailBand`], standing headroom for the load no forecast places
 //! - `features`: [`FeatureSteps`], feature readings averaged per forecaster step
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -38,6 +39,7 @@ mod learner;
 mod planner;
 mod select;
 mod spec;
+mod tail;
 mod timing;
 
 pub use assemble::{Assembled, AutoscalerSpec, ModelSource, AUTO_MIN_HISTORY_SECS};
@@ -53,6 +55,7 @@ pub use spec::{
     ForecasterSpec, PolicyParams, PolicySpec, UnknownName, DAY_OF_MINUTES, FLOOR_TARGET,
     FORECAST_SCALE_IN_WINDOW,
 };
+pub use tail::{margin_for, TailBand, TAIL_SHARE, TAIL_WINDOW};
 pub use timing::{widen, Timing, MAX_WIDEN};
 
 use foresight_forecast::Forecaster;
@@ -74,6 +77,9 @@ pub struct Settings {
     /// Widest widening of the plan for load that comes early or late, steps each side (0:
     /// off; at most [`MAX_WIDEN`]); see [`Timing`].
     pub widen: usize,
+    /// The share of the load the plan may leave above itself, for the [`TailBand`]'s margin
+    /// (0, the default: off; [`TAIL_SHARE`] suits heavy tails); forecast-driven policies only.
+    pub tail_share: f64,
     /// Longest scale-in hold through an interruption of the load, seconds (0: off); forecast-
     /// driven policies only (see [`Interruption`]).
     pub interruption_hold: f64,
@@ -148,6 +154,7 @@ impl Autoscaler {
             pl.with_quantile(s.quantile)
                 .with_margin_steps(margin_steps)
                 .with_widening(s.widen)
+                .with_tail_share(if forecasting { s.tail_share } else { 0.0 })
         });
         let governor = Governor::new(s.policy.build(&s.params, forecaster), s.limits, s.dry_run)?;
         let autoscaler = Autoscaler::new(planner, governor, step_secs, p.lead, p.margin);

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 
 use foresight_forecast::{plan_curve, AnomalyConfig, Detector, Forecaster};
 
+use crate::tail::TailBand;
 use crate::timing::{widen, Timing, MAX_WIDEN};
 
 /// The forecast is the expected rate; sizing for it leaves every above-average step short. The
@@ -72,6 +73,8 @@ pub struct Planner {
     /// The plans of the last [`MAX_WIDEN`] steps (each step's plan made just before it),
     /// oldest first, rates: a widened plan also covers load that comes late.
     past: VecDeque<f64>,
+    /// Standing headroom for the load the plan leaves above itself (off unless set).
+    tail: TailBand,
 }
 
 impl Planner {
@@ -121,6 +124,7 @@ impl Planner {
             widening: 0,
             max_widen: 0,
             past: VecDeque::new(),
+            tail: TailBand::new(0.0),
         };
         p.refresh();
         p
@@ -168,6 +172,18 @@ impl Planner {
     pub fn with_widening(mut self, steps: usize) -> Planner {
         self.max_widen = steps.min(MAX_WIDEN);
         self
+    }
+
+    /// Adds the [`TailBand`]: a relative margin that leaves at most `share` of the load above
+    /// the plan over the last week (0 or 1: off, the default).
+    pub fn with_tail_share(mut self, share: f64) -> Planner {
+        self.tail = TailBand::new(share);
+        self
+    }
+
+    /// The tail band's relative margin in use now (0 when off or not yet measured).
+    pub fn tail_margin(&self) -> f64 {
+        self.tail.margin()
     }
 
     /// Steps each side the plan is widened by now, for load that comes early or late.
@@ -218,6 +234,7 @@ impl Planner {
                     self.residuals.pop_front();
                 }
                 self.residuals.push_back(self.rate(value - planned));
+                self.tail.record(self.rate(planned), self.rate(value));
                 if self.max_widen > 0 {
                     self.timing
                         .record(self.step, self.rate(planned), self.rate(value));
@@ -273,6 +290,7 @@ impl Planner {
             _ => (0, upper_band(&self.residuals, self.quantile)),
         };
         self.widening = w;
+        let margin = 1.0 + self.tail.margin();
         self.current = plan.as_ref().map(|v| {
             // The steps before the next one, then the plan: widened, then the plan's part.
             let n = self.past.len().min(w);
@@ -285,7 +303,7 @@ impl Planner {
                 .collect();
             widen(&ext, w)[n..]
                 .iter()
-                .map(|r| (r + band).max(0.0))
+                .map(|r| (r + band).max(r * margin).max(0.0))
                 .collect()
         });
         if let Some(first) = plan.as_ref().and_then(|v| v.first()) {
@@ -406,6 +424,7 @@ pub(crate) fn upper_band(residuals: &VecDeque<f64>, q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::TAIL_SHARE;
     use foresight_forecast::Persistence;
 
     fn clock(step_secs: f64, model_step: i64, to_model: f64) -> StepClock {
@@ -498,6 +517,30 @@ mod tests {
         assert!((run(0.95) - 20.0).abs() < 1e-9);
         assert!(run(0.0).abs() < 1e-9);
         assert!(run(0.95) >= run(0.6));
+    }
+
+    #[test]
+    fn the_tail_share_holds_headroom_for_spikes_the_band_leaves_out() {
+        // A moving average of 100-request steps in which every 25th is 600: the 0.95 band of
+        // the step errors is small, yet the spikes are 17% of the load: the margin is the
+        // largest allowed, the plan twice the mean of 120.
+        let run = |share: f64| {
+            let ma = foresight_forecast::MovingAverage::new(60, 50);
+            let mut p =
+                Planner::new(Box::new(ma), 1, 1, clock(1.0, 60, 1.0)).with_tail_share(share);
+            for i in 0..2000 {
+                p.observe(if i % 25 == 0 { 600.0 } else { 100.0 });
+            }
+            (p.forecast(0.0).unwrap()[0].1, p.tail_margin())
+        };
+        let (off, none) = run(0.0);
+        let (on, margin) = run(TAIL_SHARE);
+        assert_eq!(none, 0.0);
+        assert!(off < 150.0, "the quantile band alone: {off}");
+        assert!(
+            margin == crate::tail::MAX_MARGIN && on > 200.0,
+            "tail band: {margin}, plan {on}"
+        );
     }
 
     /// A quantile forecaster: the median is the last value, the 0.9 curve 20% above it.

@@ -171,6 +171,8 @@ actuator = "none"
         .unwrap();
     assert!(ma["pinball"].as_f64().unwrap() > 2.0 * losses[0], "{s}");
     assert!(candidates[0]["coverage"].as_f64().unwrap() > 0.8, "{s}");
+    // The tail band's margin is shown (no load yet: none).
+    assert_eq!(s["tail_margin"].as_f64(), Some(0.0), "{s}");
     // 30 model minutes are 15 s here: it chooses again.
     eventually(Duration::from_secs(120), "auto's second choice", || async {
         control(&http, &admin).await["forecaster"]

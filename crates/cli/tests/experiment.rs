@@ -243,6 +243,8 @@ fn bad_inputs_are_usage_errors() {
         ("--cold-start", "2h"),
         ("--slow-start", "100years"),
         ("--widen", "6"),
+        ("--tail-share", "1.5"),
+        ("--tail-share", "NaN"),
         ("--interruption-hold", "2d"),
         ("--season", "90s"),
         ("--season", "3w"),

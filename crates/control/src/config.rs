@@ -97,6 +97,8 @@ pub struct ControlConfig {
     pub interruption_hold: Duration,
     /// Widest widening of the plan for load that comes early or late, steps each side.
     pub widen: usize,
+    /// The share of the load the plan may leave above itself (the tail band; 0: off).
+    pub tail_share: f64,
     /// Forecaster.
     pub forecaster: ForecasterSpec,
     /// The LSTM's model directory from `foresight train` (none: trained at start on
@@ -180,6 +182,7 @@ impl Default for ControlConfig {
             stabilisation: Duration::from_secs_f64(PolicySpec::Hybrid.default_scale_in_window()),
             interruption_hold: Duration::from_secs_f64(foresight_autoscale::INTERRUPTION_HOLD),
             widen: 0,
+            tail_share: 0.0,
             forecaster: ForecasterSpec::Auto,
             model: None,
             quantile: foresight_autoscale::UPPER_QUANTILE,
@@ -284,6 +287,7 @@ const KEYS: &[&str] = &[
     "stabilisation",
     "interruption_hold",
     "widen",
+    "tail_share",
     "forecaster",
     "model",
     "window",
@@ -691,6 +695,7 @@ impl ControlConfig {
                 0,
                 foresight_autoscale::MAX_WIDEN as i64,
             )? as usize,
+            tail_share: r.float("tail_share", d.tail_share, 0.0, 1.0)?,
             forecaster,
             model,
             quantile: r.float("quantile", d.quantile, 0.0, 1.0)?,
@@ -752,6 +757,7 @@ mod tests {
             ("quantile = 1.5", "`control.quantile`"),
             ("interruption_hold = \"2d\"", "`control.interruption_hold`"),
             ("widen = 6", "`control.widen`"),
+            ("tail_share = -0.1", "`control.tail_share`"),
             ("features = 3", "`control.features`"),
             ("[features]\ncpu = \"x\"", "forecaster = \"lstm\""),
             (

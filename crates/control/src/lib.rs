@@ -103,6 +103,9 @@ pub struct Status {
     /// the pinball loss of the capacity it would have planned on the recent history, and
     /// the share of windows it covered.
     pub forecaster_candidates: Vec<foresight_forecast::Candidate>,
+    /// The tail band's relative margin on the plan now (0.4: 40% above it): standing
+    /// headroom for the share of the load the plan left above itself over the last week.
+    pub tail_margin: f64,
     /// Forecaster steps observed.
     pub steps: usize,
     /// Where the forecaster's first input window came from, and while it cannot forecast
@@ -194,6 +197,7 @@ pub fn settings(c: &ControlConfig) -> Settings {
         dry_run: c.dry_run,
         quantile: c.quantile,
         widen: c.widen,
+        tail_share: c.tail_share,
         interruption_hold: c.interruption_hold.as_secs_f64(),
     }
 }
@@ -585,6 +589,7 @@ async fn run(
         s.forecaster =
             planner.map_or_else(|| "none (reactive)".to_string(), |p| p.forecaster_name());
         s.forecaster_candidates = planner.map_or_else(Vec::new, |p| p.forecaster_candidates());
+        s.tail_margin = planner.map_or(0.0, |p| p.tail_margin());
         s.actuator_error = last_error;
         s.metrics_source = m.metrics_source;
         s.features = m.features;
