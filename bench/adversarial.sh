@@ -16,6 +16,8 @@
 #   churn          2000 add/remove cycles through the admin API     /metrics does not grow
 #   uploads        3 x 10 MB to an instance that ignores bodies     all 200
 #   flags          --peak-rps 1e12, NaN; loadgen --rate 1e12        exit 64 at once
+#   h2 floods      CONTINUATION flood, HPACK bomb, rapid reset,      RSS grows < 32-48 MB; nothing
+#                  SETTINGS/PING floods, 1000 streams (h2_probes.rs)  left in flight; others served
 set -uo pipefail
 cd "$(dirname "$0")/.."
 for tool in python3 curl; do
@@ -145,5 +147,12 @@ for args in "experiment --peak-rps 1e12" "experiment --peak-rps NaN" "loadgen --
   [ "$code" = 64 ] || ok=1
 done
 report "flags" "$ok" "$flags"
+
+# HTTP/2 attack classes (issue #36), as raw frames by the test suite's probes against the same
+# release binary; their figures are the lines the tests print.
+h2=$(cargo test --release -p foresight --test h2_probes -- --nocapture --test-threads 1 2>&1)
+code=$?
+figures=$(printf '%s\n' "$h2" | grep -oE '(CONTINUATION flood|HPACK bomb|rapid reset|SETTINGS/PING floods|floods|1,000 streams): .*' | sed 's/$/;/' | tr '\n' ' ')
+report "h2 floods" "$code" "$figures"
 
 exit $FAILED
