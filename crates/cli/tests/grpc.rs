@@ -19,6 +19,18 @@ use tonic_health::pb::HealthCheckRequest;
 /// A gRPC instance on a free port whose service `who` reports `status`; `known` is served
 /// too (SERVING), and anything else is NOT_FOUND.
 async fn instance(status: tonic_health::ServingStatus) -> (String, tokio::task::JoinHandle<()>) {
+    let (addr, task, _) = reporting_instance(status).await;
+    (addr, task)
+}
+
+/// [`instance`] with the reporter that changes its statuses.
+async fn reporting_instance(
+    status: tonic_health::ServingStatus,
+) -> (
+    String,
+    tokio::task::JoinHandle<()>,
+    tonic_health::server::HealthReporter,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (reporter, service) = tonic_health::server::health_reporter();
@@ -33,7 +45,7 @@ async fn instance(status: tonic_health::ServingStatus) -> (String, tokio::task::
             .await
             .unwrap();
     });
-    (format!("http://{addr}"), task)
+    (format!("http://{addr}"), task, reporter)
 }
 
 async fn check(
@@ -267,4 +279,88 @@ async fn grpc_timeout_bounds_the_call() {
     ] {
         assert!(m.contains(needle), "{needle}: {m}");
     }
+}
+
+/// `health_check.type = "grpc"` asks each instance `grpc.health.v1.Health/Check` for
+/// `grpc_service`: only the instance that answers SERVING stays in the pool, and every call
+/// goes to it. An `h2c` service's plain HTTP check goes over HTTP/2 (before: HTTP/1.1, which
+/// an HTTP/2-only instance never answers, so it was never healthy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_health_checks_keep_only_serving_instances() {
+    let dir = tempdir("grpc-health");
+    let mut instances = Vec::new();
+    for s in [
+        tonic_health::ServingStatus::Serving,
+        tonic_health::ServingStatus::NotServing,
+        tonic_health::ServingStatus::Unknown,
+    ] {
+        instances.push(reporting_instance(s).await);
+    }
+    let list: Vec<String> = instances
+        .iter()
+        .map(|(a, _, _)| format!("{{ address = \"{a}\" }}"))
+        .collect();
+    let config = format!(
+        "[health_check]\ninterval = \"200ms\"\ntimeout = \"150ms\"\nrise = 1\nfall = 1\n\n\
+         [[services]]\nname = \"grpc\"\nprotocol = \"h2c\"\n\
+         health_check = {{ type = \"grpc\", grpc_service = \"who\" }}\n\
+         balancer = {{ algorithm = \"round-robin\" }}\nbackends = [{}]\n\n\
+         [[services]]\nname = \"plain\"\nprotocol = \"h2c\"\nbackends = [{}]\n\n\
+         [[routes]]\nservice = \"plain\"\npath_prefix = \"/plain\"\n\n\
+         [[routes]]\nservice = \"grpc\"\npath_prefix = \"/\"\n",
+        list.join(", "),
+        list[0],
+    );
+    let p = proxy(&dir, &config, &[]);
+    let (admin, url) = (p.get("admin").to_string(), p.get("proxy").to_string());
+    let http = client();
+    let healthy = |service: &'static str| {
+        let (http, admin) = (http.clone(), admin.clone());
+        async move {
+            let r = get(
+                &http,
+                &format!("http://{admin}/services/{service}/backends"),
+            )
+            .await;
+            let v: Vec<serde_json::Value> = serde_json::from_str(&r.body).unwrap();
+            v.iter()
+                .filter(|b| b["healthy"] == true)
+                .map(|b| b["address"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let serving = instances[0].0.clone();
+    eventually(
+        Duration::from_secs(10),
+        "only the SERVING instance healthy",
+        || {
+            let (healthy, serving) = (healthy("grpc"), serving.clone());
+            async move { healthy.await == vec![serving] }
+        },
+    )
+    .await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{url}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut c = HealthClient::new(channel);
+    for _ in 0..30 {
+        assert_eq!(check(&mut c, "who").await.unwrap(), ServingStatus::Serving);
+    }
+    // The plain HTTP check over HTTP/2 reaches the instance.
+    assert_eq!(healthy("plain").await, vec![serving.clone()]);
+    // The SERVING instance stops serving `who`: no instance healthy, and the client gets
+    // UNAVAILABLE.
+    instances[0]
+        .2
+        .set_service_status("who", tonic_health::ServingStatus::NotServing)
+        .await;
+    eventually(Duration::from_secs(10), "no instance healthy", || {
+        let healthy = healthy("grpc");
+        async move { healthy.await.is_empty() }
+    })
+    .await;
+    let e = check(&mut c, "who").await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
 }

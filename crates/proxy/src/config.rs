@@ -185,7 +185,10 @@ pub struct Limits {
 /// Active health checks.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HealthCheckConfig {
-    /// Path requested with GET; 2xx is healthy.
+    /// `Some(service)`: the standard gRPC health check (`grpc.health.v1.Health/Check` for
+    /// `service`, "" for the whole server), healthy when it answers SERVING; `None`: HTTP.
+    pub grpc: Option<String>,
+    /// Path requested with GET (HTTP checks); 2xx is healthy.
     pub path: String,
     /// Time between checks of one instance.
     pub interval: Duration,

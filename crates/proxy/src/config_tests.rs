@@ -525,3 +525,52 @@ fn the_upstream_protocol_is_inherited_and_checked() {
     let b = validate("").unwrap();
     assert_ne!(a.services[0], b.services[0]);
 }
+
+#[test]
+fn grpc_health_checks_need_h2c_and_name_their_keys() {
+    let c = validate(
+        "protocol = \"h2c\"\n[health_check]\ntype = \"grpc\"\ngrpc_service = \"auth.v1.Auth\"",
+    )
+    .unwrap();
+    let h = c.services[0].health_check.as_ref().unwrap();
+    assert_eq!(h.grpc.as_deref(), Some("auth.v1.Auth"));
+    let c = validate("protocol = \"h2c\"\n[health_check]\ntype = \"grpc\"").unwrap();
+    assert_eq!(
+        c.services[0].health_check.as_ref().unwrap().grpc.as_deref(),
+        Some(""),
+        "the whole server"
+    );
+    assert_eq!(
+        validate("").unwrap().services[0]
+            .health_check
+            .as_ref()
+            .unwrap()
+            .grpc,
+        None
+    );
+    for (text, key) in [
+        ("[health_check]\ntype = \"grpc\"", "health_check.type"),
+        (
+            "protocol = \"h2c\"\n[health_check]\ntype = \"tcp\"",
+            "health_check.type",
+        ),
+        (
+            "protocol = \"h2c\"\n[health_check]\ngrpc_service = \"x\"",
+            "health_check.grpc_service",
+        ),
+        (
+            "[[services]]\nname = \"a\"\nhealth_check = { type = \"grpc\" }",
+            "services[0].health_check.type",
+        ),
+    ] {
+        assert_eq!(key_of(validate(text).unwrap_err()), key, "{text}");
+    }
+    let long = format!(
+        "protocol = \"h2c\"\n[health_check]\ntype = \"grpc\"\ngrpc_service = \"{}\"",
+        "s".repeat(2000)
+    );
+    assert_eq!(
+        key_of(validate(&long).unwrap_err()),
+        "health_check.grpc_service"
+    );
+}

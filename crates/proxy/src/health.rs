@@ -1,12 +1,16 @@
 //! Active health checking: a pure rise/fall state machine, and the task that feeds it.
 //!
 //! An instance changes state only after `rise` consecutive successes or `fall` consecutive
-//! failures (HAProxy's `rise`/`fall`), so one lost probe does not flap the pool.
+//! failures (HAProxy's `rise`/`fall`), so one lost probe does not flap the pool. A probe is an
+//! HTTP GET (over HTTP/1.1, or HTTP/2 to an `h2c` instance) or the standard gRPC health check,
+//! `grpc.health.v1.Health/Check`, healthy when it answers SERVING.
 
 use std::sync::{Arc, Weak};
 
-use http::header::{HeaderMap, HeaderValue, USER_AGENT};
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, TE, USER_AGENT};
 use http::Method;
+use http_body_util::BodyExt;
 
 use crate::config::HealthCheckConfig;
 use crate::h1::{self, Outgoing};
@@ -63,15 +67,46 @@ pub(crate) async fn check_loop(pool: Arc<Pool>, backend: Weak<Backend>, config: 
     }
 }
 
+/// The gRPC health check's method.
+const GRPC_CHECK: &str = "/grpc.health.v1.Health/Check";
+/// The most a probe's answer may hold (a health answer is a few bytes).
+const PROBE_BODY_MAX: usize = 64 * 1024;
+
 async fn probe(backend: &Backend, config: &HealthCheckConfig) -> bool {
+    if let Some(service) = &config.grpc {
+        return tokio::time::timeout(config.timeout, grpc_probe(backend, service))
+            .await
+            .unwrap_or(false);
+    }
+    if backend.upstream.speaks_h2() {
+        let fut = async {
+            let resp = backend
+                .upstream
+                .own_h2(
+                    Method::GET,
+                    &config.path,
+                    agent(),
+                    Bytes::new(),
+                    config.timeout,
+                )
+                .await
+                .ok()?;
+            let status = resp.status();
+            http_body_util::Limited::new(resp.into_body(), PROBE_BODY_MAX)
+                .collect()
+                .await
+                .ok()?;
+            Some(status)
+        };
+        return matches!(
+            tokio::time::timeout(config.timeout, fut).await,
+            Ok(Some(s)) if s.is_success()
+        );
+    }
     let fut = async {
         let now = std::time::Instant::now();
         let conn = backend.upstream.get(now).await.ok()?;
-        let mut headers = HeaderMap::with_capacity(1);
-        headers.insert(
-            USER_AGENT,
-            HeaderValue::from_static("foresight-health-check"),
-        );
+        let headers = agent();
         let req = Outgoing {
             method: &Method::GET,
             target: &config.path,
@@ -96,9 +131,155 @@ async fn probe(backend: &Backend, config: &HealthCheckConfig) -> bool {
     )
 }
 
+fn agent() -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(3);
+    headers.insert(
+        USER_AGENT,
+        HeaderValue::from_static("foresight-health-check"),
+    );
+    headers
+}
+
+/// `grpc.health.v1.Health/Check` for `service`: healthy when the call succeeds (grpc-status 0)
+/// and answers SERVING.
+async fn grpc_probe(backend: &Backend, service: &str) -> bool {
+    let mut headers = agent();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(TE, HeaderValue::from_static("trailers"));
+    let sent = backend
+        .upstream
+        .own_h2(
+            Method::POST,
+            GRPC_CHECK,
+            headers,
+            check_request(service),
+            std::time::Duration::MAX,
+        )
+        .await;
+    let Ok(resp) = sent else { return false };
+    if !resp.status().is_success() {
+        return false;
+    }
+    let head_status = resp.headers().get("grpc-status").cloned();
+    let Ok(collected) = http_body_util::Limited::new(resp.into_body(), PROBE_BODY_MAX)
+        .collect()
+        .await
+    else {
+        return false;
+    };
+    let status = collected
+        .trailers()
+        .and_then(|t| t.get("grpc-status").cloned())
+        .or(head_status);
+    status.is_some_and(|s| s.as_bytes() == b"0") && serving(&collected.to_bytes())
+}
+
+/// A length-prefixed gRPC message holding `HealthCheckRequest { service = 1 }` (protobuf:
+/// field 1, wire type 2, a varint length, the UTF-8 bytes; nothing for "").
+fn check_request(service: &str) -> Bytes {
+    let mut msg = Vec::with_capacity(service.len() + 3);
+    if !service.is_empty() {
+        msg.push(0x0a);
+        let mut n = service.len();
+        while n >= 0x80 {
+            msg.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
+        }
+        msg.push(n as u8);
+        msg.extend_from_slice(service.as_bytes());
+    }
+    let mut framed = Vec::with_capacity(5 + msg.len());
+    framed.push(0); // not compressed
+    framed.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&msg);
+    Bytes::from(framed)
+}
+
+/// Whether a gRPC answer body is one uncompressed `HealthCheckResponse` whose `status`
+/// (field 1, a varint) is SERVING (1). Unknown fields are skipped.
+fn serving(body: &[u8]) -> bool {
+    let Some((&[0], rest)) = body.split_first_chunk::<1>() else {
+        return false;
+    };
+    let Some((len, msg)) = rest.split_first_chunk::<4>() else {
+        return false;
+    };
+    let len = u32::from_be_bytes(*len) as usize;
+    if msg.len() != len {
+        return false;
+    }
+    let mut status = 0u64;
+    let mut i = 0;
+    while i < msg.len() {
+        let Some((key, n)) = varint(&msg[i..]) else {
+            return false;
+        };
+        i += n;
+        match (key >> 3, key & 7) {
+            (1, 0) => {
+                let Some((v, n)) = varint(&msg[i..]) else {
+                    return false;
+                };
+                status = v;
+                i += n;
+            }
+            (_, 0) => match varint(&msg[i..]) {
+                Some((_, n)) => i += n,
+                None => return false,
+            },
+            (_, 2) => match varint(&msg[i..]) {
+                Some((l, n)) if (l as usize) <= msg.len() - i - n => i += n + l as usize,
+                _ => return false,
+            },
+            (_, 1) => i += 8,
+            (_, 5) => i += 4,
+            _ => return false,
+        }
+    }
+    i == msg.len() && status == 1
+}
+
+/// A protobuf varint at the start of `b`: (value, bytes read).
+fn varint(b: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, byte) in b.iter().take(10).enumerate() {
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grpc_health_messages() {
+        assert_eq!(&check_request("")[..], &[0, 0, 0, 0, 0]);
+        assert_eq!(&check_request("auth")[..], b"\0\0\0\0\x06\x0a\x04auth");
+        let long = "s".repeat(200);
+        let r = check_request(&long);
+        assert_eq!(&r[5..8], &[0x0a, 0xc8, 0x01], "a two-byte varint length");
+        // SERVING = 1, NOT_SERVING = 2, UNKNOWN = 0 (or no field).
+        assert!(serving(&[0, 0, 0, 0, 2, 0x08, 1]));
+        assert!(!serving(&[0, 0, 0, 0, 2, 0x08, 2]));
+        assert!(!serving(&[0, 0, 0, 0, 0]));
+        // An unknown string field before the status is skipped.
+        assert!(serving(&[0, 0, 0, 0, 5, 0x12, 1, b'x', 0x08, 1]));
+        // Compressed, truncated, trailing bytes, bad varints: not healthy.
+        for bad in [
+            &[1, 0, 0, 0, 2, 0x08, 1][..],
+            &[0, 0, 0, 0, 3, 0x08, 1],
+            &[0, 0, 0, 0, 2, 0x08, 1, 0],
+            &[0, 0, 0, 0, 2, 0x08, 0x81],
+            &[0, 0, 0],
+            &[0, 0, 0, 0, 3, 0x12, 9, 1],
+        ] {
+            assert!(!serving(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn needs_rise_successes_and_fall_failures() {

@@ -97,7 +97,7 @@ impl H2Slot {
 }
 
 /// A request body towards an HTTP/2 instance: the client's, or none.
-pub type H2Body = http_body_util::Either<Incoming, http_body_util::Empty<bytes::Bytes>>;
+pub type H2Body = http_body_util::Either<Incoming, http_body_util::Full<bytes::Bytes>>;
 
 /// The sending half of an HTTP/2 connection to an instance (cheap to clone; one per stream).
 pub type H2Sender = hyper::client::conn::http2::SendRequest<H2Body>;
@@ -131,6 +131,11 @@ impl Upstream {
     pub(crate) fn speaking(mut self, protocol: crate::config::UpstreamProtocol) -> Self {
         self.h2 = (protocol == crate::config::UpstreamProtocol::H2c).then(H2Slot::default);
         self
+    }
+
+    /// Whether the instance is spoken to over HTTP/2 (`protocol = "h2c"`).
+    pub(crate) fn speaks_h2(&self) -> bool {
+        self.h2.is_some()
     }
 
     /// The instance's HTTP/2 connection, ready for a new stream: the open one, or a new one
@@ -191,10 +196,10 @@ impl Upstream {
     ) -> Result<Response<Incoming>, UpstreamError> {
         // The body stays with the caller until a connection is there: a refused connect can
         // be tried on another instance, body and all.
-        let mut sender = self.h2_sender().await?;
+        let sender = self.h2_sender().await?;
         let mut req = http::Request::new(match body.take() {
             Some(b) => http_body_util::Either::Left(b),
-            None => http_body_util::Either::Right(http_body_util::Empty::new()),
+            None => http_body_util::Either::Right(http_body_util::Full::default()),
         });
         *req.method_mut() = parts.method.clone();
         *req.uri_mut() = http::Uri::builder()
@@ -207,6 +212,41 @@ impl Upstream {
         *req.headers_mut() = parts.headers.clone();
         // HTTP/2 carries the authority in `:authority`; Host would be a second one.
         req.headers_mut().remove(http::header::HOST);
+        Self::exchange_h2(sender, req, deadline).await
+    }
+
+    /// A request of the proxy's own (a health check) over the instance's HTTP/2 connection:
+    /// `path` with `headers` and a whole `body`, the response head before `deadline`.
+    pub(crate) async fn own_h2(
+        &self,
+        method: http::Method,
+        path: &str,
+        headers: http::HeaderMap,
+        body: bytes::Bytes,
+        deadline: Duration,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let sender = self.h2_sender().await?;
+        let mut req = http::Request::new(http_body_util::Either::Right(http_body_util::Full::new(
+            body,
+        )));
+        *req.method_mut() = method;
+        *req.uri_mut() = http::Uri::builder()
+            .scheme("http")
+            .authority(self.authority.clone())
+            .path_and_query(path)
+            .build()
+            .map_err(|_| H1Error::Invalid("a request target HTTP/2 cannot carry"))?;
+        *req.version_mut() = http::Version::HTTP_2;
+        *req.headers_mut() = headers;
+        Self::exchange_h2(sender, req, deadline).await
+    }
+
+    /// Sends `req` on a stream of `sender`'s connection; the response head before `deadline`.
+    async fn exchange_h2(
+        mut sender: H2Sender,
+        req: http::Request<H2Body>,
+        deadline: Duration,
+    ) -> Result<Response<Incoming>, UpstreamError> {
         let exchange = async {
             sender
                 .ready()

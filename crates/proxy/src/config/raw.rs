@@ -175,6 +175,9 @@ pub struct RawLimits {
 #[serde(deny_unknown_fields)]
 pub struct RawHealthCheck {
     pub enabled: Option<bool>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub grpc_service: Option<String>,
     pub path: Option<String>,
     pub interval: Option<String>,
     pub timeout: Option<String>,

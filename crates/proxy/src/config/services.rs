@@ -145,6 +145,8 @@ inherit!(RawTimeouts {
 });
 inherit!(RawHealthCheck {
     enabled,
+    kind,
+    grpc_service,
     path,
     interval,
     timeout,
@@ -353,7 +355,34 @@ fn service(
                 ),
             ));
         }
+        let grpc = match h.kind.as_deref().unwrap_or("http") {
+            "http" => None,
+            "grpc" if s.protocol == Some("h2c") => Some(h.grpc_service.clone().unwrap_or_default()),
+            "grpc" => {
+                return Err(invalid(
+                    k("health_check.type"),
+                    "grpc",
+                    "`http` for this service: gRPC health checks need `protocol = \"h2c\"`",
+                ))
+            }
+            other => return Err(invalid(k("health_check.type"), other, "`http` or `grpc`")),
+        };
+        if grpc.is_none() && h.grpc_service.is_some() {
+            return Err(invalid(
+                k("health_check.grpc_service"),
+                h.grpc_service.as_deref().unwrap_or_default(),
+                "only with `health_check.type = \"grpc\"`",
+            ));
+        }
+        if grpc.as_ref().is_some_and(|g| g.len() > 1024) {
+            return Err(invalid(
+                k("health_check.grpc_service"),
+                "(longer than 1024 bytes)",
+                "a gRPC service name of at most 1024 bytes",
+            ));
+        }
         Some(HealthCheckConfig {
+            grpc,
             path,
             interval,
             timeout,
