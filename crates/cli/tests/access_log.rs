@@ -140,3 +140,33 @@ fn a_bad_access_log_section_names_the_key() {
         text(&o)
     );
 }
+
+/// A full disk (`/dev/full` answers every write with ENOSPC): every request is still served,
+/// and every line lost is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_loses_lines_not_requests_and_counts_them() {
+    let (_a, a) = backend("a", &[]);
+    let dir = tempdir("access-log-full");
+    let p = proxy(
+        &dir,
+        "[access_log]\npath = \"/dev/full\"\n[health_check]\nenabled = false\n",
+        &["--backend", &a],
+    );
+    let (url, admin) = (p.get("proxy").to_string(), p.get("admin").to_string());
+    let http = client();
+    for _ in 0..200 {
+        let r = get(&http, &format!("http://{url}/auth?ms=0")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    eventually(
+        Duration::from_secs(5),
+        "200 lines counted as dropped",
+        || async {
+            get(&http, &format!("http://{admin}/metrics"))
+                .await
+                .body
+                .contains("foresight_access_log_dropped_total 200")
+        },
+    )
+    .await;
+}

@@ -288,7 +288,10 @@ impl AccessLog {
         let format = cfg.format;
         std::thread::Builder::new()
             .name("access-log".into())
-            .spawn(move || writer(rx, sink, format))
+            .spawn({
+                let dropped = dropped.clone();
+                move || writer(rx, sink, format, dropped)
+            })
             .expect("spawn the access log writer");
         Arc::new(AccessLog {
             tx,
@@ -321,12 +324,15 @@ impl AccessLog {
     }
 }
 
-/// Every [`TICK`], formats what is queued and writes it; ends when every sender is gone.
-fn writer(rx: Receiver<Entry>, mut sink: Box<dyn Write + Send>, format: Format) {
+/// Every [`TICK`], formats what is queued and writes it; ends when every sender is gone. Lines
+/// that cannot be written (a full disk, a closed pipe) are counted as dropped, and the log says
+/// when writing fails and when it works again.
+fn writer(rx: Receiver<Entry>, mut sink: Box<dyn Write + Send>, format: Format, dropped: Counter) {
     let mut buf: Vec<u8> = Vec::with_capacity(256 * 1024);
     let mut clock = Clock::default();
-    let mut warned = false;
+    let mut failing = false;
     loop {
+        let mut lines = 0u64;
         // One reading of both clocks per batch maps every arrival to wall-clock time.
         let (wall, mono) = (SystemTime::now(), Instant::now());
         let gone = loop {
@@ -334,6 +340,7 @@ fn writer(rx: Receiver<Entry>, mut sink: Box<dyn Write + Send>, format: Format) 
                 Ok(e) => {
                     let time = wall - mono.saturating_duration_since(e.arrived);
                     e.write(time, format, &mut clock, &mut buf);
+                    lines += 1;
                     if buf.len() >= 240 * 1024 {
                         break false;
                     }
@@ -343,11 +350,19 @@ fn writer(rx: Receiver<Entry>, mut sink: Box<dyn Write + Send>, format: Format) 
             }
         };
         if !buf.is_empty() {
-            if let Err(e) = sink.write_all(&buf).and_then(|()| sink.flush()) {
-                if !warned {
-                    tracing::error!(error = %e, "cannot write the access log; lines are lost");
-                    warned = true;
+            match sink.write_all(&buf).and_then(|()| sink.flush()) {
+                Err(e) => {
+                    dropped.inc_by(lines);
+                    if !failing {
+                        tracing::error!(error = %e, "cannot write the access log; lines are dropped and counted (foresight_access_log_dropped_total)");
+                        failing = true;
+                    }
                 }
+                Ok(()) if failing => {
+                    tracing::info!("the access log is written again");
+                    failing = false;
+                }
+                Ok(()) => {}
             }
             let full = buf.len() >= 240 * 1024;
             buf.clear();
@@ -554,6 +569,56 @@ mod tests {
         let want = chrono::DateTime::<chrono::Utc>::from(want);
         let off = (logged.timestamp_millis() - want.timestamp_millis()).abs();
         assert!(off < 1000, "logged {logged}, arrived {want}");
+    }
+
+    /// A sink that fails with ENOSPC while `full` is set, as a full disk does.
+    #[derive(Clone, Default)]
+    struct Full {
+        full: Arc<std::sync::atomic::AtomicBool>,
+        kept: Kept,
+    }
+
+    impl Write for Full {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if self.full.load(Ordering::SeqCst) {
+                return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            self.kept.write(b)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_lost_to_a_full_disk_are_counted_and_writing_resumes() {
+        let sink = Full::default();
+        sink.full.store(true, Ordering::SeqCst);
+        let dropped = Counter::default();
+        let log = AccessLog::with_sink(&cfg(1.0, 1000), Box::new(sink.clone()), dropped.clone());
+        for i in 0..100 {
+            log.send(entry(&format!("/lost/{i}")));
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while dropped.get() < 100 && Instant::now() < deadline {
+            std::thread::sleep(TICK);
+        }
+        assert_eq!(
+            dropped.get(),
+            100,
+            "every line of the failed writes counted"
+        );
+        sink.full.store(false, Ordering::SeqCst);
+        log.send(entry("/kept"));
+        drop(log);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sink.kept.0.lock().unwrap().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(TICK);
+        }
+        let text = String::from_utf8(sink.kept.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("/kept"));
+        assert_eq!(dropped.get(), 100);
     }
 
     /// A sink that blocks until released, as a full disk or a stopped pipe reader would.
