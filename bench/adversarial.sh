@@ -18,6 +18,7 @@
 #   flags          --peak-rps 1e12, NaN; loadgen --rate 1e12        exit 64 at once
 #   h2 floods      CONTINUATION flood, HPACK bomb, rapid reset,      RSS grows < 32-48 MB; nothing
 #                  SETTINGS/PING floods, 1000 streams (h2_probes.rs)  left in flight; others served
+#   tls hostile    500 half-open handshakes, TLS 1.0/1.1, odd SNI    RSS grows < 32 MB; admin < 1 s
 set -uo pipefail
 cd "$(dirname "$0")/.."
 for tool in python3 curl; do
@@ -154,5 +155,10 @@ h2=$(cargo test --release -p foresight --test h2_probes -- --nocapture --test-th
 code=$?
 figures=$(printf '%s\n' "$h2" | grep -oE '(CONTINUATION flood|HPACK bomb|rapid reset|SETTINGS/PING floods|floods|1,000 streams): .*' | sed 's/$/;/' | tr '\n' ' ')
 report "h2 floods" "$code" "$figures"
+
+tls=$(cargo test --release -p foresight --test tls half_open -- --nocapture 2>&1)
+code=$?
+figures=$(printf '%s\n' "$tls" | grep -oE '500 half-open handshakes: .*')
+report "tls hostile" "$code" "$figures; closed after client_header; TLS 1.0/1.1 refused with a fatal alert; no or unknown SNI get the first certificate (tests/tls.rs)"
 
 exit $FAILED

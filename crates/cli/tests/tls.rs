@@ -1,7 +1,8 @@
 //! TLS termination: HTTP/1.1 and HTTP/2 (by ALPN) over TLS to a real proxy, the certificate
 //! chosen by SNI, certificate files that cannot be used refused at start (exit 64) with the
-//! entry and the file named, and a renewed certificate served after a reload while open
-//! connections go on. Certificates are made at test time (rcgen).
+//! entry and the file named, a renewed certificate served after a reload while open
+//! connections go on, and a hostile client's half-open handshakes, old versions and odd SNI
+//! bounded. Certificates are made at test time (rcgen).
 
 mod common;
 
@@ -38,6 +39,18 @@ async fn handshake(
     sni: &str,
     alpn: &[u8],
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    try_handshake(proxy, roots, sni, alpn)
+        .await
+        .expect("handshake")
+}
+
+/// [`handshake`], its error kept (an IP address as `sni` sends no SNI at all).
+async fn try_handshake(
+    proxy: &str,
+    roots: &[CertificateDer<'static>],
+    sni: &str,
+    alpn: &[u8],
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let mut store = rustls::RootCertStore::empty();
     for r in roots {
         store.add(r.clone()).unwrap();
@@ -53,7 +66,6 @@ async fn handshake(
     tokio_rustls::TlsConnector::from(Arc::new(cfg))
         .connect(ServerName::try_from(sni.to_string()).unwrap(), tcp)
         .await
-        .expect("handshake")
 }
 
 /// An HTTP/2 connection over TLS to `proxy` for `sni`, and the server's leaf.
@@ -229,4 +241,123 @@ async fn a_reload_serves_the_renewed_certificate_and_keeps_open_connections() {
     assert!(r.body.contains("tls.certificates[0].key"), "{}", r.body);
     let (_, _, leaf) = call(&addr, &roots, "a.test", b"h2").await;
     assert_eq!(leaf, new_der);
+}
+
+/// Resident memory of a process, MB.
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap()
+        / 1024.0
+}
+
+/// A TLS 1.0 ClientHello by hand (rustls clients cannot offer it): legacy version 3.1, one
+/// cipher suite (TLS_RSA_WITH_AES_128_CBC_SHA), no extensions, so no `supported_versions`.
+fn tls10_client_hello() -> Vec<u8> {
+    let mut body = vec![0x03, 0x01];
+    body.extend_from_slice(&[7u8; 32]); // random
+    body.push(0); // no session id
+    body.extend_from_slice(&[0x00, 0x02, 0x00, 0x2f]);
+    body.extend_from_slice(&[0x01, 0x00]); // null compression
+    let mut hs = vec![0x01, 0, (body.len() >> 8) as u8, body.len() as u8];
+    hs.extend(body);
+    let mut rec = vec![0x16, 0x03, 0x01, (hs.len() >> 8) as u8, hs.len() as u8];
+    rec.extend(hs);
+    rec
+}
+
+/// A hostile TLS client (issue #36 item 4): 500 half-open handshakes hold neither memory nor the
+/// admin API and are closed after `timeouts.client_header`; no SNI and an unknown SNI get the
+/// first certificate (NGINX's default server); TLS 1.0 and 1.1 are refused with a fatal
+/// alert; a good client is served throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_handshakes_old_versions_and_odd_sni_are_bounded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempdir("tls-hostile");
+    let (a_pem, a_key, a_der) = certificate("a.test");
+    let (_b, backend_addr) = backend("one", &["--route", "/t=1ms"]);
+    let p = proxy(
+        &dir,
+        &format!(
+            "backends = [{{ address = \"{backend_addr}\" }}]\n[timeouts]\nclient_header = \"1s\"\n\
+             [tls]\ncertificates = [{{ cert = \"{}\", key = \"{}\" }}]\n",
+            write(&dir, "a.pem", &a_pem),
+            write(&dir, "a.key", &a_key),
+        ),
+        &[],
+    );
+    let (addr, admin) = (p.get("proxy").to_string(), p.get("admin").to_string());
+    let roots = [a_der.clone()];
+    let before = rss_mb(p.pid());
+
+    // 500 handshakes that stop after 15 bytes of a ClientHello that claims 512.
+    let mut half = Vec::new();
+    for _ in 0..500 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(&[
+            0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0, 0, 0, 0,
+        ])
+        .await
+        .unwrap();
+        half.push(s);
+    }
+    let started = std::time::Instant::now();
+    let r = get(&client(), &format!("http://{admin}/healthz")).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "admin API: {:?}",
+        started.elapsed()
+    );
+    let (status, _, _) = call(&addr, &roots, "a.test", b"http/1.1").await;
+    assert_eq!(status, 200, "a good client is served beside them");
+    let grown = rss_mb(p.pid()) - before;
+    eprintln!("500 half-open handshakes: RSS {before:.1} MB, grew {grown:.1} MB");
+    assert!(grown < 32.0, "RSS grew {grown:.1} MB");
+    // Each is closed once the header timeout (1 s) has passed.
+    for s in &mut half {
+        let mut buf = [0u8; 64];
+        let r = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await;
+        assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "still open: {r:?}");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(6));
+
+    // No SNI (an IP address as the name) and an unknown one: the first certificate, which the
+    // client then finds not valid for the name it wanted.
+    let ip = addr.split(':').next().unwrap();
+    for name in ["c.test", ip] {
+        let e = try_handshake(&addr, &roots, name, b"http/1.1")
+            .await
+            .err()
+            .map(|e| format!("{e:?}"))
+            .unwrap_or_default();
+        assert!(
+            e.contains("NotValidForName") && e.contains(r#"presented: ["DnsName(\"a.test\")"]"#),
+            "{name}: {e}"
+        );
+    }
+
+    // TLS 1.0 and 1.1: a fatal alert (rustls answers this hello's only suite, RSA key
+    // exchange, with handshake_failure, 40; protocol_version is 70), never a ServerHello.
+    for version in [0x01u8, 0x02] {
+        let mut hello = tls10_client_hello();
+        hello[2] = version;
+        hello[10] = version;
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(&hello).await.unwrap();
+        let mut got = Vec::new();
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(3), s.read_to_end(&mut got)).await;
+        assert!(
+            got.len() >= 7 && got[0] == 0x15 && got[5] == 2 && [40, 70].contains(&got[6]),
+            "TLS 1.{}: {got:02x?}",
+            version - 1
+        );
+    }
+    let (status, _, _) = call(&addr, &roots, "a.test", b"h2").await;
+    assert_eq!(status, 200);
 }
