@@ -214,3 +214,72 @@ fn discovery_with_a_process_actuator_is_refused_at_start() {
         text(&o)
     );
 }
+
+/// A hostile zone (issue #36 item 4): the metadata address, the unspecified address and the
+/// proxy's own listener are refused, the answer is cut to `max_instances`, and an answer of
+/// nothing but refused addresses keeps the last good set; requests are served throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_zone_cannot_point_the_proxy_at_itself_or_the_metadata_service() {
+    // One port free on 127.0.0.1 (the proxy), .2 and .3 (the instances).
+    let port = loop {
+        let port = free_port();
+        if (1..=3).all(|i| std::net::TcpListener::bind((Ipv4Addr::new(127, 0, 0, i), port)).is_ok())
+        {
+            break port;
+        }
+    };
+    let _b: Vec<Proc> = (2..=3).map(|i| instance(i, port)).collect();
+    let mut hostile = vec![
+        Ipv4Addr::new(0, 0, 0, 0),
+        Ipv4Addr::new(127, 0, 0, 1),
+        Ipv4Addr::new(169, 254, 169, 254),
+        Ipv4Addr::new(224, 0, 0, 1),
+    ];
+    let mut records = hostile.clone();
+    records.extend((2..=20).map(|i| Ipv4Addr::new(127, 0, 0, i)));
+    let zone: Zone = Arc::new(Mutex::new(Some(records)));
+    let ns = dns_server(zone.clone()).await;
+    let dir = tempdir("dns-hostile");
+    let cfg = dir.join("foresight.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[health_check]\nenabled = false\n[balancer]\nalgorithm = \"round-robin\"\n\
+             [discovery]\ntype = \"dns\"\nname = \"api.test\"\nport = {port}\ninterval = \"1s\"\n\
+             nameserver = \"127.0.0.1:{ns}\"\nmax_instances = 2\n"
+        ),
+    )
+    .unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let p = spawn(&[
+        "serve",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--listen",
+        &listen,
+        "--admin",
+        "127.0.0.1:0",
+    ]);
+    let admin = p.get("admin").to_string();
+    let c = client();
+    let a = |i: u8| format!("http://127.0.0.{i}:{port}");
+    eventually(
+        Duration::from_secs(10),
+        "the two lowest good addresses",
+        || async { members(&c, &admin).await == [a(2), a(3)] },
+    )
+    .await;
+    let counts = count_sequential(&c, &format!("http://{listen}/"), 20).await;
+    assert_eq!(
+        (counts.get("b2"), counts.get("b3")),
+        (Some(&10), Some(&10)),
+        "{counts:?}"
+    );
+    // Nothing but refused addresses: the last good set stays.
+    hostile.sort();
+    *zone.lock().unwrap() = Some(hostile);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(members(&c, &admin).await, [a(2), a(3)]);
+    let counts = count_sequential(&c, &format!("http://{listen}/"), 10).await;
+    assert_eq!(counts.values().sum::<usize>(), 10, "{counts:?}");
+}

@@ -171,7 +171,16 @@ pub async fn run_reloadable(
                 tls: d.tls,
                 weight: d.weight,
             };
-            tokio::spawn(discovery::dns::resolve(service.name.clone(), d.clone(), tx));
+            let own: Vec<std::net::SocketAddr> = [listener.local_addr(), admin.local_addr()]
+                .into_iter()
+                .flatten()
+                .collect();
+            tokio::spawn(discovery::dns::resolve(
+                service.name.clone(),
+                d.clone(),
+                own,
+                tx,
+            ));
             tokio::spawn(discovery::follow(
                 pool.clone(),
                 rx,

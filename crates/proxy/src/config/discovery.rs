@@ -35,6 +35,8 @@ pub struct RawDiscovery {
     pub url: Option<String>,
     pub group: Option<String>,
     pub aws_endpoint: Option<String>,
+    pub max_instances: Option<i64>,
+    pub allow_link_local: Option<bool>,
 }
 
 /// A service's discovery, validated.
@@ -123,7 +125,15 @@ pub struct DnsDiscovery {
     pub nameserver: Option<SocketAddr>,
     /// Every instance's weight.
     pub weight: u32,
+    /// The most instances one answer may give (the lowest addresses are kept).
+    pub max_instances: usize,
+    /// Link-local addresses (169.254.0.0/16, fe80::/10: cloud metadata services) are refused
+    /// unless this is set.
+    pub allow_link_local: bool,
 }
+
+/// The default [`DnsDiscovery::max_instances`].
+pub const DNS_MAX_INSTANCES: usize = 256;
 
 /// A polled source's required `port` and its `interval` (1 s..=1 h, `default` when absent).
 fn port_and_interval(
@@ -170,6 +180,16 @@ pub(crate) fn discovery(p: &str, raw: &RawDiscovery) -> Result<Discovery, Config
             .and_then(|n| u16::try_from(n).ok())
             .filter(|n| *n > 0)
     };
+    if raw.kind.as_deref() != Some("dns")
+        && (raw.max_instances.is_some() || raw.allow_link_local.is_some())
+    {
+        let key = if raw.max_instances.is_some() {
+            "max_instances"
+        } else {
+            "allow_link_local"
+        };
+        return Err(invalid(k(key), "(set)", "nothing unless type = \"dns\""));
+    }
     if raw.kind.as_deref() != Some("aws-asg") && (raw.group.is_some() || raw.aws_endpoint.is_some())
     {
         let key = if raw.group.is_some() {
@@ -227,6 +247,11 @@ pub(crate) fn discovery(p: &str, raw: &RawDiscovery) -> Result<Discovery, Config
                         })?,
                 ),
             };
+            let max_instances = match raw.max_instances {
+                None => DNS_MAX_INSTANCES,
+                Some(n @ 1..=10_000) => n as usize,
+                Some(n) => return Err(invalid(k("max_instances"), n, "1..=10000")),
+            };
             Ok(Discovery::Dns(DnsDiscovery {
                 name,
                 port,
@@ -234,6 +259,8 @@ pub(crate) fn discovery(p: &str, raw: &RawDiscovery) -> Result<Discovery, Config
                 interval,
                 nameserver,
                 weight,
+                max_instances,
+                allow_link_local: raw.allow_link_local.unwrap_or(false),
             }))
         }
         Some("kubernetes") => {
