@@ -19,6 +19,7 @@
 #   h2 floods      CONTINUATION flood, HPACK bomb, rapid reset,      RSS grows < 32-48 MB; nothing
 #                  SETTINGS/PING floods, 1000 streams (h2_probes.rs)  left in flight; others served
 #   tls hostile    500 half-open handshakes, TLS 1.0/1.1, odd SNI    RSS grows < 32 MB; admin < 1 s
+#   keyed limits   10 s of requests, each with a new x-user key      RSS grows < 128 MB
 set -uo pipefail
 cd "$(dirname "$0")/.."
 for tool in python3 curl; do
@@ -148,6 +149,41 @@ for args in "experiment --peak-rps 1e12" "experiment --peak-rps NaN" "loadgen --
   [ "$code" = 64 ] || ok=1
 done
 report "flags" "$ok" "$flags"
+
+# Rate limits keyed by a header (issue #36): wrk sends a fresh x-user value with every request
+# for 10 s against a proxy limiting per key; its memory must stay bounded.
+if command -v wrk >/dev/null; then
+  cat >"$WORK/keyed.toml" <<TOML
+[rate_limit]
+rate = 5.0
+burst = 5
+key = "header:x-user"
+TOML
+  # An instance fast enough that the proxy, not the instance, sets the pace (~25k req/s).
+  start F backend --listen 127.0.0.1:0 --name fast --distribution constant --route /auth=0ms \
+    --workers 256 --queue 10000
+  start K serve --config "$WORK/keyed.toml" --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
+    --backend "http://$(field "$F_LINE" listen)"
+  KPROXY=$(field "$K_LINE" proxy)
+  cat >"$WORK/keys.lua" <<'LUA'
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", "/auth", { ["x-user"] = "user-" .. counter .. "-" .. math.random(1000000000) })
+end
+LUA
+  before=$(awk '/VmRSS/ {print $2}' "/proc/$K_PID/status")
+  out=$(wrk -t2 -c50 -d10s -s "$WORK/keys.lua" "http://$KPROXY/" 2>&1)
+  sent=$(awk '/requests in/ {print $1}' <<<"$out")
+  after=$(awk '/VmRSS/ {print $2}' "/proc/$K_PID/status")
+  sleep 12  # past the 10-s sweep of idle keys
+  later=$(awk '/VmRSS/ {print $2}' "/proc/$K_PID/status")
+  grown=$(( (after - before) / 1024 ))
+  report "keyed limits" "$([ "$grown" -lt 128 ]; echo $?)" \
+    "$sent requests in 10 s, each with a new x-user value: proxy RSS $((before / 1024)) -> $((after / 1024)) MB (+$grown MB), $((later / 1024)) MB 12 s later"
+else
+  report "keyed limits" 1 "wrk not found"
+fi
 
 # HTTP/2 attack classes (issue #36), as raw frames by the test suite's probes against the same
 # release binary; their figures are the lines the tests print.
