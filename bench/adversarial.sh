@@ -20,6 +20,7 @@
 #                  SETTINGS/PING floods, 1000 streams (h2_probes.rs)  left in flight; others served
 #   tls hostile    500 half-open handshakes, TLS 1.0/1.1, odd SNI    RSS grows < 32 MB; admin < 1 s
 #   keyed limits   10 s of requests, each with a new x-user key      RSS grows < 128 MB
+#   alert storm, hostile DNS, full disk, bad metrics: their tests in crates/cli/tests, one each
 set -uo pipefail
 cd "$(dirname "$0")/.."
 for tool in python3 curl; do
@@ -196,5 +197,18 @@ tls=$(cargo test --release -p foresight --test tls half_open -- --nocapture 2>&1
 code=$?
 figures=$(printf '%s\n' "$tls" | grep -oE '500 half-open handshakes: .*')
 report "tls hostile" "$code" "$figures; closed after client_header; TLS 1.0/1.1 refused with a fatal alert; no or unknown SNI get the first certificate (tests/tls.rs)"
+
+# Surfaces whose probes live in the test suite (issue #36), run against the same release build:
+# NAME:TEST FILE:TEST NAME (exactly one test must run and pass).
+for probe in "alert storm:alerts:alerts_that_do_not_apply_are_answered_with_the_reason" \
+  "hostile DNS:discovery:a_hostile_zone_cannot_point_the_proxy_at_itself_or_the_metadata_service" \
+  "full disk:access_log:a_full_disk_loses_lines_not_requests_and_counts_them" \
+  "bad metrics:prometheus:broken_rates_are_refused_and_the_loop_holds"; do
+  IFS=: read -r name file test <<<"$probe"
+  out=$(cargo test --release -p foresight --test "$file" "$test" -- --exact 2>&1)
+  code=$?
+  grep -q '^test result: ok. 1 passed' <<<"$out" || code=1
+  report "$name" "$code" "tests/$file.rs, $test: $(grep -oE 'test result: [^;]*; [0-9]+ failed' <<<"$out" | head -1)"
+done
 
 exit $FAILED
