@@ -107,18 +107,6 @@ fn parse(mut buf: &[u8]) -> Vec<(u8, u8, u32, Vec<u8>)> {
     out
 }
 
-/// Resident memory of a process, MB.
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb / 1024.0
-}
-
 struct Probe {
     proxy: Proc,
     _instance: Proc,

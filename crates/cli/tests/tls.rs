@@ -243,18 +243,6 @@ async fn a_reload_serves_the_renewed_certificate_and_keeps_open_connections() {
     assert_eq!(leaf, new_der);
 }
 
-/// Resident memory of a process, MB.
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap()
-        / 1024.0
-}
-
 /// A TLS 1.0 ClientHello by hand (rustls clients cannot offer it): legacy version 3.1, one
 /// cipher suite (TLS_RSA_WITH_AES_128_CBC_SHA), no extensions, so no `supported_versions`.
 fn tls10_client_hello() -> Vec<u8> {

@@ -74,7 +74,7 @@ const PROBE_BODY_MAX: usize = 64 * 1024;
 
 async fn probe(backend: &Backend, config: &HealthCheckConfig) -> bool {
     if let Some(service) = &config.grpc {
-        return tokio::time::timeout(config.timeout, grpc_probe(backend, service))
+        return tokio::time::timeout(config.timeout, grpc_probe(backend, service, config.timeout))
             .await
             .unwrap_or(false);
     }
@@ -142,7 +142,7 @@ fn agent() -> HeaderMap {
 
 /// `grpc.health.v1.Health/Check` for `service`: healthy when the call succeeds (grpc-status 0)
 /// and answers SERVING.
-async fn grpc_probe(backend: &Backend, service: &str) -> bool {
+async fn grpc_probe(backend: &Backend, service: &str, timeout: std::time::Duration) -> bool {
     let mut headers = agent();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     headers.insert(TE, HeaderValue::from_static("trailers"));
@@ -153,7 +153,7 @@ async fn grpc_probe(backend: &Backend, service: &str) -> bool {
             GRPC_CHECK,
             headers,
             check_request(service),
-            std::time::Duration::MAX,
+            timeout,
         )
         .await;
     let Ok(resp) = sent else { return false };

@@ -546,3 +546,15 @@ pub async fn read_head(s: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
     }
     Some(got)
 }
+
+/// Resident memory of a process, kB (`VmRSS`).
+pub fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// [`rss_kb`] in MB.
+pub fn rss_mb(pid: u32) -> f64 {
+    rss_kb(pid) as f64 / 1024.0
+}
