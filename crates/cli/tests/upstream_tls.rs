@@ -1,6 +1,6 @@
 //! TLS to instances: `https://` addresses verified against a CA bundle under a configured
-//! name (sent as SNI), health checks over TLS, and a client certificate for an instance that
-//! requires one. The instance is a real HTTPS server (rustls + hyper) with certificates made
+//! name (sent as SNI), health checks over TLS, a client certificate for an instance that
+//! requires one, and HTTP/2 over TLS (`protocol = "h2"`) to gRPC instances. The instance is a real HTTPS server (rustls + hyper) with certificates made
 //! at test time by a test CA (rcgen); the proxy is a real `foresight serve`.
 
 mod common;
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::*;
 use http_body_util::Full;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -97,6 +97,52 @@ async fn https_instance(chain: &str, key: &str, client_ca: Option<&str>) -> Stri
                     }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    format!("https://{addr}")
+}
+
+/// A gRPC instance over TLS with `chain`/`key`, agreeing by ALPN to `alpn` only: the standard
+/// health service (tonic-health) over HTTP/2, its service `who` SERVING.
+async fn grpc_tls_instance(chain: &str, key: &str, alpn: &[u8]) -> String {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain.as_bytes())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    cfg.alpn_protocols = vec![alpn.to_vec()];
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("who", tonic_health::ServingStatus::Serving)
+        .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _reporter = reporter;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (acceptor, health) = (acceptor.clone(), health.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(move |req| {
+                    let mut health = health.clone();
+                    async move { tonic::codegen::Service::call(&mut health, req).await }
+                });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(tls), svc)
                     .await;
             });
@@ -223,4 +269,94 @@ async fn a_client_certificate_for_an_instance_that_requires_one() {
     ]);
     assert_eq!(o.status.code(), Some(64), "{}", text(&o));
     assert!(text(&o).contains("upstream_tls.key"), "{}", text(&o));
+}
+
+/// `protocol = "h2"`: HTTP/2 over TLS to instances, verified by `[upstream_tls]` and agreed by
+/// ALPN. gRPC calls from an h2c client pass to the instance that speaks h2 over TLS, its gRPC
+/// health checks pass over the same connection; an instance that will only agree to HTTP/1.1
+/// is never healthy and gets no call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_over_h2_with_tls_to_instances() {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let dir = tempdir("upstream-h2");
+    let ca = Ca::new();
+    let ca_file = write(&dir, "ca.pem", &ca.cert.pem());
+    let (chain, key) = ca.sign("grpc.internal");
+    let h2 = grpc_tls_instance(&chain, &key, b"h2").await;
+    let h1_only = grpc_tls_instance(&chain, &key, b"http/1.1").await;
+    let p = proxy(
+        &dir,
+        &format!(
+            "[upstream_tls]\nca = \"{ca_file}\"\nserver_name = \"grpc.internal\"\n\n\
+             [health_check]\ninterval = \"200ms\"\ntimeout = \"150ms\"\nrise = 1\nfall = 1\n\n\
+             [[services]]\nname = \"grpc\"\nprotocol = \"h2\"\n\
+             health_check = {{ type = \"grpc\", grpc_service = \"who\" }}\n\
+             balancer = {{ algorithm = \"round-robin\" }}\n\
+             backends = [{{ address = \"{h2}\" }}, {{ address = \"{h1_only}\" }}]\n"
+        ),
+        &[],
+    );
+    let (admin, url) = (p.get("admin").to_string(), p.get("proxy").to_string());
+    let http = client();
+    let healthy = || {
+        let (http, admin) = (http.clone(), admin.clone());
+        async move {
+            let r = get(&http, &format!("http://{admin}/services/grpc/backends")).await;
+            let v: Vec<serde_json::Value> = serde_json::from_str(&r.body).unwrap();
+            v.iter()
+                .filter(|b| b["healthy"] == true)
+                .map(|b| b["address"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the h2 instance healthy",
+        || {
+            let (healthy, h2) = (healthy(), h2.clone());
+            async move { healthy.await == vec![h2] }
+        },
+    )
+    .await;
+    // A few more checks: the HTTP/1.1-only instance stays out.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(healthy().await, vec![h2.clone()]);
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{url}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut c = HealthClient::new(channel);
+    for _ in 0..20 {
+        let r = c
+            .check(HealthCheckRequest {
+                service: "who".into(),
+            })
+            .await
+            .expect("a call over h2 with TLS");
+        assert_eq!(
+            r.into_inner().status(),
+            tonic_health::pb::health_check_response::ServingStatus::Serving
+        );
+    }
+    let e = c
+        .check(HealthCheckRequest {
+            service: "nobody".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
+    // Every call went to the h2 instance.
+    let m = get(&http, &format!("http://{admin}/metrics")).await.body;
+    let to = |addr: &str| -> f64 {
+        m.lines()
+            .filter(|l| {
+                l.starts_with("foresight_requests_total{")
+                    && l.contains(&format!("backend=\"{addr}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    assert_eq!((to(&h2), to(&h1_only)), (21.0, 0.0), "{m}");
 }

@@ -171,6 +171,16 @@ pub enum UpstreamProtocol {
     /// HTTP/2 over cleartext with prior knowledge: one multiplexed connection per instance
     /// (gRPC services).
     H2c,
+    /// HTTP/2 over TLS, agreed by ALPN (`https://` instances, verified by `[upstream_tls]`):
+    /// one multiplexed connection per instance.
+    H2,
+}
+
+impl UpstreamProtocol {
+    /// Whether the instances are spoken to over HTTP/2 (`h2c` or `h2`).
+    pub fn is_h2(self) -> bool {
+        matches!(self, UpstreamProtocol::H2c | UpstreamProtocol::H2)
+    }
 }
 
 /// Limits on what clients may hold.

@@ -514,7 +514,23 @@ fn the_upstream_protocol_is_inherited_and_checked() {
     .unwrap();
     assert_eq!(c.services[0].protocol, UpstreamProtocol::H2c);
     assert_eq!(c.services[1].protocol, UpstreamProtocol::Http1);
-    let e = validate("[[services]]\nname = \"a\"\nprotocol = \"h2\"").unwrap_err();
+    // h2 is over TLS: every instance `https://`; h2c is in the clear.
+    let c = validate(
+        "[[services]]\nname = \"a\"\nprotocol = \"h2\"\nbackends = [{ address = \"https://10.0.0.1:443\" }]",
+    )
+    .unwrap();
+    assert_eq!(c.services[0].protocol, UpstreamProtocol::H2);
+    let e = validate(
+        "[[services]]\nname = \"a\"\nprotocol = \"h2\"\nbackends = [{ address = \"10.0.0.1:80\" }]",
+    )
+    .unwrap_err();
+    assert_eq!(key_of(e), "services[0].backends[0].address");
+    let e = validate(
+        "[[services]]\nname = \"a\"\nprotocol = \"h2c\"\nbackends = [{ address = \"https://10.0.0.1:443\" }]",
+    )
+    .unwrap_err();
+    assert_eq!(key_of(e), "services[0].backends[0].address");
+    let e = validate("[[services]]\nname = \"a\"\nprotocol = \"h3\"").unwrap_err();
     assert_eq!(key_of(e), "services[0].protocol");
     assert_eq!(
         key_of(validate("protocol = \"grpc\"").unwrap_err()),

@@ -123,7 +123,7 @@ pub(crate) struct Forwarder {
     pub request_timeout: Duration,
     /// Longest silence of a switched connection (`timeouts.tunnel_idle`).
     pub tunnel_idle: Duration,
-    /// Whether the service's instances speak HTTP/2 (`protocol = "h2c"`).
+    /// Whether the service's instances speak HTTP/2 (`protocol = "h2c"` or `"h2"`).
     pub h2: bool,
     pub retry: RetryConfig,
     budget: RetryBudget,
@@ -245,7 +245,7 @@ impl Forwarder {
             hash_on: config.balancer.hash_on.clone(),
             request_timeout: config.timeouts.request,
             tunnel_idle: config.timeouts.tunnel_idle,
-            h2: config.protocol == crate::config::UpstreamProtocol::H2c,
+            h2: config.protocol.is_h2(),
             retry: config.retries.clone(),
             budget: RetryBudget::new(
                 config.retries.budget_ratio,
@@ -469,7 +469,7 @@ impl Forwarder {
         }
     }
 
-    /// Forwards one client request to an HTTP/2 instance (`protocol = "h2c"`): a stream on the
+    /// Forwards one client request to an HTTP/2 instance (`protocol = "h2c"` or `"h2"`): a stream on the
     /// instance's multiplexed connection, so every request is balanced on its own however
     /// many a client sends on one connection (gRPC). Bodies and trailers stream both ways.
     /// A refused connect is tried on another instance, body and all; answers the proxy makes

@@ -1,6 +1,6 @@
-//! gRPC over the proxy's HTTP/2 path (`protocol = "h2c"`): which requests are calls, the
-//! answers the proxy makes itself to a gRPC client (gRPC errors, not HTTP error pages), and
-//! the deadline a client states in `grpc-timeout`.
+//! gRPC over the proxy's HTTP/2 path (`protocol = "h2c"` or `"h2"`): which requests are
+//! calls, the answers the proxy makes itself to a gRPC client (gRPC errors, not HTTP error
+//! pages), and the deadline a client states in `grpc-timeout`.
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //!
 //! An instance changes state only after `rise` consecutive successes or `fall` consecutive
 //! failures (HAProxy's `rise`/`fall`), so one lost probe does not flap the pool. A probe is an
-//! HTTP GET (over HTTP/1.1, or HTTP/2 to an `h2c` instance) or the standard gRPC health check,
+//! HTTP GET (over HTTP/1.1, or HTTP/2 to an `h2c` or `h2` instance) or the standard gRPC health check,
 //! `grpc.health.v1.Health/Check`, healthy when it answers SERVING.
 
 use std::sync::{Arc, Weak};

@@ -10,7 +10,7 @@
 //! - [`route`]: which service a request goes to (`[[routes]]`, compiled once); `dispatch`
 //!   applies it in front of the services' forwarders.
 //! - `upstream`, `h1`, `stream`: connections to instances (HTTP/1.1, plain or TLS, and their
-//!   idle pool; or one multiplexed HTTP/2 connection for an `h2c` service).
+//!   idle pool; or one multiplexed HTTP/2 connection for an `h2c` or `h2` service).
 //! - `forward`: the request path (pick, rewrite headers, forward, retry a refused connection,
 //!   account for the response until its body is done).
 //! - `grpc`: gRPC calls on the HTTP/2 path: the proxy's own answers as gRPC errors,

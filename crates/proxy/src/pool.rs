@@ -284,13 +284,23 @@ impl Pool {
         start_healthy: bool,
     ) -> Result<Arc<Backend>, PoolError> {
         let start_healthy = start_healthy || self.health.is_none();
+        if self.protocol == crate::config::UpstreamProtocol::H2 && !spec.tls {
+            return Err(PoolError::Tls(
+                spec.address.clone(),
+                "`protocol = \"h2\"` is HTTP/2 over TLS: the instance needs an `https://` address"
+                    .into(),
+            ));
+        }
         let tls = if spec.tls {
             let fail = |e: String| PoolError::Tls(spec.address.clone(), e);
             let t = match &self.upstream_tls {
                 Some(t) => t.clone(),
                 None => UpstreamTls::system().map_err(fail)?,
             };
-            Some(t.target(&spec.authority).map_err(fail)?)
+            Some(
+                t.target(&spec.authority, self.protocol.is_h2())
+                    .map_err(fail)?,
+            )
         } else {
             None
         };

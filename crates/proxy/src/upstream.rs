@@ -75,8 +75,8 @@ pub struct Upstream {
     deadlines: Arc<Deadlines>,
     /// For `https://`: the connector and the name to verify.
     tls: Option<(TlsConnector, ServerNameOwned<'static>)>,
-    /// For an `h2c` service: its one multiplexed connection, made at the first request and
-    /// again after it closes (`None` for HTTP/1.1).
+    /// For an `h2c` or `h2` service: its one multiplexed connection, made at the first
+    /// request and again after it closes (`None` for HTTP/1.1).
     h2: Option<H2Slot>,
 }
 
@@ -94,6 +94,28 @@ impl H2Slot {
         let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         open.as_ref().filter(|s| !s.is_closed()).cloned()
     }
+}
+
+/// The HTTP/2 handshake over `io` (keep-alive PINGs on); the connection is driven by a task
+/// of its own until either side closes it.
+async fn h2_handshake<I>(io: I, upstream: Authority) -> std::io::Result<H2Sender>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(H2_KEEPALIVE)
+            .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT)
+            .handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .map_err(std::io::Error::other)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(%upstream, error = %e, "HTTP/2 connection to the instance ended");
+        }
+    });
+    Ok(sender)
 }
 
 /// A request body towards an HTTP/2 instance: the client's, or none.
@@ -129,20 +151,21 @@ impl Upstream {
 
     /// The same instance spoken to in `protocol`.
     pub(crate) fn speaking(mut self, protocol: crate::config::UpstreamProtocol) -> Self {
-        self.h2 = (protocol == crate::config::UpstreamProtocol::H2c).then(H2Slot::default);
+        self.h2 = protocol.is_h2().then(H2Slot::default);
         self
     }
 
-    /// Whether the instance is spoken to over HTTP/2 (`protocol = "h2c"`).
+    /// Whether the instance is spoken to over HTTP/2 (`protocol = "h2c"` or `"h2"`).
     pub(crate) fn speaks_h2(&self) -> bool {
         self.h2.is_some()
     }
 
     /// The instance's HTTP/2 connection, ready for a new stream: the open one, or a new one
-    /// (a connect and the HTTP/2 handshake within the connect timeout). A connection the
-    /// instance closed (GOAWAY, a reset) is replaced at the next request.
+    /// (a connect, for `h2` the TLS handshake agreeing on `h2` by ALPN, and the HTTP/2
+    /// handshake, all within the connect timeout). A connection the instance closed (GOAWAY,
+    /// a reset) is replaced at the next request.
     async fn h2_sender(&self) -> Result<H2Sender, UpstreamError> {
-        let slot = self.h2.as_ref().expect("an h2c upstream");
+        let slot = self.h2.as_ref().expect("an HTTP/2 upstream");
         if let Some(s) = slot.current() {
             return Ok(s);
         }
@@ -156,16 +179,21 @@ impl Upstream {
         let connect = async {
             let tcp = TcpStream::connect(addr).await?;
             let _ = tcp.set_nodelay(true);
-            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                .timer(hyper_util::rt::TokioTimer::new())
-                .keep_alive_interval(H2_KEEPALIVE)
-                .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT)
-                .handshake(hyper_util::rt::TokioIo::new(tcp))
-                .await
-                .map_err(std::io::Error::other)
+            match &self.tls {
+                None => h2_handshake(tcp, self.authority.clone()).await,
+                Some((connector, name)) => {
+                    let tls = connector.connect(name.clone(), tcp).await?;
+                    if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+                        return Err(std::io::Error::other(
+                            "the instance did not agree to HTTP/2 (ALPN `h2`) in the TLS handshake",
+                        ));
+                    }
+                    h2_handshake(tls, self.authority.clone()).await
+                }
+            }
         };
-        let (sender, conn) = match tokio::time::timeout(self.connect_timeout, connect).await {
-            Ok(Ok(pair)) => pair,
+        let sender = match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(Ok(sender)) => sender,
             Ok(Err(e)) => return Err(err(e)),
             Err(_) => {
                 return Err(err(std::io::Error::new(
@@ -174,12 +202,6 @@ impl Upstream {
                 )))
             }
         };
-        let upstream = self.authority.clone();
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%upstream, error = %e, "HTTP/2 connection to the instance ended");
-            }
-        });
         *slot.open.lock().unwrap_or_else(|p| p.into_inner()) = Some(sender.clone());
         Ok(sender)
     }
@@ -203,7 +225,7 @@ impl Upstream {
         });
         *req.method_mut() = parts.method.clone();
         *req.uri_mut() = http::Uri::builder()
-            .scheme("http")
+            .scheme(self.scheme())
             .authority(self.authority.clone())
             .path_and_query(parts.uri.path_and_query().map_or("/", |pq| pq.as_str()))
             .build()
@@ -231,7 +253,7 @@ impl Upstream {
         )));
         *req.method_mut() = method;
         *req.uri_mut() = http::Uri::builder()
-            .scheme("http")
+            .scheme(self.scheme())
             .authority(self.authority.clone())
             .path_and_query(path)
             .build()
@@ -239,6 +261,15 @@ impl Upstream {
         *req.version_mut() = http::Version::HTTP_2;
         *req.headers_mut() = headers;
         Self::exchange_h2(sender, req, deadline).await
+    }
+
+    /// The request's `:scheme`: `https` over TLS.
+    fn scheme(&self) -> http::uri::Scheme {
+        if self.tls.is_some() {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        }
     }
 
     /// Sends `req` on a stream of `sender`'s connection; the response head before `deadline`.

@@ -46,7 +46,7 @@ pub struct RawService {
     pub circuit_breaker: Option<RawCircuitBreaker>,
     #[allow(missing_docs)]
     pub upstream_tls: Option<RawUpstreamTls>,
-    /// How it talks to its instances: `http1` (the default) or `h2c`.
+    /// How it talks to its instances: `http1` (the default), `h2c` or `h2` (over TLS).
     pub protocol: Option<String>,
     #[allow(missing_docs)]
     #[serde(default)]
@@ -357,14 +357,14 @@ fn service(
         }
         let grpc = match h.kind.as_deref().unwrap_or("http") {
             "http" => None,
-            "grpc" if s.protocol == Some("h2c") => Some(h.grpc_service.clone().unwrap_or_default()),
-            "grpc" => {
-                return Err(invalid(
-                    k("health_check.type"),
-                    "grpc",
-                    "`http` for this service: gRPC health checks need `protocol = \"h2c\"`",
-                ))
+            "grpc" if matches!(s.protocol, Some("h2c" | "h2")) => {
+                Some(h.grpc_service.clone().unwrap_or_default())
             }
+            "grpc" => return Err(invalid(
+                k("health_check.type"),
+                "grpc",
+                "`http` for this service: gRPC health checks need `protocol = \"h2c\"` or `\"h2\"`",
+            )),
             other => return Err(invalid(k("health_check.type"), other, "`http` or `grpc`")),
         };
         if grpc.is_none() && h.grpc_service.is_some() {
@@ -583,21 +583,34 @@ fn service(
         super::upstream_tls::upstream_tls(p, dns_name.as_ref().unwrap_or(s.upstream_tls))?;
     for (i, b) in backends.iter().enumerate().filter(|(_, b)| b.tls) {
         if let Some(t) = &upstream_tls {
-            t.target(&b.authority)
+            t.target(&b.authority, false)
                 .map_err(|e| invalid(k(&format!("backends[{i}].address")), &b.address, e))?;
         }
     }
     let protocol = match s.protocol.unwrap_or("http1") {
         "http1" => UpstreamProtocol::Http1,
         "h2c" => UpstreamProtocol::H2c,
-        other => {
-            return Err(invalid(
-                k("protocol"),
-                other,
-                "`http1` or `h2c` (HTTP/2 over TLS to instances, `h2`, is not supported yet)",
-            ))
-        }
+        "h2" => UpstreamProtocol::H2,
+        other => return Err(invalid(k("protocol"), other, "`http1`, `h2c` or `h2`")),
     };
+    // h2 is agreed inside TLS, h2c spoken in the clear: each instance's scheme must match.
+    for (i, b) in backends.iter().enumerate() {
+        match protocol {
+            UpstreamProtocol::H2 if !b.tls => {
+                return Err(invalid(
+                    k(&format!("backends[{i}].address")),
+                    &b.address,
+                    "an `https://` address: `protocol = \"h2\"` is HTTP/2 over TLS",
+                ))
+            }
+            UpstreamProtocol::H2c if b.tls => return Err(invalid(
+                k(&format!("backends[{i}].address")),
+                &b.address,
+                "a plain address: `protocol = \"h2c\"` is HTTP/2 in the clear (`h2` is over TLS)",
+            )),
+            _ => {}
+        }
+    }
     Ok(ServiceConfig {
         protocol,
         upstream_tls,

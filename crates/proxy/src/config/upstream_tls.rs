@@ -76,10 +76,12 @@ impl UpstreamTls {
         })
     }
 
-    /// The connector and the name to verify for an instance at `authority`.
+    /// The connector and the name to verify for an instance at `authority`, offering HTTP/1.1
+    /// by ALPN, or with `h2` only HTTP/2.
     pub fn target(
         &self,
         authority: &Authority,
+        h2: bool,
     ) -> Result<(TlsConnector, ServerNameOwned<'static>), String> {
         let host = authority
             .host()
@@ -88,7 +90,14 @@ impl UpstreamTls {
         let name = self.server_name.as_deref().unwrap_or(host);
         let name = ServerNameOwned::try_from(name.to_string())
             .map_err(|_| format!("`{name}` is not a name a certificate can be verified for"))?;
-        Ok((TlsConnector::from(self.client.clone()), name))
+        let client = if h2 {
+            let mut c = (*self.client).clone();
+            c.alpn_protocols = vec![b"h2".to_vec()];
+            Arc::new(c)
+        } else {
+            self.client.clone()
+        };
+        Ok((TlsConnector::from(client), name))
     }
 }
 
