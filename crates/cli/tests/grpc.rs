@@ -364,3 +364,113 @@ async fn grpc_health_checks_keep_only_serving_instances() {
     let e = check(&mut c, "who").await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
 }
+
+/// An h2c instance that answers every call UNAVAILABLE, trailers-only, and counts them.
+async fn unavailable_instance() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use http_body_util::Full;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counted = calls.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = listener.accept().await else {
+                return;
+            };
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |_req| {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let mut r = http::Response::new(Full::new(bytes::Bytes::new()));
+                    let h = r.headers_mut();
+                    h.insert(
+                        "content-type",
+                        http::HeaderValue::from_static("application/grpc"),
+                    );
+                    h.insert("grpc-status", http::HeaderValue::from_static("14"));
+                    h.insert("grpc-message", http::HeaderValue::from_static("overloaded"));
+                    async move { Ok::<_, std::convert::Infallible>(r) }
+                });
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                        .await;
+            });
+        }
+    });
+    (format!("http://{addr}"), calls)
+}
+
+/// `retries.on_grpc_status`: a call to a method marked safe that an instance answers
+/// UNAVAILABLE (trailers-only) is sent again, body and all, to another instance; a call to a
+/// method not marked safe gets the instance's UNAVAILABLE as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_to_safe_methods_are_retried_on_unavailable() {
+    use std::sync::atomic::Ordering;
+    let (bad, bad_calls) = unavailable_instance().await;
+    // NOT_SERVING for `who`: an answer that proves the retried call's body arrived whole (an
+    // empty request asks for the server's overall status, SERVING).
+    let (good, _task) = instance(tonic_health::ServingStatus::NotServing).await;
+    let run = |methods: &'static str| {
+        let (bad, good) = (bad.clone(), good.clone());
+        async move {
+            let dir = tempdir("grpc-retry");
+            let p = proxy(
+                &dir,
+                &format!(
+                    "[health_check]\nenabled = false\n\n[[services]]\nname = \"grpc\"\n\
+                     protocol = \"h2c\"\nbalancer = {{ algorithm = \"round-robin\" }}\n\
+                     retries = {{ attempts = 1, on_grpc_status = [\"unavailable\"], \
+                     grpc_methods = [{methods}] }}\n\
+                     backends = [{{ address = \"{bad}\" }}, {{ address = \"{good}\" }}]\n"
+                ),
+                &[],
+            );
+            let channel =
+                tonic::transport::Endpoint::from_shared(format!("http://{}", p.get("proxy")))
+                    .unwrap()
+                    .connect()
+                    .await
+                    .unwrap();
+            let mut c = HealthClient::new(channel);
+            let mut answers: BTreeMap<String, usize> = BTreeMap::new();
+            for _ in 0..40 {
+                let a = match check(&mut c, "who").await {
+                    Ok(s) => format!("{s:?}"),
+                    Err(e) => format!("{:?}", e.code()),
+                };
+                *answers.entry(a).or_default() += 1;
+            }
+            let m = get(&client(), &format!("http://{}/metrics", p.get("admin")))
+                .await
+                .body;
+            (answers, m)
+        }
+    };
+    let (answers, m) = run("\"/grpc.health.v1.Health/Check\"").await;
+    assert_eq!(
+        answers,
+        BTreeMap::from([("NotServing".to_string(), 40)]),
+        "every call answered by the good instance"
+    );
+    // Round-robin moves on at every try, retries included, so the bad instance meets most
+    // first tries; each of them was retried.
+    let first = bad_calls.load(Ordering::SeqCst);
+    assert!((20..=40).contains(&first), "{first} calls to the bad one");
+    assert!(
+        m.contains(&format!(
+            "foresight_retries_total{{service=\"grpc\"}} {first}"
+        )),
+        "{m}"
+    );
+    // Not a safe method: UNAVAILABLE passes to the client for the calls that met it.
+    let (answers, _) = run("\"/other.Service/*\"").await;
+    let unavailable = answers.get("Unavailable").copied().unwrap_or(0);
+    assert_eq!(
+        unavailable,
+        bad_calls.load(Ordering::SeqCst) - first,
+        "{answers:?}"
+    );
+    assert!((15..=25).contains(&unavailable), "{answers:?}");
+}

@@ -110,6 +110,12 @@ pub struct RetryConfig {
     pub attempts: u32,
     /// Response statuses that an idempotent request is retried on.
     pub on_status: Vec<u16>,
+    /// gRPC statuses (codes 1–16) that a call to one of `grpc_methods` is retried on, when
+    /// an instance answers with the status alone (trailers-only: it sent nothing yet).
+    pub on_grpc_status: Vec<u8>,
+    /// The gRPC methods the user marks safe to call twice: `/pkg.Service/Method`,
+    /// `/pkg.Service/*`, or `*`.
+    pub grpc_methods: Vec<String>,
     /// One try's longest wait for the response head, when shorter than the request timeout;
     /// an idempotent request that times out is retried.
     pub per_try_timeout: Option<Duration>,

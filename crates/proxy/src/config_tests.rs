@@ -590,3 +590,36 @@ fn grpc_health_checks_need_h2c_and_name_their_keys() {
         "health_check.grpc_service"
     );
 }
+
+#[test]
+fn grpc_retries_name_their_statuses_and_methods() {
+    let c = validate(
+        "protocol = \"h2c\"\n[retries]\non_grpc_status = [\"unavailable\", \"RESOURCE_EXHAUSTED\"]\n\
+         grpc_methods = [\"/auth.v1.Auth/Check\", \"/cache.v1.Cache/*\"]",
+    )
+    .unwrap();
+    let r = &c.services[0].retries;
+    assert_eq!(r.on_grpc_status, vec![14, 8]);
+    assert_eq!(r.grpc_methods.len(), 2);
+    for (toml, key) in [
+        (
+            "protocol = \"h2c\"\n[retries]\non_grpc_status = [\"busy\"]\ngrpc_methods = [\"*\"]",
+            "retries.on_grpc_status",
+        ),
+        (
+            "protocol = \"h2c\"\n[retries]\non_grpc_status = [\"unavailable\"]",
+            "retries.grpc_methods",
+        ),
+        (
+            "protocol = \"h2c\"\n[retries]\non_grpc_status = [\"unavailable\"]\ngrpc_methods = [\"Check\"]",
+            "retries.grpc_methods",
+        ),
+        (
+            "[retries]\non_grpc_status = [\"unavailable\"]\ngrpc_methods = [\"*\"]",
+            "retries.on_grpc_status",
+        ),
+    ] {
+        let e = validate(toml).unwrap_err();
+        assert!(key_of(e).ends_with(key), "{toml}");
+    }
+}

@@ -472,8 +472,11 @@ impl Forwarder {
     /// Forwards one client request to an HTTP/2 instance (`protocol = "h2c"` or `"h2"`): a stream on the
     /// instance's multiplexed connection, so every request is balanced on its own however
     /// many a client sends on one connection (gRPC). Bodies and trailers stream both ways.
-    /// A refused connect is tried on another instance, body and all; answers the proxy makes
-    /// itself to a gRPC client are gRPC errors ([`crate::grpc::error`]).
+    /// A refused connect is tried on another instance, body and all; so is a call to a method
+    /// marked safe (`retries.grpc_methods`) that an instance answers with a status of
+    /// `retries.on_grpc_status` alone (trailers-only), its body read ahead to be sent again
+    /// (up to [`crate::replay::MAX_REPLAY`]). Answers the proxy makes itself to a gRPC
+    /// client are gRPC errors ([`crate::grpc::error`]).
     pub async fn handle_h2(
         self: Arc<Self>,
         req: Request<Incoming>,
@@ -496,11 +499,30 @@ impl Forwarder {
             }
             Err(why) => return self.refuse(why),
         };
+        // A call that may be retried on its status is read ahead, to be sent again.
+        let replayable = grpc
+            && !self.retry.on_grpc_status.is_empty()
+            && self.retry.attempts > 0
+            && crate::grpc::method_matches(&self.retry.grpc_methods, parts.uri.path());
         let mut body = if body.is_end_stream() {
             None
+        } else if replayable {
+            match crate::replay::Replay::read_ahead(body, crate::replay::MAX_REPLAY).await {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    tracing::debug!(error = %e, "client request body failed");
+                    return own(
+                        StatusCode::BAD_REQUEST,
+                        "request body error
+",
+                    );
+                }
+            }
         } else {
-            Some(body)
+            Some(crate::replay::Replay::streamed(body))
         };
+        // What a retry on a gRPC status sends (none once the body cannot be sent again).
+        let again = body.as_ref().and_then(|b| b.again());
         // A gRPC client's own deadline bounds the request's, when it is the shorter.
         let stated = crate::grpc::timeout(&parts.headers).filter(|d| *d < self.request_timeout);
         let budget = stated.unwrap_or(self.request_timeout);
@@ -524,9 +546,26 @@ impl Forwarder {
                         self.pool.clock().at(at),
                     );
                     let status = resp.status();
+                    let grpc_status = crate::grpc::trailers_only_status(resp.headers());
                     self.pool
                         .record_outcome(&backend, !status.is_server_error());
                     backend.metrics.count(status.as_u16());
+                    if replayable
+                        && grpc_status.is_some_and(|s| self.retry.on_grpc_status.contains(&s))
+                        && (body.is_none() || again.is_some())
+                        && attempt < self.retry.attempts
+                        && self.withdraw(at)
+                    {
+                        if let Some(s) = resp.headers().get("grpc-status") {
+                            backend.metrics.grpc_status(s.as_bytes());
+                        }
+                        drop((resp, flight));
+                        body = again.as_ref().and_then(|b| b.again());
+                        attempt += 1;
+                        self.pool.metrics.retries.inc();
+                        tried.push(backend);
+                        continue;
+                    }
                     if status == StatusCode::SERVICE_UNAVAILABLE {
                         self.pool.metrics.refused.inc();
                     }

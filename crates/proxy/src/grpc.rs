@@ -73,6 +73,68 @@ pub(crate) fn timeout(headers: &http::HeaderMap) -> Option<Duration> {
     })
 }
 
+/// gRPC's status codes by name (`doc/statuscodes.md`), OK (0) left out: it is never retried.
+const CODES: [(&str, u8); 16] = [
+    ("cancelled", 1),
+    ("unknown", 2),
+    ("invalid-argument", 3),
+    ("deadline-exceeded", 4),
+    ("not-found", 5),
+    ("already-exists", 6),
+    ("permission-denied", 7),
+    ("resource-exhausted", 8),
+    ("failed-precondition", 9),
+    ("aborted", 10),
+    ("out-of-range", 11),
+    ("unimplemented", 12),
+    ("internal", 13),
+    ("unavailable", 14),
+    ("data-loss", 15),
+    ("unauthenticated", 16),
+];
+
+/// A status code by its name, in any case, with `-` or `_` between words
+/// (`unavailable`, `RESOURCE_EXHAUSTED`, `resource-exhausted`).
+pub(crate) fn code_of(name: &str) -> Option<u8> {
+    let name = name.to_ascii_lowercase().replace('_', "-");
+    CODES.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
+}
+
+/// Whether `m` names methods: `*`, `/pkg.Service/*` or `/pkg.Service/Method`.
+pub(crate) fn is_method_pattern(m: &str) -> bool {
+    if m == "*" {
+        return true;
+    }
+    let Some((service, method)) = m.strip_prefix('/').and_then(|r| r.split_once('/')) else {
+        return false;
+    };
+    let word = |w: &str| {
+        !w.is_empty()
+            && w.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+    };
+    word(service) && (method == "*" || word(method))
+}
+
+/// Whether the call to `path` is one of `patterns` ([`is_method_pattern`]).
+pub(crate) fn method_matches(patterns: &[String], path: &str) -> bool {
+    patterns.iter().any(|p| {
+        p == "*"
+            || p == path
+            || p.strip_suffix('*').is_some_and(|prefix| {
+                path.starts_with(prefix) && !path[prefix.len()..].contains('/')
+            })
+    })
+}
+
+/// The status of a trailers-only answer (`grpc-status` in the head), if it is one.
+pub(crate) fn trailers_only_status(headers: &http::HeaderMap) -> Option<u8> {
+    std::str::from_utf8(headers.get("grpc-status")?.as_bytes())
+        .ok()?
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +156,32 @@ mod tests {
             assert_eq!(t(bad), None, "{bad:?}");
         }
         assert_eq!(timeout(&http::HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn status_names_and_method_patterns() {
+        assert_eq!(code_of("unavailable"), Some(14));
+        assert_eq!(code_of("RESOURCE_EXHAUSTED"), Some(8));
+        assert_eq!(code_of("resource-exhausted"), Some(8));
+        assert_eq!(code_of("ok"), None);
+        assert_eq!(code_of("14"), None);
+        for good in ["*", "/a.B/C", "/grpc.health.v1.Health/*"] {
+            assert!(is_method_pattern(good), "{good}");
+        }
+        for bad in ["", "a.B/C", "/a.B", "/a.B/", "//C", "/a B/C", "/a.B/C/D"] {
+            assert!(!is_method_pattern(bad), "{bad}");
+        }
+        let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let health = p(&["/grpc.health.v1.Health/Check"]);
+        assert!(method_matches(&health, "/grpc.health.v1.Health/Check"));
+        assert!(!method_matches(&health, "/grpc.health.v1.Health/Watch"));
+        let all = p(&["/grpc.health.v1.Health/*"]);
+        assert!(method_matches(&all, "/grpc.health.v1.Health/Watch"));
+        assert!(!method_matches(&all, "/grpc.health.v1.HealthX/Watch"));
+        assert!(!method_matches(&all, "/grpc.health.v1.Health/a/b"));
+        assert!(method_matches(&p(&["*"]), "/x.Y/Z"));
+        assert_eq!(trailers_only_status(&with("grpc-status", "14")), Some(14));
+        assert_eq!(trailers_only_status(&http::HeaderMap::new()), None);
     }
 
     #[test]

@@ -46,6 +46,7 @@ pub mod outlier;
 pub mod path;
 mod pool;
 pub mod reload;
+mod replay;
 mod retry_budget;
 pub mod route;
 mod stream;

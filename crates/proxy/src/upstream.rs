@@ -118,8 +118,9 @@ where
     Ok(sender)
 }
 
-/// A request body towards an HTTP/2 instance: the client's, or none.
-pub type H2Body = http_body_util::Either<Incoming, http_body_util::Full<bytes::Bytes>>;
+/// A request body towards an HTTP/2 instance: the client's, streamed or read ahead, or the
+/// proxy's own.
+pub type H2Body = crate::replay::Replay;
 
 /// The sending half of an HTTP/2 connection to an instance (cheap to clone; one per stream).
 pub type H2Sender = hyper::client::conn::http2::SendRequest<H2Body>;
@@ -213,16 +214,13 @@ impl Upstream {
     pub async fn send_h2(
         &self,
         parts: &Parts,
-        body: &mut Option<Incoming>,
+        body: &mut Option<H2Body>,
         deadline: Duration,
     ) -> Result<Response<Incoming>, UpstreamError> {
         // The body stays with the caller until a connection is there: a refused connect can
         // be tried on another instance, body and all.
         let sender = self.h2_sender().await?;
-        let mut req = http::Request::new(match body.take() {
-            Some(b) => http_body_util::Either::Left(b),
-            None => http_body_util::Either::Right(http_body_util::Full::default()),
-        });
+        let mut req = http::Request::new(body.take().unwrap_or_default());
         *req.method_mut() = parts.method.clone();
         *req.uri_mut() = http::Uri::builder()
             .scheme(self.scheme())
@@ -248,9 +246,7 @@ impl Upstream {
         deadline: Duration,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let sender = self.h2_sender().await?;
-        let mut req = http::Request::new(http_body_util::Either::Right(http_body_util::Full::new(
-            body,
-        )));
+        let mut req = http::Request::new(H2Body::whole(body));
         *req.method_mut() = method;
         *req.uri_mut() = http::Uri::builder()
             .scheme(self.scheme())

@@ -202,6 +202,8 @@ pub struct RawOutlier {
 pub struct RawRetries {
     pub attempts: Option<i64>,
     pub on_status: Option<Vec<i64>>,
+    pub on_grpc_status: Option<Vec<String>>,
+    pub grpc_methods: Option<Vec<String>>,
     pub per_try_timeout: Option<String>,
     pub budget_ratio: Option<f64>,
     pub budget_min_per_second: Option<f64>,

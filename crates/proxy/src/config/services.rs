@@ -165,6 +165,8 @@ inherit!(RawCircuitBreaker { max_requests });
 inherit!(RawRetries {
     attempts,
     on_status,
+    on_grpc_status,
+    grpc_methods,
     per_try_timeout,
     budget_ratio,
     budget_min_per_second,
@@ -448,6 +450,44 @@ fn service(
             )),
         })
         .collect::<Result<Vec<u16>, _>>()?;
+    let on_grpc_status = r
+        .on_grpc_status
+        .iter()
+        .flatten()
+        .map(|name| {
+            crate::grpc::code_of(name).ok_or_else(|| {
+                invalid(
+                    k("retries.on_grpc_status"),
+                    name,
+                    "gRPC status names, e.g. `unavailable`, `resource-exhausted`, `aborted`",
+                )
+            })
+        })
+        .collect::<Result<Vec<u8>, _>>()?;
+    let grpc_methods = r.grpc_methods.clone().unwrap_or_default();
+    for m in &grpc_methods {
+        if !crate::grpc::is_method_pattern(m) {
+            return Err(invalid(
+                k("retries.grpc_methods"),
+                m,
+                "full method names, `/package.Service/Method`, `/package.Service/*`, or `*`",
+            ));
+        }
+    }
+    if !on_grpc_status.is_empty() && grpc_methods.is_empty() {
+        return Err(invalid(
+            k("retries.grpc_methods"),
+            "(missing)",
+            "the methods safe to call twice (`on_grpc_status` retries only those), or `[\"*\"]`",
+        ));
+    }
+    if !on_grpc_status.is_empty() && !matches!(s.protocol, Some("h2c" | "h2")) {
+        return Err(invalid(
+            k("retries.on_grpc_status"),
+            format!("{on_grpc_status:?}"),
+            "none for this service: gRPC needs `protocol = \"h2c\"` or `\"h2\"`",
+        ));
+    }
     let per_try_timeout = match &r.per_try_timeout {
         None => None,
         Some(_) => Some(positive(
@@ -485,6 +525,8 @@ fn service(
     let retries = RetryConfig {
         attempts: count(&k("retries.attempts"), r.attempts, defaults::RETRIES, 0, 10)?,
         on_status,
+        on_grpc_status,
+        grpc_methods,
         per_try_timeout,
         budget_ratio,
         budget_min_per_second,
