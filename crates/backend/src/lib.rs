@@ -12,7 +12,8 @@
 //! Endpoints: the service routes (`/auth`, `/process`, `/external` by default; `?ms=N` forces a
 //! constant service time), `/ready` (503 until the start-up delay has passed, the way a real
 //! instance warms up), `/healthz` (liveness), `/metrics` (Prometheus text), `/ws` (a WebSocket
-//! echo).
+//! echo), and gRPC on the same port (`proto/backend.proto`: `Call` and `Stream` through the
+//! same capacity model, and `grpc.health.v1.Health/Check`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -22,4 +23,4 @@ mod procfs;
 mod service;
 
 pub use config::{BackendConfig, ConfigError, Distribution, Route};
-pub use service::run;
+pub use service::{run, CallReply, CallRequest, MAX_STREAM};

@@ -13,8 +13,12 @@ use rand::{rngs::SmallRng, SeedableRng};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::config::BackendConfig;
+use crate::config::{BackendConfig, Route};
 use crate::metrics::{Metrics, RouteCode, RouteLabel};
+
+mod grpc;
+
+pub use grpc::{CallReply, CallRequest, MAX_STREAM};
 
 /// Response header naming the instance that served a request, so clients and tests can count.
 pub const INSTANCE_HEADER: &str = "x-foresight-instance";
@@ -69,7 +73,10 @@ impl State {
         self.started.elapsed() >= self.config.startup_delay
     }
 
-    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    async fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        if grpc::is_call(&req) {
+            return self.grpc(req).await;
+        }
         let path = req.uri().path();
         match path {
             "/ws" => return self.websocket(req),
@@ -104,19 +111,7 @@ impl State {
         let forced = req.uri().query().and_then(forced_ms);
         let arrived = Instant::now();
         let status = self.serve(route.mean, forced).await;
-        self.metrics
-            .requests
-            .get_or_create(&RouteCode {
-                route: route.path.clone(),
-                code: status.as_u16(),
-            })
-            .inc();
-        self.metrics
-            .duration
-            .get_or_create(&RouteLabel {
-                route: route.path.clone(),
-            })
-            .observe(arrived.elapsed().as_secs_f64());
+        self.record(&route.path, status, arrived);
         let body = match status {
             StatusCode::OK => format!("ok {}\n", route.path),
             StatusCode::SERVICE_UNAVAILABLE if !self.ready() => "starting\n".to_string(),
@@ -181,6 +176,23 @@ impl State {
         }
         headers.insert(INSTANCE_HEADER, self.name.clone());
         r
+    }
+
+    /// Counts a request of `route` answered `status`, and its time since `arrived`.
+    fn record(&self, route: &str, status: StatusCode, arrived: Instant) {
+        self.metrics
+            .requests
+            .get_or_create(&RouteCode {
+                route: route.to_string(),
+                code: status.as_u16(),
+            })
+            .inc();
+        self.metrics
+            .duration
+            .get_or_create(&RouteLabel {
+                route: route.to_string(),
+            })
+            .observe(arrived.elapsed().as_secs_f64());
     }
 
     /// Waits for a worker (or refuses when the queue is full), then holds it for a service time.
