@@ -28,8 +28,10 @@ use crate::{failure, usage_error};
 mod assemble;
 mod report;
 mod suite;
+mod tail_choice;
 use assemble::{planning, spec_for};
 use report::report;
+use tail_choice::{TailChoice, TailShare};
 
 #[derive(Args)]
 pub struct ExperimentArgs {
@@ -122,9 +124,10 @@ pub struct ExperimentArgs {
     /// The forecast-driven policies (not the oracle) hold standing headroom so that, over the
     /// last week, at most this share of the load would have come above their plan (the tail
     /// band, for heavy tails and bursts no forecast places; 0.002 reached the goal on the most
-    /// development workloads); 0 = off.
-    #[arg(long, default_value_t = 0.0)]
-    tail_share: f64,
+    /// development workloads); 0 = off; `auto`: the smallest of 0, 0.002 and 0.005 with
+    /// which the hybrid reaches the goal on the validation part.
+    #[arg(long, default_value = "0")]
+    tail_share: TailShare,
     /// The forecast-driven policies (not the oracle) hold their instances through an
     /// interruption of the load (arrivals stop dead) for at most this long, rather than meet
     /// its end at the floor; 0 = off; at most 1 day.
@@ -209,6 +212,7 @@ struct RunResult {
     decisions: Vec<String>,
 }
 
+#[derive(Clone)]
 struct Setup {
     counts: Vec<f64>,
     start_time: i64,
@@ -217,6 +221,9 @@ struct Setup {
     model: InstanceModel,
     warm: Vec<(i64, f64)>,
     horizon: usize,
+    /// The tail band's share for the forecast-driven policies (`--tail-share`, or auto's
+    /// choice).
+    tail_share: f64,
 }
 
 /// The simulator's seat for the autoscaler: what the pool showed in, the count out.
@@ -546,12 +553,7 @@ fn validate(a: &ExperimentArgs) -> Result<(), Failure> {
             foresight_autoscale::MAX_WIDEN
         )));
     }
-    if !(0.0..=1.0).contains(&a.tail_share) {
-        return Err(usage(format!(
-            "invalid value for `--tail-share`: {} (expected between 0 and 1; 0: off)",
-            a.tail_share
-        )));
-    }
+    a.tail_share.check().map_err(usage)?;
     if !(0.0..=1.0).contains(&a.quantile) {
         return Err(usage(format!(
             "invalid value for `--quantile`: {} (expected between 0 and 1)",
@@ -595,6 +597,8 @@ struct Prepared {
     fitted: Fitted,
     jobs: Vec<Job>,
     fname: String,
+    /// `--tail-share auto`'s choice on the validation part.
+    tail_choice: Option<TailChoice>,
 }
 
 /// Loads `trace`, picks the replayed part (the first gap-free stretch of the test part),
@@ -617,21 +621,8 @@ fn prepare(a: &ExperimentArgs, trace: &Path, quiet: bool) -> Result<Prepared, Fa
     let ds =
         Dataset::new(series, &cfg.data).map_err(|e| usage(format!("{}: {e}", trace.display())))?;
     let split = ds.report.split;
-    // The replayed part: the first gap-free stretch of the test part.
-    let seg = ds
-        .series
-        .segments()
-        .into_iter()
-        .filter(|s| s.offset + s.values.len() > split.val_end)
-        .map(|s| {
-            let skip = split.val_end.saturating_sub(s.offset);
-            (
-                s.start + skip as i64 * 60,
-                s.values[skip..].to_vec(),
-                s.offset + skip,
-            )
-        })
-        .max_by_key(|(_, v, _)| v.len())
+    // The replayed part: the longest gap-free stretch of the test part.
+    let seg = stretch(&ds.series, split.val_end, split.len)
         .ok_or_else(|| usage("no test part to replay".into()))?;
     let (start_time, mut counts, offset) = seg;
     if let Some(m) = a.minutes {
@@ -654,11 +645,7 @@ fn prepare(a: &ExperimentArgs, trace: &Path, quiet: bool) -> Result<Prepared, Fa
     let mean_rps = counts.iter().sum::<f64>() / counts.len() as f64 * rps_per_count;
     let static_peak = instances_for(peak_rps, a.capacity_rps, STATIC_TARGET);
     let static_mean = instances_for(mean_rps, a.capacity_rps, STATIC_TARGET);
-    // History before the replay (8 days: Holt-Winters initialises from two daily seasons,
-    // seasonal naive needs one), so every forecaster is warm at the first replayed minute.
-    let warm: Vec<(i64, f64)> = (offset.saturating_sub(8 * 1440)..offset)
-        .filter_map(|i| ds.series.values[i].map(|v| (ds.series.time(i), v)))
-        .collect();
+    let warm = history_before(&ds.series, offset);
     eprintln!(
         "experiment: {} — replaying {} minutes from {}; peak {:.0} req/s (busiest minute), mean {:.1} req/s; instance = {} workers × {:.0} ms = {:.0} req/s; provisioning {}; SLO {} ms for {:.1}% of requests; forecaster {}; seed {}",
         trace.display(),
@@ -692,7 +679,7 @@ fn prepare(a: &ExperimentArgs, trace: &Path, quiet: bool) -> Result<Prepared, Fa
                 .join(", ")
         );
     }
-    let setup = Setup {
+    let mut setup = Setup {
         counts,
         start_time,
         rps_per_count,
@@ -700,6 +687,50 @@ fn prepare(a: &ExperimentArgs, trace: &Path, quiet: bool) -> Result<Prepared, Fa
         model,
         warm,
         horizon: cfg.lstm.horizon,
+        tail_share: match a.tail_share {
+            TailShare::Fixed(v) => v,
+            TailShare::Auto => 0.0,
+        },
+    };
+    let forecasting = a.policies.is_empty()
+        || a.policies
+            .iter()
+            .any(|p| matches!(p, Selected::Spec(s) if s.uses_forecaster()));
+    let tail_choice = if a.tail_share == TailShare::Auto && forecasting {
+        let (vstart, vcounts, voffset) = stretch(&ds.series, split.train_end, split.val_end)
+            .filter(|(_, v, _)| v.len() >= 60)
+            .ok_or_else(|| {
+                usage(format!(
+                    "{}: `--tail-share auto` needs a gap-free hour in the validation part",
+                    trace.display()
+                ))
+            })?;
+        let val = Setup {
+            peak_rps: vcounts.iter().copied().fold(0.0, f64::max) * rps_per_count,
+            start_time: vstart,
+            counts: vcounts,
+            warm: history_before(&ds.series, voffset),
+            ..setup.clone()
+        };
+        let shown = |m: &str| {
+            if !quiet {
+                eprintln!("{m}")
+            }
+        };
+        let c = tail_choice::choose(a, &val, &fitted, &fname, &shown)?;
+        eprintln!(
+            "tail share: {} on the validation part ({})",
+            c.chosen,
+            c.trials
+                .iter()
+                .map(|t| format!("{} → {:.2}%", t.share, 100.0 * t.slo_attainment))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        setup.tail_share = c.chosen;
+        Some(c)
+    } else {
+        None
     };
     let todo: Vec<Job> = jobs(a, &fname, static_mean, static_peak)
         .into_iter()
@@ -718,7 +749,35 @@ fn prepare(a: &ExperimentArgs, trace: &Path, quiet: bool) -> Result<Prepared, Fa
         fitted,
         jobs: todo,
         fname,
+        tail_choice,
     })
+}
+
+/// The longest gap-free stretch of `series` within steps `from..to`: its first time, its
+/// values and its first step.
+fn stretch(series: &Series, from: usize, to: usize) -> Option<(i64, Vec<f64>, usize)> {
+    series
+        .segments()
+        .into_iter()
+        .filter(|s| s.offset < to && s.offset + s.values.len() > from)
+        .map(|s| {
+            let skip = from.saturating_sub(s.offset);
+            let end = (to - s.offset).min(s.values.len());
+            (
+                s.start + skip as i64 * 60,
+                s.values[skip..end].to_vec(),
+                s.offset + skip,
+            )
+        })
+        .max_by_key(|(_, v, _)| v.len())
+}
+
+/// The history before step `offset` (8 days: Holt-Winters initialises from two daily seasons,
+/// seasonal naive needs one), so every forecaster is warm at the first replayed minute.
+fn history_before(series: &Series, offset: usize) -> Vec<(i64, f64)> {
+    (offset.saturating_sub(8 * 1440)..offset)
+        .filter_map(|i| series.values[i].map(|v| (series.time(i), v)))
+        .collect()
 }
 
 /// Runs every job of `p` on `workers` threads, each with a bar in `multi`, in job order.

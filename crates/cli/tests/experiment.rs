@@ -412,3 +412,72 @@ fn a_suite_runs_every_workload_and_aggregates() {
     assert_eq!(o.status.code(), Some(64), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no *.csv workload"));
 }
+
+/// `--tail-share auto`: the hybrid run over the validation part with each candidate share,
+/// smallest first until one reaches the goal; the choice and its trials in the JSON, and the
+/// chosen share is the one the runs plan with.
+#[test]
+fn the_tail_share_is_chosen_on_the_validation_part() {
+    let dir = tempdir("experiment-tail");
+    let t = dir.join("t.csv");
+    std::fs::write(&t, trace()).unwrap();
+    let json = dir.join("out.json");
+    let o = run(&[
+        "experiment",
+        "--trace",
+        t.to_str().unwrap(),
+        "--forecaster",
+        "moving-average",
+        "--minutes",
+        "120",
+        "--peak-rps",
+        "80",
+        "--policies",
+        "hybrid",
+        "--no-sweep",
+        "--tail-share",
+        "auto",
+        "--json",
+        json.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("on the validation part (0 → "), "{stderr}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let c = &v["tail_share_choice"];
+    let trials = c["trials"].as_array().unwrap();
+    assert_eq!(trials[0]["share"], 0.0);
+    let goal = v["settings"]["slo_goal"].as_f64().unwrap();
+    // Trials stop at the first that reaches the goal; every one before it missed it.
+    for t in &trials[..trials.len() - 1] {
+        assert!(t["slo_attainment"].as_f64().unwrap() < goal, "{c}");
+    }
+    let chosen = c["chosen"].as_f64().unwrap();
+    assert!(trials.iter().any(|t| t["share"] == chosen), "{c}");
+    assert_eq!(v["tail_share"], chosen);
+    // A named share skips the trials.
+    let o = run(&[
+        "experiment",
+        "--trace",
+        t.to_str().unwrap(),
+        "--forecaster",
+        "moving-average",
+        "--minutes",
+        "60",
+        "--policies",
+        "hybrid",
+        "--no-sweep",
+        "--tail-share",
+        "0.002",
+        "--json",
+        json.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(v["tail_share_choice"].is_null());
+    assert_eq!(v["tail_share"], 0.002);
+}

@@ -224,6 +224,8 @@ pub(super) fn report(
                 "slow_start_secs": a.slow_start.as_secs_f64(),
             },
             "forecaster_choice": choice_json(&prepared.fitted),
+            "tail_share": setup.tail_share,
+            "tail_share_choice": prepared.tail_choice,
             "policies": defaults,
             "frontiers": frontiers,
             "matched": {

@@ -22,6 +22,9 @@ struct WorkloadResult {
     shape: String,
     /// `auto`'s choice and the candidates' scores (null for a named forecaster).
     forecaster_choice: serde_json::Value,
+    /// The tail band's share, and with `--tail-share auto` the trials it was chosen by.
+    tail_share: f64,
+    tail_share_choice: Option<TailChoice>,
     hpa_hours: f64,
     instance_hours_at_goal: BTreeMap<String, Option<f64>>,
     slo_attainment_at_hpa_cost: BTreeMap<String, Option<f64>>,
@@ -175,6 +178,8 @@ fn workload(
         .map_or_else(|| "—".to_string(), |w| w.describe());
     Ok(WorkloadResult {
         forecaster_choice: super::report::choice_json(&prepared.fitted),
+        tail_share: prepared.setup.tail_share,
+        tail_share_choice: prepared.tail_choice.clone(),
         name,
         shape,
         hpa_hours: s.hpa_hours,
@@ -362,6 +367,8 @@ mod tests {
             name: name.into(),
             shape: "—".into(),
             forecaster_choice: serde_json::Value::Null,
+            tail_share: 0.0,
+            tail_share_choice: None,
             hpa_hours: 10.0,
             instance_hours_at_goal: goals.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             slo_attainment_at_hpa_cost: BTreeMap::new(),

@@ -60,6 +60,7 @@ fn the_simulator_and_the_live_loop_step_the_same_autoscaler() {
         // The live loop is warmed on the whole history file: so is the simulator here.
         warm: warm.clone(),
         horizon: 30,
+        tail_share: 0.0,
     };
     let a = Cli::parse_from([
         "t",
