@@ -337,6 +337,17 @@ impl Planner {
         self.expected.as_deref()
     }
 
+    /// The expected rate (the median curve) at the lead, and the lead in seconds: what the
+    /// forecast says the load will be when an instance started now is ready.
+    pub fn expected_at_lead(&self) -> Option<(f64, f64)> {
+        let k = self.lead_steps;
+        let rate = match &self.source {
+            Source::Oracle(rates) => rates.get(self.step + k - 1).copied(),
+            Source::Model(_) => self.expected.as_ref()?.get(k - 1).copied(),
+        }?;
+        Some((rate, k as f64 * self.clock.step_secs))
+    }
+
     /// Whether the anomaly detector trusts the forecast now (the oracle always is).
     pub fn trusted(&self) -> bool {
         matches!(self.source, Source::Oracle(_)) || self.detector.trustworthy(self.clock.next_time)

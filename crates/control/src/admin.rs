@@ -1,13 +1,19 @@
-//! The control loops' admin routes: `GET /control`, `GET /services/{name}/control` and
+//! The control loops' admin routes: `GET /control`, `GET /services/{name}/control`, their
+//! recent past (`GET /control/history?since=T`, per service too) for the dashboard, and
 //! Alertmanager's webhook, `POST /alerts`.
 
 use std::sync::{Arc, Mutex};
 
+use axum::extract::rejection::QueryRejection;
+use axum::extract::Query;
 use axum::routing::get;
 use axum::{Json, Router};
 
 use crate::alerts::{self, Alerts};
-use crate::{Handle, Status};
+use crate::{Handle, History, Status};
+
+/// A loop's status and history, for `/control/history`.
+type Recorded = (Arc<Mutex<Status>>, Arc<Mutex<History>>);
 
 /// A loop's status and alerts, for the webhook.
 type Receiver = (Arc<Mutex<Status>>, Arc<Alerts>);
@@ -60,6 +66,39 @@ pub fn routes(handles: &[&Handle]) -> Router {
             },
         ),
     );
+    let histories: Vec<Recorded> = handles
+        .iter()
+        .map(|h| (h.status.clone(), h.history.clone()))
+        .collect();
+    let all_histories = histories.clone();
+    router = router.route(
+        "/control/history",
+        get(move |q: Result<Query<Since>, QueryRejection>| {
+            let body = match q {
+                Ok(Query(q)) => Ok(Json(match all_histories.as_slice() {
+                    [one] => history_json(one, q.since),
+                    several => serde_json::json!({
+                        "services": several.iter().map(|h| history_json(h, q.since)).collect::<Vec<_>>()
+                    }),
+                })),
+                Err(e) => Err(bad_query(e)),
+            };
+            async move { body }
+        }),
+    );
+    for (h, one) in handles.iter().zip(histories) {
+        let name = read(&h.status).service;
+        router = router.route(
+            &format!("/services/{name}/control/history"),
+            get(move |q: Result<Query<Since>, QueryRejection>| {
+                let body = match q {
+                    Ok(Query(q)) => Ok(Json(history_json(&one, q.since))),
+                    Err(e) => Err(bad_query(e)),
+                };
+                async move { body }
+            }),
+        );
+    }
     for h in handles {
         let s = h.status.clone();
         let name = read(&s).service;
@@ -72,6 +111,41 @@ pub fn routes(handles: &[&Handle]) -> Router {
         );
     }
     router
+}
+
+/// `?since=T`: only the points after T (seconds since the Unix epoch).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Since {
+    since: Option<f64>,
+}
+
+/// A loop's history: its service, what it plans for, and its points after `since`.
+fn history_json(
+    (status, history): &Recorded,
+    since: Option<f64>,
+) -> serde_json::Value {
+    let (service, quantile, per_instance_rps) = {
+        let s = status.lock().unwrap_or_else(|p| p.into_inner());
+        (s.service.clone(), s.planned_quantile, s.per_instance_rps)
+    };
+    let points = history
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .since(since.filter(|s| s.is_finite()));
+    serde_json::json!({
+        "service": service,
+        "planned_quantile": quantile,
+        "per_instance_rps": per_instance_rps,
+        "points": points,
+    })
+}
+
+fn bad_query(e: QueryRejection) -> (axum::http::StatusCode, Json<serde_json::Value>) {
+    (
+        axum::http::StatusCode::BAD_REQUEST,
+        Json(serde_json::json!({ "error": e.body_text() })),
+    )
 }
 
 /// Hands each alert of a webhook to its service's loop; what was applied and what ignored.

@@ -21,7 +21,8 @@
 //! - `kafka`: samples published to and consumed from a topic
 //! - `warm`: the forecaster's warm start (Prometheus, Kafka or a history file)
 //! - `act`: applying decisions through the actuator; `aws`: the `aws-asg` actuator's set-up
-//! - `admin`, `alerts`: `GET /control` and Alertmanager's webhook
+//! - `admin`, `alerts`: `GET /control` and Alertmanager's webhook; `history`: the loop's
+//!   recent past for the dashboard (`GET /control/history`)
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -47,6 +48,7 @@ pub mod alerts;
 mod aws;
 mod config;
 mod features;
+pub mod history;
 mod kafka;
 mod meter;
 mod prometheus;
@@ -59,6 +61,7 @@ pub use config::{ActuatorKind, ControlConfig, KafkaConfig, MetricsSource, MAX_FE
 pub use features::{FeatureReader, FeatureReading};
 pub use foresight_autoscale::Learner;
 pub use foresight_autoscale::{ForecasterSpec, PolicySpec};
+pub use history::{History, Point};
 pub use kafka::{Consumer, KafkaStatus, Publisher, Sample};
 pub use meter::{Measured, Meter};
 pub use prometheus::PromSource;
@@ -91,6 +94,9 @@ pub struct Status {
     pub forecast: Option<Vec<(f64, f64)>>,
     /// Whether the forecast is trusted.
     pub trusted: bool,
+    /// The quantile of the load at the lead that the policy plans for (none without a
+    /// forecast).
+    pub planned_quantile: Option<f64>,
     /// The planned load: the highest planned rate (the forecast quantile the policy plans
     /// for) in [lead, lead + margin], requests per second; none without a forecast.
     pub planned_rps: Option<f64>,
@@ -373,6 +379,8 @@ mod kube_lazy {
 pub struct Handle {
     /// What `GET /control` shows.
     pub status: Arc<Mutex<Status>>,
+    /// What `GET /control/history` shows.
+    pub history: Arc<Mutex<History>>,
     /// The scale-up alerts firing for its service.
     pub alerts: Arc<Alerts>,
     task: tokio::task::JoinHandle<()>,
@@ -477,6 +485,7 @@ pub fn start_gated(
     }));
     let span = tracing::info_span!("control", service = %pool.service());
     let alerts = Arc::new(Alerts::default());
+    let history = Arc::new(Mutex::new(History::default()));
     let task = tokio::spawn(
         run(
             c,
@@ -484,17 +493,27 @@ pub fn start_gated(
             autoscaler,
             actuator.clone(),
             gate,
-            status.clone(),
+            Published {
+                status: status.clone(),
+                history: history.clone(),
+            },
             alerts.clone(),
         )
         .instrument(span),
     );
     Ok(Handle {
         status,
+        history,
         alerts,
         task,
         actuator,
     })
+}
+
+/// What the loop publishes: its status and its recent past.
+struct Published {
+    status: Arc<Mutex<Status>>,
+    history: Arc<Mutex<History>>,
 }
 
 /// The loop: measure → step the autoscaler → actuate → publish, every interval.
@@ -504,9 +523,10 @@ async fn run(
     mut autoscaler: Autoscaler,
     actuator: Option<Arc<dyn Actuator>>,
     gate: Option<Arc<dyn Gate>>,
-    status: Arc<Mutex<Status>>,
+    published: Published,
     alerts: Arc<Alerts>,
 ) {
+    let Published { status, history } = published;
     let gauges = pool.control_metrics().clone();
     gauges.max.set(c.max as i64);
     let mut act = Act {
@@ -573,6 +593,22 @@ async fn run(
         gauges.forecast_trusted.set(i64::from(step.trusted));
         gauges.forecast_rps.set(step.planned.unwrap_or(0.0));
         let planner = autoscaler.planner();
+        let expected = planner.and_then(|p| p.expected_at_lead());
+        history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(history::Point {
+                t: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64()),
+                observed_rps: step.rate,
+                expected_rps: expected.map(|(r, _)| r),
+                planned_rps: step.planned,
+                lead_s: expected.map_or(c.lead.as_secs_f64(), |(_, lead)| lead),
+                ready: m.sample.ready,
+                starting: m.sample.starting,
+                desired: decision.wanted,
+            });
         let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
         s.uptime_s = m.sample.now;
         s.observed_rps = step.rate;
@@ -584,6 +620,7 @@ async fn run(
         s.forecast = step.forecast.clone();
         s.trusted = step.trusted;
         s.planned_rps = step.planned;
+        s.planned_quantile = planner.map(|p| p.quantile());
         s.steps = planner.map_or(0, |p| p.steps());
         s.warmup = warmup_status(&autoscaler, &warm_source);
         s.forecaster =

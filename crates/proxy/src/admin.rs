@@ -2,7 +2,8 @@
 //! instances. JSON in and out, errors included; see `docs/admin-api.md`.
 //!
 //! [`guard`] stands in front of every route, the control loop's included: with a token
-//! configured, everything but `/healthz` and `/metrics` needs `Authorization: Bearer TOKEN`;
+//! configured, everything but `/healthz`, `/metrics` and the dashboard's static assets
+//! ([`crate::ui`]) needs `Authorization: Bearer TOKEN`;
 //! token or not, a change (any method but GET and HEAD) must come with `Content-Type:
 //! application/json` or an `X-Foresight-Admin` header and without a foreign `Origin`, which a
 //! cross-site form or `fetch` cannot do without a CORS preflight this API never grants.
@@ -112,7 +113,7 @@ pub(crate) async fn guard(
     next: Next,
 ) -> Response {
     let path = req.uri().path();
-    let open = matches!(path, "/healthz" | "/metrics");
+    let open = matches!(path, "/healthz" | "/metrics") || crate::ui::PATHS.contains(&path);
     if let (Some(token), false) = (&token, open) {
         let bearer = req
             .headers()
@@ -192,6 +193,9 @@ fn rejected(e: impl std::fmt::Display) -> Response {
 
 pub(crate) fn router(pools: Arc<ArcSwap<Vec<Arc<Pool>>>>, drain_timeout: Duration) -> Router {
     Router::new()
+        .route("/ui", get(crate::ui::index))
+        .route("/ui/app.js", get(crate::ui::script))
+        .route("/ui/app.css", get(crate::ui::style))
         .route("/backends", get(list).post(add).delete(remove))
         .route("/backends/drain", post(drain))
         .route("/services", get(services))

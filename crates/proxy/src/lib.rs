@@ -51,6 +51,7 @@ mod retry_budget;
 pub mod route;
 mod stream;
 mod tunnel;
+mod ui;
 mod upstream;
 
 use std::future::Future;
