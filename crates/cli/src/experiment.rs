@@ -85,7 +85,8 @@ pub struct ExperimentArgs {
     /// Cost of one instance-hour (C_VM).
     #[arg(long, default_value_t = 1.0)]
     cost_per_hour: f64,
-    /// Replay only the first N minutes of the test part (quick runs).
+    /// Replay only the first N minutes of the test part, and of the validation part for
+    /// `--tail-share auto` (quick runs).
     #[arg(long)]
     minutes: Option<usize>,
     /// Seed of arrivals, sizes and training.
@@ -125,8 +126,9 @@ pub struct ExperimentArgs {
     /// last week, at most this share of the load would have come above their plan (the tail
     /// band, for heavy tails and bursts no forecast places; 0.002 reached the goal on the most
     /// development workloads); 0 = off; `auto`: the smallest of 0, 0.002 and 0.005 with
-    /// which the hybrid reaches the goal on the validation part.
-    #[arg(long, default_value = "0")]
+    /// which the hybrid reaches the goal on the validation part (0 when the forecast alone
+    /// reaches it there).
+    #[arg(long, default_value = "auto")]
     tail_share: TailShare,
     /// The forecast-driven policies (not the oracle) hold their instances through an
     /// interruption of the load (arrivals stop dead) for at most this long, rather than meet
@@ -697,7 +699,7 @@ fn prepare(a: &ExperimentArgs, trace: &Path, quiet: bool) -> Result<Prepared, Fa
             .iter()
             .any(|p| matches!(p, Selected::Spec(s) if s.uses_forecaster()));
     let tail_choice = if a.tail_share == TailShare::Auto && forecasting {
-        let (vstart, vcounts, voffset) = stretch(&ds.series, split.train_end, split.val_end)
+        let (vstart, mut vcounts, voffset) = stretch(&ds.series, split.train_end, split.val_end)
             .filter(|(_, v, _)| v.len() >= 60)
             .ok_or_else(|| {
                 usage(format!(
@@ -705,6 +707,9 @@ fn prepare(a: &ExperimentArgs, trace: &Path, quiet: bool) -> Result<Prepared, Fa
                     trace.display()
                 ))
             })?;
+        if let Some(m) = a.minutes {
+            vcounts.truncate(m.max(60));
+        }
         let val = Setup {
             peak_rps: vcounts.iter().copied().fold(0.0, f64::max) * rps_per_count,
             start_time: vstart,
