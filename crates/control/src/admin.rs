@@ -121,10 +121,7 @@ struct Since {
 }
 
 /// A loop's history: its service, what it plans for, and its points after `since`.
-fn history_json(
-    (status, history): &Recorded,
-    since: Option<f64>,
-) -> serde_json::Value {
+fn history_json((status, history): &Recorded, since: Option<f64>) -> serde_json::Value {
     let (service, quantile, per_instance_rps) = {
         let s = status.lock().unwrap_or_else(|p| p.into_inner());
         (s.service.clone(), s.planned_quantile, s.per_instance_rps)
