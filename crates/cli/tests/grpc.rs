@@ -442,33 +442,58 @@ async fn calls_to_safe_methods_are_retried_on_unavailable() {
                 };
                 *answers.entry(a).or_default() += 1;
             }
+            // A call too large to read ahead (over 64 KiB) is never retried: UNAVAILABLE
+            // from the bad instance, NOT_FOUND (an unknown service) from the good one —
+            // never the answer to an empty request (SERVING).
+            let big = "x".repeat(70_000);
+            for _ in 0..6 {
+                let a = match check(&mut c, &big).await {
+                    Ok(s) => format!("big {s:?}"),
+                    Err(e) => format!("big {:?}", e.code()),
+                };
+                *answers.entry(a).or_default() += 1;
+            }
             let m = get(&client(), &format!("http://{}/metrics", p.get("admin")))
                 .await
                 .body;
             (answers, m)
         }
     };
-    let (answers, m) = run("\"/grpc.health.v1.Health/Check\"").await;
+    let (mut answers, m) = run("\"/grpc.health.v1.Health/Check\"").await;
+    let big: BTreeMap<String, usize> = answers
+        .iter()
+        .filter(|(k, _)| k.starts_with("big"))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    answers.retain(|k, _| !k.starts_with("big"));
     assert_eq!(
         answers,
         BTreeMap::from([("NotServing".to_string(), 40)]),
         "every call answered by the good instance"
     );
+    assert!(
+        big.keys()
+            .all(|k| k == "big Unavailable" || k == "big NotFound"),
+        "{big:?}"
+    );
+    assert!(big.contains_key("big Unavailable"), "{big:?}");
     // Round-robin moves on at every try, retries included, so the bad instance meets most
-    // first tries; each of them was retried.
+    // first tries; each of them was retried, the large calls excepted.
     let first = bad_calls.load(Ordering::SeqCst);
-    assert!((20..=40).contains(&first), "{first} calls to the bad one");
+    let retried = first - big["big Unavailable"];
+    assert!((20..=40).contains(&retried), "{retried} retried calls");
     assert!(
         m.contains(&format!(
-            "foresight_retries_total{{service=\"grpc\"}} {first}"
+            "foresight_retries_total{{service=\"grpc\"}} {retried}"
         )),
         "{m}"
     );
     // Not a safe method: UNAVAILABLE passes to the client for the calls that met it.
     let (answers, _) = run("\"/other.Service/*\"").await;
     let unavailable = answers.get("Unavailable").copied().unwrap_or(0);
+    let big_unavailable = answers.get("big Unavailable").copied().unwrap_or(0);
     assert_eq!(
-        unavailable,
+        unavailable + big_unavailable,
         bad_calls.load(Ordering::SeqCst) - first,
         "{answers:?}"
     );

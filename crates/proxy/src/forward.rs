@@ -521,7 +521,9 @@ impl Forwarder {
         } else {
             Some(crate::replay::Replay::streamed(body))
         };
-        // What a retry on a gRPC status sends (none once the body cannot be sent again).
+        // What a retry on a gRPC status sends: nothing for a call without a body; a call whose
+        // body could not be read whole ahead is not retried.
+        let bodiless = body.is_none();
         let again = body.as_ref().and_then(|b| b.again());
         // A gRPC client's own deadline bounds the request's, when it is the shorter.
         let stated = crate::grpc::timeout(&parts.headers).filter(|d| *d < self.request_timeout);
@@ -552,7 +554,7 @@ impl Forwarder {
                     backend.metrics.count(status.as_u16());
                     if replayable
                         && grpc_status.is_some_and(|s| self.retry.on_grpc_status.contains(&s))
-                        && (body.is_none() || again.is_some())
+                        && (bodiless || again.is_some())
                         && attempt < self.retry.attempts
                         && self.withdraw(at)
                     {
