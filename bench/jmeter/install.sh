@@ -27,6 +27,6 @@ done
 (cd "$home" && python3 -c 'import sys, zipfile
 z = zipfile.ZipFile("lib/ext/ApacheJMeter_config-5.5.jar")
 z.extractall(".", [n for n in z.namelist() if n.startswith("bin/")])')
-java -jar "$home/bin/ApacheJMeter.jar" --version >/dev/null 2>&1 \
+(cd "$home" && java -jar bin/ApacheJMeter.jar --version >/dev/null 2>&1) \
   || { echo "install.sh: JMeter does not start from $home" >&2; exit 1; }
 echo "$home/bin/ApacheJMeter.jar"
