@@ -26,10 +26,12 @@ use serde::Serialize;
 use crate::{failure, usage_error};
 
 mod assemble;
+mod parts;
 mod report;
 mod suite;
 mod tail_choice;
 use assemble::{planning, spec_for};
+use parts::{history_before, stretch};
 use report::report;
 use tail_choice::{TailChoice, TailShare};
 
@@ -699,39 +701,7 @@ fn prepare(a: &ExperimentArgs, trace: &Path, quiet: bool) -> Result<Prepared, Fa
             .iter()
             .any(|p| matches!(p, Selected::Spec(s) if s.uses_forecaster()));
     let tail_choice = if a.tail_share == TailShare::Auto && forecasting {
-        let (vstart, mut vcounts, voffset) = stretch(&ds.series, split.train_end, split.val_end)
-            .filter(|(_, v, _)| v.len() >= 60)
-            .ok_or_else(|| {
-                usage(format!(
-                    "{}: `--tail-share auto` needs a gap-free hour in the validation part",
-                    trace.display()
-                ))
-            })?;
-        if let Some(m) = a.minutes {
-            vcounts.truncate(m.max(60));
-        }
-        let val = Setup {
-            peak_rps: vcounts.iter().copied().fold(0.0, f64::max) * rps_per_count,
-            start_time: vstart,
-            counts: vcounts,
-            warm: history_before(&ds.series, voffset),
-            ..setup.clone()
-        };
-        let shown = |m: &str| {
-            if !quiet {
-                eprintln!("{m}")
-            }
-        };
-        let c = tail_choice::choose(a, &val, &fitted, &fname, &shown)?;
-        eprintln!(
-            "tail share: {} on the validation part ({})",
-            c.chosen,
-            c.trials
-                .iter()
-                .map(|t| format!("{} → {:.2}%", t.share, 100.0 * t.slo_attainment))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let c = tail_choice::on_validation(a, trace, &ds, &setup, &fitted, &fname, quiet)?;
         setup.tail_share = c.chosen;
         Some(c)
     } else {
@@ -756,33 +726,6 @@ fn prepare(a: &ExperimentArgs, trace: &Path, quiet: bool) -> Result<Prepared, Fa
         fname,
         tail_choice,
     })
-}
-
-/// The longest gap-free stretch of `series` within steps `from..to`: its first time, its
-/// values and its first step.
-fn stretch(series: &Series, from: usize, to: usize) -> Option<(i64, Vec<f64>, usize)> {
-    series
-        .segments()
-        .into_iter()
-        .filter(|s| s.offset < to && s.offset + s.values.len() > from)
-        .map(|s| {
-            let skip = from.saturating_sub(s.offset);
-            let end = (to - s.offset).min(s.values.len());
-            (
-                s.start + skip as i64 * 60,
-                s.values[skip..end].to_vec(),
-                s.offset + skip,
-            )
-        })
-        .max_by_key(|(_, v, _)| v.len())
-}
-
-/// The history before step `offset` (8 days: Holt-Winters initialises from two daily seasons,
-/// seasonal naive needs one), so every forecaster is warm at the first replayed minute.
-fn history_before(series: &Series, offset: usize) -> Vec<(i64, f64)> {
-    (offset.saturating_sub(8 * 1440)..offset)
-        .filter_map(|i| series.values[i].map(|v| (series.time(i), v)))
-        .collect()
 }
 
 /// Runs every job of `p` on `workers` threads, each with a bar in `multi`, in job order.

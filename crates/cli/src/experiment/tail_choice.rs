@@ -82,6 +82,55 @@ pub fn pick(trials: &[Trial], goal: f64) -> Option<f64> {
         .map(|t| t.share)
 }
 
+/// The choice on `trace`'s validation part: its longest gap-free stretch (at most
+/// `--minutes`), warmed and sized as the replayed part is (`setup`), shown on stderr.
+pub(super) fn on_validation(
+    a: &ExperimentArgs,
+    trace: &Path,
+    ds: &Dataset,
+    setup: &Setup,
+    fitted: &Fitted,
+    fname: &str,
+    quiet: bool,
+) -> Result<TailChoice, Failure> {
+    let split = ds.report.split;
+    let (vstart, mut vcounts, voffset) =
+        super::parts::stretch(&ds.series, split.train_end, split.val_end)
+            .filter(|(_, v, _)| v.len() >= 60)
+            .ok_or_else(|| {
+                Failure::Usage(format!(
+                    "{}: `--tail-share auto` needs a gap-free hour in the validation part",
+                    trace.display()
+                ))
+            })?;
+    if let Some(m) = a.minutes {
+        vcounts.truncate(m.max(60));
+    }
+    let val = Setup {
+        peak_rps: vcounts.iter().copied().fold(0.0, f64::max) * setup.rps_per_count,
+        start_time: vstart,
+        counts: vcounts,
+        warm: super::parts::history_before(&ds.series, voffset),
+        ..setup.clone()
+    };
+    let shown = |m: &str| {
+        if !quiet {
+            eprintln!("{m}")
+        }
+    };
+    let c = choose(a, &val, fitted, fname, &shown)?;
+    eprintln!(
+        "tail share: {} on the validation part ({})",
+        c.chosen,
+        c.trials
+            .iter()
+            .map(|t| format!("{} → {:.2}%", t.share, 100.0 * t.slo_attainment))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(c)
+}
+
 /// Runs the hybrid at its defaults over `val` with each candidate in turn, stopping at the
 /// first that reaches the goal.
 pub(super) fn choose(
