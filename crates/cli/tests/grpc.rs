@@ -316,18 +316,7 @@ async fn grpc_health_checks_keep_only_serving_instances() {
     let http = client();
     let healthy = |service: &'static str| {
         let (http, admin) = (http.clone(), admin.clone());
-        async move {
-            let r = get(
-                &http,
-                &format!("http://{admin}/services/{service}/backends"),
-            )
-            .await;
-            let v: Vec<serde_json::Value> = serde_json::from_str(&r.body).unwrap();
-            v.iter()
-                .filter(|b| b["healthy"] == true)
-                .map(|b| b["address"].as_str().unwrap().to_string())
-                .collect::<Vec<_>>()
-        }
+        async move { healthy_members(&http, &admin, service).await }
     };
     let serving = instances[0].0.clone();
     eventually(

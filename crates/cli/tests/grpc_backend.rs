@@ -71,11 +71,7 @@ async fn the_example_instance_serves_grpc_through_the_proxy() {
         "the three ready instances healthy",
         || {
             let (http, admin) = (http.clone(), admin.clone());
-            async move {
-                let r = get(&http, &format!("http://{admin}/services/work/backends")).await;
-                let v: Vec<serde_json::Value> = serde_json::from_str(&r.body).unwrap();
-                v.iter().filter(|b| b["healthy"] == true).count() == 3
-            }
+            async move { healthy_members(&http, &admin, "work").await.len() == 3 }
         },
     )
     .await;

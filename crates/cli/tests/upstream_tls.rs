@@ -301,14 +301,7 @@ async fn grpc_over_h2_with_tls_to_instances() {
     let http = client();
     let healthy = || {
         let (http, admin) = (http.clone(), admin.clone());
-        async move {
-            let r = get(&http, &format!("http://{admin}/services/grpc/backends")).await;
-            let v: Vec<serde_json::Value> = serde_json::from_str(&r.body).unwrap();
-            v.iter()
-                .filter(|b| b["healthy"] == true)
-                .map(|b| b["address"].as_str().unwrap().to_string())
-                .collect::<Vec<_>>()
-        }
+        async move { healthy_members(&http, &admin, "grpc").await }
     };
     eventually(
         std::time::Duration::from_secs(10),

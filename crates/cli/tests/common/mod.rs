@@ -212,6 +212,17 @@ pub fn background_load(
     })
 }
 
+/// The addresses of `service`'s healthy members, in the admin API's order.
+#[allow(dead_code)]
+pub async fn healthy_members(c: &HttpClient, admin: &str, service: &str) -> Vec<String> {
+    let r = get(c, &format!("http://{admin}/services/{service}/backends")).await;
+    let v: Vec<serde_json::Value> = serde_json::from_str(&r.body).unwrap();
+    v.iter()
+        .filter(|b| b["healthy"] == true)
+        .map(|b| b["address"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// The addresses of the pool's members that are not draining, sorted.
 pub async fn members(c: &HttpClient, admin: &str) -> Vec<String> {
     let mut m: Vec<String> = backends(c, admin)
