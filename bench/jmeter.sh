@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The paper's load tool for real: Apache JMeter 5.5, non-GUI, runs bench/jmeter/shop.jmx
 # (low, medium, high and burst thread groups over /auth, /process, /external) against
-# examples/shop behind `foresight serve`, writes its JTL and prints a summary per route and
-# status from it. Usage: bench/jmeter.sh [PHASE_SECONDS] (default 30; the run takes 3.25
+# examples/shop behind `foresight serve`, writes its JTL and reads it with
+# `foresight report` (the summary loadgen prints, per route and per load level, and plots). Usage: bench/jmeter.sh [PHASE_SECONDS] (default 30; the run takes 3.25
 # phases). Needs java; JMeter is laid out by bench/jmeter/install.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,21 +25,6 @@ java -jar "$jar" -n -t bench/jmeter/shop.jmx -l "$out/shop.jtl" -j "$out/jmeter.
   -Jhost=127.0.0.1 -Jport=8380 -Jphase="$phase" -Jtwophases=$((2 * phase)) \
   -Jthreephases=$((3 * phase)) -Jburst=$(((phase + 3) / 4)) \
   -Jjmeter.save.saveservice.output_format=csv
-echo "JTL: $out/shop.jtl ($(($(wc -l <"$out/shop.jtl") - 1)) samples)"
-# Per thread group (the load level) and route: samples, errors, median and p99 of elapsed.
-python3 - "$out/shop.jtl" <<'PY'
-import csv, sys, collections, statistics
-rows = list(csv.DictReader(open(sys.argv[1])))
-groups = collections.defaultdict(list)
-for r in rows:
-    level = r["threadName"].rsplit(" ", 1)[0]
-    groups[(level, r["label"])].append(r)
-print("| level | route | samples | errors | median ms | p99 ms |")
-print("|---|---|---|---|---|---|")
-order = {"low": 0, "medium": 1, "high": 2, "burst": 3}
-for (level, route), rs in sorted(groups.items(), key=lambda g: (order.get(g[0][0], 9), g[0][1])):
-    ms = sorted(int(r["elapsed"]) for r in rs)
-    errors = sum(r["success"] != "true" for r in rs)
-    p99 = ms[min(len(ms) - 1, int(0.99 * len(ms)))]
-    print(f"| {level} | {route} | {len(rs)} | {errors} | {statistics.median(ms):.0f} | {p99} |")
-PY
+# The summary loadgen prints, from JMeter's JTL: by route, overall, by thread group (the load
+# level), the statuses; and its plots.
+"$bin" report --jtl "$out/shop.jtl" --plots "$out/plots" --json "$out/report.json"

@@ -16,6 +16,11 @@
 # and wrk speaks https; the upstreams stay plain HTTP.
 # LOGGED=1 adds `logged`: the same build writing a JSON access log line for every request to a
 # file; its per-round ratio to `foresight` is the cost of access logs.
+# DASHBOARDS=N adds `control` and `dashboards`: the same build with a control loop on its one
+# service (hybrid, moving average, `actuator = "none"`: it decides and acts on nothing, so the
+# pool stays the two upstreams), the second with N open /ui dashboards polling its admin
+# listener as the page does (bench/dashboard-pollers.py, on CPU 1 through every round); the
+# per-round ratio dashboards / control is what the open dashboards cost the request path.
 # Needs: wrk, nginx, haproxy (apt-get install -y wrk nginx-light haproxy). Builds Foresight
 # with the cargo profile PROFILE (default release-lto, whose link takes ~5 minutes).
 # Reports req/s, p99, each proxy's CPU time per request (user + kernel, /proc/PID/stat) and the
@@ -157,6 +162,30 @@ if [ -n "${LOGGED:-}" ]; then
   PROC[logged]=$!
   NAMES="$NAMES logged"; PORT[logged]=18089
 fi
+if [ -n "${DASHBOARDS:-}" ]; then
+  for v in control:18091:18092 dashboards:18093:18094; do
+    IFS=: read -r name port admin <<<"$v"
+    cat > "$WORK/$name.toml" <<CONF
+[[services]]
+name = "web"
+backends = [{ address = "http://127.0.0.1:$UP1" }, { address = "http://127.0.0.1:$UP2" }]
+[services.control]
+interval = "1s"
+step = "1s"
+policy = "hybrid"
+forecaster = "moving-average"
+min = 2
+max = 2
+actuator = "none"
+CONF
+    RUST_LOG=warn taskset -c 0 "$BIN" serve --config "$WORK/$name.toml" --workers 1 --listen 127.0.0.1:$port \
+      --admin 127.0.0.1:$admin --algorithm round-robin > /dev/null & PIDS+=($!)
+    PROC[$name]=$!
+    NAMES="$NAMES $name"; PORT[$name]=$port
+  done
+  sleep 1
+  taskset -c 1 python3 bench/dashboard-pollers.py "$DASHBOARDS" 127.0.0.1:18094 & PIDS+=($!)
+fi
 sleep 1
 PROC[nginx]=$(pgrep -P "$NGINX_MASTER" | head -1)   # its one worker process
 for port in "${PORT[@]}"; do
@@ -214,6 +243,11 @@ done
 if [ -n "${ROUTED:-}" ]; then
   echo
   echo "routed / foresight, median of per-round ratios: $(a=(${RPS[routed]}) f=(${RPS[foresight]}); for i in "${!a[@]}"; do awk -v x="${a[$i]}" -v y="${f[$i]}" 'BEGIN{print x/y}'; done | tr '\n' ' ' | median)"
+fi
+if [ -n "${DASHBOARDS:-}" ]; then
+  echo
+  echo "dashboards / control ($DASHBOARDS open), median of per-round ratios: $(a=(${RPS[dashboards]}) f=(${RPS[control]}); for i in "${!a[@]}"; do awk -v x="${a[$i]}" -v y="${f[$i]}" 'BEGIN{print x/y}'; done | tr '\n' ' ' | median)"
+  echo "dashboards / control, CPU per request: $(cpu_total dashboards) / $(cpu_total control) µs"
 fi
 if [ -n "${LOGGED:-}" ]; then
   echo

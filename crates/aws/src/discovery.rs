@@ -17,9 +17,8 @@ use std::time::Duration;
 
 use aws_sdk_autoscaling::Client;
 use foresight_proxy::config::AwsAsgDiscovery;
-use foresight_proxy::discovery::{follow, Endpoint, Target};
-use foresight_proxy::Pool;
-use tokio::sync::watch;
+use foresight_proxy::discovery::{follow_from, Endpoint, Target};
+use foresight_proxy::{Pool, Supervisor};
 
 use crate::ec2::{Ec2, Ec2Instance};
 use crate::group::Group;
@@ -92,21 +91,21 @@ impl Reader {
     }
 }
 
-/// Follows `d`'s group into `pool` for as long as the process runs; drained instances get
-/// `drain_timeout` to finish their requests.
+/// Follows `d`'s group into `pool` as `supervisor`'s tasks, until it shuts down; drained
+/// instances get `drain_timeout` to finish their requests.
 pub fn start(
     pool: Arc<Pool>,
     d: AwsAsgDiscovery,
     drain_timeout: Duration,
-) -> tokio::task::JoinHandle<()> {
-    let (tx, rx) = watch::channel(None);
+    supervisor: &Supervisor,
+) {
     let target = Target {
         tls: d.tls,
         weight: d.weight,
     };
+    let tx = follow_from(&pool, target, drain_timeout, supervisor);
     let service = pool.service().to_string();
-    tokio::spawn(follow(pool, rx, target, drain_timeout));
-    tokio::spawn(async move {
+    supervisor.spawn(format!("aws-asg discovery of {service}"), async move {
         let config = crate::sdk_config(d.endpoint.as_deref()).await;
         let mut reader = Reader::new(&config, &d.group);
         let mut last_error: Option<String> = None;
@@ -138,7 +137,7 @@ pub fn start(
             }
             tokio::time::sleep(d.interval).await;
         }
-    })
+    });
 }
 
 #[cfg(test)]

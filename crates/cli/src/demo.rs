@@ -230,7 +230,7 @@ async fn run_policy(
         async move {
             let _ = stop_rx.await;
         },
-        move |pools| {
+        move |pools, _| {
             let h = foresight_control::start(control, pools[0].clone(), drain)
                 .map_err(anyhow::Error::msg)?;
             let router = foresight_control::routes(&[&h]);

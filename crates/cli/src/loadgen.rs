@@ -476,6 +476,12 @@ fn print_summary(r: &Report) {
         r.failures() - r.errors,
         r.max_send_lag_ms
     );
+    print_table(r);
+}
+
+/// The latency table by route, overall and by group, and the statuses: what `loadgen` prints
+/// after a run and `report` prints for a JTL file.
+pub(crate) fn print_table(r: &Report) {
     println!(
         "{:<14} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "route", "requests", "p50 ms", "p95 ms", "p99 ms", "p99.9 ms", "max ms"
@@ -492,18 +498,29 @@ fn print_summary(r: &Report) {
 }
 
 fn to_json(plan: &Plan, what: &str, r: &Report) -> serde_json::Value {
-    serde_json::json!({
+    let mut json = serde_json::json!({
         "target": plan.target,
         "load": what,
         "duration_s": plan.duration.as_secs_f64(),
         "requests": r.sent,
+        "max_send_lag_ms": r.max_send_lag_ms,
+    });
+    if let Some(m) = json.as_object_mut() {
+        m.extend(summary_json(r));
+    }
+    json
+}
+
+/// The fields `loadgen --json` and `report --json` share: responses, errors, failures and
+/// statuses, the rates, the overall percentiles, and the summaries by route and group.
+pub(crate) fn summary_json(r: &Report) -> serde_json::Map<String, serde_json::Value> {
+    let json = serde_json::json!({
         "responses": r.overall.requests,
         "errors": r.errors,
         "failures": r.failures(),
         "statuses": r.statuses.iter().map(|(c, n)| (c.to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
         "send_rps": r.send_rps,
         "achieved_rps": r.achieved_rps,
-        "max_send_lag_ms": r.max_send_lag_ms,
         "p50_ms": r.overall.p50_ms,
         "p95_ms": r.overall.p95_ms,
         "p99_ms": r.overall.p99_ms,
@@ -511,7 +528,11 @@ fn to_json(plan: &Plan, what: &str, r: &Report) -> serde_json::Value {
         "max_ms": r.overall.max_ms,
         "routes": r.routes,
         "groups": r.groups,
-    })
+    });
+    match json {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
 }
 
 #[cfg(test)]

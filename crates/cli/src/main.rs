@@ -15,7 +15,9 @@ mod keda;
 mod loadgen;
 mod plot;
 mod progress;
+mod report;
 mod simulate;
+mod top;
 
 /// mimalloc: the proxy allocates per request (headers, bodies, futures); glibc malloc cost ~10%
 /// of a proxied request's CPU in profiles, mimalloc about half of that (docs/benchmarks.md).
@@ -67,6 +69,10 @@ enum Command {
     Forecast(forecast::ForecastCommand),
     /// Send open-loop HTTP load (profiles, trace replay, routes mix) and report latency.
     Loadgen(loadgen::LoadgenArgs),
+    /// Read a JTL file (JMeter's or `loadgen --jtl`'s) into loadgen's summary table and plots.
+    Report(report::ReportArgs),
+    /// The control loops of a running serve or controller as a table refreshed in the terminal.
+    Top(top::TopArgs),
     /// Compare static, reactive (HPA) and predictive scaling on a replayed trace, in simulation.
     Experiment(experiment::ExperimentArgs),
     /// Export a training CSV (rate and feature columns) from Prometheus's history.
@@ -391,35 +397,50 @@ fn serve(args: ServeArgs) -> ExitCode {
             listener,
             admin,
             shutdown_signal(),
-            move |pools| {
+            move |pools, supervisor| {
                 #[cfg(feature = "kubernetes")]
                 for (k, pool) in kube_discovery.into_iter().zip(pools) {
                     if let Some(k) = k {
-                        foresight_kube::discovery::start(pool.clone(), k, drain_timeout);
+                        foresight_kube::discovery::start(
+                            pool.clone(),
+                            k,
+                            drain_timeout,
+                            supervisor,
+                        );
                     }
                 }
                 #[cfg(feature = "aws")]
                 for (d, pool) in aws_discovery.into_iter().zip(pools) {
                     if let Some(d) = d {
-                        foresight_aws::discovery::start(pool.clone(), d, drain_timeout);
+                        foresight_aws::discovery::start(pool.clone(), d, drain_timeout, supervisor);
                     }
                 }
-                // The loops run as long as the proxy (the process).
                 let mut handles = Vec::new();
                 for (c, pool) in controls.into_iter().zip(pools) {
                     if let Some(c) = c {
                         let name = pool.service().to_string();
                         let h = foresight_control::start(c, pool.clone(), drain_timeout)
                             .map_err(|e| anyhow::anyhow!("control loop of service {name}: {e}"))?;
-                        handles.push(h);
+                        handles.push((name, h));
                     }
                 }
                 if handles.is_empty() {
                     return Ok(None);
                 }
-                let router = foresight_control::routes(&handles.iter().collect::<Vec<_>>());
-                // Dropping a handle detaches its loop, which runs as long as the process.
-                drop(handles);
+                let router =
+                    foresight_control::routes(&handles.iter().map(|(_, h)| h).collect::<Vec<_>>());
+                // The supervisor owns the loops: at shutdown each stops, then its actuator
+                // drains and stops the instances it started.
+                for (name, h) in handles {
+                    supervisor.spawn_with(
+                        format!("control loop of {name}"),
+                        |cancelled| async move {
+                            cancelled.cancelled().await;
+                            h.shutdown().await;
+                            tracing::info!(service = %name, "control loop stopped");
+                        },
+                    );
+                }
                 Ok(Some(router))
             },
         )
@@ -527,7 +548,10 @@ fn main() -> ExitCode {
     };
     // The demo prints its own progress; the proxy's info logs would bury it.
     init_logging(
-        if matches!(cli.command, Command::Demo(_) | Command::Loadgen(_)) {
+        if matches!(
+            cli.command,
+            Command::Demo(_) | Command::Loadgen(_) | Command::Top(_)
+        ) {
             "warn"
         } else {
             "info"
@@ -556,5 +580,7 @@ fn main() -> ExitCode {
         Command::Generate(c) => generate::run(c),
         Command::History(a) => history::run(a),
         Command::Loadgen(a) => loadgen::run(a),
+        Command::Report(a) => report::run(a),
+        Command::Top(a) => top::run(a),
     }
 }

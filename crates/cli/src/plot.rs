@@ -43,15 +43,33 @@ fn panel<'a, 'b>(
     Ok(c)
 }
 
+/// The series' legend at `position`, in a `size`-point font on a light box: every plot's.
+fn legend<'a, 'b: 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
+    position: SeriesLabelPosition,
+    size: u32,
+) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", size))
+        .draw()?;
+    Ok(())
+}
+
 /// Latency CDFs (x: milliseconds, log scale; y: share of requests at or below) of several
-/// runs in one SVG.
+/// runs in one SVG, from histograms whose unit is `unit_ns` nanoseconds (1 for nanoseconds,
+/// 1000 for microseconds).
 pub fn latency_cdf(
     path: &Path,
     title: &str,
     series: &[(String, &Histogram<u64>)],
+    unit_ns: f64,
 ) -> anyhow::Result<()> {
     register_font();
-    let to_ms = |ns: u64| ns as f64 / 1e6;
+    let to_ms = |v: u64| v as f64 * unit_ns / 1e6;
     let nonempty: Vec<_> = series.iter().filter(|(_, h)| !h.is_empty()).collect();
     anyhow::ensure!(
         !nonempty.is_empty(),
@@ -96,13 +114,7 @@ pub fn latency_cdf(
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::LowerRight, 14)?;
     root.present()?;
     Ok(())
 }
@@ -174,13 +186,7 @@ pub fn forecast_vs_actual(
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight, 13)?;
     root.present()?;
     Ok(())
 }
@@ -265,12 +271,7 @@ pub fn frontiers(path: &Path, lines: &[Frontier], goal: f64) -> anyhow::Result<(
                 .map(|p| Circle::new((p.0, p.2.max(pmin)), 3, color.filled())),
         )?;
     }
-    a.configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()?;
+    legend(&mut a, SeriesLabelPosition::LowerRight, 13)?;
     root.present()?;
     Ok(())
 }
@@ -362,12 +363,7 @@ pub fn timeline(
             color.stroke_width(1),
         ))?;
     }
-    a.configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 12))
-        .draw()?;
+    legend(&mut a, SeriesLabelPosition::UpperRight, 12)?;
     root.present()?;
     Ok(())
 }
@@ -454,12 +450,7 @@ pub fn live_demo(
             color.stroke_width(2),
         ))?;
     }
-    a.configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 12))
-        .draw()?;
+    legend(&mut a, SeriesLabelPosition::UpperLeft, 12)?;
     root.present()?;
     Ok(())
 }
@@ -513,12 +504,75 @@ pub fn ratio_cdf(
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
     }
-    c.configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()?;
+    legend(&mut c, SeriesLabelPosition::LowerRight, 13)?;
+    root.present()?;
+    Ok(())
+}
+
+/// A JTL file over time: samples and failures per second (top), mean and longest response
+/// time per bin (bottom); x in seconds from the first bin.
+pub fn jtl_timeline(
+    path: &Path,
+    title: &str,
+    t: &foresight_loadgen::jtl::Timeline,
+) -> anyhow::Result<()> {
+    register_font();
+    anyhow::ensure!(
+        !t.bins.is_empty(),
+        "nothing to plot: the file has no sample"
+    );
+    let width_s = t.width_ms as f64 / 1000.0;
+    let xs = |i: usize| i as f64 * width_s;
+    let x_max = xs(t.bins.len()).max(width_s);
+    let rate: Vec<(f64, f64)> = (t.bins.iter().enumerate())
+        .map(|(i, b)| (xs(i), b.count as f64 / width_s))
+        .collect();
+    let failed: Vec<(f64, f64)> = (t.bins.iter().enumerate())
+        .map(|(i, b)| (xs(i), b.failed as f64 / width_s))
+        .collect();
+    let mean: Vec<(f64, f64)> = (t.bins.iter().enumerate())
+        .filter(|(_, b)| b.count > 0)
+        .map(|(i, b)| (xs(i), b.sum_ms as f64 / b.count as f64))
+        .collect();
+    let max: Vec<(f64, f64)> = (t.bins.iter().enumerate())
+        .filter(|(_, b)| b.count > 0)
+        .map(|(i, b)| (xs(i), b.max_ms as f64))
+        .collect();
+    let root = SVGBackend::new(path, (1100, 700)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (upper, lower) = root.split_vertically(350);
+    let x_desc = format!("seconds from the first sample ({width_s} s bins)");
+    let panels = [
+        (
+            &upper,
+            title,
+            20,
+            "samples per second",
+            [("samples", rate, BLUE), ("failed", failed, RED)],
+        ),
+        (
+            &lower,
+            "response time",
+            16,
+            "ms",
+            [("mean", mean, BLACK), ("longest", max, RED)],
+        ),
+    ];
+    for (area, caption, size, y_desc, lines) in panels {
+        let y_max = (lines.iter().flat_map(|l| l.1.iter()))
+            .map(|p| p.1)
+            .fold(1.0, f64::max)
+            * 1.05;
+        let mut c = panel(area, caption, size, (x_max, &x_desc), (y_max, y_desc))?;
+        for (name, line, color) in lines {
+            c.draw_series(LineSeries::new(line, color.stroke_width(2)))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        legend(&mut c, SeriesLabelPosition::UpperRight, 13)?;
+    }
     root.present()?;
     Ok(())
 }

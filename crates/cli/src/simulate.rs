@@ -123,7 +123,7 @@ pub fn run(args: SimulateArgs) -> ExitCode {
             .map(|(a, o)| (a.name().to_string(), &o.response_ns))
             .collect();
         let title = format!("{}: latency CDF", file.name);
-        if let Err(e) = crate::plot::latency_cdf(path, &title, &series) {
+        if let Err(e) = crate::plot::latency_cdf(path, &title, &series, 1.0) {
             return crate::failure(format!("cannot write {}: {e:#}", path.display()));
         }
         println!("wrote {}", path.display());

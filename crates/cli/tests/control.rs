@@ -181,3 +181,93 @@ actuator = "none"
     })
     .await;
 }
+
+/// `serve` owns its control loop: on SIGTERM it stops accepting, the loop stops, and its
+/// actuator drains and stops the instances it started (each logs `instance stopped`, which a
+/// process killed with its parent never does), before the process exits; no instance is
+/// left running.
+#[test]
+fn sigterm_stops_the_loop_and_its_instances_in_order() {
+    let dir = tempdir("control-sigterm");
+    let cfg = dir.join("foresight.toml");
+    // A seed no other test uses marks this test's instances among the machine's processes.
+    let marker = "--seed=7340291";
+    std::fs::write(
+        &cfg,
+        format!(
+            "[control]\ninterval = \"500ms\"\npolicy = \"hpa\"\nforecaster = \"none\"\nmin = 2\n\
+             max = 3\nactuator = \"process\"\nbackend_args = [\"{marker}\"]\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.join("serve.log");
+    let child = std::process::Command::new(BIN)
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // Killed if the test fails half-way.
+    let mut serve = Proc {
+        child,
+        info: Default::default(),
+    };
+    let instances = || {
+        let o = std::process::Command::new("pgrep")
+            .args(["-f", "--", marker])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).lines().count()
+    };
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .matches("instance ready")
+        .count()
+        < 2
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "two instances ready: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(instances(), 2);
+    let pid = serve.pid().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = serve.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "serve did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{status}: {text}");
+    assert_eq!(text.matches("instance stopped").count(), 2, "{text}");
+    let order = [
+        "shutting down",
+        "control loop stopped",
+        "background work stopped",
+    ];
+    let at: Vec<usize> = order
+        .iter()
+        .map(|m| text.find(m).unwrap_or_else(|| panic!("no `{m}`: {text}")))
+        .collect();
+    assert!(
+        at.windows(2).all(|w| w[0] < w[1]),
+        "{order:?} out of order: {text}"
+    );
+    assert_eq!(instances(), 0, "{text}");
+}

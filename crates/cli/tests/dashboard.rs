@@ -130,7 +130,11 @@ async fn the_dashboard_shows_the_loop_live_in_a_real_browser() {
         .any(|p| p["observed_rps"].as_f64() > Some(30.0)));
     assert!(points.iter().any(|p| p["expected_rps"].is_number()));
     assert_eq!(points.last().unwrap()["lead_s"], 3.0);
-    let t = points[points.len() - 3]["t"].as_f64().unwrap();
+    // Between two points: serde_json reads a float to within an ulp of what was written (it
+    // is built without `float_roundtrip`), so a point's own time may read as just below it.
+    let t = (points[points.len() - 3]["t"].as_f64().unwrap()
+        + points[points.len() - 2]["t"].as_f64().unwrap())
+        / 2.0;
     let r = get(&http, &format!("http://{admin}/control/history?since={t}")).await;
     let newer: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     let newer = newer["points"].as_array().unwrap();
@@ -141,6 +145,28 @@ async fn the_dashboard_shows_the_loop_live_in_a_real_browser() {
     )
     .await;
     assert_eq!(r.status, 400, "{}", r.body);
+
+    // The terminal view of the same JSON: a row with the load, the plan and the scale-out.
+    let o = run_for(
+        &["top", "--once", "--admin", &admin],
+        Duration::from_secs(20),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(
+        rows[0].starts_with("SERVICE") && rows[0].contains("LAST DECISION"),
+        "{table}"
+    );
+    assert!(
+        rows[1].starts_with("default") && rows[1].contains("hybrid"),
+        "{table}"
+    );
+    assert!(
+        rows[1].contains(" ago ") && rows[1].contains('→'),
+        "{table}"
+    );
 
     // The page in a real browser.
     let Some(bin) = chromium() else { return };
@@ -195,6 +221,26 @@ async fn with_a_token_the_page_loads_and_its_data_needs_the_token() {
         get(&http, &format!("http://{admin}/services")).await.status,
         401
     );
+    // `top` says what is missing, and reads with the token.
+    let o = run_for(
+        &["top", "--once", "--admin", &admin],
+        Duration::from_secs(20),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("FORESIGHT_ADMIN_TOKEN"), "{}", text(&o));
+    let o = std::process::Command::new(BIN)
+        .args(["top", "--once", "--admin", &format!("http://{admin}/")])
+        .env("FORESIGHT_ADMIN_TOKEN", "s3cret-token-for-the-dashboard")
+        .output()
+        .unwrap();
+    // No [control] here: a clear 404, past the guard.
+    assert!(
+        text(&o).contains("no control loop runs there"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&["top", "--admin", &admin, "--interval", "10ms"]);
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
 }
 
 /// The head of `GET /ui`, as lines `name: value`.

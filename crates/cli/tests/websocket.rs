@@ -226,3 +226,73 @@ async fn refusals_idle_sockets_and_drains() {
     assert_ne!(other, instance);
     echo(&mut ws, "elsewhere").await;
 }
+
+/// `load = "connections"`: the control loop forecasts and sizes for the open sockets, not the
+/// (few) requests: 40 idle sockets held open, 7 per instance at the default target
+/// (`capacity_rps = 10` connections at full utilisation, 70%), call for ⌈40 / 7⌉ = 6, so the
+/// pool scales out to its max, 4; `GET /control` reports the load in connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_with_load_connections_scales_on_open_sockets() {
+    const CONFIG: &str = r#"
+[health_check]
+interval = "500ms"
+
+[control]
+interval = "500ms"
+step = "1s"
+lead = "2s"
+load = "connections"
+policy = "hybrid"
+forecaster = "moving-average"
+capacity_rps = 10
+workers = 1000
+min = 1
+max = 4
+actuator = "process"
+"#;
+    let dir = tempdir("websocket-load");
+    let p = proxy(&dir, CONFIG, &[]);
+    let (admin, url) = (p.get("admin").to_string(), p.get("proxy").to_string());
+    let http = client();
+    let control = || async {
+        let r = get(&http, &format!("http://{admin}/control")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        serde_json::from_str::<serde_json::Value>(&r.body).unwrap()
+    };
+    eventually(Duration::from_secs(20), "one ready instance", || async {
+        control().await["ready"].as_u64() == Some(1)
+    })
+    .await;
+    assert_eq!(control().await["load_unit"], "connections");
+    let mut sockets = Vec::new();
+    for _ in 0..40 {
+        sockets.push(open(&url).await.0);
+    }
+    eventually(Duration::from_secs(20), "40 connections seen", || async {
+        // (The mean over the interval, carried as a whole count over its period.)
+        control().await["observed_rps"]
+            .as_f64()
+            .is_some_and(|c| (c - 40.0).abs() < 2.0)
+    })
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "a scale-out to the max",
+        || async {
+            let c = control().await;
+            c["desired"].as_u64() == Some(4)
+                && c["decisions"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(|d| d["to"].as_u64() == Some(4)))
+        },
+    )
+    .await;
+    // Few requests were made (the handshakes): a request-rate loop would not have moved.
+    for mut ws in sockets {
+        let _ = ws.close(None).await;
+    }
+    eventually(Duration::from_secs(20), "no connection seen", || async {
+        control().await["observed_rps"].as_f64() == Some(0.0)
+    })
+    .await;
+}

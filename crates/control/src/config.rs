@@ -12,6 +12,33 @@ use foresight_scale::{HpaConfig, PredictiveConfig};
 pub const DEFAULT_RATE_QUERY: &str =
     "sum(rate(foresight_client_requests_total{service=\"$service\"}[1m]))";
 
+/// `rate_query` by default with `load = "connections"`: the service's open WebSocket (switched)
+/// connections, summed over its instances.
+pub const DEFAULT_CONNECTIONS_QUERY: &str =
+    "sum(foresight_upgraded_connections{service=\"$service\"})";
+
+/// What the loop forecasts and sizes for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Load {
+    /// Client requests per second (a gRPC call is a request).
+    #[default]
+    Requests,
+    /// Open switched (WebSocket) connections, the mean over the interval: for services whose
+    /// clients hold a connection and send little on it. `capacity_rps` then reads as the
+    /// connections one instance holds at full utilisation.
+    Connections,
+}
+
+impl Load {
+    /// The unit of the load's figures in `GET /control` (`observed_rps`, `planned_rps`).
+    pub fn unit(self) -> &'static str {
+        match self {
+            Load::Requests => "req/s",
+            Load::Connections => "connections",
+        }
+    }
+}
+
 /// Which actuator turns counts into instances.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ActuatorKind {
@@ -73,7 +100,10 @@ pub struct ControlConfig {
     /// false (not a configuration key): there, a rate that cannot be read is no rate, and the
     /// loop holds instead of reading it as zero.
     pub sees_traffic: bool,
-    /// Requests per second one instance serves at full utilisation.
+    /// What the loop forecasts and sizes for.
+    pub load: Load,
+    /// Requests per second one instance serves at full utilisation (with `load =
+    /// "connections"`: the connections it holds).
     pub capacity_rps: f64,
     /// Requests one instance serves at once (for utilisation from in-flight counts).
     pub workers: u32,
@@ -170,6 +200,7 @@ impl Default for ControlConfig {
             max: 10,
             dry_run: false,
             sees_traffic: true,
+            load: Load::Requests,
             capacity_rps: 20.0,
             workers: 8,
             hpa_target: HpaConfig::default().target,
@@ -275,6 +306,7 @@ const KEYS: &[&str] = &[
     "min",
     "max",
     "dry_run",
+    "load",
     "capacity_rps",
     "workers",
     "hpa_target",
@@ -566,6 +598,11 @@ impl ControlConfig {
         if theta_down >= theta_up {
             return Err(invalid("theta_down", theta_down, "below control.theta_up"));
         }
+        let load = match r.string("load")?.as_deref() {
+            None | Some("requests") => Load::Requests,
+            Some("connections") => Load::Connections,
+            Some(other) => return Err(invalid("load", other, "requests or connections")),
+        };
         let metrics = match r.string("metrics")?.as_deref().unwrap_or("builtin") {
             "builtin" => MetricsSource::Builtin,
             "prometheus" => {
@@ -577,9 +614,13 @@ impl ControlConfig {
                 }
                 MetricsSource::Prometheus {
                     url,
-                    rate_query: r
-                        .string("rate_query")?
-                        .unwrap_or_else(|| DEFAULT_RATE_QUERY.into()),
+                    rate_query: r.string("rate_query")?.unwrap_or_else(|| {
+                        match load {
+                            Load::Requests => DEFAULT_RATE_QUERY,
+                            Load::Connections => DEFAULT_CONNECTIONS_QUERY,
+                        }
+                        .into()
+                    }),
                 }
             }
             other => return Err(invalid("metrics", other, "builtin or prometheus")),
@@ -665,6 +706,7 @@ impl ControlConfig {
             max,
             dry_run,
             sees_traffic: true,
+            load,
             capacity_rps: r.float("capacity_rps", d.capacity_rps, 1e-6, 1e9)?,
             workers: r.int("workers", d.workers as i64, 1, 1_000_000)? as u32,
             hpa_target: r.float("hpa_target", d.hpa_target, 0.01, 1.0)?,

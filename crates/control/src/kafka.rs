@@ -95,10 +95,18 @@ fn backoff(failures: u32) -> Duration {
     Duration::from_secs_f64((0.25 * 2f64.powi(failures.min(6) as i32)).min(5.0))
 }
 
-/// Publishes samples to a topic (partition 0) in the background.
+/// Publishes samples to a topic (partition 0) in the background, until dropped.
 pub struct Publisher {
     shared: Arc<Mutex<Shared>>,
     wake: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Publisher {
+    /// The background task ends with its owner (the control loop's meter).
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 impl Publisher {
@@ -106,8 +114,8 @@ impl Publisher {
     pub fn start(brokers: Vec<String>, topic: String) -> Publisher {
         let shared = Arc::new(Mutex::new(Shared::default()));
         let wake = Arc::new(Notify::new());
-        tokio::spawn(publish_loop(brokers, topic, shared.clone(), wake.clone()));
-        Publisher { shared, wake }
+        let task = tokio::spawn(publish_loop(brokers, topic, shared.clone(), wake.clone()));
+        Publisher { shared, wake, task }
     }
 
     /// Queues a sample (never blocks; drops the oldest when the buffer is full).
@@ -276,17 +284,26 @@ pub fn per_step(samples: &[Sample], step_s: f64, now: f64, recent: usize) -> Vec
     run
 }
 
-/// Consumes samples from a topic (partition 0, from the latest offset at start).
+/// Consumes samples from a topic (partition 0, from the latest offset at start), until
+/// dropped.
 pub struct Consumer {
     shared: Arc<Mutex<Shared>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Consumer {
+    /// The background task ends with its owner (the control loop's meter).
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 impl Consumer {
     /// Starts the background task.
     pub fn start(brokers: Vec<String>, topic: String) -> Consumer {
         let shared = Arc::new(Mutex::new(Shared::default()));
-        tokio::spawn(consume_loop(brokers, topic, shared.clone()));
-        Consumer { shared }
+        let task = tokio::spawn(consume_loop(brokers, topic, shared.clone()));
+        Consumer { shared, task }
     }
 
     /// Samples received since the last call.

@@ -57,7 +57,7 @@ mod warm;
 
 pub use admin::routes;
 pub use alerts::Alerts;
-pub use config::{ActuatorKind, ControlConfig, KafkaConfig, MetricsSource, MAX_FEATURES};
+pub use config::{ActuatorKind, ControlConfig, KafkaConfig, Load, MetricsSource, MAX_FEATURES};
 pub use features::{FeatureReader, FeatureReading};
 pub use foresight_autoscale::Learner;
 pub use foresight_autoscale::{ForecasterSpec, PolicySpec};
@@ -78,7 +78,11 @@ pub struct Status {
     pub actuator: String,
     /// Seconds since the loop started.
     pub uptime_s: f64,
-    /// Client requests per second over the last interval.
+    /// What the loop forecasts (`load`): `req/s`, or `connections` for open WebSocket
+    /// connections; the unit of `observed_rps`, `planned_rps` and the forecast.
+    pub load_unit: String,
+    /// Client requests per second over the last interval (with `load = "connections"`: the
+    /// mean of the open connections).
     pub observed_rps: f64,
     /// Mean utilisation of the ready instances over the last interval.
     pub utilisation: f64,
@@ -479,6 +483,7 @@ pub fn start_gated(
         service: pool.service().to_string(),
         policy: autoscaler.name(),
         actuator: actuator.as_ref().map_or("none".into(), |a| a.name()),
+        load_unit: c.load.unit().to_string(),
         warmup: warmup_status(&autoscaler, &warm_source(&c, &autoscaler)),
         per_instance_rps: c.capacity_rps * c.target,
         ..Status::default()

@@ -13,7 +13,7 @@ use foresight_autoscale::Sample;
 use foresight_proxy::Pool;
 
 use crate::{
-    Consumer, ControlConfig, FeatureReader, FeatureReading, KafkaConfig, KafkaStatus,
+    Consumer, ControlConfig, FeatureReader, FeatureReading, KafkaConfig, KafkaStatus, Load,
     MetricsSource, PromSource, Publisher, Scraper,
 };
 
@@ -42,6 +42,7 @@ pub struct Meter {
     interval: Duration,
     workers: u32,
     capacity_rps: f64,
+    load: Load,
     /// Remote rates above this are refused as broken metrics (see [`plausible`]).
     implausible_rps: f64,
     scrape_instances: bool,
@@ -92,6 +93,7 @@ impl Meter {
             interval: c.interval,
             workers: c.workers,
             capacity_rps: c.capacity_rps,
+            load: c.load,
             implausible_rps: implausible_rps(c.max, c.capacity_rps),
             scrape_instances: c.scrape_instances,
             sees_traffic: c.sees_traffic,
@@ -122,7 +124,7 @@ impl Meter {
             self.primed = true;
         }
         let sample_every = self.interval / 10;
-        let (mut busy_sum, mut samples) = (0.0, 0u32);
+        let (mut busy_sum, mut samples, mut open_sum) = (0.0, 0u32, 0u64);
         let (mut scraped_sum, mut scraped_samples, mut scraped_instances) = (0.0, 0u32, 0usize);
         let deadline = tokio::time::Instant::now() + self.interval;
         while tokio::time::Instant::now() + sample_every <= deadline {
@@ -130,6 +132,7 @@ impl Meter {
             let st = self.pool.status();
             let eligible = st.iter().filter(|b| b.eligible).count().max(1);
             let in_flight: u32 = st.iter().map(|b| b.in_flight).sum();
+            open_sum += self.pool.open_upgraded();
             if self.scrape_instances && samples.is_multiple_of(2) {
                 let addresses: Vec<String> = st
                     .iter()
@@ -153,10 +156,21 @@ impl Meter {
         let count = self.pool.client_requests();
         let mut arrivals = count.saturating_sub(self.last_count);
         self.last_count = count;
+        let mut source = "builtin".to_string();
+        if self.load == Load::Connections {
+            // The mean of the open connections seen, as a count over the period, so that the
+            // autoscaler's rate (count ÷ period) is that mean.
+            let open = if samples > 0 {
+                open_sum as f64 / f64::from(samples)
+            } else {
+                self.pool.open_upgraded() as f64
+            };
+            arrivals = (open * period).round() as u64;
+            source = "builtin (open connections)".into();
+        }
         let refused = self.pool.refused();
         let dropped = refused.saturating_sub(self.last_refused);
         self.last_refused = refused;
-        let mut source = "builtin".to_string();
         let mut degraded = false;
         // Whether the rate came from Prometheus or Kafka this interval.
         let mut remote = false;

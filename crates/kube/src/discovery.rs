@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use foresight_proxy::config::{KubePort, KubernetesDiscovery};
-use foresight_proxy::discovery::{follow, Endpoint, Target};
-use foresight_proxy::Pool;
+use foresight_proxy::discovery::{follow_from, Endpoint, Target};
+use foresight_proxy::{Pool, Supervisor};
 use futures::StreamExt;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
@@ -141,17 +141,21 @@ async fn client(d: &KubernetesDiscovery) -> Result<(kube::Client, String), Strin
 }
 
 /// Starts keeping `pool` at the endpoints of `d`'s Service: the client, the watch and the
-/// pool's follower run as tasks for as long as the runtime. A client that cannot be built
-/// (no configuration yet) is logged and tried again every 10 s.
-pub fn start(pool: Arc<Pool>, d: KubernetesDiscovery, drain_timeout: Duration) {
-    let (tx, rx) = watch::channel(None);
+/// pool's follower run as `supervisor`'s tasks until it shuts down. A client that cannot be
+/// built (no configuration yet) is logged and tried again every 10 s.
+pub fn start(
+    pool: Arc<Pool>,
+    d: KubernetesDiscovery,
+    drain_timeout: Duration,
+    supervisor: &Supervisor,
+) {
     let target = Target {
         tls: d.tls,
         weight: d.weight,
     };
+    let tx = follow_from(&pool, target, drain_timeout, supervisor);
     let service = pool.service().to_string();
-    tokio::spawn(follow(pool, rx, target, drain_timeout));
-    tokio::spawn(async move {
+    supervisor.spawn(format!("kubernetes discovery of {service}"), async move {
         let (client, namespace) = loop {
             match client(&d).await {
                 Ok(c) => break c,

@@ -1,8 +1,15 @@
 //! Per-request results in JMeter's JTL CSV layout (the default `jmeter.save.saveservice`
 //! columns), so tools that read JMeter results (its HTML dashboard generator, Taurus,
-//! JMeter plugins, spreadsheets) read ours.
+//! JMeter plugins, spreadsheets) read ours; and the reading of JTL files, JMeter's and
+//! ours, into the summary `loadgen` prints ([`Reader`], [`Tally`]).
 
 use std::io::Write;
+
+mod read;
+mod tally;
+
+pub use read::{Reader, Record, MAX_LINE_BYTES};
+pub use tally::{Bin, Tally, Timeline, MAX_BINS, MAX_LABELS, OTHER};
 
 use crate::{Plan, Sample};
 

@@ -9,7 +9,7 @@
 //! replay), with evenly spaced or Poisson (seeded) arrivals. A second mode, [`Mode::Max`], is
 //! closed loop on purpose: `connections` workers send back to back, to find a server's
 //! capacity (what `wrk` does). Per-request samples can be written as JMeter JTL CSV
-//! ([`jtl::JtlWriter`]).
+//! ([`jtl::JtlWriter`]), and JTL files (JMeter's too) read back into the same summary ([`jtl::Tally`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -370,6 +370,12 @@ pub mod defaults {
     pub const MAX_EJECTION_PERCENT: u32 = 50;
     /// `retries.attempts`
     pub const RETRIES: u32 = 1;
+    /// `h2_max_streams`: below the streams common servers allow on one connection (NGINX
+    /// 128, hyper 200, Go 250), so that the proxy opens another connection before the
+    /// instance makes streams wait.
+    pub const H2_MAX_STREAMS: u32 = 100;
+    /// HTTP/2 connections to one instance at most, however many streams are in flight.
+    pub const H2_MAX_CONNECTIONS: usize = 8;
     /// `retries.budget_ratio` (Linkerd's)
     pub const BUDGET_RATIO: f64 = 0.2;
     /// `retries.budget_min_per_second` (Linkerd's)

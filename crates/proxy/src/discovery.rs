@@ -98,6 +98,23 @@ pub(crate) fn changes(
     out
 }
 
+/// Starts keeping `pool` at the sets a discovery source publishes ([`follow`]), as
+/// `supervisor`'s task; returns the sender the source publishes on. Every source (DNS,
+/// Kubernetes EndpointSlices, an EC2 Auto Scaling group) starts this way.
+pub fn follow_from(
+    pool: &Arc<Pool>,
+    target: Target,
+    drain_timeout: Duration,
+    supervisor: &crate::Supervisor,
+) -> watch::Sender<Option<Vec<Endpoint>>> {
+    let (tx, rx) = watch::channel(None);
+    supervisor.spawn(
+        format!("pool updates of {}", pool.service()),
+        follow(pool.clone(), rx, target, drain_timeout),
+    );
+    tx
+}
+
 /// Keeps `pool` at what `updates` publishes (`None` until the source's first answer) until
 /// the sender is dropped.
 pub async fn follow(

@@ -539,7 +539,10 @@ impl Forwarder {
             };
             let backend = flight.backend.clone();
             let left = budget.saturating_sub(arrived.elapsed());
-            let sent = backend.upstream.send_h2(&parts, &mut body, left).await;
+            let sent = backend
+                .upstream
+                .send_h2(&parts, &mut body, left, backend.load.in_flight())
+                .await;
             match sent {
                 Ok(resp) => {
                     let at = Instant::now();
@@ -589,6 +592,9 @@ impl Forwarder {
                 Err(e) => {
                     let connect = e.is_connect();
                     let timeout = e.is_timeout();
+                    // Not processed (a refused stream, a graceful GOAWAY): sent again when the
+                    // body can be, whatever the method.
+                    let refused = e.is_refused() && (bodiless || again.is_some());
                     self.pool.record_outcome(&backend, false);
                     self.count_error(
                         &backend,
@@ -601,7 +607,13 @@ impl Forwarder {
                         },
                     );
                     drop(flight);
-                    if connect && attempt < self.retry.attempts && self.withdraw(Instant::now()) {
+                    if (connect || refused)
+                        && attempt < self.retry.attempts
+                        && self.withdraw(Instant::now())
+                    {
+                        if refused {
+                            body = again.as_ref().and_then(|b| b.again());
+                        }
                         attempt += 1;
                         self.pool.metrics.retries.inc();
                         tried.push(backend);

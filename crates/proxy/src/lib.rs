@@ -50,6 +50,7 @@ mod replay;
 mod retry_budget;
 pub mod route;
 mod stream;
+pub mod supervisor;
 mod tunnel;
 mod ui;
 mod upstream;
@@ -64,6 +65,7 @@ pub use config::{ConfigError, ProxyConfig};
 pub use metrics::{ControlMetrics, ControllerMetrics};
 pub use pool::{BackendStatus, Clock, DrainReport, Pool};
 pub use reload::Loader;
+pub use supervisor::Supervisor;
 
 /// How often ended ejections are noticed and their instances returned to rotation.
 const TICK: Duration = Duration::from_millis(100);
@@ -105,18 +107,19 @@ pub async fn run(
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    run_with(config, listener, admin, shutdown, |_| Ok(None)).await
+    run_with(config, listener, admin, shutdown, |_, _| Ok(None)).await
 }
 
 /// [`run`], with `extend` called once the pools exist (one per service, in the
-/// configuration's order): it may start work that uses them (the control loops) and return
-/// extra admin API routes, merged into the admin router.
+/// configuration's order): it may start work that uses them (the control loops), spawned
+/// through the [`Supervisor`] it is given so that shutdown waits for it, and return extra
+/// admin API routes, merged into the admin router.
 pub async fn run_with(
     config: ProxyConfig,
     listener: TcpListener,
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    extend: impl FnOnce(&[Arc<Pool>]) -> anyhow::Result<Option<axum::Router>>,
+    extend: impl FnOnce(&[Arc<Pool>], &Supervisor) -> anyhow::Result<Option<axum::Router>>,
 ) -> anyhow::Result<()> {
     run_reloadable(config, None, listener, admin, shutdown, extend).await
 }
@@ -129,7 +132,7 @@ pub async fn run_reloadable(
     listener: TcpListener,
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    extend: impl FnOnce(&[Arc<Pool>]) -> anyhow::Result<Option<axum::Router>>,
+    extend: impl FnOnce(&[Arc<Pool>], &Supervisor) -> anyhow::Result<Option<axum::Router>>,
 ) -> anyhow::Result<()> {
     for w in &config.warnings {
         tracing::warn!("configuration: {w}");
@@ -144,8 +147,12 @@ pub async fn run_reloadable(
         }
         pools.push(pool);
     }
+    // Every background task from here on is the supervisor's: at shutdown, once the
+    // listener has stopped accepting and its connections have drained, it cancels them and
+    // waits for them within `drain_timeout` (a control loop stops its instances then).
+    let supervisor = Supervisor::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
+    supervisor.spawn("shutdown signal", async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
@@ -168,30 +175,22 @@ pub async fn run_reloadable(
     };
     for (service, pool) in config.services.iter().zip(&pools) {
         if let Some(config::Discovery::Dns(d)) = &service.discovery {
-            let (tx, rx) = tokio::sync::watch::channel(None);
             let target = discovery::Target {
                 tls: d.tls,
                 weight: d.weight,
             };
+            let tx = discovery::follow_from(pool, target, config.drain_timeout, &supervisor);
             let own: Vec<std::net::SocketAddr> = [listener.local_addr(), admin.local_addr()]
                 .into_iter()
                 .flatten()
                 .collect();
-            tokio::spawn(discovery::dns::resolve(
-                service.name.clone(),
-                d.clone(),
-                own,
-                tx,
-            ));
-            tokio::spawn(discovery::follow(
-                pool.clone(),
-                rx,
-                target,
-                config.drain_timeout,
-            ));
+            supervisor.spawn(
+                format!("dns discovery of {}", service.name),
+                discovery::dns::resolve(service.name.clone(), d.clone(), own, tx),
+            );
         }
     }
-    let extra = extend(&pools)?;
+    let extra = extend(&pools, &supervisor)?;
     let options = foresight_http::ServerOptions {
         idle_timeout: config.timeouts.client_idle,
         header_timeout: config.timeouts.client_header,
@@ -206,9 +205,9 @@ pub async fn run_reloadable(
         config, pools, metrics, clock, log, loader,
     ));
 
-    let ticker = {
+    {
         let pools = live.pools.clone();
-        tokio::spawn(async move {
+        supervisor.spawn("pool clock", async move {
             let mut t = tokio::time::interval(TICK);
             loop {
                 t.tick().await;
@@ -216,9 +215,11 @@ pub async fn run_reloadable(
                     pool.tick();
                 }
             }
-        })
-    };
-    let hangups = reloadable.then(|| tokio::spawn(reload_on_hangup(live.clone())));
+        });
+    }
+    if reloadable {
+        supervisor.spawn("reload on SIGHUP", reload_on_hangup(live.clone()));
+    }
 
     let mut admin_router =
         admin::router(live.pools.clone(), drain_timeout).merge(admin::reload_routes(live.clone()));
@@ -241,9 +242,9 @@ pub async fn run_reloadable(
         stopped(stop_rx),
     )
     .await;
-    ticker.abort();
-    if let Some(h) = hangups {
-        h.abort();
+    let left = supervisor.shutdown(drain_timeout).await;
+    if left.is_empty() {
+        tracing::info!("background work stopped");
     }
     let _ = admin_task.await;
     Ok(())

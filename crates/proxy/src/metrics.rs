@@ -151,6 +151,9 @@ pub(crate) struct ServiceMetrics {
     /// Requests answered 503 by the concurrency limit.
     pub shed: Counter,
     pub client_requests: Counter,
+    /// Switched (WebSocket) connections open to any of its instances: the load a control loop
+    /// with `load = "connections"` forecasts. Not exported (the per-instance gauge is).
+    pub upgraded_open: Gauge,
     pub control: ControlMetrics,
 }
 
@@ -415,6 +418,7 @@ impl ProxyMetrics {
             rate_limited: self.rate_limited.get_or_create(&l).clone(),
             shed: self.shed.get_or_create(&l).clone(),
             client_requests: self.client_requests.get_or_create(&l).clone(),
+            upgraded_open: Gauge::default(),
             control: ControlMetrics {
                 desired: c.desired.get_or_create(&l).clone(),
                 ready: c.ready.get_or_create(&l).clone(),
@@ -450,6 +454,7 @@ impl ServiceMetrics {
             in_flight: f.in_flight.get_or_create(&label).clone(),
             upgrades: f.upgrades.clone(),
             upgraded_open: f.upgraded_open.clone(),
+            service_upgraded_open: self.upgraded_open.clone(),
             grpc: f.grpc.clone(),
             codes: (0..CODES).map(|_| OnceLock::new()).collect(),
             requests: f.requests.clone(),
@@ -512,6 +517,8 @@ pub(crate) struct BackendMetrics {
     /// Created at the first upgrade only: most services never switch protocols.
     upgrades: Family<BackendLabel, Counter>,
     upgraded_open: Family<BackendLabel, Gauge>,
+    /// The service's count of the same.
+    service_upgraded_open: Gauge,
     grpc: Family<BackendGrpc, Counter>,
     codes: Box<[OnceLock<Counter>]>,
     requests: Family<BackendCode, Counter>,
@@ -539,7 +546,8 @@ impl BackendMetrics {
         self.upgrades.get_or_create(&self.label).inc();
         let open = self.upgraded_open.get_or_create(&self.label).clone();
         open.inc();
-        UpgradedGuard(open)
+        self.service_upgraded_open.inc();
+        UpgradedGuard([open, self.service_upgraded_open.clone()])
     }
 
     pub fn count(&self, code: u16) {
@@ -560,10 +568,13 @@ impl BackendMetrics {
 }
 
 /// An open switched connection in `foresight_upgraded_connections`.
-pub(crate) struct UpgradedGuard(Gauge);
+/// An open switched connection in `foresight_upgraded_connections` and in its service's count.
+pub(crate) struct UpgradedGuard([Gauge; 2]);
 
 impl Drop for UpgradedGuard {
     fn drop(&mut self) {
-        self.0.dec();
+        for g in &self.0 {
+            g.dec();
+        }
     }
 }

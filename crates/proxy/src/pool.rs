@@ -209,6 +209,7 @@ pub struct Pool {
     /// TLS to `https://` instances (`None`: the system's roots, loaded on first use).
     /// What its instances speak.
     protocol: crate::config::UpstreamProtocol,
+    h2_max_streams: u32,
     upstream_tls: Option<UpstreamTls>,
     clock: Clock,
     timeouts: Timeouts,
@@ -238,6 +239,7 @@ impl Pool {
             health: service.health_check.clone(),
             upstream_tls: service.upstream_tls.clone(),
             protocol: service.protocol,
+            h2_max_streams: service.h2_max_streams,
             clock,
             timeouts: service.timeouts,
             metrics: metrics.for_service(&service.name),
@@ -330,7 +332,7 @@ impl Pool {
                     self.deadlines.clone(),
                     tls,
                 )
-                .speaking(self.protocol),
+                .speaking(self.protocol, self.h2_max_streams),
                 log_name: Arc::from(spec.address.as_str()),
                 address: spec.address,
                 identity: spec.key,
@@ -415,6 +417,7 @@ impl Pool {
             && self.outlier == other.outlier
             && self.upstream_tls == other.upstream_tls
             && self.protocol == other.protocol
+            && self.h2_max_streams == other.h2_max_streams
             && self.timeouts.connect == other.timeouts.connect
             && self.timeouts.upstream_idle == other.timeouts.upstream_idle
     }
@@ -468,6 +471,11 @@ impl Pool {
     /// Requests received from clients since start (all of them, served or not).
     pub fn client_requests(&self) -> u64 {
         self.metrics.client_requests.get()
+    }
+
+    /// Switched (WebSocket) connections open now, to any instance.
+    pub fn open_upgraded(&self) -> u64 {
+        self.metrics.upgraded_open.get().max(0) as u64
     }
 
     /// Requests answered 503 since start (by an instance or for lack of an eligible one).

@@ -40,12 +40,24 @@ pub enum UpstreamError {
     /// An HTTP/2 stream to the instance failed (reset, GOAWAY, a protocol error).
     #[error("HTTP/2 to the instance: {0}")]
     H2(String),
+    /// The instance did not process the request (RFC 9113 §8.7): it refused the stream
+    /// (`REFUSED_STREAM`), the stream was above a graceful GOAWAY's last one, or the
+    /// connection was closing before the request went out. Safe to send again, whatever the
+    /// method.
+    #[error("HTTP/2 to the instance, not processed: {0}")]
+    H2Refused(String),
 }
 
 impl UpstreamError {
     /// Whether nothing of the request reached the instance.
     pub fn is_connect(&self) -> bool {
         matches!(self, UpstreamError::Connect(..))
+    }
+
+    /// Whether the instance did not process the request (an HTTP/2 stream refused or above a
+    /// graceful GOAWAY), so that it may go to another instance whatever its method.
+    pub fn is_refused(&self) -> bool {
+        matches!(self, UpstreamError::H2Refused(..))
     }
 
     /// Whether the request timed out (waiting for the instance, or for the client's body).
@@ -75,24 +87,43 @@ pub struct Upstream {
     deadlines: Arc<Deadlines>,
     /// For `https://`: the connector and the name to verify.
     tls: Option<(TlsConnector, ServerNameOwned<'static>)>,
-    /// For an `h2c` or `h2` service: its one multiplexed connection, made at the first
-    /// request and again after it closes (`None` for HTTP/1.1).
+    /// For an `h2c` or `h2` service: its multiplexed connections, the first made at the
+    /// first request, more while the streams in flight exceed `h2_max_streams` per
+    /// connection, each replaced after it closes (`None` for HTTP/1.1).
     h2: Option<H2Slot>,
 }
 
-/// An instance's HTTP/2 connection: the open one, read (and cloned) under a plain mutex on
-/// every request; connecting is serialised by the async one, so that a burst of requests to
-/// a new instance makes one connection.
+/// An instance's HTTP/2 connections: the open ones, read (and a sender cloned) under a plain
+/// mutex on every request; connecting is serialised by the async one, so that a burst of
+/// requests to a new instance makes one connection.
 #[derive(Default)]
 struct H2Slot {
-    open: Mutex<Option<H2Sender>>,
+    open: Mutex<Vec<H2Sender>>,
     connecting: tokio::sync::Mutex<()>,
+    /// Streams one connection carries before another is opened.
+    max_streams: u32,
+    /// Turns among the connections in use.
+    next: std::sync::atomic::AtomicUsize,
 }
 
 impl H2Slot {
-    fn current(&self) -> Option<H2Sender> {
-        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        open.as_ref().filter(|s| !s.is_closed()).cloned()
+    /// Connections wanted for `in_flight` streams (this request's included): one per
+    /// `max_streams`, at most [`crate::config::defaults::H2_MAX_CONNECTIONS`].
+    fn wanted(&self, in_flight: u32) -> usize {
+        (in_flight.max(1).div_ceil(self.max_streams.max(1)) as usize)
+            .min(crate::config::defaults::H2_MAX_CONNECTIONS)
+    }
+
+    /// A sender on one of the first `wanted` open connections, in turn, if that many are
+    /// open (closed ones are dropped first).
+    fn current(&self, wanted: usize) -> Option<H2Sender> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.retain(|s| !s.is_closed());
+        if open.len() < wanted {
+            return None;
+        }
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % wanted;
+        Some(open[i].clone())
     }
 }
 
@@ -151,8 +182,15 @@ impl Upstream {
     }
 
     /// The same instance spoken to in `protocol`.
-    pub(crate) fn speaking(mut self, protocol: crate::config::UpstreamProtocol) -> Self {
-        self.h2 = protocol.is_h2().then(H2Slot::default);
+    pub(crate) fn speaking(
+        mut self,
+        protocol: crate::config::UpstreamProtocol,
+        h2_max_streams: u32,
+    ) -> Self {
+        self.h2 = protocol.is_h2().then(|| H2Slot {
+            max_streams: h2_max_streams,
+            ..H2Slot::default()
+        });
         self
     }
 
@@ -161,17 +199,19 @@ impl Upstream {
         self.h2.is_some()
     }
 
-    /// The instance's HTTP/2 connection, ready for a new stream: the open one, or a new one
-    /// (a connect, for `h2` the TLS handshake agreeing on `h2` by ALPN, and the HTTP/2
-    /// handshake, all within the connect timeout). A connection the instance closed (GOAWAY,
-    /// a reset) is replaced at the next request.
-    async fn h2_sender(&self) -> Result<H2Sender, UpstreamError> {
+    /// An HTTP/2 connection to the instance for a new stream, with `in_flight` streams to
+    /// it (this one included): one of the open ones, or a new one when fewer are open than
+    /// those streams need (a connect, for `h2` the TLS handshake agreeing on `h2` by ALPN,
+    /// and the HTTP/2 handshake, all within the connect timeout). A connection the instance
+    /// closed (GOAWAY, a reset) is replaced at the next request.
+    async fn h2_sender(&self, in_flight: u32) -> Result<H2Sender, UpstreamError> {
         let slot = self.h2.as_ref().expect("an HTTP/2 upstream");
-        if let Some(s) = slot.current() {
+        let wanted = slot.wanted(in_flight);
+        if let Some(s) = slot.current(wanted) {
             return Ok(s);
         }
         let _connecting = slot.connecting.lock().await;
-        if let Some(s) = slot.current() {
+        if let Some(s) = slot.current(wanted) {
             // Another request connected meanwhile.
             return Ok(s);
         }
@@ -203,7 +243,10 @@ impl Upstream {
                 )))
             }
         };
-        *slot.open.lock().unwrap_or_else(|p| p.into_inner()) = Some(sender.clone());
+        slot.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(sender.clone());
         Ok(sender)
     }
 
@@ -211,15 +254,18 @@ impl Upstream {
     /// before `deadline` (the body, trailers included, streams as the client reads it). The
     /// request goes in absolute form (`:scheme`, `:authority`); its body, trailers included,
     /// streams as the instance reads it.
+    /// `in_flight`: the streams to this instance, this one included (more connections are
+    /// opened past `h2_max_streams` each).
     pub async fn send_h2(
         &self,
         parts: &Parts,
         body: &mut Option<H2Body>,
         deadline: Duration,
+        in_flight: u32,
     ) -> Result<Response<Incoming>, UpstreamError> {
         // The body stays with the caller until a connection is there: a refused connect can
         // be tried on another instance, body and all.
-        let sender = self.h2_sender().await?;
+        let sender = self.h2_sender(in_flight).await?;
         let mut req = http::Request::new(body.take().unwrap_or_default());
         *req.method_mut() = parts.method.clone();
         *req.uri_mut() = http::Uri::builder()
@@ -245,7 +291,7 @@ impl Upstream {
         body: bytes::Bytes,
         deadline: Duration,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let sender = self.h2_sender().await?;
+        let sender = self.h2_sender(1).await?;
         let mut req = http::Request::new(H2Body::whole(body));
         *req.method_mut() = method;
         *req.uri_mut() = http::Uri::builder()
@@ -275,14 +321,18 @@ impl Upstream {
         deadline: Duration,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let exchange = async {
+            // A connection that cannot take a stream any more: nothing went out.
             sender
                 .ready()
                 .await
-                .map_err(|e| UpstreamError::H2(e.to_string()))?;
-            sender
-                .send_request(req)
-                .await
-                .map_err(|e| UpstreamError::H2(e.to_string()))
+                .map_err(|e| UpstreamError::H2Refused(e.to_string()))?;
+            sender.send_request(req).await.map_err(|e| {
+                if unprocessed(&e) {
+                    UpstreamError::H2Refused(e.to_string())
+                } else {
+                    UpstreamError::H2(e.to_string())
+                }
+            })
         };
         match tokio::time::timeout(deadline, exchange).await {
             Ok(r) => r,
@@ -407,6 +457,27 @@ impl Upstream {
             }
         }
     }
+}
+
+/// Whether an HTTP/2 exchange's failure says the instance did not process the request: it
+/// was still queued in hyper when the connection closed (canceled), its stream was refused
+/// (`REFUSED_STREAM`), or failed by a graceful GOAWAY (`NO_ERROR`), which h2 reports only for
+/// the streams above the GOAWAY's last stream id; an error GOAWAY fails every stream,
+/// processed or not, so it does not count.
+fn unprocessed(e: &hyper::Error) -> bool {
+    // Still in hyper's queue when the connection closed (a GOAWAY ended it): never sent.
+    if e.is_canceled() {
+        return true;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<h2::Error>() {
+            return h.reason() == Some(h2::Reason::REFUSED_STREAM)
+                || (h.is_go_away() && h.reason() == Some(h2::Reason::NO_ERROR));
+        }
+        source = s.source();
+    }
+    false
 }
 
 #[cfg(test)]

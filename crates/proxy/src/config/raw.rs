@@ -76,6 +76,9 @@ pub struct RawConfig {
     pub upstream_tls: RawUpstreamTls,
     /// How the (top-level) service talks to its instances; services inherit it.
     pub protocol: Option<String>,
+    /// Streams on one HTTP/2 connection to an instance before another is opened; services
+    /// inherit it.
+    pub h2_max_streams: Option<i64>,
 }
 
 /// `[tls]`, as written.

@@ -48,6 +48,8 @@ pub struct RawService {
     pub upstream_tls: Option<RawUpstreamTls>,
     /// How it talks to its instances: `http1` (the default), `h2c` or `h2` (over TLS).
     pub protocol: Option<String>,
+    /// Streams on one HTTP/2 connection to an instance before another is opened.
+    pub h2_max_streams: Option<i64>,
     #[allow(missing_docs)]
     #[serde(default)]
     pub backends: Vec<RawBackend>,
@@ -106,6 +108,9 @@ pub struct ServiceConfig {
     pub upstream_tls: Option<UpstreamTls>,
     /// How it talks to its instances.
     pub protocol: UpstreamProtocol,
+    /// Over HTTP/2: the streams one connection to an instance carries before another is
+    /// opened (at most [`crate::config::defaults::H2_MAX_CONNECTIONS`] per instance).
+    pub h2_max_streams: u32,
     /// The initial instances.
     pub backends: Vec<BackendSpec>,
     /// Where the instances come from instead, if discovered.
@@ -184,6 +189,7 @@ struct Sections<'a> {
     circuit_breaker: &'a RawCircuitBreaker,
     upstream_tls: &'a RawUpstreamTls,
     protocol: Option<&'a str>,
+    h2_max_streams: Option<i64>,
     backends: &'a [RawBackend],
     discovery: Option<&'a RawDiscovery>,
 }
@@ -653,8 +659,16 @@ fn service(
             _ => {}
         }
     }
+    let h2_max_streams = count(
+        &k("h2_max_streams"),
+        s.h2_max_streams,
+        defaults::H2_MAX_STREAMS,
+        1,
+        100_000,
+    )?;
     Ok(ServiceConfig {
         protocol,
+        h2_max_streams,
         upstream_tls,
         rate_limit,
         max_requests,
@@ -701,6 +715,7 @@ pub(super) fn resolve(raw: &RawConfig) -> Result<Resolved, ConfigError> {
         circuit_breaker: &raw.circuit_breaker,
         upstream_tls: &raw.upstream_tls,
         protocol: raw.protocol.as_deref(),
+        h2_max_streams: raw.h2_max_streams,
         backends: &raw.backends,
         discovery: raw.discovery.as_ref(),
     };
@@ -825,6 +840,7 @@ pub(super) fn resolve(raw: &RawConfig) -> Result<Resolved, ConfigError> {
             outlier: &outlier,
             retries: &retries,
             protocol: rs.protocol.as_deref().or(raw.protocol.as_deref()),
+            h2_max_streams: rs.h2_max_streams.or(raw.h2_max_streams),
             backends: &rs.backends,
             discovery: rs.discovery.as_ref(),
         };

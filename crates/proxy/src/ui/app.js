@@ -96,21 +96,23 @@ function serviceView(name, st, hist, pool) {
     out.push(poolView(pool));
     return out;
   }
+  // What the loop forecasts: requests per second, or open WebSocket connections.
+  const unit = st.load_unit || "req/s";
   out.push(el("div", { class: "meta" },
     `${st.policy} · forecaster ${st.forecaster} · ${st.trusted ? "trusted" : "not trusted"} · ` +
-    `observed ${fmt(st.observed_rps)} req/s · planned ${fmt(st.planned_rps)} req/s · ` +
+    `observed ${fmt(st.observed_rps)} ${unit} · planned ${fmt(st.planned_rps)} ${unit} · ` +
     `${st.ready} ready, ${st.starting} starting, ${st.desired} wanted · ` +
-    `${fmt(st.per_instance_rps)} req/s per instance`));
+    `${fmt(st.per_instance_rps)} ${unit} per instance`));
   const points = hist ? hist.points : [];
   const decisions = st.decisions || [];
   const started = Date.now() / 1000 - st.uptime_s;
   out.push(el("div", { class: "charts" },
-    loadChart(points, st.per_instance_rps, decisions, started),
+    loadChart(points, st.per_instance_rps, decisions, started, unit),
     instanceChart(points)));
   out.push(legend());
   out.push(el("div", { class: "cols" },
     el("div", {}, el("h3", {}, "Decisions"), decisionsView(decisions, started)),
-    el("div", {}, el("h3", {}, "Forecast quality (window)"), qualityView(points, st.planned_quantile),
+    el("div", {}, el("h3", {}, "Forecast quality (window)"), qualityView(points, st.planned_quantile, unit),
       el("h3", {}, "Alerts"), alertsView(st.alerts)),
     el("div", {}, el("h3", {}, "Pool"), poolView(pool))));
   return out;
@@ -159,7 +161,7 @@ function axes(svg, sc, t0, t1, ymax, w, h, unit) {
   svg.append(el("svg:text", { x: sc.m.l + 4, y: 14 }, unit));
 }
 
-function loadChart(points, perInstance, decisions, started) {
+function loadChart(points, perInstance, decisions, started, unit) {
   const w = 720, h = 220;
   const svg = el("svg:svg", { class: "chart load", viewBox: `0 0 ${w} ${h}`, role: "img" });
   if (points.length < 2) {
@@ -172,7 +174,7 @@ function loadChart(points, perInstance, decisions, started) {
   const ymax = 1.1 * Math.max(1, ...points.map((p) => Math.max(p.observed_rps, p.planned_rps || 0,
     p.expected_rps || 0, (p.ready + p.starting) * perInstance)));
   const sc = scales(t0, t1, ymax, w, h);
-  axes(svg, sc, t0, t1, ymax, w, h, "req/s");
+  axes(svg, sc, t0, t1, ymax, w, h, unit);
   // The band: between the expected and the planned rate, each drawn where it applies (t + lead).
   const fc = points.filter((p) => p.expected_rps !== null && p.planned_rps !== null);
   if (fc.length > 1) {
@@ -219,7 +221,7 @@ function decisionsView(decisions, started) {
 
 // Forecast quality over the window: each point's forecast for t + lead against what was
 // observed then; the persistence baseline (the rate at t for t + lead) beside it.
-function qualityView(points, q) {
+function qualityView(points, q, unit) {
   const byTime = points.map((p) => p.t);
   const at = (t) => {
     let lo = 0, hi = byTime.length - 1;
@@ -246,8 +248,8 @@ function qualityView(points, q) {
   const mae = ae / n, base = aeBase / n;
   return el("table", { class: "quality" },
     el("tr", {}, el("td", {}, "forecasts come due"), el("td", {}, n)),
-    el("tr", {}, el("td", {}, "MAE (median)"), el("td", {}, fmt(mae, 2) + " req/s")),
-    el("tr", {}, el("td", {}, "MAE of persistence"), el("td", {}, fmt(base, 2) + " req/s")),
+    el("tr", {}, el("td", {}, "MAE (median)"), el("td", {}, fmt(mae, 2) + " " + unit)),
+    el("tr", {}, el("td", {}, "MAE of persistence"), el("td", {}, fmt(base, 2) + " " + unit)),
     el("tr", {}, el("td", {}, "vs persistence"),
       el("td", { class: mae <= base ? "good" : "bad" }, fmt(base > 0 ? mae / base : NaN, 2) + "×")),
     el("tr", {}, el("td", {}, `coverage of the plan (q ${fmt(q, 2)})`), el("td", {}, fmt(100 * covered / n, 1) + "%")),
