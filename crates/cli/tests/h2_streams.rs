@@ -2,7 +2,8 @@
 //! connection, the proxy opens another (up to 8), rather than leave requests waiting behind
 //! the instance's own stream limit. The instance here is h2's server allowing 2 streams per
 //! connection and holding each for 300 ms; 6 requests at once reach it on more than one
-//! connection, more than 2 at a time.
+//! connection, more than 2 at a time. When the load falls, the extra connections are let go
+//! after `timeouts.upstream_idle` without a new stream.
 
 mod common;
 
@@ -12,12 +13,23 @@ use std::time::Duration;
 
 use common::*;
 
-/// Counts of an instance: connections, streams in flight now, the most at once.
+/// Counts of an instance: connections (made, open now), streams in flight now, the most at
+/// once.
 #[derive(Default)]
 struct Seen {
     connections: AtomicUsize,
+    open: AtomicUsize,
     now: AtomicUsize,
     most: AtomicUsize,
+}
+
+/// Counts a connection as closed when its task ends.
+struct Closed(Arc<Seen>);
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 async fn slow_instance(max_streams: u32) -> (String, Arc<Seen>) {
@@ -31,8 +43,10 @@ async fn slow_instance(max_streams: u32) -> (String, Arc<Seen>) {
                 return;
             };
             s.connections.fetch_add(1, Ordering::SeqCst);
+            s.open.fetch_add(1, Ordering::SeqCst);
             let s = s.clone();
             tokio::spawn(async move {
+                let _closed = Closed(s.clone());
                 let Ok(mut conn) = h2::server::Builder::new()
                     .max_concurrent_streams(max_streams)
                     .handshake::<_, bytes::Bytes>(socket)
@@ -84,6 +98,53 @@ async fn streams_past_the_limit_open_another_connection() {
     assert!((2..=3).contains(&connections), "{connections} connections");
     // On one connection the instance would take 2 at a time.
     assert!(most >= 3, "{most} streams at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_connections_are_let_go_when_the_load_falls() {
+    let (instance, seen) = slow_instance(1).await;
+    let dir = tempdir("h2-streams-fall");
+    let config = format!(
+        "[health_check]\nenabled = false\n\n[timeouts]\nupstream_idle = \"1s\"\n\n\
+         [[services]]\nname = \"h2\"\nprotocol = \"h2c\"\n\
+         h2_max_streams = 1\nbackends = [{{ address = \"{instance}\" }}]\n"
+    );
+    let p = proxy(&dir, &config, &[]);
+    let url = format!("http://{}/", p.get("proxy"));
+    let http = client();
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let (http, url) = (http.clone(), url.clone());
+            tokio::spawn(async move { get(&http, &url).await.status })
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(c.await.unwrap(), 200);
+    }
+    let burst = seen.open.load(Ordering::SeqCst);
+    assert!(
+        burst >= 3,
+        "{burst} connections open after 4 streams at once"
+    );
+    // One request at a time from now on: one connection is wanted; the others get no new
+    // stream and go once they have had none for a second.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        assert_eq!(get(&http, &url).await.status, 200);
+        let open = seen.open.load(Ordering::SeqCst);
+        if open == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{open} connections still open 10 s after the load fell"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The one kept still serves, on the same connection.
+    let made = seen.connections.load(Ordering::SeqCst);
+    assert_eq!(get(&http, &url).await.status, 200);
+    assert_eq!(seen.connections.load(Ordering::SeqCst), made);
 }
 
 #[test]

@@ -98,12 +98,16 @@ pub struct Upstream {
 /// requests to a new instance makes one connection.
 #[derive(Default)]
 struct H2Slot {
-    open: Mutex<Vec<H2Sender>>,
+    /// The open connections, each with when it last got a stream.
+    open: Mutex<Vec<(H2Sender, Instant)>>,
     connecting: tokio::sync::Mutex<()>,
     /// Streams one connection carries before another is opened.
     max_streams: u32,
     /// Turns among the connections in use.
     next: std::sync::atomic::AtomicUsize,
+    /// An extra connection (past the first) that has had no new stream for this long is let
+    /// go (`timeouts.upstream_idle`).
+    idle_timeout: Duration,
 }
 
 impl H2Slot {
@@ -115,15 +119,25 @@ impl H2Slot {
     }
 
     /// A sender on one of the first `wanted` open connections, in turn, if that many are
-    /// open (closed ones are dropped first).
-    fn current(&self, wanted: usize) -> Option<H2Sender> {
+    /// open (closed ones are dropped first). When load has fallen, the connections past
+    /// those wanted get no new stream; each that has had none for `idle_timeout` is let go
+    /// (the last first, never the first), and closes once its streams have ended.
+    fn current(&self, wanted: usize, now: Instant) -> Option<H2Sender> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        open.retain(|s| !s.is_closed());
+        open.retain(|(s, _)| !s.is_closed());
         if open.len() < wanted {
             return None;
         }
+        while open.len() > wanted.max(1)
+            && open
+                .last()
+                .is_some_and(|(_, used)| now.saturating_duration_since(*used) > self.idle_timeout)
+        {
+            open.pop();
+        }
         let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % wanted;
-        Some(open[i].clone())
+        open[i].1 = now;
+        Some(open[i].0.clone())
     }
 }
 
@@ -189,6 +203,7 @@ impl Upstream {
     ) -> Self {
         self.h2 = protocol.is_h2().then(|| H2Slot {
             max_streams: h2_max_streams,
+            idle_timeout: self.idle_timeout,
             ..H2Slot::default()
         });
         self
@@ -207,11 +222,11 @@ impl Upstream {
     async fn h2_sender(&self, in_flight: u32) -> Result<H2Sender, UpstreamError> {
         let slot = self.h2.as_ref().expect("an HTTP/2 upstream");
         let wanted = slot.wanted(in_flight);
-        if let Some(s) = slot.current(wanted) {
+        if let Some(s) = slot.current(wanted, Instant::now()) {
             return Ok(s);
         }
         let _connecting = slot.connecting.lock().await;
-        if let Some(s) = slot.current(wanted) {
+        if let Some(s) = slot.current(wanted, Instant::now()) {
             // Another request connected meanwhile.
             return Ok(s);
         }
@@ -246,7 +261,7 @@ impl Upstream {
         slot.open
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(sender.clone());
+            .push((sender.clone(), Instant::now()));
         Ok(sender)
     }
 
