@@ -12,6 +12,14 @@
 //!
 //! How the proxy learns about instances is the [`Membership`] trait: in-process with the
 //! proxy's [`foresight_proxy::Pool`], or over the proxy's admin API ([`AdminApi`]).
+//!
+//! # Layout
+//! - `lib.rs`: the `Actuator` trait, `PoolState`, `ActuatorError`
+//! - `process`: `ProcessPool`, `foresight backend` processes on loopback ports (spawn, ready
+//!   check, drain, stop; no child left behind)
+//! - `exec`: `ExecHook`, a command run with the desired count
+//! - `membership`: `Membership`, how the proxy learns of instances: in-process
+//!   (`PoolMembership`) or over its admin API (`AdminApi`)
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -19,6 +19,14 @@
 //!
 //! It is its own crate because the SDK is a large build (measured in the notes of issue #20).
 //! It is tested against moto's server mode (an AWS emulator), not against AWS.
+//!
+//! # Layout
+//! - `group`: `Group`, `Member`, an Auto Scaling group as Foresight reads it
+//! - `plan`: `plan`, the pure steps that bring a group to a count without cutting requests
+//! - `actuator`: `AsgActuator`, `actuator = "aws-asg"`, carrying out those steps
+//! - `discovery`: `discovery = { type = "aws-asg" }`, a group's in-service instances as a pool
+//! - `ec2`: `Ec2`, the EC2 calls needed (addresses, tags)
+//! - `credentials`: the SDK's credential chain, cached until shortly before expiry
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

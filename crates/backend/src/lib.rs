@@ -14,6 +14,12 @@
 //! instance warms up), `/healthz` (liveness), `/metrics` (Prometheus text), `/ws` (a WebSocket
 //! echo), and gRPC on the same port (`proto/backend.proto`: `Call` and `Stream` through the
 //! same capacity model, and `grpc.health.v1.Health/Check`).
+//!
+//! # Layout
+//! - `config`: `BackendConfig`, `Route`, what an instance is asked to emulate
+//! - `service`: `run`, the HTTP handler and its capacity model (workers, queue, service
+//!   times); `service/grpc`: the gRPC service beside it on the same port
+//! - `metrics`: the instance's own Prometheus metrics; `procfs`: its CPU time and memory
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -16,6 +16,17 @@
 //! - **Load is observed, not owned.** Each [`Endpoint`] carries an `Arc<`[`Load`]`>` (in-flight
 //!   requests, peak-EWMA latency) that outlives snapshots: rebuilding the balancer after a health
 //!   change does not forget what was learnt about an instance.
+//!
+//! # Layout
+//! - `lib.rs`: the `Balancer` trait, `Endpoint`, `build` (an algorithm over a set of instances)
+//! - `algorithm`: `Algorithm`, the closed set of names (configuration, command line)
+//! - `load`: `Load`, per-instance requests in flight and peak-EWMA latency
+//! - one file per algorithm: `round_robin`, `weighted_round_robin`, `random`,
+//!   `least_connections`, `weighted_least_connections`, `least_request`, `p2c_ewma`,
+//!   `consistent_hash`, `prequal`, `forecast_aware`, and the paper's table: `min_min`,
+//!   `max_min`, `clb`, `lbmm`, `active_clustering`, `olb`, `pa_lbimm`, `eswlc`, `honey_bee`
+//! - `batch`: the machinery the Min-Min family shares
+//! - `slow_start`: slow start for new instances, around any algorithm
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

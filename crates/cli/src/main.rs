@@ -1,6 +1,16 @@
 //! `foresight`: one binary for the whole product. Each subcommand is a thin shell over a library
 //! crate; this file parses flags, sets up logging and the runtime, and maps errors to exit codes
 //! (64 for configuration and usage errors, 1 for the rest).
+//!
+//! # Layout
+//! - `main.rs`: the subcommands' flags, `serve` (the proxy with its control loops), `check`
+//! - one file per subcommand: `controller`, `keda`, `demo` (with `demo_balancing`),
+//!   `simulate`, `experiment`, `forecast`, `generate`, `history`, `loadgen`, `report` (JTL),
+//!   `top`
+//! - `experiment/`: `assemble` (a run's autoscaler), `parts` (the replayed and validation
+//!   stretches), `tail_choice` (`--tail-share auto`), `suite` (`--suite`), `report` (tables,
+//!   frontiers, JSON)
+//! - `plot` (SVG charts), `progress` (bars for long work)
 #![forbid(unsafe_code)]
 
 mod controller;

@@ -6,6 +6,11 @@
 //! (told apart by ALPN; [`tls`]), a client idle timeout,
 //! graceful shutdown (stop accepting, let open connections finish their in-flight requests),
 //! and helpers for short bodies.
+//!
+//! # Layout
+//! - `lib.rs`: `serve`, `ServerOptions`, `Peer`, body helpers (`full`, `text`), fd limits
+//! - `conn`: open connections, their idle timeout and graceful shutdown (no timer per request)
+//! - `tls`: TLS termination and client TLS with rustls (certificates by SNI, ALPN)
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

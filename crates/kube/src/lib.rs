@@ -15,6 +15,11 @@
 //! No Kubernetes cluster can run on the machines this is built on, so it is tested against a
 //! fake API server that follows the API's conventions for Deployments and their scale
 //! subresource (see `tests/fake_apiserver.rs`), not against a real cluster.
+//!
+//! # Layout
+//! - `lib.rs`: the RBAC access each use needs (`needed`, `allowed`)
+//! - `discovery`: EndpointSlice discovery, a Service's pods as a pool's instances
+//! - `lease`: `Elector`, leader election with a `coordination.k8s.io/v1` Lease
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -10,6 +10,12 @@
 //! closed loop on purpose: `connections` workers send back to back, to find a server's
 //! capacity (what `wrk` does). Per-request samples can be written as JMeter JTL CSV
 //! ([`jtl::JtlWriter`]), and JTL files (JMeter's too) read back into the same summary ([`jtl::Tally`]).
+//!
+//! # Layout
+//! - `lib.rs`: `Plan`, `Mode`, `Arrivals`, `Summary`, `Report`, the run and its summary
+//! - `raw`: a lean HTTP/1.1 connection for the closed-loop capacity mode
+//! - `jtl`: `JtlWriter`, JMeter's JTL CSV written; `jtl/read`: `Reader`, JTL read back by its
+//!   header; `jtl/tally`: `Tally`, records tallied into the same `Report`
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

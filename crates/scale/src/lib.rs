@@ -8,6 +8,12 @@
 //!
 //! Every decision goes through [`Governor`]: min/max replicas, a per-step change limit,
 //! cooldowns, a scale-in stabilisation window, dry-run, and a log that says why.
+//!
+//! # Layout
+//! - `lib.rs`: the `Policy` trait, `Observation`, `Recommendation`, `InstanceModel`,
+//!   `instances_for` (sizing)
+//! - `policies`: `Static`, `Hpa`, `Predictive`, `CostOptimal` and their defaults
+//! - `governor`: `Governor`, `Limits`, the decision log, around any policy
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
