@@ -128,6 +128,7 @@ url = "{}"
     // and the next change still arrives.
     server.compact();
     server.break_watches();
+    // What must not happen (the pool emptied) is given a second to happen.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(serving(&c, &admin).await, sorted(vec![a(1), a(2)]));
     server.delete_slice("shop", "web-1");
@@ -216,7 +217,8 @@ async fn controllers_elect_one_leader_that_alone_scales_and_hands_over() {
     .await;
     let b = controller(&dir, "b", &server.urls[1]);
     let b_admin = b.get("admin").to_string();
-    // b follows; an outside change to the replicas is not b's to undo.
+    // b follows; an outside change to the replicas is not b's to undo (given 4 s, longer
+    // than the lease, to go wrong).
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(leads(&c, &b_admin).await, Some(false));
     assert!(
@@ -360,6 +362,7 @@ dry_run = true
         .unwrap()
         .into_inner();
     assert_eq!(m.metric_values[0].metric_value_float, 3.0);
+    // A write that must not come is given a second (several loop periods) to come.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(server.scale_writes().is_empty(), "a dry run wrote");
     assert_eq!(server.replicas("shop", "web"), Some(2));
@@ -572,9 +575,13 @@ async fn cluster_in_a_box_scales_out_hands_over_and_scales_in_without_a_failed_r
         server.scale_writes()
     );
     // Every pod receives traffic.
-    tokio::time::sleep(Duration::from_secs(2)).await;
     for pod in kubelet.ready() {
-        assert!(answered(&c, &pod).await > 0, "{pod} got no request");
+        eventually(
+            Duration::from_secs(5),
+            &format!("{pod} answers a request"),
+            || async { answered(&c, &pod).await > 0 },
+        )
+        .await;
     }
 
     // The leader dies; the other takes over within the lease and runs the loop from here.
