@@ -33,7 +33,7 @@ mod tail_choice;
 use assemble::{planning, spec_for};
 use parts::{history_before, stretch};
 use report::report;
-use tail_choice::{TailChoice, TailShare};
+use tail_choice::{TailChoice, TailShare, Widen};
 
 #[derive(Args)]
 pub struct ExperimentArgs {
@@ -121,9 +121,11 @@ pub struct ExperimentArgs {
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     scale_in_window: Duration,
     /// Widen the forecast-driven policies' plan for load that comes early or late by up to
-    /// this many minutes each side, as far as the realised errors say it helps (0–5; 0: off).
-    #[arg(long, default_value_t = 0)]
-    widen: usize,
+    /// this many minutes each side, as far as the realised errors say it helps (0–5; 0: off);
+    /// `auto`: 0 or 5, chosen on the validation part with the tail share (the cheaper first:
+    /// for each share, unwidened, then widened; the first that reaches the goal).
+    #[arg(long, default_value = "0")]
+    widen: Widen,
     /// The forecast-driven policies (not the oracle) hold standing headroom so that, over the
     /// last week, at most this share of the load would have come above their plan (the tail
     /// band, for heavy tails and bursts no forecast places; 0.002 reached the goal on the most
@@ -228,6 +230,9 @@ struct Setup {
     /// The tail band's share for the forecast-driven policies (`--tail-share`, or auto's
     /// choice).
     tail_share: f64,
+    /// Minutes the forecast-driven policies may widen their plan by (`--widen`, or auto's
+    /// choice).
+    widen: usize,
 }
 
 /// The simulator's seat for the autoscaler: what the pool showed in, the count out.
@@ -550,12 +555,13 @@ fn validate(a: &ExperimentArgs) -> Result<(), Failure> {
             humantime::format_duration(a.interruption_hold)
         )));
     }
-    if a.widen > foresight_autoscale::MAX_WIDEN {
-        return Err(usage(format!(
-            "invalid value `{}` for `--widen`: expected 0–{} minutes",
-            a.widen,
-            foresight_autoscale::MAX_WIDEN
-        )));
+    if let Widen::Fixed(w) = a.widen {
+        if w > foresight_autoscale::MAX_WIDEN {
+            return Err(usage(format!(
+                "invalid value `{w}` for `--widen`: expected 0–{} minutes or auto",
+                foresight_autoscale::MAX_WIDEN
+            )));
+        }
     }
     a.tail_share.check().map_err(usage)?;
     if !(0.0..=1.0).contains(&a.quantile) {
@@ -695,14 +701,20 @@ fn prepare(a: &ExperimentArgs, trace: &Path, quiet: bool) -> Result<Prepared, Fa
             TailShare::Fixed(v) => v,
             TailShare::Auto => 0.0,
         },
+        widen: match a.widen {
+            Widen::Fixed(w) => w,
+            Widen::Auto => 0,
+        },
     };
     let forecasting = a.policies.is_empty()
         || a.policies
             .iter()
             .any(|p| matches!(p, Selected::Spec(s) if s.uses_forecaster()));
-    let tail_choice = if a.tail_share == TailShare::Auto && forecasting {
+    let tail_choice = if (a.tail_share == TailShare::Auto || a.widen == Widen::Auto) && forecasting
+    {
         let c = tail_choice::on_validation(a, trace, &ds, &setup, &fitted, &fname, quiet)?;
         setup.tail_share = c.chosen;
+        setup.widen = c.widen;
         Some(c)
     } else {
         None

@@ -48,7 +48,7 @@ pub(super) fn settings_for(job: &Job, a: &ExperimentArgs, setup: &Setup) -> Sett
         },
         dry_run: false,
         quantile: job.quantile.unwrap_or(a.quantile),
-        widen: a.widen,
+        widen: setup.widen,
         tail_share: setup.tail_share,
         interruption_hold: a.interruption_hold.as_secs_f64(),
     }

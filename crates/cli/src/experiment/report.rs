@@ -225,6 +225,7 @@ pub(super) fn report(
             },
             "forecaster_choice": choice_json(&prepared.fitted),
             "tail_share": setup.tail_share,
+            "widen": setup.widen,
             "tail_share_choice": prepared.tail_choice,
             "policies": defaults,
             "frontiers": frontiers,

@@ -24,6 +24,8 @@ struct WorkloadResult {
     forecaster_choice: serde_json::Value,
     /// The tail band's share, and with `--tail-share auto` the trials it was chosen by.
     tail_share: f64,
+    /// Minutes the plan may be widened by (`--widen`, or auto's choice).
+    widen: usize,
     tail_share_choice: Option<TailChoice>,
     hpa_hours: f64,
     instance_hours_at_goal: BTreeMap<String, Option<f64>>,
@@ -179,6 +181,7 @@ fn workload(
     Ok(WorkloadResult {
         forecaster_choice: super::report::choice_json(&prepared.fitted),
         tail_share: prepared.setup.tail_share,
+        widen: prepared.setup.widen,
         tail_share_choice: prepared.tail_choice.clone(),
         name,
         shape,
@@ -368,6 +371,7 @@ mod tests {
             shape: "—".into(),
             forecaster_choice: serde_json::Value::Null,
             tail_share: 0.0,
+            widen: 0,
             tail_share_choice: None,
             hpa_hours: 10.0,
             instance_hours_at_goal: goals.iter().map(|(k, v)| (k.to_string(), *v)).collect(),

@@ -1,12 +1,37 @@
-//! `--tail-share auto`: the tail band's share chosen on the validation part, by running the
-//! hybrid at its defaults over it with each candidate share in the simulator. A workload whose
-//! forecast already serves the goal keeps the band off; one whose load lands in minutes no
-//! forecast places gets the smallest share that reached the goal there.
+//! `--tail-share auto` and `--widen auto`: the tail band's share, and whether the plan is
+//! widened for load that comes early or late, chosen on the validation part by running the
+//! hybrid at its defaults over it with each candidate in the simulator. A workload whose
+//! forecast already serves the goal keeps both off; one whose load lands in minutes no
+//! forecast places gets the smallest share (for each share, unwidened before widened) that
+//! reached the goal there.
 
 use super::*;
 
 /// The shares tried, smallest first (0: off).
 pub(super) const CANDIDATES: [f64; 3] = [0.0, 0.002, 0.005];
+
+/// Minutes `--widen auto` tries besides 0.
+pub(super) const WIDEN_TRIED: usize = foresight_autoscale::MAX_WIDEN;
+
+/// How far the plan is widened: fixed minutes, or `auto`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Widen {
+    Fixed(usize),
+    Auto,
+}
+
+impl std::str::FromStr for Widen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "auto" {
+            return Ok(Widen::Auto);
+        }
+        // The range is checked with the other flags.
+        s.parse::<usize>().map(Widen::Fixed).map_err(|_| {
+            format!("`{s}` is not a number of minutes: expected 0–5 (0: off) or `auto`")
+        })
+    }
+}
 
 /// The share the tail band plans with: a fixed one, or `auto`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -53,6 +78,8 @@ impl std::fmt::Display for TailShare {
 #[derive(Clone, Debug, Serialize)]
 pub struct Trial {
     pub share: f64,
+    /// Minutes the plan was widened by.
+    pub widen: usize,
     pub slo_attainment: f64,
     pub instance_hours: f64,
 }
@@ -60,13 +87,16 @@ pub struct Trial {
 /// The choice and what it rested on.
 #[derive(Clone, Debug, Serialize)]
 pub struct TailChoice {
+    /// The tail band's share.
     pub chosen: f64,
+    /// The widening, in minutes.
+    pub widen: usize,
     pub trials: Vec<Trial>,
 }
 
-/// The smallest share whose run reached `goal` (trials in increasing share); if none did, the
-/// one that came closest (the smaller on a tie). `None` without trials.
-pub fn pick(trials: &[Trial], goal: f64) -> Option<f64> {
+/// The first trial (in the order tried: the cheaper first) whose run reached `goal`; if none
+/// did, the one that came closest (the earlier on a tie). `None` without trials.
+pub fn pick(trials: &[Trial], goal: f64) -> Option<&Trial> {
     trials
         .iter()
         .find(|t| t.slo_attainment >= goal)
@@ -79,7 +109,23 @@ pub fn pick(trials: &[Trial], goal: f64) -> Option<f64> {
                 }
             })
         })
-        .map(|t| t.share)
+}
+
+/// The (share, widening) pairs to try, the cheaper first: each share (every candidate with
+/// `--tail-share auto`), unwidened before widened (with `--widen auto`).
+pub(super) fn candidates(share: TailShare, widen: Widen) -> Vec<(f64, usize)> {
+    let shares = match share {
+        TailShare::Fixed(v) => vec![v],
+        TailShare::Auto => CANDIDATES.to_vec(),
+    };
+    let widens = match widen {
+        Widen::Fixed(w) => vec![w],
+        Widen::Auto => vec![0, WIDEN_TRIED],
+    };
+    shares
+        .into_iter()
+        .flat_map(|s| widens.iter().map(move |w| (s, *w)))
+        .collect()
 }
 
 /// The choice on `trace`'s validation part: its longest gap-free stretch (at most
@@ -99,7 +145,7 @@ pub(super) fn on_validation(
             .filter(|(_, v, _)| v.len() >= 60)
             .ok_or_else(|| {
                 Failure::Usage(format!(
-                    "{}: `--tail-share auto` needs a gap-free hour in the validation part",
+                    "{}: `--tail-share auto` and `--widen auto` need a gap-free hour in the validation part",
                     trace.display()
                 ))
             })?;
@@ -120,11 +166,17 @@ pub(super) fn on_validation(
     };
     let c = choose(a, &val, fitted, fname, &shown)?;
     eprintln!(
-        "tail share: {} on the validation part ({})",
+        "tail share: {}, widen: {} on the validation part ({})",
         c.chosen,
+        c.widen,
         c.trials
             .iter()
-            .map(|t| format!("{} → {:.2}%", t.share, 100.0 * t.slo_attainment))
+            .map(|t| format!(
+                "{} widen {} → {:.2}%",
+                t.share,
+                t.widen,
+                100.0 * t.slo_attainment
+            ))
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -148,18 +200,20 @@ pub(super) fn choose(
         default: true,
     };
     let mut trials = Vec::new();
-    for share in CANDIDATES {
+    for (share, widen) in candidates(a.tail_share, a.widen) {
         report(&format!(
-            "tail share: validating {share} ({} minutes)",
+            "tail share: validating {share}, widen {widen} ({} minutes)",
             val.counts.len()
         ));
         let setup = Setup {
             tail_share: share,
+            widen,
             ..val.clone()
         };
         let r = run_job(&job, a, &setup, fitted, &ProgressBar::hidden()).map_err(Failure::Other)?;
         trials.push(Trial {
             share,
+            widen,
             slo_attainment: r.slo_attainment,
             instance_hours: r.instance_hours,
         });
@@ -167,8 +221,12 @@ pub(super) fn choose(
             break;
         }
     }
-    let chosen = pick(&trials, a.slo_goal).unwrap_or(0.0);
-    Ok(TailChoice { chosen, trials })
+    let (chosen, widen) = pick(&trials, a.slo_goal).map_or((0.0, 0), |t| (t.share, t.widen));
+    Ok(TailChoice {
+        chosen,
+        widen,
+        trials,
+    })
 }
 
 #[cfg(test)]
@@ -178,23 +236,63 @@ mod tests {
     fn t(share: f64, slo_attainment: f64) -> Trial {
         Trial {
             share,
+            widen: 0,
             slo_attainment,
             instance_hours: 1.0,
         }
     }
 
+    fn share(t: Option<&Trial>) -> Option<f64> {
+        t.map(|t| t.share)
+    }
+
     #[test]
     fn the_smallest_share_that_reaches_the_goal_is_chosen() {
         let trials = [t(0.0, 0.985), t(0.002, 0.991), t(0.005, 0.995)];
-        assert_eq!(pick(&trials, 0.99), Some(0.002));
-        assert_eq!(pick(&trials[..1], 0.98), Some(0.0));
+        assert_eq!(share(pick(&trials, 0.99)), Some(0.002));
+        assert_eq!(share(pick(&trials[..1], 0.98)), Some(0.0));
     }
 
     #[test]
     fn without_one_that_reaches_it_the_closest_is_chosen() {
         let trials = [t(0.0, 0.95), t(0.002, 0.97), t(0.005, 0.97)];
-        assert_eq!(pick(&trials, 0.99), Some(0.002));
-        assert_eq!(pick(&[], 0.99), None);
+        assert_eq!(share(pick(&trials, 0.99)), Some(0.002));
+        assert!(pick(&[], 0.99).is_none());
+    }
+
+    #[test]
+    fn widening_is_tried_before_a_larger_share() {
+        use TailShare::{Auto as ShareAuto, Fixed as Share};
+        assert_eq!(
+            candidates(ShareAuto, Widen::Auto),
+            vec![
+                (0.0, 0),
+                (0.0, WIDEN_TRIED),
+                (0.002, 0),
+                (0.002, WIDEN_TRIED),
+                (0.005, 0),
+                (0.005, WIDEN_TRIED)
+            ]
+        );
+        assert_eq!(candidates(ShareAuto, Widen::Fixed(2)).len(), 3);
+        assert_eq!(
+            candidates(Share(0.0), Widen::Auto),
+            vec![(0.0, 0), (0.0, WIDEN_TRIED)]
+        );
+        // The widened run that reaches the goal wins over the larger share after it.
+        let mut widened = t(0.0, 0.992);
+        widened.widen = WIDEN_TRIED;
+        let trials = [t(0.0, 0.985), widened, t(0.002, 0.995)];
+        let p = pick(&trials, 0.99).unwrap();
+        assert_eq!((p.share, p.widen), (0.0, WIDEN_TRIED));
+    }
+
+    #[test]
+    fn widen_parses_minutes_or_auto() {
+        assert_eq!("auto".parse::<Widen>(), Ok(Widen::Auto));
+        assert_eq!("5".parse::<Widen>(), Ok(Widen::Fixed(5)));
+        let e = "wide".parse::<Widen>().unwrap_err();
+        assert!(e.contains("`wide`") && e.contains("auto"), "{e}");
     }
 
     #[test]

@@ -61,6 +61,7 @@ fn the_simulator_and_the_live_loop_step_the_same_autoscaler() {
         warm: warm.clone(),
         horizon: 30,
         tail_share: 0.0,
+        widen: 0,
     };
     let a = Cli::parse_from([
         "t",
