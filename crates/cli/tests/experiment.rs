@@ -457,6 +457,52 @@ fn the_tail_share_is_chosen_on_the_validation_part() {
     let chosen = c["chosen"].as_f64().unwrap();
     assert!(trials.iter().any(|t| t["share"] == chosen), "{c}");
     assert_eq!(v["tail_share"], chosen);
+    assert_eq!(v["widen"], 0, "--widen 0 by default");
+    // With `--widen auto` the widening is chosen too, unwidened tried first at each share.
+    let o = run(&[
+        "experiment",
+        "--trace",
+        t.to_str().unwrap(),
+        "--forecaster",
+        "moving-average",
+        "--minutes",
+        "120",
+        "--peak-rps",
+        "80",
+        "--policies",
+        "hybrid",
+        "--no-sweep",
+        "--tail-share",
+        "auto",
+        "--widen",
+        "auto",
+        "--json",
+        json.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("on the validation part (0 widen 0 → "),
+        "{stderr}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let c = &v["tail_share_choice"];
+    let trials = c["trials"].as_array().unwrap();
+    assert_eq!(
+        (&trials[0]["share"], &trials[0]["widen"]),
+        (&0.0.into(), &0.into())
+    );
+    if let Some(second) = trials.get(1) {
+        assert_eq!(
+            (&second["share"], &second["widen"]),
+            (&0.0.into(), &5.into()),
+            "{c}"
+        );
+    }
+    assert_eq!(v["widen"], c["widen"]);
+    assert_eq!(v["tail_share"], c["chosen"]);
     // A named share skips the trials.
     let o = run(&[
         "experiment",

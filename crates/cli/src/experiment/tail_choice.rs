@@ -165,16 +165,20 @@ pub(super) fn on_validation(
         }
     };
     let c = choose(a, &val, fitted, fname, &shown)?;
+    // The widening is named only when it was chosen too (`--widen auto`).
+    let auto_widen = a.widen == Widen::Auto;
+    let candidate = |share: f64, widen: usize| match auto_widen {
+        true => format!("{share} widen {widen}"),
+        false => format!("{share}"),
+    };
     eprintln!(
-        "tail share: {}, widen: {} on the validation part ({})",
-        c.chosen,
-        c.widen,
+        "tail share: {} on the validation part ({})",
+        candidate(c.chosen, c.widen),
         c.trials
             .iter()
             .map(|t| format!(
-                "{} widen {} → {:.2}%",
-                t.share,
-                t.widen,
+                "{} → {:.2}%",
+                candidate(t.share, t.widen),
                 100.0 * t.slo_attainment
             ))
             .collect::<Vec<_>>()
