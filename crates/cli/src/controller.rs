@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use foresight_control::{ActuatorKind, ControlConfig, Gate, MetricsSource};
+use foresight_control::{ControlConfig, Gate, Mode};
 use foresight_proxy::config::{AdminToken, Overrides, RawConfig};
 use foresight_proxy::{ControllerMetrics, Pool};
 
@@ -87,49 +87,23 @@ fn loops(path: &std::path::Path, metrics: &ControllerMetrics) -> Result<Plan, St
     });
     let single = raw.services.is_empty();
     let config = raw.validate().map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    for (i, s) in config.services.iter().enumerate() {
-        let at = if single {
-            String::new()
-        } else {
-            format!("services[{i}] ({}): ", s.name)
-        };
-        let Some(c) =
-            ControlConfig::from_table(s.control.as_ref()).map_err(|e| format!("{at}{e}"))?
-        else {
-            continue;
-        };
-        if matches!(c.actuator, ActuatorKind::Process { .. }) {
-            return Err(format!(
-                "{at}control.actuator = \"process\": the controller starts no instances and \
-                 proxies nothing; use \"kubernetes\", \"aws-asg\" or \"exec\""
-            ));
-        }
-        let consumes = c.kafka.as_ref().is_some_and(|k| k.consume.is_some());
-        if matches!(c.metrics, MetricsSource::Builtin) && !consumes {
-            return Err(format!(
-                "{at}control.metrics = \"builtin\" without kafka_consume: the controller sees no \
-                 traffic itself; read every proxy's rate from Prometheus (metrics = \
-                 \"prometheus\") or from the Kafka topic they publish to (kafka_consume)"
-            ));
-        }
-        if c.policy.reads_utilisation() {
-            return Err(format!(
-                "{at}control.policy = \"{}\": it reacts to the instances' utilisation and \
-                 queues (the HPA rule, the floor of `hybrid` and `reactive`), which the controller \
-                 cannot see (it proxies nothing); use a rate-driven policy (\"predictive\", \
-                 \"cost-optimal\") or run the loop in `foresight serve`",
-                c.policy.as_str()
-            ));
-        }
-        out.push(Loop {
-            pool: metrics.pool(s),
-            control: ControlConfig {
-                sees_traffic: false,
-                ..c
-            },
-        });
-    }
+    let controls = ControlConfig::for_services(
+        &config.services,
+        single,
+        Mode::Controller,
+        config.drain_timeout,
+    )?;
+    let out: Vec<Loop> = config
+        .services
+        .iter()
+        .zip(controls)
+        .filter_map(|(s, c)| {
+            c.map(|control| Loop {
+                pool: metrics.pool(s),
+                control,
+            })
+        })
+        .collect();
     if out.is_empty() {
         return Err(format!(
             "{}: no service has a [control] section: nothing to control",

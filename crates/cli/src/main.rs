@@ -219,7 +219,6 @@ fn serve_config(
             .filter(|t| !t.is_empty()),
     });
     let config = raw.validate().map_err(|e| e.to_string())?;
-    let mut controls = Vec::with_capacity(config.services.len());
     for (i, s) in config.services.iter().enumerate() {
         let unbuilt = match s.discovery {
             Some(foresight_proxy::config::Discovery::Kubernetes(_))
@@ -247,52 +246,13 @@ fn serve_config(
                  feature (cargo build --release --features {feature}){hint}"
             ));
         }
-        match foresight_control::ControlConfig::from_table(s.control.as_ref()) {
-            Ok(Some(c))
-                if s.discovery.is_some()
-                    && matches!(c.actuator, foresight_control::ActuatorKind::Process { .. }) =>
-            {
-                let at = if raw.services.is_empty() {
-                    String::new()
-                } else {
-                    format!("services[{i}] ({}): ", s.name)
-                };
-                return Err(format!(
-                    "{at}control.actuator = \"process\" together with discovery: both would \
-                     manage the instances; with discovery, scale what the name resolves to \
-                     (actuator = \"kubernetes\" or \"exec\")"
-                ));
-            }
-            Ok(c) => {
-                if let (
-                    Some(foresight_proxy::config::Discovery::AwsAsg(d)),
-                    Some(foresight_control::ControlConfig {
-                        actuator: foresight_control::ActuatorKind::AwsAsg { drain, .. },
-                        ..
-                    }),
-                ) = (&s.discovery, &c)
-                {
-                    if *drain < config.drain_timeout + d.interval {
-                        tracing::warn!(
-                            service = %s.name,
-                            "control.drain ({}) is shorter than drain_timeout + discovery.interval \
-                             ({}): an instance may be terminated before the proxy has drained it",
-                            humantime::format_duration(*drain),
-                            humantime::format_duration(config.drain_timeout + d.interval)
-                        );
-                    }
-                }
-                controls.push(c)
-            }
-            Err(e)
-                if s.name == foresight_proxy::config::DEFAULT_SERVICE
-                    && raw.services.is_empty() =>
-            {
-                return Err(e.to_string())
-            }
-            Err(e) => return Err(format!("services[{i}] ({}): {e}", s.name)),
-        }
     }
+    let controls = foresight_control::ControlConfig::for_services(
+        &config.services,
+        raw.services.is_empty(),
+        foresight_control::Mode::Serve,
+        config.drain_timeout,
+    )?;
     Ok((config, controls))
 }
 

@@ -360,7 +360,7 @@ fn pods(docs: &[(String, Value)]) -> Vec<Pod> {
             .services
             .iter()
             .filter_map(|s| {
-                ControlConfig::from_table(s.control.as_ref())
+                ControlConfig::from_raw(s.control.as_ref())
                     .unwrap_or_else(|e| panic!("{origin}: [control]: {e}"))
                     .map(|c| (s.name.clone(), c))
             })

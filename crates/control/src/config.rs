@@ -1,11 +1,16 @@
 //! The `[control]` section of the proxy's configuration file.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use foresight_autoscale::{ForecasterSpec, PolicySpec, FLOOR_TARGET};
+use foresight_proxy::config::RawControl;
 use foresight_proxy::ConfigError;
 use foresight_scale::{HpaConfig, PredictiveConfig};
+
+mod mode;
+pub use mode::Mode;
 
 /// `rate_query` by default: the service's client request rate. `$service` in a query is
 /// replaced by the service's name, so one query serves every service.
@@ -240,117 +245,33 @@ fn invalid(key: &str, value: impl ToString, expected: &str) -> ConfigError {
     }
 }
 
-struct Reader<'a> {
-    t: &'a toml::Table,
-}
-
-impl Reader<'_> {
-    fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
-        match self.t.get(key) {
-            None => Ok(None),
-            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
-            Some(v) => Err(invalid(key, v, "a string")),
-        }
-    }
-
-    fn duration(&self, key: &str, default: Duration) -> Result<Duration, ConfigError> {
-        match self.string(key)? {
-            None => Ok(default),
-            Some(s) => humantime::parse_duration(&s)
-                .map_err(|_| invalid(key, &s, "a duration like 15s or 3m")),
-        }
-    }
-
-    fn float(&self, key: &str, default: f64, lo: f64, hi: f64) -> Result<f64, ConfigError> {
-        let v = match self.t.get(key) {
-            None => return Ok(default),
-            Some(toml::Value::Float(f)) => *f,
-            Some(toml::Value::Integer(i)) => *i as f64,
-            Some(v) => return Err(invalid(key, v, &format!("a number in {lo}–{hi}"))),
-        };
-        if !(lo..=hi).contains(&v) {
-            return Err(invalid(key, v, &format!("a number in {lo}–{hi}")));
-        }
-        Ok(v)
-    }
-
-    fn int(&self, key: &str, default: i64, lo: i64, hi: i64) -> Result<i64, ConfigError> {
-        match self.t.get(key) {
-            None => Ok(default),
-            Some(toml::Value::Integer(i)) if (lo..=hi).contains(i) => Ok(*i),
-            Some(v) => Err(invalid(key, v, &format!("a whole number in {lo}–{hi}"))),
-        }
-    }
-
-    fn strings(&self, key: &str) -> Result<Vec<String>, ConfigError> {
-        match self.t.get(key) {
-            None => Ok(Vec::new()),
-            Some(toml::Value::Array(a)) => a
-                .iter()
-                .map(|v| match v {
-                    toml::Value::String(s) => Ok(s.clone()),
-                    v => Err(invalid(key, v, "an array of strings")),
-                })
-                .collect(),
-            Some(v) => Err(invalid(key, v, "an array of strings")),
+/// A duration key: humantime text (`15s`, `3m`), or `default` when absent.
+fn duration(key: &str, v: &Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(s) => {
+            humantime::parse_duration(s).map_err(|_| invalid(key, s, "a duration like 15s or 3m"))
         }
     }
 }
 
-const KEYS: &[&str] = &[
-    "enabled",
-    "interval",
-    "step",
-    "model_step",
-    "policy",
-    "min",
-    "max",
-    "dry_run",
-    "load",
-    "capacity_rps",
-    "workers",
-    "hpa_target",
-    "floor_target",
-    "target",
-    "theta_up",
-    "theta_down",
-    "lead",
-    "margin",
-    "stabilisation",
-    "interruption_hold",
-    "widen",
-    "tail_share",
-    "forecaster",
-    "model",
-    "window",
-    "history",
-    "history_scale",
-    "actuator",
-    "backend_args",
-    "command",
-    "command_timeout",
-    "metrics",
-    "prometheus_url",
-    "rate_query",
-    "kafka_brokers",
-    "kafka_publish",
-    "kafka_consume",
-    "kafka_source",
-    "retrain_every",
-    "train_epochs",
-    "season",
-    "seasons",
-    "season_quantile",
-    "quantile",
-    "scrape_instances",
-    "namespace",
-    "deployment",
-    "group",
-    "aws_endpoint",
-    "drain",
-    "kube_url",
-    "features",
-];
+/// A number key within `lo..=hi`, or `default` when absent.
+fn float(key: &str, v: Option<f64>, default: f64, lo: f64, hi: f64) -> Result<f64, ConfigError> {
+    let v = v.unwrap_or(default);
+    if !(lo..=hi).contains(&v) {
+        return Err(invalid(key, v, &format!("a number in {lo}–{hi}")));
+    }
+    Ok(v)
+}
+
+/// A whole-number key within `lo..=hi`, or `default` when absent.
+fn int(key: &str, v: Option<i64>, default: i64, lo: i64, hi: i64) -> Result<i64, ConfigError> {
+    let v = v.unwrap_or(default);
+    if !(lo..=hi).contains(&v) {
+        return Err(invalid(key, v, &format!("a whole number in {lo}–{hi}")));
+    }
+    Ok(v)
+}
 
 /// Most features a model takes from the live loop.
 pub const MAX_FEATURES: usize = 32;
@@ -358,15 +279,13 @@ pub const MAX_FEATURES: usize = 32;
 /// `[control.features]`: names as in the training file's columns, PromQL queries; only for
 /// an LSTM loaded from `model` with the rate from Prometheus.
 fn features(
-    t: &toml::Table,
+    table: Option<&BTreeMap<String, String>>,
     forecaster: &ForecasterSpec,
     model: &Option<PathBuf>,
     metrics: &MetricsSource,
 ) -> Result<Vec<(String, String)>, ConfigError> {
-    let table = match t.get("features") {
-        None => return Ok(Vec::new()),
-        Some(toml::Value::Table(f)) => f,
-        Some(v) => return Err(invalid("features", v, "a table of name = \"PromQL query\"")),
+    let Some(table) = table else {
+        return Ok(Vec::new());
     };
     if table.len() > MAX_FEATURES {
         return Err(invalid(
@@ -393,36 +312,24 @@ fn features(
     table
         .iter()
         .map(|(name, q)| {
-            let key = format!("features.{name}");
-            match q {
-                toml::Value::String(q) if !q.trim().is_empty() => Ok((name.clone(), q.clone())),
-                v => Err(invalid(&key, v, "a PromQL query")),
+            if q.trim().is_empty() {
+                Err(invalid(&format!("features.{name}"), q, "a PromQL query"))
+            } else {
+                Ok((name.clone(), q.clone()))
             }
         })
         .collect()
 }
 
 impl ControlConfig {
-    /// Validates the `[control]` table; `None` when it is absent or `enabled = false`.
-    pub fn from_table(t: Option<&toml::Table>) -> Result<Option<ControlConfig>, ConfigError> {
-        let Some(t) = t else { return Ok(None) };
-        for k in t.keys() {
-            if !KEYS.contains(&k.as_str()) {
-                return Err(invalid(
-                    k,
-                    "(present)",
-                    &format!("a known key: {}", KEYS.join(", ")),
-                ));
-            }
-        }
-        let r = Reader { t };
-        match t.get("enabled") {
-            None | Some(toml::Value::Boolean(true)) => {}
-            Some(toml::Value::Boolean(false)) => return Ok(None),
-            Some(v) => return Err(invalid("enabled", v, "true or false")),
+    /// Validates the `[control]` section; `None` when it is absent or `enabled = false`.
+    pub fn from_raw(r: Option<&RawControl>) -> Result<Option<ControlConfig>, ConfigError> {
+        let Some(r) = r else { return Ok(None) };
+        if !r.enabled() {
+            return Ok(None);
         }
         let d = ControlConfig::default();
-        let interval = r.duration("interval", d.interval)?;
+        let interval = duration("interval", &r.interval, d.interval)?;
         if interval < Duration::from_millis(100) {
             return Err(invalid(
                 "interval",
@@ -430,7 +337,7 @@ impl ControlConfig {
                 "at least 100ms",
             ));
         }
-        let step = r.duration("step", d.step.max(interval))?;
+        let step = duration("step", &r.step, d.step.max(interval))?;
         let ratio = step.as_secs_f64() / interval.as_secs_f64();
         if ratio < 1.0 - 1e-9 || (ratio - ratio.round()).abs() > 1e-6 {
             return Err(invalid(
@@ -439,7 +346,7 @@ impl ControlConfig {
                 "a whole multiple of `control.interval`",
             ));
         }
-        let model_step = r.duration("model_step", step)?;
+        let model_step = duration("model_step", &r.model_step, step)?;
         if model_step.as_secs() == 0 {
             return Err(invalid(
                 "model_step",
@@ -447,7 +354,7 @@ impl ControlConfig {
                 "at least 1s",
             ));
         }
-        let policy = match r.string("policy")?.as_deref().unwrap_or("hybrid") {
+        let policy = match r.policy.as_deref().unwrap_or("hybrid") {
             "oracle" => {
                 return Err(invalid(
                     "policy",
@@ -463,8 +370,8 @@ impl ControlConfig {
                 )
             })?,
         };
-        let min = r.int("min", 1, 1, 10_000)? as usize;
-        let max = r.int("max", d.max.max(min) as i64, 1, 10_000)? as usize;
+        let min = int("min", r.min, 1, 1, 10_000)? as usize;
+        let max = int("max", r.max, d.max.max(min) as i64, 1, 10_000)? as usize;
         if max < min {
             return Err(invalid(
                 "max",
@@ -472,13 +379,7 @@ impl ControlConfig {
                 &format!("at least control.min ({min})"),
             ));
         }
-        let dry_run = match t.get("dry_run") {
-            None => false,
-            Some(toml::Value::Boolean(b)) => *b,
-            Some(v) => return Err(invalid("dry_run", v, "true or false")),
-        };
-        let name = r.string("forecaster")?;
-        let name = name.as_deref().unwrap_or("auto");
+        let name = r.forecaster.as_deref().unwrap_or("auto");
         let mut forecaster: ForecasterSpec =
             name.parse()
                 .map_err(|e: foresight_autoscale::UnknownName| {
@@ -487,8 +388,8 @@ impl ControlConfig {
         let mut model = None;
         match &mut forecaster {
             ForecasterSpec::Lstm => {
-                model = r.string("model")?.map(PathBuf::from);
-                if model.is_none() && !t.contains_key("history") {
+                model = r.model.as_ref().map(PathBuf::from);
+                if model.is_none() && r.history.is_none() {
                     return Err(invalid(
                         "model",
                         "(missing)",
@@ -498,7 +399,7 @@ impl ControlConfig {
             }
             ForecasterSpec::Auto => {
                 // A model from `foresight train` is the first choice's LSTM candidate.
-                model = r.string("model")?.map(PathBuf::from);
+                model = r.model.as_ref().map(PathBuf::from);
             }
             ForecasterSpec::HoltWinters => {
                 return Err(invalid(
@@ -508,19 +409,19 @@ impl ControlConfig {
                 ))
             }
             ForecasterSpec::MovingAverage { window } => {
-                *window = r.int("window", 5, 1, 10_000)? as usize;
+                *window = int("window", r.window, 5, 1, 10_000)? as usize;
             }
             ForecasterSpec::SeasonalNaive { season } => {
-                *season = r.int("season", 1440, 2, 1_000_000)? as usize;
+                *season = int("season", r.season, 1440, 2, 1_000_000)? as usize;
             }
             ForecasterSpec::SeasonalQuantile {
                 season,
                 seasons,
                 quantile,
             } => {
-                *season = r.int("season", 1440, 2, 1_000_000)? as usize;
-                *seasons = r.int("seasons", 7, 1, 1_000)? as usize;
-                *quantile = r.float("season_quantile", 0.95, 0.0, 1.0)?;
+                *season = int("season", r.season, 1440, 2, 1_000_000)? as usize;
+                *seasons = int("seasons", r.seasons, 7, 1, 1_000)? as usize;
+                *quantile = float("season_quantile", r.season_quantile, 0.95, 0.0, 1.0)?;
             }
             ForecasterSpec::Persistence | ForecasterSpec::None => {}
         }
@@ -533,12 +434,12 @@ impl ControlConfig {
                 "a forecaster for a predictive policy",
             ));
         }
-        let actuator = match r.string("actuator")?.as_deref().unwrap_or("process") {
+        let actuator = match r.actuator.as_deref().unwrap_or("process") {
             "process" => ActuatorKind::Process {
-                backend_args: r.strings("backend_args")?,
+                backend_args: r.backend_args.clone().unwrap_or_default(),
             },
             "exec" => {
-                let command = r.strings("command")?;
+                let command = r.command.clone().unwrap_or_default();
                 if command.is_empty() {
                     return Err(invalid(
                         "command",
@@ -548,31 +449,35 @@ impl ControlConfig {
                 }
                 ActuatorKind::Exec {
                     command,
-                    timeout: r.duration("command_timeout", Duration::from_secs(30))?,
+                    timeout: duration(
+                        "command_timeout",
+                        &r.command_timeout,
+                        Duration::from_secs(30),
+                    )?,
                 }
             }
             "kubernetes" => ActuatorKind::Kubernetes {
-                namespace: r.string("namespace")?,
-                deployment: r.string("deployment")?.ok_or_else(|| {
+                namespace: r.namespace.clone(),
+                deployment: r.deployment.clone().ok_or_else(|| {
                     invalid(
                         "deployment",
                         "(missing)",
                         "a Deployment name when actuator = \"kubernetes\"",
                     )
                 })?,
-                url: r.string("kube_url")?,
+                url: r.kube_url.clone(),
             },
             "aws-asg" => ActuatorKind::AwsAsg {
-                group: r.string("group")?.ok_or_else(|| {
+                group: r.group.clone().ok_or_else(|| {
                     invalid(
                         "group",
                         "(missing)",
                         "an Auto Scaling group name when actuator = \"aws-asg\"",
                     )
                 })?,
-                endpoint: r.string("aws_endpoint")?,
+                endpoint: r.aws_endpoint.clone(),
                 drain: {
-                    let d = r.duration("drain", Duration::from_secs(45))?;
+                    let d = duration("drain", &r.drain, Duration::from_secs(45))?;
                     if d > Duration::from_secs(3600) {
                         return Err(invalid(
                             "drain",
@@ -593,28 +498,29 @@ impl ControlConfig {
                 ))
             }
         };
-        let theta_down = r.float("theta_down", d.theta_down, 0.0, 1.0)?;
-        let theta_up = r.float("theta_up", d.theta_up, 0.0, 10.0)?;
+        let theta_down = float("theta_down", r.theta_down, d.theta_down, 0.0, 1.0)?;
+        let theta_up = float("theta_up", r.theta_up, d.theta_up, 0.0, 10.0)?;
         if theta_down >= theta_up {
             return Err(invalid("theta_down", theta_down, "below control.theta_up"));
         }
-        let load = match r.string("load")?.as_deref() {
+        let load = match r.load.as_deref() {
             None | Some("requests") => Load::Requests,
             Some("connections") => Load::Connections,
             Some(other) => return Err(invalid("load", other, "requests or connections")),
         };
-        let metrics = match r.string("metrics")?.as_deref().unwrap_or("builtin") {
+        let metrics = match r.metrics.as_deref().unwrap_or("builtin") {
             "builtin" => MetricsSource::Builtin,
             "prometheus" => {
                 let url = r
-                    .string("prometheus_url")?
+                    .prometheus_url
+                    .clone()
                     .unwrap_or_else(|| "http://127.0.0.1:9090".into());
                 if !url.starts_with("http://") {
                     return Err(invalid("prometheus_url", &url, "an http:// URL"));
                 }
                 MetricsSource::Prometheus {
                     url,
-                    rate_query: r.string("rate_query")?.unwrap_or_else(|| {
+                    rate_query: r.rate_query.clone().unwrap_or_else(|| {
                         match load {
                             Load::Requests => DEFAULT_RATE_QUERY,
                             Load::Connections => DEFAULT_CONNECTIONS_QUERY,
@@ -625,10 +531,13 @@ impl ControlConfig {
             }
             other => return Err(invalid("metrics", other, "builtin or prometheus")),
         };
-        let kafka = match r.string("kafka_brokers")? {
+        let kafka = match &r.kafka_brokers {
             None => {
-                for k in ["kafka_publish", "kafka_consume"] {
-                    if t.contains_key(k) {
+                for (k, v) in [
+                    ("kafka_publish", &r.kafka_publish),
+                    ("kafka_consume", &r.kafka_consume),
+                ] {
+                    if v.is_some() {
                         return Err(invalid(
                             "kafka_brokers",
                             "(missing)",
@@ -649,14 +558,13 @@ impl ControlConfig {
                         .iter()
                         .any(|x| !x.contains(':') || x.contains("://"))
                 {
-                    return Err(invalid("kafka_brokers", &b, "host:port[,host:port…]"));
+                    return Err(invalid("kafka_brokers", b, "host:port[,host:port…]"));
                 }
-                let publish = r.string("kafka_publish")?;
-                let consume = r.string("kafka_consume")?;
+                let (publish, consume) = (r.kafka_publish.clone(), r.kafka_consume.clone());
                 if publish.is_none() && consume.is_none() {
                     return Err(invalid(
                         "kafka_brokers",
-                        &b,
+                        b,
                         "used with kafka_publish and/or kafka_consume",
                     ));
                 }
@@ -665,37 +573,29 @@ impl ControlConfig {
                     publish,
                     consume,
                     source: r
-                        .string("kafka_source")?
+                        .kafka_source
+                        .clone()
                         .unwrap_or_else(|| format!("proxy-{}", std::process::id())),
                 })
             }
         };
-        let retrain_every = match r.string("retrain_every")? {
+        let retrain_every = match &r.retrain_every {
             None => None,
             Some(v) => Some(
-                humantime::parse_duration(&v)
+                humantime::parse_duration(v)
                     .ok()
                     .filter(|d| d.as_secs() >= 60)
                     .ok_or_else(|| {
-                        invalid(
-                            "retrain_every",
-                            &v,
-                            "a duration of at least 1m (model time)",
-                        )
+                        invalid("retrain_every", v, "a duration of at least 1m (model time)")
                     })?,
             ),
         };
-        let scrape_instances = match t.get("scrape_instances") {
-            None => true,
-            Some(toml::Value::Boolean(b)) => *b,
-            Some(v) => return Err(invalid("scrape_instances", v, "true or false")),
-        };
-        let features = features(t, &forecaster, &model, &metrics)?;
+        let features = features(r.features.as_ref(), &forecaster, &model, &metrics)?;
         Ok(Some(ControlConfig {
             features,
-            scrape_instances,
+            scrape_instances: r.scrape_instances.unwrap_or(true),
             retrain_every,
-            train_epochs: r.int("train_epochs", 5, 1, 1000)? as usize,
+            train_epochs: int("train_epochs", r.train_epochs, 5, 1, 1000)? as usize,
             kafka,
             metrics,
             interval,
@@ -704,24 +604,29 @@ impl ControlConfig {
             policy,
             min,
             max,
-            dry_run,
+            dry_run: r.dry_run.unwrap_or(false),
             sees_traffic: true,
             load,
-            capacity_rps: r.float("capacity_rps", d.capacity_rps, 1e-6, 1e9)?,
-            workers: r.int("workers", d.workers as i64, 1, 1_000_000)? as u32,
-            hpa_target: r.float("hpa_target", d.hpa_target, 0.01, 1.0)?,
-            floor_target: r.float("floor_target", d.floor_target, 0.01, 1.0)?,
-            target: r.float("target", d.target, 0.01, 1.0)?,
+            capacity_rps: float("capacity_rps", r.capacity_rps, d.capacity_rps, 1e-6, 1e9)?,
+            workers: int("workers", r.workers, d.workers as i64, 1, 1_000_000)? as u32,
+            hpa_target: float("hpa_target", r.hpa_target, d.hpa_target, 0.01, 1.0)?,
+            floor_target: float("floor_target", r.floor_target, d.floor_target, 0.01, 1.0)?,
+            target: float("target", r.target, d.target, 0.01, 1.0)?,
             theta_up,
             theta_down,
-            lead: r.duration("lead", d.lead)?,
-            margin: r.duration("margin", d.margin)?,
-            stabilisation: r.duration(
+            lead: duration("lead", &r.lead, d.lead)?,
+            margin: duration("margin", &r.margin, d.margin)?,
+            stabilisation: duration(
                 "stabilisation",
+                &r.stabilisation,
                 Duration::from_secs_f64(policy.default_scale_in_window()),
             )?,
             interruption_hold: {
-                let hold = r.duration("interruption_hold", d.interruption_hold)?;
+                let hold = duration(
+                    "interruption_hold",
+                    &r.interruption_hold,
+                    d.interruption_hold,
+                )?;
                 if hold > Duration::from_secs(86_400) {
                     return Err(invalid(
                         "interruption_hold",
@@ -731,18 +636,19 @@ impl ControlConfig {
                 }
                 hold
             },
-            widen: r.int(
+            widen: int(
                 "widen",
+                r.widen,
                 d.widen as i64,
                 0,
                 foresight_autoscale::MAX_WIDEN as i64,
             )? as usize,
-            tail_share: r.float("tail_share", d.tail_share, 0.0, 1.0)?,
+            tail_share: float("tail_share", r.tail_share, d.tail_share, 0.0, 1.0)?,
             forecaster,
             model,
-            quantile: r.float("quantile", d.quantile, 0.0, 1.0)?,
-            history: r.string("history")?.map(PathBuf::from),
-            history_scale: r.float("history_scale", 1.0, 1e-12, 1e12)?,
+            quantile: float("quantile", r.quantile, d.quantile, 0.0, 1.0)?,
+            history: r.history.as_ref().map(PathBuf::from),
+            history_scale: float("history_scale", r.history_scale, 1.0, 1e-12, 1e12)?,
             actuator,
         }))
     }
@@ -753,8 +659,8 @@ mod tests {
     use super::*;
 
     fn parse(s: &str) -> Result<Option<ControlConfig>, String> {
-        let t: toml::Table = toml::from_str(s).unwrap();
-        ControlConfig::from_table(Some(&t)).map_err(|e| e.to_string())
+        let raw: RawControl = toml::from_str(s).map_err(|e| e.to_string())?;
+        ControlConfig::from_raw(Some(&raw)).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -788,26 +694,27 @@ mod tests {
                 "actuator = \"aws-asg\"\ngroup = \"w\"\ndrain = \"2h\"",
                 "`control.drain`",
             ),
-            ("colour = 1", "`control.colour`"),
+            // Unknown keys and wrong types: serde's message, with the line.
+            ("colour = 1", "unknown field `colour`"),
             ("hpa_target = 1.5", "`control.hpa_target`"),
             ("lead = \"soon\"", "`control.lead`"),
             ("theta_up = 0.4", "`control.theta_down`"),
             ("policy = \"oracle\"", "simulator only"),
             ("forecaster = \"prophet\"", "seasonal-quantile"),
             ("forecaster = \"holt-winters\"", "fitted offline"),
-            ("forecaster = \"auto\"\nmodel = 3", "`control.model`"),
+            ("forecaster = \"auto\"\nmodel = 3", "line 2"),
             ("quantile = 1.5", "`control.quantile`"),
             ("interruption_hold = \"2d\"", "`control.interruption_hold`"),
             ("widen = 6", "`control.widen`"),
             ("tail_share = -0.1", "`control.tail_share`"),
-            ("features = 3", "`control.features`"),
+            ("features = 3", "features"),
             ("[features]\ncpu = \"x\"", "forecaster = \"lstm\""),
             (
                 "forecaster = \"lstm\"\nmodel = \"m\"\n[features]\ncpu = \"x\"",
                 "metrics = \"prometheus\"",
             ),
             (
-                "forecaster = \"lstm\"\nmodel = \"m\"\nmetrics = \"prometheus\"\n[features]\ncpu = 1",
+                "forecaster = \"lstm\"\nmodel = \"m\"\nmetrics = \"prometheus\"\n[features]\ncpu = \" \"",
                 "`control.features.cpu`",
             ),
         ] {

@@ -15,7 +15,9 @@
 //! # Layout
 //! - `lib.rs`: [`spec`] (the section as an `AutoscalerSpec`), [`start`] and the loop itself
 //!   (measure → step the autoscaler → act → publish), [`Status`]
-//! - `config`: the `[control]` section, read and validated
+//! - `config`: the `[control]` section (as the proxy's file types it,
+//!   `foresight_proxy::config::RawControl`) validated into a [`ControlConfig`];
+//!   `config/mode.rs`: what `serve` and `controller` each also require ([`Mode`])
 //! - `meter`, `prometheus`, `scrape`, `features`: measuring an interval (the proxy's counters,
 //!   PromQL, the instances' `/metrics`, feature queries)
 //! - `kafka`: samples published to and consumed from a topic
@@ -57,7 +59,9 @@ mod warm;
 
 pub use admin::routes;
 pub use alerts::Alerts;
-pub use config::{ActuatorKind, ControlConfig, KafkaConfig, Load, MetricsSource, MAX_FEATURES};
+pub use config::{
+    ActuatorKind, ControlConfig, KafkaConfig, Load, MetricsSource, Mode, MAX_FEATURES,
+};
 pub use features::{FeatureReader, FeatureReading};
 pub use foresight_autoscale::Learner;
 pub use foresight_autoscale::{ForecasterSpec, PolicySpec};
@@ -661,8 +665,8 @@ mod tests {
     }
 
     fn section(text: &str) -> ControlConfig {
-        let t: toml::Table = toml::from_str(text).unwrap();
-        ControlConfig::from_table(Some(&t)).unwrap().unwrap()
+        let raw: foresight_proxy::config::RawControl = toml::from_str(text).unwrap();
+        ControlConfig::from_raw(Some(&raw)).unwrap().unwrap()
     }
 
     /// A model trained with features runs only where `[control.features]` names the same

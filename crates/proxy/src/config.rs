@@ -18,12 +18,14 @@ use http::Uri;
 use crate::access_log::{AccessLogConfig, Format};
 use crate::route::RouteTable;
 
+mod control;
 pub mod discovery;
 mod raw;
 mod routes;
 pub mod services;
 pub mod upstream_tls;
 
+pub use control::RawControl;
 pub use discovery::{
     AwsAsgDiscovery, Discovery, DnsDiscovery, KubePort, KubernetesDiscovery, RawDiscovery,
 };

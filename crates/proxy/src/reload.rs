@@ -27,7 +27,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 
 use crate::access_log::AccessLog;
-use crate::config::{Discovery, ProxyConfig, ServiceConfig};
+use crate::config::{Discovery, ProxyConfig, RawControl, ServiceConfig};
 use crate::dispatch::Dispatch;
 use crate::forward::Forwarder;
 use crate::metrics::{ProxyMetrics, ReloadLabel};
@@ -86,9 +86,7 @@ pub(crate) struct Live {
 
 /// Whether a service is scaled by a control loop (a `[control]` not `enabled = false`).
 fn has_control(s: &ServiceConfig) -> bool {
-    s.control
-        .as_ref()
-        .is_some_and(|t| t.get("enabled") != Some(&toml::Value::Boolean(false)))
+    s.control.as_ref().is_some_and(RawControl::enabled)
 }
 
 /// Whether two services' forwarders would behave alike (everything but instances and

@@ -93,8 +93,8 @@ fn the_simulator_and_the_live_loop_step_the_same_autoscaler() {
         file.display(),
         60.0 * rps_per_count
     );
-    let table: toml::Table = toml::from_str(&section).unwrap();
-    let c = ControlConfig::from_table(Some(&table)).unwrap().unwrap();
+    let raw: foresight_proxy::config::RawControl = toml::from_str(&section).unwrap();
+    let c = ControlConfig::from_raw(Some(&raw)).unwrap().unwrap();
     let mut live = foresight_control::autoscaler(&c).unwrap();
     let (mut ready, mut changes, mut forecasts) = (4usize, 0, 0);
     for k in 1..=(replay.len() * 4) {

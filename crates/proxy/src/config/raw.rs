@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::{AdminToken, RawDiscovery, RawRoute, RawService, RawUpstreamTls};
+use super::{AdminToken, RawControl, RawDiscovery, RawRoute, RawService, RawUpstreamTls};
 
 /// The file, as written. Every field is optional; see the typed config for defaults.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -49,9 +49,9 @@ pub struct RawConfig {
     /// Where the instances come from instead of `backends` (see [`super::discovery`]).
     #[serde(default)]
     pub discovery: Option<RawDiscovery>,
-    /// The control loop's section, validated by `foresight-control` (kept as a table here).
+    /// The control loop's section, validated by `foresight-control`.
     #[serde(default)]
-    pub control: Option<toml::Table>,
+    pub control: Option<RawControl>,
     /// Several pools behind the listener (see [`super::services`]).
     #[serde(default)]
     pub services: Vec<RawService>,

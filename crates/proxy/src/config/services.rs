@@ -56,7 +56,7 @@ pub struct RawService {
     /// Where its instances come from instead of `backends`.
     pub discovery: Option<RawDiscovery>,
     /// Its control loop's section, validated by `foresight-control`.
-    pub control: Option<toml::Table>,
+    pub control: Option<RawControl>,
 }
 
 /// One `[[routes]]` entry, as written.
@@ -116,7 +116,7 @@ pub struct ServiceConfig {
     /// Where the instances come from instead, if discovered.
     pub discovery: Option<Discovery>,
     /// The `[control]` (or `[services.control]`) table, for `foresight-control` to validate.
-    pub control: Option<toml::Table>,
+    pub control: Option<RawControl>,
 }
 
 /// Per field: the service's value, else the top level's.
@@ -199,7 +199,7 @@ fn service(
     p: &str,
     name: &str,
     s: Sections<'_>,
-    control: Option<toml::Table>,
+    control: Option<RawControl>,
 ) -> Result<ServiceConfig, ConfigError> {
     let k = |key: &str| format!("{p}{key}");
     let b = s.balancer;
