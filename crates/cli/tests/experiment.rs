@@ -422,30 +422,15 @@ fn the_tail_share_is_chosen_on_the_validation_part() {
     let t = dir.join("t.csv");
     std::fs::write(&t, trace()).unwrap();
     let json = dir.join("out.json");
-    let o = run(&[
-        "experiment",
-        "--trace",
-        t.to_str().unwrap(),
-        "--forecaster",
-        "moving-average",
-        "--minutes",
+    let (o, v) = hybrid(
+        &t,
+        &json,
         "120",
-        "--peak-rps",
-        "80",
-        "--policies",
-        "hybrid",
-        "--no-sweep",
-        "--tail-share",
-        "auto",
-        "--json",
-        json.to_str().unwrap(),
-        "--quiet",
-    ]);
+        &["--peak-rps", "80", "--tail-share", "auto"],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("on the validation part (0 → "), "{stderr}");
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let c = &v["tail_share_choice"];
     let trials = c["trials"].as_array().unwrap();
     assert_eq!(trials[0]["share"], 0.0);
@@ -459,35 +444,25 @@ fn the_tail_share_is_chosen_on_the_validation_part() {
     assert_eq!(v["tail_share"], chosen);
     assert_eq!(v["widen"], 0, "--widen 0 by default");
     // With `--widen auto` the widening is chosen too, unwidened tried first at each share.
-    let o = run(&[
-        "experiment",
-        "--trace",
-        t.to_str().unwrap(),
-        "--forecaster",
-        "moving-average",
-        "--minutes",
+    let (o, v) = hybrid(
+        &t,
+        &json,
         "120",
-        "--peak-rps",
-        "80",
-        "--policies",
-        "hybrid",
-        "--no-sweep",
-        "--tail-share",
-        "auto",
-        "--widen",
-        "auto",
-        "--json",
-        json.to_str().unwrap(),
-        "--quiet",
-    ]);
+        &[
+            "--peak-rps",
+            "80",
+            "--tail-share",
+            "auto",
+            "--widen",
+            "auto",
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
         stderr.contains("on the validation part (0 widen 0 → "),
         "{stderr}"
     );
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let c = &v["tail_share_choice"];
     let trials = c["trials"].as_array().unwrap();
     assert_eq!(
@@ -504,26 +479,49 @@ fn the_tail_share_is_chosen_on_the_validation_part() {
     assert_eq!(v["widen"], c["widen"]);
     assert_eq!(v["tail_share"], c["chosen"]);
     // A named share skips the trials.
-    let o = run(&[
+    let (o, v) = hybrid(&t, &json, "60", &["--tail-share", "0.002"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(v["tail_share_choice"].is_null());
+    assert_eq!(v["tail_share"], 0.002);
+    // Out of range: a usage error naming the flag and the range.
+    let (o, _) = hybrid(&t, &json, "60", &["--widen", "6"]);
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("--widen") && stderr.contains("0–5"),
+        "{stderr}"
+    );
+}
+
+/// `experiment` of the hybrid alone over the first `minutes` of `trace`, with `extra` flags:
+/// its output and its JSON (`Null` when it wrote none).
+fn hybrid(
+    trace: &std::path::Path,
+    json: &std::path::Path,
+    minutes: &str,
+    extra: &[&str],
+) -> (std::process::Output, serde_json::Value) {
+    let _ = std::fs::remove_file(json);
+    let mut args = vec![
         "experiment",
         "--trace",
-        t.to_str().unwrap(),
+        trace.to_str().unwrap(),
         "--forecaster",
         "moving-average",
         "--minutes",
-        "60",
+        minutes,
         "--policies",
         "hybrid",
         "--no-sweep",
-        "--tail-share",
-        "0.002",
         "--json",
         json.to_str().unwrap(),
         "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert!(v["tail_share_choice"].is_null());
-    assert_eq!(v["tail_share"], 0.002);
+    ];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    let v = std::fs::read_to_string(json)
+        .ok()
+        .and_then(|j| serde_json::from_str(&j).ok())
+        .unwrap_or_default();
+    (o, v)
 }
