@@ -11,12 +11,13 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use clap::Args;
 use foresight_control::{ActuatorKind, ControlConfig, ForecasterSpec, PolicySpec};
 use foresight_loadgen::{Arrivals, Hooks, Mode, Plan, Report};
 use foresight_proxy::config::RawConfig;
 use foresight_scale::STATIC_TARGET;
-use foresight_workload::{Profile, Trace};
+use foresight_workload::{Profile, Series};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::demo_balancing::BalancingArgs;
@@ -120,11 +121,14 @@ struct Data {
 }
 
 fn prepare(dir: &Path) -> anyhow::Result<Data> {
-    let mut trace = Trace::parse(TRACE, "embedded NASA excerpt")?;
+    let mut trace = Series::parse_minute_counts(TRACE, "embedded NASA excerpt")?;
     trace.fill_gaps(15);
     let start = chrono::NaiveDateTime::parse_from_str(SEGMENT_START, "%Y-%m-%d %H:%M:%S")?;
-    let offset = (start - trace.start).num_minutes() as usize;
-    let counts: Vec<f64> = trace.counts[offset..]
+    let first = chrono::DateTime::from_timestamp(trace.start, 0)
+        .context("the embedded trace's first minute")?
+        .naive_utc();
+    let offset = (start - first).num_minutes() as usize;
+    let counts: Vec<f64> = trace.values[offset..]
         .iter()
         .map(|c| c.unwrap_or(0.0))
         .collect();
@@ -132,9 +136,9 @@ fn prepare(dir: &Path) -> anyhow::Result<Data> {
     // History = the rows before the segment, as a file the control loop reads.
     let history = dir.join("history.csv");
     let mut text = String::from("minute,count\n");
-    for (i, c) in trace.counts[..offset].iter().enumerate() {
+    for (i, c) in trace.values[..offset].iter().enumerate() {
         if let Some(c) = c {
-            let t = trace.start + chrono::Duration::minutes(i as i64);
+            let t = first + chrono::Duration::minutes(i as i64);
             text.push_str(&format!("{},{:.0}\n", t.format("%Y-%m-%d %H:%M:%S"), c));
         }
     }

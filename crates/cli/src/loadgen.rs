@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::Args;
 use foresight_loadgen::jtl::JtlWriter;
 use foresight_loadgen::{Arrivals, Hooks, Mode, Plan, Report, Summary};
-use foresight_workload::{Profile, Trace};
+use foresight_workload::{Profile, Series};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{failure, usage_error};
@@ -166,10 +166,10 @@ fn profile(a: &LoadgenArgs) -> Result<(Profile, Duration, String), String> {
         if a.minute.is_zero() {
             return Err("invalid value `0s` for `--minute`: expected a positive duration".into());
         }
-        let mut trace = Trace::load(path).map_err(|e| e.to_string())?;
+        let mut trace = Series::load_minute_counts(path).map_err(|e| e.to_string())?;
         let filled = trace.fill_gaps(15);
         let counts: Vec<f64> = trace
-            .counts
+            .values
             .iter()
             .skip(a.from_minute)
             .map(|c| c.unwrap_or(0.0))
@@ -179,11 +179,11 @@ fn profile(a: &LoadgenArgs) -> Result<(Profile, Duration, String), String> {
                 "invalid value `{}` for `--from-minute`: {} has {} minutes",
                 a.from_minute,
                 path.display(),
-                trace.counts.len()
+                trace.values.len()
             ));
         }
         let unfilled = trace
-            .counts
+            .values
             .iter()
             .skip(a.from_minute)
             .filter(|c| c.is_none())

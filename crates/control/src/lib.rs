@@ -222,18 +222,15 @@ pub fn spec(c: &ControlConfig) -> Result<AutoscalerSpec, String> {
     let model_step = c.model_step.as_secs() as i64;
     let history = match &c.history {
         None => None,
-        Some(path) => Some(foresight_workload::Trace::load(path).map_err(|e| e.to_string())?),
+        Some(path) => {
+            Some(foresight_workload::Series::load_minute_counts(path).map_err(|e| e.to_string())?)
+        }
     };
     let mut training = foresight_forecast::ForecastConfig::default();
     training.lstm.epochs = c.train_epochs;
     let model = match (c.forecaster, &c.model, &history) {
         (ForecasterSpec::Lstm, Some(dir), _) => ModelSource::File(dir.clone()),
-        (ForecasterSpec::Lstm, None, Some(h)) => ModelSource::Train(foresight_forecast::Series {
-            start: h.start.and_utc().timestamp(),
-            step: 60,
-            values: h.counts.clone(),
-            features: Vec::new(),
-        }),
+        (ForecasterSpec::Lstm, None, Some(h)) => ModelSource::Train(h.clone()),
         (ForecasterSpec::Lstm, None, None) => {
             return Err("`control.forecaster = \"lstm\"` needs `model` or `history`".into())
         }
@@ -252,14 +249,14 @@ pub fn spec(c: &ControlConfig) -> Result<AutoscalerSpec, String> {
         .unwrap_or(0);
     let mut warm = Vec::new();
     if let Some(trace) = &history {
-        let start = trace.start.and_utc().timestamp();
+        let start = trace.start;
         warm = trace
-            .counts
+            .values
             .iter()
             .enumerate()
             .filter_map(|(i, v)| v.map(|v| (start + i as i64 * 60, v)))
             .collect();
-        next_time = start + trace.counts.len() as i64 * 60;
+        next_time = start + trace.values.len() as i64 * 60;
     }
     Ok(AutoscalerSpec {
         settings: settings(c),

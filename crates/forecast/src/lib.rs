@@ -27,7 +27,8 @@ pub mod online;
 pub mod pipeline;
 pub mod prep;
 pub mod seasonal_quantile;
-pub mod series;
+/// The series type, shared with the simulator and the load generator.
+pub use foresight_workload::series;
 
 pub use anomaly::{AnomalyConfig, Detector};
 pub use baselines::{MovingAverage, Persistence, SeasonalNaive};

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use foresight_balance::Algorithm;
 use foresight_core::dist::Distribution;
-use foresight_workload::{Profile, Trace};
+use foresight_workload::{Profile, Series};
 use serde::Deserialize;
 
 use crate::{Change, InstanceSpec, RequestClass, Scenario};
@@ -484,7 +484,7 @@ fn profile(cx: &Ctx<'_>, a: &RawArrivals) -> Result<Profile, FileError> {
                 cx.invalid("arrivals.file", "(missing)", "a minute,count CSV file")
             })?;
             let path = cx.dir.join(file);
-            let mut trace = Trace::load(&path)
+            let mut trace = Series::load_minute_counts(&path)
                 .map_err(|e| FileError::Other(format!("{}: arrivals.file: {e}", cx.path)))?;
             trace.fill_gaps(a.fill_gaps.unwrap_or(10));
             let counts: Vec<f64> = match a.start_minute {
@@ -492,12 +492,12 @@ fn profile(cx: &Ctx<'_>, a: &RawArrivals) -> Result<Profile, FileError> {
                 Some(start) => {
                     let len = a
                         .minutes
-                        .unwrap_or(trace.counts.len().saturating_sub(start));
-                    let window = trace.counts.get(start..start + len).ok_or_else(|| {
+                        .unwrap_or(trace.values.len().saturating_sub(start));
+                    let window = trace.values.get(start..start + len).ok_or_else(|| {
                         cx.invalid(
                             "arrivals.start_minute",
                             start,
-                            &format!("a window inside the trace's {} minutes", trace.counts.len()),
+                            &format!("a window inside the trace's {} minutes", trace.values.len()),
                         )
                     })?;
                     window

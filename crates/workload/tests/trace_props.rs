@@ -3,7 +3,7 @@
 //! sets the number of cases (256 by default).
 
 use chrono::{Duration, NaiveDate};
-use foresight_workload::{Trace, MAX_MINUTES};
+use foresight_workload::{Series, MAX_STEPS};
 use proptest::prelude::*;
 
 /// A plausible row: a timestamp in any year chrono formats, and a count that may not parse.
@@ -24,8 +24,8 @@ fn row() -> impl Strategy<Value = String> {
 proptest! {
     #[test]
     fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
-        let _ = Trace::parse(&text, "t.csv");
-        let _ = Trace::parse(&format!("minute,count\n{text}"), "t.csv");
+        let _ = Series::parse_minute_counts(&text, "t.csv");
+        let _ = Series::parse_minute_counts(&format!("minute,count\n{text}"), "t.csv");
     }
 
     #[test]
@@ -33,8 +33,8 @@ proptest! {
         rows in prop::collection::vec(row(), 1..6),
     ) {
         let text = format!("minute,count\n{}\n", rows.join("\n"));
-        if let Ok(t) = Trace::parse(&text, "t.csv") {
-            prop_assert!(t.counts.len() <= MAX_MINUTES);
+        if let Ok(t) = Series::parse_minute_counts(&text, "t.csv") {
+            prop_assert!(t.values.len() as i64 <= MAX_STEPS);
         }
     }
 
@@ -57,8 +57,8 @@ proptest! {
             expected.resize(at, None);
             expected.push(Some(*count as f64));
         }
-        let t = Trace::parse(&text, "t.csv").unwrap();
-        prop_assert_eq!(t.start, start);
-        prop_assert_eq!(t.counts, expected);
+        let t = Series::parse_minute_counts(&text, "t.csv").unwrap();
+        prop_assert_eq!(t.start, start.and_utc().timestamp());
+        prop_assert_eq!(t.values, expected);
     }
 }

@@ -2,7 +2,9 @@
 //! named feature columns (CPU, memory, latency...), with missing steps kept as missing.
 //!
 //! Two CSV layouts are read:
-//! - `minute,count` (the shared NASA and WorldCup traces), via [`foresight_workload::Trace`];
+//! - `minute,count` (the shared NASA and WorldCup traces, the generated workloads): a header
+//!   `minute,count`, then `YYYY-MM-DD HH:MM:SS,COUNT` rows in time order; a missing minute is
+//!   a missing row, not a zero;
 //! - `timestamp,value[,feature...]`, where `timestamp` is RFC 3339, `YYYY-MM-DD HH:MM:SS` or
 //!   Unix seconds, at any spacing; rows are resampled onto a fixed step (`value` summed or
 //!   averaged per step as chosen, features averaged).
@@ -14,7 +16,6 @@
 use std::path::Path;
 
 use chrono::{DateTime, NaiveDateTime};
-use foresight_workload::{missing_runs, Trace, TraceError};
 
 /// A problem with a series file, naming the file and line.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -55,24 +56,25 @@ pub enum SeriesError {
 /// included): about 9.5 years of minutes.
 pub const MAX_STEPS: i64 = 5_000_000;
 
-impl From<TraceError> for SeriesError {
-    fn from(e: TraceError) -> Self {
-        match e {
-            TraceError::Read { path, message } => SeriesError::Read { path, message },
-            TraceError::Malformed {
-                path,
-                line,
-                message,
-            } => SeriesError::Malformed {
-                path,
-                line,
-                message,
-            },
-            TraceError::Empty { path } => SeriesError::Empty { path },
+/// Every run of `None` in `values`, as (first index, length).
+pub fn missing_runs<T>(values: &[Option<T>]) -> Vec<(usize, usize)> {
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < values.len() {
+        if values[i].is_none() {
+            let s = i;
+            while i < values.len() && values[i].is_none() {
+                i += 1;
+            }
+            runs.push((s, i - s));
+        } else {
+            i += 1;
         }
     }
+    runs
 }
 
+/// A run of missing minutes.
 /// How values falling into one step are combined when resampling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Aggregate {
@@ -172,19 +174,27 @@ impl Series {
     ) -> Result<Series, SeriesError> {
         let header = text.lines().next().unwrap_or("").trim();
         if header == "minute,count" {
-            let trace = Trace::parse(text, origin)?;
-            let s = Series {
-                start: trace.start.and_utc().timestamp(),
-                step: 60,
-                values: trace.counts,
-                features: Vec::new(),
-            };
+            let s = parse_minute_count(text, origin)?;
             return match step {
                 Some(st) if st != 60 => s.resample(st, aggregate),
                 _ => Ok(s),
             };
         }
         parse_generic(text, origin, step, aggregate)
+    }
+
+    /// Reads a `minute,count` file as it is (per minute, no other layout).
+    pub fn load_minute_counts(path: &Path) -> Result<Series, SeriesError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SeriesError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        parse_minute_count(&text, &path.display().to_string())
+    }
+
+    /// Parses `minute,count` text as it is; `origin` names it in errors.
+    pub fn parse_minute_counts(text: &str, origin: &str) -> Result<Series, SeriesError> {
+        parse_minute_count(text, origin)
     }
 
     /// Number of steps (present or missing).
@@ -279,6 +289,16 @@ impl Series {
         out
     }
 
+    /// The longest stretch without gaps (in the value and every feature), as (first step,
+    /// values); the last of equally long ones.
+    pub fn longest_run(&self) -> (usize, Vec<f64>) {
+        self.segments()
+            .into_iter()
+            .max_by_key(|s| s.values.len())
+            .map(|s| (s.offset, s.values))
+            .unwrap_or((0, Vec::new()))
+    }
+
     /// The same series on a coarser (or finer, leaving missing steps) step.
     pub fn resample(&self, step: i64, aggregate: Aggregate) -> Result<Series, SeriesError> {
         if step <= 0 {
@@ -307,6 +327,92 @@ fn interpolate(values: &mut [Option<f64>], g: &Gap) {
         let f = (k + 1) as f64 / (g.len + 1) as f64;
         values[g.start + k] = Some(before + (after - before) * f);
     }
+}
+
+/// Parses a `minute,count` file (see the module's doc) into a per-minute series.
+fn parse_minute_count(text: &str, origin: &str) -> Result<Series, SeriesError> {
+    let bad = |line: usize, message: String| SeriesError::Malformed {
+        path: origin.to_string(),
+        line,
+        message,
+    };
+    let mut lines = text.lines().enumerate();
+    match lines.next() {
+        Some((_, h)) if h.trim() == "minute,count" => {}
+        Some((_, h)) => {
+            return Err(bad(
+                1,
+                format!("expected the header `minute,count`, found `{}`", h.trim()),
+            ))
+        }
+        None => {
+            return Err(SeriesError::Empty {
+                path: origin.to_string(),
+            })
+        }
+    }
+    let mut start: Option<NaiveDateTime> = None;
+    let mut counts: Vec<Option<f64>> = Vec::new();
+    for (i, raw) in lines {
+        let n = i + 1;
+        let line = raw.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (ts, count) = line
+            .split_once(',')
+            .ok_or_else(|| bad(n, format!("expected `minute,count`, found `{line}`")))?;
+        let t = NaiveDateTime::parse_from_str(ts.trim(), "%Y-%m-%d %H:%M:%S").map_err(|e| {
+            bad(
+                n,
+                format!("minute `{}` is not YYYY-MM-DD HH:MM:SS ({e})", ts.trim()),
+            )
+        })?;
+        let c: f64 = count.trim().parse::<u64>().map_err(|_| {
+            bad(
+                n,
+                format!("count `{}` is not a non-negative integer", count.trim()),
+            )
+        })? as f64;
+        let s = *start.get_or_insert(t);
+        let offset = (t - s).num_seconds();
+        if offset % 60 != 0 {
+            return Err(bad(
+                n,
+                format!(
+                    "minute `{}` is not on a whole minute from the first row",
+                    ts.trim()
+                ),
+            ));
+        }
+        let idx = offset / 60;
+        if idx >= MAX_STEPS {
+            return Err(bad(
+                n,
+                format!(
+                    "minute `{}` is {idx} minutes after the first row; a trace spans at most {MAX_STEPS} minutes (about 9.5 years)",
+                    ts.trim()
+                ),
+            ));
+        }
+        if idx < counts.len() as i64 {
+            return Err(bad(
+                n,
+                format!("minute `{}` is not after the previous row", ts.trim()),
+            ));
+        }
+        counts.resize(idx as usize, None);
+        counts.push(Some(c));
+    }
+    let start = start.ok_or_else(|| SeriesError::Empty {
+        path: origin.to_string(),
+    })?;
+    Ok(Series {
+        start: start.and_utc().timestamp(),
+        step: 60,
+        values: counts,
+        features: Vec::new(),
+    })
 }
 
 struct Resampler {
@@ -637,5 +743,90 @@ mod tests {
         let e = Series::parse("timestamp,value\n5,1\n3,1\n", "m.csv", None, Aggregate::Sum)
             .unwrap_err();
         assert!(e.to_string().contains("m.csv:3:"), "{e}");
+    }
+
+    const CSV: &str = "minute,count\n1995-07-01 00:00:00,10\n1995-07-01 00:01:00,20\n1995-07-01 00:04:00,50\n1995-07-01 00:05:00,60\n1995-07-01 01:00:00,5\n1995-07-01 01:01:00,6\n";
+
+    #[test]
+    fn minute_counts_gaps_are_found_filled_when_short_and_kept_when_long() {
+        let mut t = Series::parse_minute_counts(CSV, "t.csv").unwrap();
+        assert_eq!(t.values.len(), 62);
+        assert_eq!(
+            t.gaps(),
+            vec![Gap { start: 2, len: 2 }, Gap { start: 6, len: 54 }]
+        );
+        assert_eq!(t.fill_gaps(10), 2);
+        assert_eq!(t.values[2], Some(30.0));
+        assert_eq!(t.values[3], Some(40.0));
+        assert_eq!(t.gaps(), vec![Gap { start: 6, len: 54 }]);
+        let segs = t.segments();
+        assert_eq!(segs.len(), 2);
+        assert_eq!(
+            (segs[1].offset, segs[1].values.clone()),
+            (60, vec![5.0, 6.0])
+        );
+        assert_eq!(t.longest_run().1.len(), 6);
+    }
+
+    #[test]
+    fn bad_minute_count_lines_name_file_line_and_text() {
+        let cases = [
+            ("min,count\n", 1, "header"),
+            (
+                "minute,count\n1995-07-01 00:00:00;5\n",
+                2,
+                "1995-07-01 00:00:00;5",
+            ),
+            ("minute,count\n1995-13-01 00:00:00,5\n", 2, "1995-13-01"),
+            ("minute,count\n1995-07-01 00:00:00,-5\n", 2, "`-5`"),
+            (
+                "minute,count\n1995-07-01 00:00:00,5\n1995-07-01 00:00:30,5\n",
+                3,
+                "whole minute",
+            ),
+            (
+                "minute,count\n1995-07-01 00:01:00,5\n1995-07-01 00:00:00,5\n",
+                3,
+                "not after",
+            ),
+        ];
+        for (text, line, needle) in cases {
+            match Series::parse_minute_counts(text, "t.csv") {
+                Err(e @ SeriesError::Malformed { .. }) => {
+                    let msg = e.to_string();
+                    assert!(msg.starts_with(&format!("t.csv:{line}:")), "{msg}");
+                    assert!(msg.contains(needle), "{msg}");
+                }
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            Series::parse_minute_counts("minute,count\n", "t.csv"),
+            Err(SeriesError::Empty { .. })
+        ));
+    }
+
+    #[test]
+    fn loads_the_shared_traces_when_present() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/datasets/nasa-http-1995-per-minute.csv");
+        if !p.exists() {
+            // CI has the shared datasets beside the clone: missing there is a failure.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{} not found, and CI is set",
+                p.display()
+            );
+            eprintln!(
+                "skipping: {} not found (outside the project's machines)",
+                p.display()
+            );
+            return;
+        }
+        let t = Series::load_minute_counts(&p).unwrap();
+        // The dataset README: 81,396 rows, two long holes (July 28 - Aug 1, Aug 1 - Aug 3).
+        assert_eq!(t.values.iter().filter(|c| c.is_some()).count(), 81_396);
+        let long: Vec<_> = t.gaps().into_iter().filter(|g| g.len > 60).collect();
+        assert_eq!(long.len(), 2, "{long:?}");
     }
 }
