@@ -68,10 +68,10 @@ pub struct ExperimentArgs {
     /// service time follows).
     #[arg(long, default_value_t = 20.0)]
     capacity_rps: f64,
-    /// Forecaster for the predictive policies: lstm, holt-winters, moving-average,
-    /// persistence, seasonal-naive, seasonal-quantile, or auto (every candidate fitted, and
-    /// the one that plans best on the validation part chosen).
-    #[arg(long, default_value = "lstm")]
+    /// Forecaster for the predictive policies: auto (every candidate fitted, and the one that
+    /// plans best on the validation part chosen), lstm, holt-winters, moving-average,
+    /// persistence, seasonal-naive or seasonal-quantile.
+    #[arg(long, default_value = "auto")]
     forecaster: ForecasterSpec,
     /// The season of `seasonal-naive` and `seasonal-quantile`: 1h (bursts that recur each
     /// hour), 1d or 1w; whole minutes, at most 2w.
