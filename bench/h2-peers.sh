@@ -8,15 +8,20 @@
 # 50 connections, 10 streams each) and the upstream share CPU 1. Rounds alternate between the
 # proxies; the table reports medians of the rounds and of the per-round ratios to HAProxy.
 #
-# Usage: [PROFILE=release] bench/h2-peers.sh [ROUNDS=5] [SECONDS=5]
+# Usage: [PROFILE=release] [PROFILE_PERF=1] bench/h2-peers.sh [ROUNDS=5] [SECONDS=5]
 # Needs: h2load (apt-get install -y nghttp2-client), nginx (with http_v2), haproxy.
+# PROFILE_PERF=1 then profiles Foresight's worker under the same load (perf record, 4 s) and
+# prints its samples grouped by crate or shared object (docs/benchmarks.md, "Where the time
+# goes"); needs perf (apt-get install -y linux-perf).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}
 SECONDS_PER=${2:-5}
 PROFILE=${PROFILE:-release}
-for tool in h2load nginx haproxy taskset; do
-  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y nghttp2-client nginx-light haproxy)" >&2; exit 1; }
+TOOLS="h2load nginx haproxy taskset"
+[ "${PROFILE_PERF:-0}" = 1 ] && TOOLS="$TOOLS perf"
+for tool in $TOOLS; do
+  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y nghttp2-client nginx-light haproxy linux-perf)" >&2; exit 1; }
 done
 cargo build --profile "$PROFILE" -p foresight --quiet
 BIN=target/$PROFILE/foresight
@@ -75,6 +80,7 @@ taskset -c 1 nginx -c "$WORK/upstream.conf" -p "$WORK" & PIDS+=($!)
 taskset -c 0 haproxy -f "$WORK/haproxy.cfg" -db & PIDS+=($!)
 RUST_LOG=warn taskset -c 0 "$BIN" serve --config "$WORK/foresight.toml" --workers 1 \
   --listen 127.0.0.1:$P_FORESIGHT --admin 127.0.0.1:18194 > /dev/null & PIDS+=($!)
+FORESIGHT_PID=$!
 sleep 1
 declare -A PORT=([foresight]=$P_FORESIGHT [haproxy]=$P_HAPROXY)
 for name in foresight haproxy; do
@@ -112,3 +118,32 @@ for name in ("foresight", "haproxy"):
 PY
 echo
 echo "versions: $(haproxy -v | head -1), $(h2load --version | head -1), $(nginx -v 2>&1); rounds=$ROUNDS, ${SECONDS_PER}s each, 50 connections x 10 streams"
+if [ "${PROFILE_PERF:-0}" = 1 ]; then
+  taskset -c 1 h2load -D 7 -c 50 -m 10 -t 1 "http://127.0.0.1:$P_FORESIGHT/" > /dev/null 2>&1 &
+  LOAD=$!
+  sleep 1
+  perf record -q -F 499 --call-graph dwarf -p "$FORESIGHT_PID" -o "$WORK/perf.data" -- sleep 4 2>/dev/null
+  wait "$LOAD" || true
+  echo
+  echo "Foresight's worker under the same load (perf record -F 499 --call-graph dwarf, 4 s):"
+  echo "self samples by crate (Rust symbols) or shared object (the rest), >= 0.5%"
+  perf report -i "$WORK/perf.data" --no-children --sort dso,sym --stdio 2>/dev/null | python3 -c '
+import re, sys, collections
+groups = collections.Counter()
+for line in sys.stdin:
+    m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[(.)\]\s+(.*)", line)
+    if not m:
+        continue
+    pct, dso, kind, sym = float(m.group(1)), m.group(2), m.group(3), m.group(4).strip()
+    if kind == "k":
+        key = "kernel"
+    else:
+        # A Rust symbol: its crate, the first path segment (of the type in <T as Trait>::f).
+        c = re.match(r"<?&?(?:mut )?(?:dyn )?([a-z_][a-z0-9_]*)::", sym)
+        key = c.group(1) if c else ("memcpy/memmove" if "memcpy" in sym or "memmove" in sym else dso + " (other symbols: allocator, C code)")
+    groups[key] += pct
+for key, pct in groups.most_common():
+    if pct >= 0.5:
+        print(f"  {pct:5.1f}%  {key}")
+'
+fi
