@@ -28,6 +28,7 @@ use crate::{failure, usage_error};
 mod assemble;
 mod parts;
 mod report;
+mod schedule;
 mod suite;
 mod tail_choice;
 use assemble::{planning, spec_for};

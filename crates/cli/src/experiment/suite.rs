@@ -1,5 +1,5 @@
 //! `foresight experiment --suite DIR`: every workload of a suite run as one `--trace` run is,
-//! two workloads at a time (one per core), then the share of workloads on which each policy
+//! on both cores (`schedule`: every workload fitted first, then all their runs), then the share of workloads on which each policy
 //! reaches the goal and the spread of its cost against the oracle, the HPA and a static
 //! fleet: a table per workload, an aggregate table, JSON and a CDF plot.
 
@@ -111,7 +111,7 @@ pub(super) fn run(a: &ExperimentArgs, dir: &Path) -> Result<(), Failure> {
         )));
     }
     eprintln!(
-        "experiment: suite {} — {} workloads, two at a time; forecaster {}; seed {}",
+        "experiment: suite {} — {} workloads on two threads (every one fitted, then all their runs); forecaster {}; seed {}",
         dir.display(),
         traces.len(),
         a.forecaster,
@@ -127,52 +127,77 @@ pub(super) fn run(a: &ExperimentArgs, dir: &Path) -> Result<(), Failure> {
         traces.len() as u64,
         "workloads [{bar:30}] {pos}/{len} {elapsed} eta {eta}",
     ));
-    let next = Mutex::new(0usize);
-    let results: Mutex<Vec<(usize, Result<WorkloadResult, Failure>)>> = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..2 {
-            let (next, results, traces, overall, multi) =
-                (&next, &results, &traces, &overall, &multi);
-            scope.spawn(move || loop {
-                let i = {
-                    let mut n = next.lock().expect("not poisoned");
-                    let i = *n;
-                    *n += 1;
-                    i
-                };
-                let Some(trace) = traces.get(i) else { break };
-                let r = workload(a, trace, multi);
-                results.lock().expect("not poisoned").push((i, r));
-                overall.inc(1);
-            });
-        }
-    });
+    let runs = multi.add(crate::progress::bar(
+        a.quiet,
+        0,
+        "runs      [{bar:30}] {pos}/{len} (of the workloads fitted so far)",
+    ));
+    let bars: Vec<ProgressBar> = (0..2)
+        .map(|_| {
+            multi.add(crate::progress::bar(
+                a.quiet,
+                1000,
+                "{prefix:>30} [{bar:30}] {percent:>3}%",
+            ))
+        })
+        .collect();
+    let outcomes = schedule::run(
+        traces.len(),
+        bars.len(),
+        |w, i| {
+            let p = prepare_workload(a, &traces[i], &bars[w])?;
+            runs.inc_length(p.jobs.len() as u64);
+            let jobs = p.jobs.len();
+            Ok::<_, Failure>((p, jobs))
+        },
+        |w, p, j| {
+            let r = run_job(&p.jobs[j], a, &p.setup, &p.fitted, &bars[w]);
+            runs.inc(1);
+            r
+        },
+        |i, p, results| {
+            let r = finish_workload(a, &traces[i], &p, results);
+            overall.inc(1);
+            r
+        },
+    );
+    for bar in bars {
+        bar.finish_and_clear();
+    }
+    runs.finish_and_clear();
     overall.finish_and_clear();
-    let mut results = results.into_inner().expect("not poisoned");
-    results.sort_by_key(|(i, _)| *i);
-    let results: Vec<WorkloadResult> = results
-        .into_iter()
-        .map(|(_, r)| r)
+    let results: Vec<WorkloadResult> = (outcomes.into_iter())
+        .map(|o| o.and_then(|r| r.map_err(Failure::Other)))
         .collect::<Result<_, _>>()?;
     report_suite(a, dir, &results)
 }
 
-/// Runs one workload of the suite.
-fn workload(
+/// Loads one workload and fits its forecaster, shown on `bar`.
+fn prepare_workload(
     a: &ExperimentArgs,
     trace: &Path,
-    multi: &MultiProgress,
-) -> Result<WorkloadResult, Failure> {
+    bar: &ProgressBar,
+) -> Result<Prepared, Failure> {
     let name = trace
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let status = multi.add(crate::progress::bar(a.quiet, 1, "{msg}"));
-    status.set_message(format!("{name}: fitting {}", a.forecaster));
+    bar.set_prefix(format!("{name}: fitting {}", a.forecaster));
+    bar.set_position(0);
     let mut prepared = prepare(a, trace, true)?;
-    status.finish_and_clear();
     prepared.label = format!("{name} ");
-    let runs = run_jobs(a, &prepared, multi, 1)?;
+    Ok(prepared)
+}
+
+/// One workload's outcome from its runs (in job order), read off its frontiers.
+fn finish_workload(
+    a: &ExperimentArgs,
+    trace: &Path,
+    prepared: &Prepared,
+    runs: Vec<Result<RunResult, String>>,
+) -> Result<WorkloadResult, String> {
+    let runs: Vec<RunResult> = runs.into_iter().collect::<Result<_, _>>()?;
+    let name = prepared.label.trim_end().to_string();
     let s = summarise(&runs, a.slo_goal);
     let shape = std::fs::read_to_string(trace.with_extension("json"))
         .ok()
