@@ -9,35 +9,52 @@ use rand::Rng;
 use rand_distr::Exp1;
 
 /// A piecewise-constant rate: `rates[i]` requests per second over `[i, i + 1) × piece_ns`.
-pub(crate) struct Pieces<'a> {
-    rates: &'a [f64],
+///
+/// Per arrival this is one exponential draw and a multiply: the mean gap of each piece is
+/// worked out once (a division per arrival was a stall the next multiply waited on), and the
+/// piece the last arrival fell in is remembered (no integer division by the piece length).
+pub(crate) struct Pieces {
+    /// `1e9 / rate` per piece; negative for a piece without arrivals (rate 0 or not a number).
+    mean_gap_ns: Vec<f64>,
     piece_ns: u64,
+    /// The piece of the last call's answer and where it ends.
+    piece: usize,
+    piece_end: u64,
 }
 
-impl<'a> Pieces<'a> {
+impl Pieces {
     /// Pieces of `piece_ns` nanoseconds (at least 1).
-    pub(crate) fn new(rates: &'a [f64], piece_ns: u64) -> Pieces<'a> {
+    pub(crate) fn new(rates: &[f64], piece_ns: u64) -> Pieces {
+        let piece_ns = piece_ns.max(1);
         Pieces {
-            rates,
-            piece_ns: piece_ns.max(1),
+            mean_gap_ns: (rates.iter())
+                .map(|&r| if r > 0.0 { 1e9 / r } else { -1.0 })
+                .collect(),
+            piece_ns,
+            piece: 0,
+            piece_end: piece_ns,
         }
     }
 
     /// The first arrival after `now` (ns) and before `end`, if any.
-    pub(crate) fn next(&self, now: u64, end: u64, rng: &mut impl Rng) -> Option<u64> {
+    pub(crate) fn next(&mut self, now: u64, end: u64, rng: &mut impl Rng) -> Option<u64> {
         let mut t = now;
+        if !(self.piece_end - self.piece_ns..self.piece_end).contains(&t) {
+            self.piece = (t / self.piece_ns) as usize;
+            self.piece_end = (self.piece as u64 + 1).saturating_mul(self.piece_ns);
+        }
         while t < end {
-            let i = (t / self.piece_ns) as usize;
-            let rate = *self.rates.get(i)?;
-            let piece_end = (i as u64 + 1).saturating_mul(self.piece_ns);
-            if rate > 0.0 {
-                let gap = 1e9 / rate * rng.sample::<f64, _>(Exp1);
+            let gap_ns = *self.mean_gap_ns.get(self.piece)?;
+            if gap_ns >= 0.0 {
+                let gap = gap_ns * rng.sample::<f64, _>(Exp1);
                 let next = t.saturating_add(gap as u64);
-                if next < piece_end {
+                if next < self.piece_end {
                     return (next < end).then_some(next);
                 }
             }
-            t = piece_end;
+            t = self.piece_end;
+            self.piece += 1;
+            self.piece_end = self.piece_end.saturating_add(self.piece_ns);
         }
         None
     }
@@ -54,7 +71,7 @@ mod tests {
     fn each_piece_gets_its_rate_and_empty_pieces_get_nothing() {
         // 100/s, nothing, 1000/s, for 60 s each.
         let rates = [100.0, 0.0, 1000.0];
-        let p = Pieces::new(&rates, 60_000_000_000);
+        let mut p = Pieces::new(&rates, 60_000_000_000);
         let mut rng = SmallRng::seed_from_u64(7);
         let end = 180_000_000_000;
         let mut counts = [0u64; 3];
@@ -73,7 +90,7 @@ mod tests {
     #[test]
     fn beyond_the_trace_or_the_end_there_are_no_arrivals() {
         let rates = [50.0];
-        let p = Pieces::new(&rates, 1_000_000_000);
+        let mut p = Pieces::new(&rates, 1_000_000_000);
         let mut rng = SmallRng::seed_from_u64(1);
         assert_eq!(p.next(1_000_000_000, u64::MAX, &mut rng), None);
         assert_eq!(

@@ -446,7 +446,7 @@ fn run_inner(
 
     let constant_rate = matches!(s.profile, Profile::Constant { .. });
     // A trace's arrivals are drawn per minute; the other profiles' by thinning.
-    let pieces = match &s.profile {
+    let mut pieces = match &s.profile {
         Profile::Trace { rates, minute } => {
             Some(arrivals::Pieces::new(rates, minute.as_nanos() as u64))
         }
@@ -458,7 +458,7 @@ fn run_inner(
         .collect();
     // The next arrival is kept out of the heap (half the heap traffic per request); at equal
     // times queued events go first.
-    let mut next_arrival: Option<u64> = match &pieces {
+    let mut next_arrival: Option<u64> = match &mut pieces {
         Some(p) => p.next(0, end, &mut arrivals_rng),
         None => {
             let first = (mean_gap_ns * arrivals_rng.sample::<f64, _>(Exp1)) as u64;
@@ -481,7 +481,7 @@ fn run_inner(
             if events & 0xFFFF == 0 {
                 progress((now as f64 / end.max(1) as f64).min(1.0));
             }
-            if let Some(p) = &pieces {
+            if let Some(p) = &mut pieces {
                 next_arrival = p.next(now, end, &mut arrivals_rng);
             } else {
                 // Next candidate arrival (thinning: accepted with probability rate(t) / max).
