@@ -503,9 +503,9 @@ impl Lstm {
             let (mut sum, mut n) = (0.0, 0usize);
             for (bi, chunk) in train_idx.chunks(cfg.batch_size).enumerate() {
                 let (x, y) = batch(train, chunk, cfg.seq_len, cfg.horizon, &dev)?;
-                let pred = net.forward(&x)?;
+                let (pred, cut) = net.forward_for_training(&x)?;
                 let loss = cfg.objective(&pred, &y)?;
-                opt.backward_step(&loss)?;
+                opt.step(&cut.gradients(&loss)?)?;
                 sum += loss.to_scalar::<f32>()? as f64 * chunk.len() as f64;
                 n += chunk.len();
                 progress(Progress {
