@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use foresight_control::ControlFamilies;
 use foresight_control::{ControlConfig, Gate, Mode};
 use foresight_proxy::config::{AdminToken, Overrides, RawConfig};
-use foresight_proxy::{ControllerMetrics, Pool};
+use foresight_proxy::Pool;
 
 use crate::{failure, shutdown_signal, usage_error};
 
@@ -66,6 +67,45 @@ pub struct ControllerArgs {
     kube_url: Option<String>,
 }
 
+/// The controller's `/metrics`: the loops' `foresight_control_*` series (one per service)
+/// and `foresight_control_leader`. It proxies nothing, so none of the proxy's families.
+#[derive(Clone)]
+struct Metrics {
+    registry: Arc<prometheus_client::registry::Registry>,
+    families: Arc<ControlFamilies>,
+    leader: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        use foresight_proxy::ServiceSeries;
+        let mut registry = prometheus_client::registry::Registry::default();
+        let families = ControlFamilies::new();
+        families.register(&mut registry);
+        let leader = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register(
+            "foresight_control_leader",
+            "1 while this controller replica leads (and so actuates), else 0; 1 without an election",
+            leader.clone(),
+        );
+        Metrics {
+            registry: Arc::new(registry),
+            families,
+            leader,
+        }
+    }
+}
+
+impl Metrics {
+    /// The OpenMetrics text, with `leading` as the leader gauge.
+    fn render(&self, leading: bool) -> String {
+        self.leader.set(i64::from(leading));
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
 /// A service's loop as the controller runs it.
 struct Loop {
     pool: Arc<Pool>,
@@ -77,7 +117,7 @@ type Plan = (Vec<Loop>, Duration, Option<AdminToken>);
 
 /// The services' control loops, checked for running apart from a proxy, and the admin token
 /// (`admin_token_file`, or `FORESIGHT_ADMIN_TOKEN`, which wins).
-fn loops(path: &std::path::Path, metrics: &ControllerMetrics) -> Result<Plan, String> {
+fn loops(path: &std::path::Path) -> Result<Plan, String> {
     let mut raw = RawConfig::from_file(path).map_err(|e| e.to_string())?;
     raw.apply(Overrides {
         admin_token: std::env::var("FORESIGHT_ADMIN_TOKEN")
@@ -99,7 +139,7 @@ fn loops(path: &std::path::Path, metrics: &ControllerMetrics) -> Result<Plan, St
         .zip(controls)
         .filter_map(|(s, c)| {
             c.map(|control| Loop {
-                pool: metrics.pool(s),
+                pool: Pool::detached(s),
                 control,
             })
         })
@@ -125,8 +165,8 @@ fn lease_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub fn run(args: ControllerArgs) -> ExitCode {
-    let metrics = ControllerMetrics::default();
-    let (loops, drain_timeout, token) = match loops(&args.config, &metrics) {
+    let metrics = Metrics::default();
+    let (loops, drain_timeout, token) = match loops(&args.config) {
         Ok(l) => l,
         Err(e) => return usage_error(e),
     };
@@ -217,8 +257,15 @@ pub fn run(args: ControllerArgs) -> ExitCode {
         let mut handles = Vec::new();
         for l in loops {
             let name = l.pool.service().to_string();
-            let h = foresight_control::start_gated(l.control, l.pool, drain_timeout, gate.clone())
-                .map_err(|e| anyhow::anyhow!("control loop of service {name}: {e}"))?;
+            let gauges = metrics.families.for_service(&name);
+            let h = foresight_control::start_gated(
+                l.control,
+                l.pool,
+                gauges,
+                drain_timeout,
+                gate.clone(),
+            )
+            .map_err(|e| anyhow::anyhow!("control loop of service {name}: {e}"))?;
             tracing::info!(service = %name, "control loop started");
             handles.push(h);
         }
@@ -233,8 +280,7 @@ pub fn run(args: ControllerArgs) -> ExitCode {
             .route(
                 "/metrics",
                 axum::routing::get(move || {
-                    metrics.set_leader(metrics_gate.as_ref().is_none_or(|g| g.open()));
-                    let text = metrics.render();
+                    let text = metrics.render(metrics_gate.as_ref().is_none_or(|g| g.open()));
                     async move {
                         (
                             [(

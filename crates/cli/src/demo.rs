@@ -227,16 +227,24 @@ async fn run_policy(
     let slot = handle.clone();
     let drain = config.drain_timeout;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let gauges = foresight_control::ControlFamilies::new();
     let proxy = tokio::spawn(foresight_proxy::run_with(
         config,
+        vec![gauges.clone()],
         listener,
         admin,
         async move {
             let _ = stop_rx.await;
         },
         move |pools, _| {
-            let h = foresight_control::start(control, pools[0].clone(), drain)
-                .map_err(anyhow::Error::msg)?;
+            let pool = pools[0].clone();
+            let h = foresight_control::start(
+                control,
+                pool.clone(),
+                gauges.for_service(pool.service()),
+                drain,
+            )
+            .map_err(anyhow::Error::msg)?;
             let router = foresight_control::routes(&[&h]);
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
             Ok(Some(router))

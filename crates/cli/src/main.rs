@@ -361,9 +361,12 @@ fn serve(args: ServeArgs) -> ExitCode {
             })
             .collect();
         let reload = Some(loader);
+        // Every service's `foresight_control_*` series, in the proxy's registry.
+        let gauges = foresight_control::ControlFamilies::new();
         foresight_proxy::run_reloadable(
             config,
             reload,
+            vec![gauges.clone()],
             listener,
             admin,
             shutdown_signal(),
@@ -389,8 +392,13 @@ fn serve(args: ServeArgs) -> ExitCode {
                 for (c, pool) in controls.into_iter().zip(pools) {
                     if let Some(c) = c {
                         let name = pool.service().to_string();
-                        let h = foresight_control::start(c, pool.clone(), drain_timeout)
-                            .map_err(|e| anyhow::anyhow!("control loop of service {name}: {e}"))?;
+                        let h = foresight_control::start(
+                            c,
+                            pool.clone(),
+                            gauges.for_service(&name),
+                            drain_timeout,
+                        )
+                        .map_err(|e| anyhow::anyhow!("control loop of service {name}: {e}"))?;
                         handles.push((name, h));
                     }
                 }

@@ -25,6 +25,8 @@
 //! - `act`: applying decisions through the actuator; `aws`: the `aws-asg` actuator's set-up
 //! - `admin`, `alerts`: `GET /control` and Alertmanager's webhook; `history`: the loop's
 //!   recent past for the dashboard (`GET /control/history`)
+//! - `gauges`: the `foresight_control_*` series ([`ControlFamilies`]), in the proxy's
+//!   registry or the controller's
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -50,6 +52,7 @@ pub mod alerts;
 mod aws;
 mod config;
 mod features;
+mod gauges;
 pub mod history;
 mod kafka;
 mod meter;
@@ -65,6 +68,7 @@ pub use config::{
 pub use features::{FeatureReader, FeatureReading};
 pub use foresight_autoscale::Learner;
 pub use foresight_autoscale::{ForecasterSpec, PolicySpec};
+pub use gauges::{ControlFamilies, ControlGauges};
 pub use history::{History, Point};
 pub use kafka::{Consumer, KafkaStatus, Publisher, Sample};
 pub use meter::{Measured, Meter};
@@ -417,9 +421,15 @@ pub trait Gate: Send + Sync {
     fn leader(&self) -> Option<String>;
 }
 
-/// Starts the loop on `pool` (one service's).
-pub fn start(c: ControlConfig, pool: Arc<Pool>, drain_timeout: Duration) -> Result<Handle, String> {
-    start_gated(c, pool, drain_timeout, None)
+/// Starts the loop on `pool` (one service's), showing its numbers on `gauges`
+/// ([`ControlFamilies::for_service`]).
+pub fn start(
+    c: ControlConfig,
+    pool: Arc<Pool>,
+    gauges: ControlGauges,
+    drain_timeout: Duration,
+) -> Result<Handle, String> {
+    start_gated(c, pool, gauges, drain_timeout, None)
 }
 
 /// [`start`], actuating only while `gate` is open (a leader election): decisions are made
@@ -427,6 +437,7 @@ pub fn start(c: ControlConfig, pool: Arc<Pool>, drain_timeout: Duration) -> Resu
 pub fn start_gated(
     mut c: ControlConfig,
     pool: Arc<Pool>,
+    gauges: ControlGauges,
     drain_timeout: Duration,
     gate: Option<Arc<dyn Gate>>,
 ) -> Result<Handle, String> {
@@ -502,6 +513,7 @@ pub fn start_gated(
             Published {
                 status: status.clone(),
                 history: history.clone(),
+                gauges,
             },
             alerts.clone(),
         )
@@ -516,10 +528,11 @@ pub fn start_gated(
     })
 }
 
-/// What the loop publishes: its status and its recent past.
+/// What the loop publishes: its status, its recent past and its gauges.
 struct Published {
     status: Arc<Mutex<Status>>,
     history: Arc<Mutex<History>>,
+    gauges: ControlGauges,
 }
 
 /// The loop: measure → step the autoscaler → actuate → publish, every interval.
@@ -532,8 +545,11 @@ async fn run(
     published: Published,
     alerts: Arc<Alerts>,
 ) {
-    let Published { status, history } = published;
-    let gauges = pool.control_metrics().clone();
+    let Published {
+        status,
+        history,
+        gauges,
+    } = published;
     gauges.max.set(c.max as i64);
     let mut act = Act {
         actuator: actuator.clone(),
@@ -728,7 +744,7 @@ mod tests {
              actuator = \"none\"\nscrape_instances = false",
             history.display()
         ));
-        let h = start(c, pool(), Duration::from_secs(1)).unwrap();
+        let h = start(c, pool(), ControlGauges::default(), Duration::from_secs(1)).unwrap();
         // Intervals end at 1, 2 and 3 s; steps (2 s each) close at 2 s only.
         tokio::time::sleep(Duration::from_millis(3500)).await;
         let s = h.status.lock().unwrap().clone();

@@ -62,7 +62,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use config::{ConfigError, ProxyConfig};
-pub use metrics::{ControlMetrics, ControllerMetrics};
+pub use metrics::ServiceSeries;
 pub use pool::{BackendStatus, Clock, DrainReport, Pool};
 pub use reload::Loader;
 pub use supervisor::Supervisor;
@@ -107,21 +107,26 @@ pub async fn run(
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    run_with(config, listener, admin, shutdown, |_, _| Ok(None)).await
+    run_with(config, Vec::new(), listener, admin, shutdown, |_, _| {
+        Ok(None)
+    })
+    .await
 }
 
-/// [`run`], with `extend` called once the pools exist (one per service, in the
-/// configuration's order): it may start work that uses them (the control loops), spawned
-/// through the [`Supervisor`] it is given so that shutdown waits for it, and return extra
-/// admin API routes, merged into the admin router.
+/// [`run`], with `series` in the metrics registry ([`ServiceSeries`]: the control loops'
+/// gauges) and `extend` called once the pools exist (one per service, in the configuration's
+/// order): it may start work that uses them (the control loops), spawned through the
+/// [`Supervisor`] it is given so that shutdown waits for it, and return extra admin API
+/// routes, merged into the admin router.
 pub async fn run_with(
     config: ProxyConfig,
+    series: Vec<Arc<dyn ServiceSeries>>,
     listener: TcpListener,
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
     extend: impl FnOnce(&[Arc<Pool>], &Supervisor) -> anyhow::Result<Option<axum::Router>>,
 ) -> anyhow::Result<()> {
-    run_reloadable(config, None, listener, admin, shutdown, extend).await
+    run_reloadable(config, None, series, listener, admin, shutdown, extend).await
 }
 
 /// [`run_with`], reloadable: with a `loader`, `SIGHUP` and `POST /reload` on the admin API
@@ -129,6 +134,7 @@ pub async fn run_with(
 pub async fn run_reloadable(
     config: ProxyConfig,
     loader: Option<Loader>,
+    series: Vec<Arc<dyn ServiceSeries>>,
     listener: TcpListener,
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -137,7 +143,7 @@ pub async fn run_reloadable(
     for w in &config.warnings {
         tracing::warn!("configuration: {w}");
     }
-    let metrics = Arc::new(metrics::ProxyMetrics::new());
+    let metrics = Arc::new(metrics::ProxyMetrics::with_series(series));
     let clock = Clock::new();
     let mut pools = Vec::with_capacity(config.services.len());
     for service in &config.services {

@@ -55,8 +55,6 @@ pub(crate) struct BackendError {
     pub kind: &'static str,
 }
 
-type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
-
 /// The `kind` label values of `foresight_upstream_errors`.
 pub(crate) const ERROR_KINDS: [&str; 3] = ["connect", "timeout", "protocol"];
 
@@ -85,53 +83,19 @@ pub(crate) struct ProxyMetrics {
     pub access_log_dropped: Counter,
     /// Reloads by result (`applied`, `refused`).
     pub(crate) config_reloads: Family<ReloadLabel, Counter>,
-    control: ControlFamilies,
-    /// `foresight_control_leader` (the controller's registry only).
-    leader: Gauge,
+    /// Series other parts of the program keep per service in this registry.
+    series: Vec<Arc<dyn ServiceSeries>>,
 }
 
-/// The metrics of `foresight controller`, which proxies nothing: the control loops' gauges
-/// (`foresight_control_*`, one series per service) and `foresight_control_leader`, in one
-/// registry for every service's pool.
-#[derive(Clone)]
-pub struct ControllerMetrics(Arc<ProxyMetrics>);
-
-impl Default for ControllerMetrics {
-    fn default() -> Self {
-        ControllerMetrics(Arc::new(ProxyMetrics::for_controller()))
-    }
-}
-
-impl ControllerMetrics {
-    /// A pool for `service` with no instances and no listener, whose control gauges are in
-    /// this registry (see [`crate::Pool::detached`]).
-    pub fn pool(&self, service: &crate::config::ServiceConfig) -> Arc<crate::Pool> {
-        crate::Pool::new(service, crate::Clock::new(), &self.0)
-    }
-
-    /// Whether this replica leads.
-    pub fn set_leader(&self, leading: bool) {
-        self.0.leader.set(i64::from(leading));
-    }
-
-    /// The OpenMetrics text.
-    pub fn render(&self) -> String {
-        self.0.render()
-    }
-}
-
-/// The control loop's families, one series per service.
-#[derive(Default)]
-struct ControlFamilies {
-    desired: Family<ServiceLabel, Gauge>,
-    ready: Family<ServiceLabel, Gauge>,
-    starting: Family<ServiceLabel, Gauge>,
-    observed_rps: Family<ServiceLabel, FloatGauge>,
-    forecast_rps: Family<ServiceLabel, FloatGauge>,
-    forecast_trusted: Family<ServiceLabel, Gauge>,
-    scale_actions: Family<ServiceLabel, Counter>,
-    max: Family<ServiceLabel, Gauge>,
-    metrics_degraded: Family<ServiceLabel, Gauge>,
+/// Series that another part of the program keeps per service in the proxy's registry (the
+/// control loops' gauges, `foresight_control::ControlFamilies`): registered when the registry
+/// is built, and told of each service as its pool is built, at start and by a reload, so that
+/// every service shows them from the start.
+pub trait ServiceSeries: Send + Sync {
+    /// Adds the families to `registry`.
+    fn register(&self, registry: &mut Registry);
+    /// `service`'s pool was built: its series should exist now.
+    fn add_service(&self, service: &str);
 }
 
 /// One service's handles, and the families its instances' series live in.
@@ -154,56 +118,19 @@ pub(crate) struct ServiceMetrics {
     /// Switched (WebSocket) connections open to any of its instances: the load a control loop
     /// with `load = "connections"` forecasts. Not exported (the per-instance gauge is).
     pub upgraded_open: Gauge,
-    pub control: ControlMetrics,
-}
-
-/// Gauges of the control loop (`[control]`), exported with the proxy's; zero while it is off.
-#[derive(Clone, Default)]
-pub struct ControlMetrics {
-    /// Instances the scaling policy wants.
-    pub desired: Gauge,
-    /// Instances serving.
-    pub ready: Gauge,
-    /// Instances launched and not ready yet.
-    pub starting: Gauge,
-    /// Client request rate over the last control interval.
-    pub observed_rps: FloatGauge,
-    /// Forecast request rate at the planning lead (the upper band the policy sizes for).
-    pub forecast_rps: FloatGauge,
-    /// 1 while the anomaly detector trusts the forecast.
-    pub forecast_trusted: Gauge,
-    /// Changes of the desired count.
-    pub scale_actions: Counter,
-    /// The policy's upper limit (`control.max`).
-    pub max: Gauge,
-    /// 1 while the configured rate source (Prometheus, Kafka) gave nothing usable: the loop
-    /// holds or counts for itself.
-    pub metrics_degraded: Gauge,
 }
 
 impl ProxyMetrics {
     /// Every family, for a proxy.
     pub fn new() -> Self {
-        Self::build(true)
+        Self::with_series(Vec::new())
     }
 
-    /// For `foresight controller`, which proxies nothing: only the control loops' gauges
-    /// (`foresight_control_*`) are exported, and `foresight_control_leader`.
-    pub fn for_controller() -> Self {
-        Self::build(false)
-    }
-
-    fn build(proxy: bool) -> Self {
+    /// Every family, and `series` registered beside them.
+    pub fn with_series(series: Vec<Arc<dyn ServiceSeries>>) -> Self {
         let mut registry = Registry::default();
-        // The proxy's families go to a registry nobody renders in the controller.
-        let mut unexported = Registry::default();
-        let proxy_registry = if proxy {
-            &mut registry
-        } else {
-            &mut unexported
-        };
         let requests = Family::<BackendCode, Counter>::default();
-        proxy_registry.register(
+        registry.register(
             "foresight_requests",
             "Responses from instances, by instance and status code",
             requests.clone(),
@@ -211,175 +138,119 @@ impl ProxyMetrics {
         let duration = Family::<BackendLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))
         });
-        proxy_registry.register(
+        registry.register(
             "foresight_request_duration_seconds",
             "Time from picking an instance to the end of its response body",
             duration.clone(),
         );
         let in_flight = Family::<BackendLabel, Gauge>::default();
-        proxy_registry.register(
+        registry.register(
             "foresight_in_flight",
             "Requests sent to an instance and not yet finished",
             in_flight.clone(),
         );
         let upgrades = Family::<BackendLabel, Counter>::default();
-        proxy_registry.register(
+        registry.register(
             "foresight_upgrades",
             "Connections switched to another protocol (WebSocket) through an instance",
             upgrades.clone(),
         );
         let upgraded_open = Family::<BackendLabel, Gauge>::default();
-        proxy_registry.register(
+        registry.register(
             "foresight_upgraded_connections",
             "Switched connections (WebSocket) open through an instance",
             upgraded_open.clone(),
         );
         let grpc = Family::<BackendGrpc, Counter>::default();
-        proxy_registry.register(
+        registry.register(
             "foresight_grpc_responses",
             "gRPC calls answered by an instance, by the grpc-status of its trailers (or trailers-only head)",
             grpc.clone(),
         );
         let healthy = Family::<BackendLabel, Gauge>::default();
-        proxy_registry.register(
+        registry.register(
             "foresight_backend_healthy",
             "1 when the instance passes health checks and is not ejected, else 0",
             healthy.clone(),
         );
         let ejections = Family::<BackendLabel, Counter>::default();
-        proxy_registry.register(
+        registry.register(
             "foresight_ejections",
             "Passive outlier ejections of an instance",
             ejections.clone(),
         );
         let upstream_errors = Family::<BackendError, Counter>::default();
-        proxy_registry.register(
+        registry.register(
             "foresight_upstream_errors",
             "Requests that got no response from an instance, by kind (connect, timeout, protocol)",
             upstream_errors.clone(),
         );
         let no_backend = Family::<ServiceLabel, Counter>::default();
-        proxy_registry.register(
+        registry.register(
             "foresight_no_backend",
             "Requests answered 503 because no instance was eligible",
             no_backend.clone(),
         );
         let refused = Family::<ServiceLabel, Counter>::default();
-        proxy_registry.register(
+        registry.register(
             "foresight_refused",
             "Requests answered 503, by an instance or for lack of an eligible one",
             refused.clone(),
         );
         let retries = Family::<ServiceLabel, Counter>::default();
-        proxy_registry.register(
+        registry.register(
             "foresight_retries",
             "Requests sent again to another instance (after a connect error, a retried status or a per-try timeout)",
             retries.clone(),
         );
         let retry_budget_exhausted = Family::<ServiceLabel, Counter>::default();
-        proxy_registry.register(
+        registry.register(
             "foresight_retry_budget_exhausted",
             "Retries not made because the service's retry budget was spent",
             retry_budget_exhausted.clone(),
         );
         let rate_limited = Family::<ServiceLabel, Counter>::default();
-        proxy_registry.register(
+        registry.register(
             "foresight_rate_limited",
             "Requests answered 429 by the service's rate limit",
             rate_limited.clone(),
         );
         let shed = Family::<ServiceLabel, Counter>::default();
-        proxy_registry.register(
+        registry.register(
             "foresight_shed",
             "Requests answered 503 by the service's concurrency limit (circuit_breaker.max_requests)",
             shed.clone(),
         );
         let client_requests = Family::<ServiceLabel, Counter>::default();
-        proxy_registry.register(
+        registry.register(
             "foresight_client_requests",
             "Requests received from clients (the demand the forecaster learns), by the service they were routed to",
             client_requests.clone(),
         );
         let no_route = Counter::default();
-        proxy_registry.register(
+        registry.register(
             "foresight_no_route",
             "Requests answered 404 because no route matched them",
             no_route.clone(),
         );
         let access_log_dropped = Counter::default();
-        proxy_registry.register(
+        registry.register(
             "foresight_access_log_dropped",
             "Access log lines dropped because the writer was behind (requests never wait for it)",
             access_log_dropped.clone(),
         );
         let config_reloads = Family::<ReloadLabel, Counter>::default();
-        proxy_registry.register(
+        registry.register(
             "foresight_config_reloads",
             "Configuration reloads (SIGHUP, POST /reload) by result: applied, or refused (the running configuration stays)",
             config_reloads.clone(),
         );
-        let control = ControlFamilies::default();
-        for (name, help, g) in [
-            (
-                "foresight_control_desired_instances",
-                "Instances the scaling policy wants (0 while the control loop is off)",
-                &control.desired,
-            ),
-            (
-                "foresight_control_ready_instances",
-                "Instances serving, as the actuator reports",
-                &control.ready,
-            ),
-            (
-                "foresight_control_starting_instances",
-                "Instances launched and not ready yet",
-                &control.starting,
-            ),
-            (
-                "foresight_control_forecast_trusted",
-                "1 while the anomaly detector trusts the forecast",
-                &control.forecast_trusted,
-            ),
-            (
-                "foresight_control_max_instances",
-                "The most instances the control loop may want (control.max)",
-                &control.max,
-            ),
-            (
-                "foresight_control_metrics_degraded",
-                "1 while the configured rate source (Prometheus, Kafka) gave nothing usable: the loop holds or uses the proxy's own counters",
-                &control.metrics_degraded,
-            ),
-        ] {
-            registry.register(name, help, g.clone());
-        }
-        registry.register(
-            "foresight_control_observed_rps",
-            "Client request rate over the last control interval",
-            control.observed_rps.clone(),
-        );
-        registry.register(
-            "foresight_control_forecast_rps",
-            "Forecast request rate at the planning lead, including the error band",
-            control.forecast_rps.clone(),
-        );
-        registry.register(
-            "foresight_control_scale_actions",
-            "Changes of the desired instance count",
-            control.scale_actions.clone(),
-        );
-        let leader = Gauge::default();
-        if !proxy {
-            registry.register(
-                "foresight_control_leader",
-                "1 while this controller replica leads (and so actuates), else 0; 1 without an election",
-                leader.clone(),
-            );
+        for f in &series {
+            f.register(&mut registry);
         }
         ProxyMetrics {
-            leader,
+            series,
             client_requests,
-            control,
             registry,
             requests,
             duration,
@@ -402,13 +273,15 @@ impl ProxyMetrics {
         }
     }
 
-    /// The handles of one service. Its control gauges exist (at zero) from here on, so that a
-    /// service without a control loop shows that it wants nothing.
+    /// The handles of one service. The [`ServiceSeries`]' series of it exist from here on (a
+    /// service without a control loop shows that it wants nothing).
     pub fn for_service(self: &Arc<Self>, service: &str) -> ServiceMetrics {
         let l = ServiceLabel {
             service: service.to_string(),
         };
-        let c = &self.control;
+        for f in &self.series {
+            f.add_service(service);
+        }
         ServiceMetrics {
             service: service.to_string(),
             no_backend: self.no_backend.get_or_create(&l).clone(),
@@ -419,17 +292,6 @@ impl ProxyMetrics {
             shed: self.shed.get_or_create(&l).clone(),
             client_requests: self.client_requests.get_or_create(&l).clone(),
             upgraded_open: Gauge::default(),
-            control: ControlMetrics {
-                desired: c.desired.get_or_create(&l).clone(),
-                ready: c.ready.get_or_create(&l).clone(),
-                starting: c.starting.get_or_create(&l).clone(),
-                observed_rps: c.observed_rps.get_or_create(&l).clone(),
-                forecast_rps: c.forecast_rps.get_or_create(&l).clone(),
-                forecast_trusted: c.forecast_trusted.get_or_create(&l).clone(),
-                scale_actions: c.scale_actions.get_or_create(&l).clone(),
-                max: c.max.get_or_create(&l).clone(),
-                metrics_degraded: c.metrics_degraded.get_or_create(&l).clone(),
-            },
             families: self.clone(),
         }
     }

@@ -504,11 +504,6 @@ impl Pool {
         }
     }
 
-    /// The control loop's gauges.
-    pub fn control_metrics(&self) -> &crate::metrics::ControlMetrics {
-        &self.metrics.control
-    }
-
     /// Every member's state.
     pub fn status(&self) -> Vec<BackendStatus> {
         let now = self.clock.now();

@@ -444,6 +444,45 @@ path_prefix = "/"
 service = "api"
 "#;
 
+    /// Records the services it is told of.
+    #[derive(Default)]
+    struct Told(std::sync::Mutex<Vec<String>>);
+
+    impl crate::ServiceSeries for Told {
+        fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+            registry.register(
+                "told",
+                "services told",
+                prometheus_client::metrics::counter::Counter::<u64>::default(),
+            );
+        }
+        fn add_service(&self, service: &str) {
+            self.0.lock().unwrap().push(service.to_string());
+        }
+    }
+
+    #[tokio::test]
+    async fn series_kept_per_service_hear_of_a_service_a_reload_adds() {
+        let told = Arc::new(Told::default());
+        let metrics = Arc::new(ProxyMetrics::with_series(vec![told.clone()]));
+        assert!(metrics.render().contains("# HELP told services told"));
+        let one = config(
+            "[[services]]\nname = \"auth\"\nbackends = [{ address = \"http://127.0.0.1:9001\" }]\n",
+        );
+        let clock = Clock::new();
+        let pools = (one.services.iter())
+            .map(|s| Pool::new(s, clock, &metrics))
+            .collect();
+        let live = Live::new(one.clone(), pools, metrics, clock, None, None);
+        assert_eq!(*told.0.lock().unwrap(), ["auth"]);
+        live.apply(&one, &config(TWO));
+        assert!(
+            told.0.lock().unwrap().contains(&"api".to_string()),
+            "{:?}",
+            told.0
+        );
+    }
+
     #[test]
     fn a_reload_that_would_empty_a_serving_service_is_refused_unless_meant() {
         let now = [("auth", 1), ("api", 2)];
