@@ -1,7 +1,8 @@
 //! `foresight experiment --suite DIR`: every workload of a suite run as one `--trace` run is,
-//! on both cores (`schedule`: every workload fitted first, then all their runs), then the share of workloads on which each policy
-//! reaches the goal and the spread of its cost against the oracle, the HPA and a static
-//! fleet: a table per workload, an aggregate table, JSON and a CDF plot.
+//! on both cores (`schedule`: every workload fitted first, then all their runs), then the
+//! share of workloads on which each policy reaches the goal and the spread of its cost
+//! against the oracle, the HPA and a static fleet: a table per workload, an aggregate table,
+//! JSON and a CDF plot.
 
 use std::collections::BTreeMap;
 
