@@ -7,9 +7,9 @@
 //! - one file per subcommand: `controller`, `keda`, `demo` (with `demo_balancing`),
 //!   `simulate`, `experiment`, `forecast`, `generate`, `history`, `loadgen`, `report` (JTL),
 //!   `top`
-//! - `experiment/`: `assemble` (a run's autoscaler), `parts` (the replayed and validation
-//!   stretches), `tail_choice` (`--tail-share auto`), `suite` (`--suite`), `report` (tables,
-//!   frontiers, JSON)
+//! - `experiment/` (the experiment itself is `foresight-experiment`): `report` (tables,
+//!   JSON, plots of one trace), `suite` (`--suite`: bars, tables, JSON, the CDF plot),
+//!   `parity_tests` (its autoscaler against the live loop's)
 //! - `plot` (SVG charts), `progress` (bars for long work)
 #![forbid(unsafe_code)]
 

@@ -36,7 +36,7 @@ struct State<P, R, F, E> {
 /// item's last job is done, `finish(item, preparation, results)` gets its jobs' results in
 /// job order. Returns each item's outcome in item order (a failed preparation's error in its
 /// place; the other items still run).
-pub(super) fn run<P, R, F, E>(
+pub fn run<P, R, F, E>(
     n: usize,
     workers: usize,
     prepare: impl Fn(usize, usize) -> Result<(P, usize), E> + Sync,

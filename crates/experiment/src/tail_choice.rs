@@ -5,18 +5,32 @@
 //! forecast places gets the smallest share (for each share, unwidened before widened) that
 //! reached the goal there.
 
-use super::*;
+use std::path::Path;
+
+use foresight_autoscale::{Fitted, PolicySpec};
+use foresight_forecast::pipeline::Dataset;
+use foresight_scale::PredictiveConfig;
+use serde::Serialize;
+
+use crate::jobs::Job;
+use crate::options::Options;
+use crate::parts::{history_before, stretch};
+use crate::prepare::Observer;
+use crate::run::{run_job, Setup};
+use crate::Error;
 
 /// The shares tried, smallest first (0: off).
-pub(super) const CANDIDATES: [f64; 3] = [0.0, 0.002, 0.005];
+pub const CANDIDATES: [f64; 3] = [0.0, 0.002, 0.005];
 
 /// Minutes `--widen auto` tries besides 0.
-pub(super) const WIDEN_TRIED: usize = foresight_autoscale::MAX_WIDEN;
+pub const WIDEN_TRIED: usize = foresight_autoscale::MAX_WIDEN;
 
 /// How far the plan is widened: fixed minutes, or `auto`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Widen {
+    /// This many minutes each side (0: off).
     Fixed(usize),
+    /// 0 or [`WIDEN_TRIED`], chosen on the validation part.
     Auto,
 }
 
@@ -36,7 +50,9 @@ impl std::str::FromStr for Widen {
 /// The share the tail band plans with: a fixed one, or `auto`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum TailShare {
+    /// This share (0: off).
     Fixed(f64),
+    /// One of [`CANDIDATES`], chosen on the validation part.
     Auto,
 }
 
@@ -77,10 +93,13 @@ impl std::fmt::Display for TailShare {
 /// One candidate's run on the validation part.
 #[derive(Clone, Debug, Serialize)]
 pub struct Trial {
+    /// The tail band's share.
     pub share: f64,
     /// Minutes the plan was widened by.
     pub widen: usize,
+    /// The hybrid's SLO attainment over the validation part.
     pub slo_attainment: f64,
+    /// Its instance-hours.
     pub instance_hours: f64,
 }
 
@@ -91,6 +110,7 @@ pub struct TailChoice {
     pub chosen: f64,
     /// The widening, in minutes.
     pub widen: usize,
+    /// The runs it rested on, in the order tried.
     pub trials: Vec<Trial>,
 }
 
@@ -113,7 +133,7 @@ pub fn pick(trials: &[Trial], goal: f64) -> Option<&Trial> {
 
 /// The (share, widening) pairs to try, the cheaper first: each share (every candidate with
 /// `--tail-share auto`), unwidened before widened (with `--widen auto`).
-pub(super) fn candidates(share: TailShare, widen: Widen) -> Vec<(f64, usize)> {
+pub(crate) fn candidates(share: TailShare, widen: Widen) -> Vec<(f64, usize)> {
     let shares = match share {
         TailShare::Fixed(v) => vec![v],
         TailShare::Auto => CANDIDATES.to_vec(),
@@ -130,21 +150,21 @@ pub(super) fn candidates(share: TailShare, widen: Widen) -> Vec<(f64, usize)> {
 
 /// The choice on `trace`'s validation part: its longest gap-free stretch (at most
 /// `--minutes`), warmed and sized as the replayed part is (`setup`), shown on stderr.
-pub(super) fn on_validation(
-    a: &ExperimentArgs,
+pub(crate) fn on_validation(
+    a: &Options,
     trace: &Path,
     ds: &Dataset,
     setup: &Setup,
     fitted: &Fitted,
     fname: &str,
-    quiet: bool,
-) -> Result<TailChoice, Failure> {
+    observer: &dyn Observer,
+) -> Result<TailChoice, Error> {
     let split = ds.report.split;
     let (vstart, mut vcounts, voffset) =
-        super::parts::stretch(&ds.series, split.train_end, split.val_end)
+        stretch(&ds.series, split.train_end, split.val_end)
             .filter(|(_, v, _)| v.len() >= 60)
             .ok_or_else(|| {
-                Failure::Usage(format!(
+                Error::Usage(format!(
                     "{}: `--tail-share auto` and `--widen auto` need a gap-free hour in the validation part",
                     trace.display()
                 ))
@@ -156,22 +176,17 @@ pub(super) fn on_validation(
         peak_rps: vcounts.iter().copied().fold(0.0, f64::max) * setup.rps_per_count,
         start_time: vstart,
         counts: vcounts,
-        warm: super::parts::history_before(&ds.series, voffset),
+        warm: history_before(&ds.series, voffset),
         ..setup.clone()
     };
-    let shown = |m: &str| {
-        if !quiet {
-            eprintln!("{m}")
-        }
-    };
-    let c = choose(a, &val, fitted, fname, &shown)?;
+    let c = choose(a, &val, fitted, fname, &|m| observer.detail(m))?;
     // The widening is named only when it was chosen too (`--widen auto`).
     let auto_widen = a.widen == Widen::Auto;
     let candidate = |share: f64, widen: usize| match auto_widen {
         true => format!("{share} widen {widen}"),
         false => format!("{share}"),
     };
-    eprintln!(
+    observer.say(&format!(
         "tail share: {} on the validation part ({})",
         candidate(c.chosen, c.widen),
         c.trials
@@ -183,19 +198,19 @@ pub(super) fn on_validation(
             ))
             .collect::<Vec<_>>()
             .join(", ")
-    );
+    ));
     Ok(c)
 }
 
 /// Runs the hybrid at its defaults over `val` with each candidate in turn, stopping at the
 /// first that reaches the goal.
-pub(super) fn choose(
-    a: &ExperimentArgs,
+pub(crate) fn choose(
+    a: &Options,
     val: &Setup,
     fitted: &Fitted,
     fname: &str,
     report: &dyn Fn(&str),
-) -> Result<TailChoice, Failure> {
+) -> Result<TailChoice, Error> {
     let job = Job {
         name: format!("hybrid-{fname}"),
         kind: PolicySpec::Hybrid,
@@ -214,7 +229,7 @@ pub(super) fn choose(
             widen,
             ..val.clone()
         };
-        let r = run_job(&job, a, &setup, fitted, &ProgressBar::hidden()).map_err(Failure::Other)?;
+        let r = run_job(&job, a, &setup, fitted, &mut |_| {}).map_err(Error::Run)?;
         trials.push(Trial {
             share,
             widen,

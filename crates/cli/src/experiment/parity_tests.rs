@@ -1,7 +1,10 @@
 //! The experiment's autoscaler against the live loop's: one object, the same decisions.
 use super::*;
 use clap::Parser;
+use foresight_autoscale::{Fitted, PolicySpec, Sample};
 use foresight_control::ControlConfig;
+use foresight_experiment::{spec_for, Job, Setup};
+use foresight_scale::InstanceModel;
 
 #[derive(Parser)]
 struct Cli {
@@ -70,7 +73,8 @@ fn the_simulator_and_the_live_loop_step_the_same_autoscaler() {
         "--forecaster",
         "seasonal-quantile",
     ])
-    .a;
+    .a
+    .options();
     let job = Job {
         name: "hybrid-seasonal-quantile".into(),
         kind: PolicySpec::Hybrid,

@@ -5,7 +5,7 @@ use foresight_forecast::Series;
 
 /// The longest gap-free stretch of `series` within steps `from..to`: its first time, its
 /// values and its first step.
-pub(super) fn stretch(series: &Series, from: usize, to: usize) -> Option<(i64, Vec<f64>, usize)> {
+pub(crate) fn stretch(series: &Series, from: usize, to: usize) -> Option<(i64, Vec<f64>, usize)> {
     series
         .segments()
         .into_iter()
@@ -24,7 +24,7 @@ pub(super) fn stretch(series: &Series, from: usize, to: usize) -> Option<(i64, V
 
 /// The history before step `offset` (8 days: Holt-Winters initialises from two daily seasons,
 /// seasonal naive needs one), so every forecaster is warm at the first replayed minute.
-pub(super) fn history_before(series: &Series, offset: usize) -> Vec<(i64, f64)> {
+pub(crate) fn history_before(series: &Series, offset: usize) -> Vec<(i64, f64)> {
     (offset.saturating_sub(8 * 1440)..offset)
         .filter_map(|i| series.values[i].map(|v| (series.time(i), v)))
         .collect()

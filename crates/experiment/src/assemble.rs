@@ -2,10 +2,19 @@
 //! defaults with the job's knob) and its `AutoscalerSpec` (the fitted forecaster, the oracle's
 //! true future, or none), and how the runs plan, for `auto`'s scoring.
 
-use super::*;
+use foresight_autoscale::{
+    AutoscalerSpec, Fitted, ForecasterSpec, ModelSource, Planning, PolicyParams, PolicySpec,
+    Settings, StepClock,
+};
+use foresight_forecast::ForecastConfig;
+use foresight_scale::{Limits, PredictiveConfig};
+
+use crate::jobs::Job;
+use crate::options::Options;
+use crate::run::Setup;
 
 /// The autoscaler's settings for one job: the policy's defaults with the job's knob.
-pub(super) fn settings_for(job: &Job, a: &ExperimentArgs, setup: &Setup) -> Settings {
+pub fn settings_for(job: &Job, a: &Options, setup: &Setup) -> Settings {
     let mut params = PolicyParams::new(setup.model);
     params.predictive = PredictiveConfig {
         target: if matches!(
@@ -57,12 +66,7 @@ pub(super) fn settings_for(job: &Job, a: &ExperimentArgs, setup: &Setup) -> Sett
 /// The job's autoscaler: the forecaster fitted on the training part (a fresh copy) warmed on
 /// the history before the replay, the true future for the oracle, nothing for the reactive
 /// policies.
-pub(super) fn spec_for(
-    job: &Job,
-    a: &ExperimentArgs,
-    setup: &Setup,
-    fitted: &Fitted,
-) -> AutoscalerSpec {
+pub fn spec_for(job: &Job, a: &Options, setup: &Setup, fitted: &Fitted) -> AutoscalerSpec {
     let clock = StepClock {
         step_secs: 60.0,
         next_time: setup.start_time,
@@ -96,7 +100,7 @@ pub(super) fn spec_for(
 
 /// How the experiment's autoscalers plan, for `auto`'s scoring: the provisioning delay in
 /// minutes, the policies' margin, the planned quantile.
-pub(super) fn planning(a: &ExperimentArgs, cfg: &ForecastConfig) -> Planning {
+pub fn planning(a: &Options, cfg: &ForecastConfig) -> Planning {
     Planning {
         lead_steps: (a.provision_delay.as_secs_f64() / 60.0).ceil().max(1.0) as usize,
         margin_steps: (PredictiveConfig::default().margin / 60.0).round() as usize,
