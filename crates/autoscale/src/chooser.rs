@@ -293,17 +293,7 @@ mod tests {
     }
 
     fn chooser(retrain: Option<RetrainPolicy>) -> Chooser {
-        let mut cfg = ForecastConfig::default();
-        cfg.lstm.hidden = 4;
-        cfg.lstm.epochs = 1;
-        cfg.lstm.seq_len = 12;
-        cfg.lstm.horizon = 6;
-        let plan = Planning {
-            lead_steps: 3,
-            margin_steps: 2,
-            quantile: 0.95,
-            horizon: 6,
-        };
+        let (cfg, plan) = crate::fit::tests::tiny();
         Chooser::new(
             cfg,
             plan,

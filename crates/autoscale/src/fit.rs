@@ -208,7 +208,7 @@ fn validation_stretch(ds: &Dataset) -> Option<(Vec<(i64, f64)>, Vec<f64>, i64)> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use foresight_forecast::{PrepConfig, Series};
 
@@ -231,9 +231,9 @@ mod tests {
         Dataset::new(series, &PrepConfig::default()).unwrap()
     }
 
-    #[test]
-    fn auto_chooses_on_validation_what_sees_the_hourly_burst_and_says_why() {
-        let ds = hourly_bursts();
+    /// A one-epoch LSTM of 4 units over 12 steps, planning 3 steps ahead at 0.95: the
+    /// smallest `auto` that still trains (the chooser's tests use it too).
+    pub(crate) fn tiny() -> (ForecastConfig, Planning) {
         let mut cfg = ForecastConfig::default();
         cfg.lstm.hidden = 4;
         cfg.lstm.epochs = 1;
@@ -245,6 +245,13 @@ mod tests {
             quantile: 0.95,
             horizon: 6,
         };
+        (cfg, plan)
+    }
+
+    #[test]
+    fn auto_chooses_on_validation_what_sees_the_hourly_burst_and_says_why() {
+        let ds = hourly_bursts();
+        let (cfg, plan) = tiny();
         let f = Fitted::fit(ForecasterSpec::Auto, &ds, &cfg, &plan, |_| {}).unwrap();
         let (chosen, scores) = f.choice().expect("auto says what it chose");
         assert!(

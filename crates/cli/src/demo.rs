@@ -64,11 +64,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
     if args.balancing {
         return crate::demo_balancing::run(args.balancing_args);
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::runtime(2) {
         Ok(rt) => rt,
         Err(e) => return crate::failure(e),
     };

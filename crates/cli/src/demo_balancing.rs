@@ -30,11 +30,7 @@ pub struct BalancingArgs {
 const INSTANCES: [(&str, f64); 3] = [("fast-1", 1.0), ("fast-2", 1.0), ("slow-3x", 3.0)];
 
 pub fn run(args: BalancingArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::runtime(2) {
         Ok(rt) => rt,
         Err(e) => return crate::failure(e),
     };

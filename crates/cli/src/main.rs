@@ -185,6 +185,7 @@ pub(crate) async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// A runtime of `workers` threads (one: the current thread).
 fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
     if workers <= 1 {
         tokio::runtime::Builder::new_current_thread()
