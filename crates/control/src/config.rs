@@ -409,19 +409,20 @@ impl ControlConfig {
                 ))
             }
             ForecasterSpec::MovingAverage { window } => {
-                *window = int("window", r.window, 5, 1, 10_000)? as usize;
+                *window = int("window", r.window, *window as i64, 1, 10_000)? as usize;
             }
             ForecasterSpec::SeasonalNaive { season } => {
-                *season = int("season", r.season, 1440, 2, 1_000_000)? as usize;
+                *season = int("season", r.season, *season as i64, 2, 1_000_000)? as usize;
             }
             ForecasterSpec::SeasonalQuantile {
                 season,
                 seasons,
                 quantile,
             } => {
-                *season = int("season", r.season, 1440, 2, 1_000_000)? as usize;
-                *seasons = int("seasons", r.seasons, 7, 1, 1_000)? as usize;
-                *quantile = float("season_quantile", r.season_quantile, 0.95, 0.0, 1.0)?;
+                // The defaults are the name's (`ForecasterSpec::from_str`).
+                *season = int("season", r.season, *season as i64, 2, 1_000_000)? as usize;
+                *seasons = int("seasons", r.seasons, *seasons as i64, 1, 1_000)? as usize;
+                *quantile = float("season_quantile", r.season_quantile, *quantile, 0.0, 1.0)?;
             }
             ForecasterSpec::Persistence | ForecasterSpec::None => {}
         }
