@@ -26,7 +26,7 @@
 //! - `pool`: the simulated instances, their in-flight counts and their endpoints
 //! - `arrivals`: a trace's arrival times, drawn per piece
 //! - `events`: the future event list and the waiting-time statistics; `calendar`: the
-//!   calendar queue under it; `latencies`: the response times
+//!   calendar queue under it
 //! - [`mod@file`]: scenario files; [`erlang`]: the M/M/c reference the tests check against
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -37,7 +37,6 @@ pub mod file;
 mod arrivals;
 mod calendar;
 mod events;
-mod latencies;
 mod model;
 mod pool;
 
@@ -53,6 +52,7 @@ use foresight_core::dist::Sampler;
 use foresight_core::rng::mix64;
 use foresight_core::Time;
 use foresight_workload::Profile;
+use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::Exp1;
@@ -256,7 +256,7 @@ fn run_inner(
     let expected =
         (s.profile.rate_at(Duration::ZERO).max(max_rate / 2.0) * s.duration.as_secs_f64()) as u64;
     let mut waits = Waits::new(expected);
-    let mut response_ns = latencies::Latencies::new();
+    let mut response_ns = Histogram::<u64>::new(3).expect("3 significant digits is valid");
     let mut served = vec![0u64; instances.len()];
     let (mut arrived, mut dropped, mut failed, mut completed, mut events) = (0u64, 0, 0, 0, 0u64);
     let mut now = 0u64;
@@ -432,7 +432,7 @@ fn run_inner(
                 if counted {
                     completed += 1;
                     served[i] += 1;
-                    response_ns.record(rtt.max(1));
+                    let _ = response_ns.record(rtt.max(1));
                 }
                 inst.busy -= 1;
                 in_flight.set(inst, &all[i]);
@@ -662,7 +662,7 @@ fn run_inner(
         completed,
         dropped,
         failed,
-        response_ns: response_ns.histogram(),
+        response_ns,
         wait_ns,
         mean_wait,
         mean_wait_stderr,
