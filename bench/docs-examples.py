@@ -3,7 +3,8 @@
 
 Each page runs in a scratch directory that holds copies of `docs/` and `examples/` and sits next
 to `shared/` (the datasets), as a clone of the repository sits next to `../shared`: the blocks
-run with the paths they show. `foresight` is on PATH (the release build).
+run with the paths they show. `foresight` is on PATH (the release build, or with --profile
+debug the debug one).
 
 Blocks:
 - ```sh: run with bash (`set -e`), in page order, each bounded in time. Processes a block
@@ -19,7 +20,7 @@ HTML comments right before a block's opening fence direct it:
 and right after its closing fence:
 - `<!-- example: check SHELL -->`       must exit 0: what the page says the block shows
 
-Usage: docs-examples.py [--all] [--page README.md] REPO SHARED
+Usage: docs-examples.py [--all] [--profile release|debug] [--page README.md] REPO SHARED
 Prints one line per block; exits 1 if any block or check failed.
 """
 import argparse
@@ -150,6 +151,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--all", action="store_true", help="also run the blocks marked slow")
     ap.add_argument("--page", action="append", help="only these pages (repeatable)")
+    ap.add_argument(
+        "--profile",
+        choices=["release", "debug"],
+        default="release",
+        help="which build's foresight is on PATH",
+    )
     ap.add_argument("repo")
     ap.add_argument("shared")
     a = ap.parse_args()
@@ -158,7 +165,7 @@ def main():
         os.path.join("docs", p) for p in os.listdir(os.path.join(repo, "docs")) if p.endswith(".md")
     )
     env = dict(os.environ)
-    env["PATH"] = os.path.join(repo, "target", "release") + os.pathsep + env["PATH"]
+    env["PATH"] = os.path.join(repo, "target", a.profile) + os.pathsep + env["PATH"]
     failed = 0
     counts = {"ran": 0, "skipped": 0, "slow": 0, "written": 0, "parsed": 0}
     for page in pages:

@@ -5,7 +5,13 @@
 # experiments, the benchmarks) are listed but not run; blocks that need what this machine cannot
 # provide (a Kubernetes cluster) are listed with the reason.
 #
-# Usage: bench/docs-examples.sh [--all] [--page docs/live.md]...
+# --debug runs them against the debug build instead: the binary `cargo test --workspace` builds
+# (after the tests that is a no-op; `cargo build` would rebuild several crates, its features
+# unified without the dev-dependencies). CI uses it to save the ~10-minute release build; the
+# simulator's and forecaster's crates are optimised in the dev profile too, so the examples take
+# about as long (the NASA forecast evaluation: 97 s against 90).
+#
+# Usage: bench/docs-examples.sh [--all] [--debug] [--page docs/live.md]...
 # Needs: python3 (3.11+), curl, jq; the datasets in ../shared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,5 +19,10 @@ for tool in python3 curl jq; do
   command -v "$tool" >/dev/null || { echo "error: $tool not found" >&2; exit 1; }
 done
 [ -d ../shared/datasets ] || { echo "error: ../shared/datasets not found (the traces)" >&2; exit 1; }
-cargo build --release --quiet
-exec python3 bench/docs-examples.py "$@" . ../shared
+profile=release
+args=()
+for a in "$@"; do
+  if [ "$a" = --debug ]; then profile=debug; else args+=("$a"); fi
+done
+if [ "$profile" = debug ]; then cargo test --workspace --locked --no-run --quiet; else cargo build --release --locked --quiet; fi
+exec python3 bench/docs-examples.py --profile "$profile" "${args[@]}" . ../shared
