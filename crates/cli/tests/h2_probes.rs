@@ -110,6 +110,8 @@ fn parse(mut buf: &[u8]) -> Vec<(u8, u8, u32, Vec<u8>)> {
 struct Probe {
     proxy: Proc,
     _instance: Proc,
+    /// The proxy's configuration lives here for as long as the proxy runs.
+    _dir: TestDir,
     addr: String,
     admin: String,
     http: HttpClient,
@@ -129,6 +131,7 @@ impl Probe {
         Probe {
             proxy,
             _instance: instance,
+            _dir: dir,
             addr,
             admin,
             http: client(),

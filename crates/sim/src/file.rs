@@ -601,7 +601,7 @@ mod tests {
             ),
             "s.toml",
             "s",
-            dir,
+            dir.clone(),
         )
         .unwrap();
         let mut s = f.scenario;
@@ -612,6 +612,7 @@ mod tests {
             "{}",
             o.quantile_ms(0.0)
         );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -129,11 +129,36 @@ pub fn serve_env(cfg: &Path, admin: &str, extra: &[&str], env: &[(&str, &str)]) 
 }
 
 /// A fresh temporary directory for one test.
-pub fn tempdir(name: &str) -> PathBuf {
+pub fn tempdir(name: &str) -> TestDir {
     let d = std::env::temp_dir().join(format!("foresight-test-{}-{}", name, std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TestDir(d)
+}
+
+/// A test's temporary directory: removed when the test passes, kept (its configs and logs are
+/// the evidence) when it fails, so that test runs do not fill `/tmp` (every CI left ~200 MB).
+pub struct TestDir(PathBuf);
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
