@@ -22,6 +22,7 @@ mod control;
 pub mod discovery;
 mod raw;
 mod routes;
+mod sections;
 pub mod services;
 pub mod upstream_tls;
 
