@@ -261,14 +261,20 @@ impl Forwarder {
     }
 
     /// An instance for the request: through the batch window for batch heuristics (the first
-    /// attempt only), otherwise picked at once.
+    /// attempt only), otherwise picked at once. `None` (counted as refused for want of an
+    /// instance) when none is ready.
     async fn choose(&self, info: &RequestInfo, avoid: &[Arc<Backend>]) -> Option<InFlight> {
-        match (&self.batcher, avoid) {
+        let chosen = match (&self.batcher, avoid) {
             // Boxed: the batch window's channel futures would otherwise widen every request's
             // future (see `handle`).
             (Some(tx), []) => Box::pin(self.batched(tx, info)).await,
             _ => self.pick(info, avoid),
+        };
+        if chosen.is_none() {
+            self.pool.metrics.no_backend.inc();
+            self.pool.metrics.refused.inc();
         }
+        chosen
     }
 
     /// An instance assigned by the batcher, or picked at once if the batcher is gone.
@@ -365,8 +371,6 @@ impl Forwarder {
         let mut first: Option<Instant> = None;
         loop {
             let Some(flight) = self.choose(&info, &tried).await else {
-                self.pool.metrics.no_backend.inc();
-                self.pool.metrics.refused.inc();
                 return reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy instance\n");
             };
             let backend = flight.backend.clone();

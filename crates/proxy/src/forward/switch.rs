@@ -35,8 +35,6 @@ impl Forwarder {
         let mut attempt = 0;
         loop {
             let Some(flight) = self.choose(&info, &tried).await else {
-                self.pool.metrics.no_backend.inc();
-                self.pool.metrics.refused.inc();
                 return reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy instance\n");
             };
             let backend = flight.backend.clone();
