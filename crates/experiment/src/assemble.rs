@@ -4,7 +4,7 @@
 
 use foresight_autoscale::{
     AutoscalerSpec, Fitted, ForecasterSpec, ModelSource, Planning, PolicyParams, PolicySpec,
-    Settings, StepClock,
+    Settings, StepClock, FLOOR_TARGET,
 };
 use foresight_forecast::ForecastConfig;
 use foresight_scale::{Limits, PredictiveConfig};
@@ -34,6 +34,9 @@ pub fn settings_for(job: &Job, a: &Options, setup: &Setup) -> Settings {
     if job.kind == PolicySpec::Reactive {
         params.floor.target = job.knob;
     }
+    if job.kind == PolicySpec::Hybrid {
+        params.floor.target = hybrid_floor_target(job.knob);
+    }
     params.static_replicas = job.knob as usize;
     params.slo = a.slo_ms / 1000.0;
     params.goal = if job.kind == PolicySpec::CostOptimal {
@@ -61,6 +64,17 @@ pub fn settings_for(job: &Job, a: &Options, setup: &Setup) -> Settings {
         tail_share: setup.tail_share,
         interruption_hold: a.interruption_hold.as_secs_f64(),
     }
+}
+
+/// The hybrid's floor at a point of its sweep: its headroom knob moves both of its parts. At
+/// the default target the floor keeps its own default ([`FLOOR_TARGET`]); below it, the floor's
+/// target falls in proportion (0.4 → 0.51, 0.55 → 0.71), so that the dear end of the hybrid's
+/// frontier holds standing headroom against load no forecast places (unannounced crowds,
+/// heavy tails), as the HPA's and `reactive`'s own sweeps do; above it, the floor stays at its
+/// default. (With only the forecast's target swept, the hybrid missed the goal on workloads
+/// where the HPA and `reactive` reached it: docs/results.md.)
+pub fn hybrid_floor_target(knob: f64) -> f64 {
+    FLOOR_TARGET * (knob / PredictiveConfig::default().target).min(1.0)
 }
 
 /// The job's autoscaler: the forecaster fitted on the training part (a fresh copy) warmed on
@@ -106,5 +120,23 @@ pub fn planning(a: &Options, cfg: &ForecastConfig) -> Planning {
         margin_steps: (PredictiveConfig::default().margin / 60.0).round() as usize,
         quantile: a.quantile,
         horizon: cfg.lstm.horizon,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hybrids_floor_moves_with_its_knob_below_the_default_only() {
+        let d = PredictiveConfig::default().target;
+        assert_eq!(hybrid_floor_target(d), FLOOR_TARGET);
+        assert_eq!(hybrid_floor_target(0.95), FLOOR_TARGET);
+        assert!((hybrid_floor_target(0.4) - FLOOR_TARGET * 0.4 / d).abs() < 1e-12);
+        // Monotone over the sweep: a lower knob never gives a higher floor.
+        let knobs = [0.4, 0.55, 0.7, 0.85, 0.95];
+        for w in knobs.windows(2) {
+            assert!(hybrid_floor_target(w[0]) <= hybrid_floor_target(w[1]));
+        }
     }
 }

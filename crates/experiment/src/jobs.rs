@@ -34,6 +34,11 @@ impl Job {
                     self.quantile.unwrap_or_default()
                 )
             }
+            PolicySpec::Hybrid => format!(
+                "target={} floor={:.2}",
+                self.knob,
+                crate::assemble::hybrid_floor_target(self.knob)
+            ),
             _ => format!("target={}", self.knob),
         }
     }
