@@ -141,14 +141,16 @@ pub async fn follow(
                 }
             }
             for address in c.drain {
-                let Some(b) = pool.find(&address) else {
+                // No new request from now on; the wait for in-flight ones in the background.
+                let Ok(b) = pool.stop_new_requests(&address) else {
                     continue;
                 };
                 draining.insert(b.identity.clone());
                 let (pool, done) = (pool.clone(), drained_tx.clone());
                 tokio::spawn(async move {
-                    let _ = pool.drain(&address, drain_timeout).await;
-                    let _ = done.send(b.identity.clone());
+                    let identity = b.identity.clone();
+                    pool.finish_drain(b, drain_timeout).await;
+                    let _ = done.send(identity);
                 });
             }
             first = false;

@@ -378,34 +378,45 @@ impl Pool {
     /// Drains an instance: no new requests from now on; once its in-flight requests have
     /// finished (or `timeout` passed) it is removed.
     pub async fn drain(&self, address: &str, timeout: Duration) -> Result<DrainReport, PoolError> {
-        let backend = {
-            let members = self.members();
-            let b = find(&members, address)
-                .cloned()
-                .ok_or_else(|| PoolError::NotFound(address.to_string()))?;
-            // Set before publishing and before reading in-flight: a request that picked from
-            // an older snapshot increments in-flight and then checks this flag (both SeqCst),
-            // so either we see its request or it sees the flag and picks again.
-            b.draining.store(true, Ordering::SeqCst);
-            self.publish(&members);
-            b
-        };
-        tracing::info!(service = %self.metrics.service, backend = %address, in_flight = backend.load.in_flight(), "draining");
+        let backend = self.stop_new_requests(address)?;
+        Ok(self.finish_drain(backend, timeout).await)
+    }
+
+    /// A drain's first half, at once: the instance takes no new request from the moment this
+    /// returns. Who answers before waiting for [`Pool::finish_drain`] (a reload's reply) is
+    /// then truthful about what the pool serves.
+    pub fn stop_new_requests(&self, address: &str) -> Result<Arc<Backend>, PoolError> {
+        let members = self.members();
+        let b = find(&members, address)
+            .cloned()
+            .ok_or_else(|| PoolError::NotFound(address.to_string()))?;
+        // Set before publishing and before reading in-flight: a request that picked from
+        // an older snapshot increments in-flight and then checks this flag (both SeqCst),
+        // so either we see its request or it sees the flag and picks again.
+        b.draining.store(true, Ordering::SeqCst);
+        self.publish(&members);
+        Ok(b)
+    }
+
+    /// A drain's second half: waits for `backend`'s in-flight requests (at most `timeout`),
+    /// then removes it.
+    pub async fn finish_drain(&self, backend: Arc<Backend>, timeout: Duration) -> DrainReport {
+        tracing::info!(service = %self.metrics.service, backend = %backend.address, in_flight = backend.load.in_flight(), "draining");
         let started = Instant::now();
         while backend.load.in_flight() > 0 && started.elapsed() < timeout {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let left = backend.load.in_flight();
         if left > 0 {
-            tracing::warn!(service = %self.metrics.service, backend = %address, in_flight = left, "drain timed out; removing anyway");
+            tracing::warn!(service = %self.metrics.service, backend = %backend.address, in_flight = left, "drain timed out; removing anyway");
         }
         // Already removed by someone else is fine: the drain's goal is met.
         let _ = self.remove(&backend.address);
-        Ok(DrainReport {
+        DrainReport {
             address: backend.address.clone(),
             waited_ms: started.elapsed().as_millis() as u64,
             abandoned_in_flight: left,
-        })
+        }
     }
 
     /// Whether `other` would build the same pool: balancer, health checks, outlier ejection,

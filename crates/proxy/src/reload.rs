@@ -333,9 +333,13 @@ fn reconcile(pool: &Arc<Pool>, s: &ServiceConfig, drain_timeout: Duration) -> Se
             continue;
         }
         report.removed.push(address.clone());
+        // No new request from before the reload answers; the wait for in-flight ones after.
+        let Ok(backend) = pool.stop_new_requests(&address) else {
+            continue;
+        };
         let pool = pool.clone();
         tokio::spawn(async move {
-            let _ = pool.drain(&address, drain_timeout).await;
+            pool.finish_drain(backend, drain_timeout).await;
         });
     }
     report
