@@ -487,6 +487,37 @@ service = "api"
         );
     }
 
+    /// An instance a reload removes takes no new request from the moment the reload returns
+    /// (its reply), not from when the spawned wait for its in-flight requests first runs.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_instance_a_reload_removes_is_draining_when_the_reload_returns() {
+        let both = config(
+            "[[services]]\nname = \"auth\"\nbackends = [{ address = \"http://127.0.0.1:9001\" }, { address = \"http://127.0.0.1:9003\" }]\n",
+        );
+        let one = config(
+            "[[services]]\nname = \"auth\"\nbackends = [{ address = \"http://127.0.0.1:9001\" }]\n",
+        );
+        let metrics = Arc::new(ProxyMetrics::new());
+        let clock = Clock::new();
+        let pools = (both.services.iter())
+            .map(|s| Pool::new(s, clock, &metrics))
+            .collect();
+        let live = Live::new(both.clone(), pools, metrics, clock, None, None);
+        for s in &both.services {
+            for b in &s.backends {
+                live.pools.load()[0].add(b.clone(), true).unwrap();
+            }
+        }
+        live.apply(&both, &one);
+        // No await since: on this single-threaded runtime no spawned task has run.
+        let pool = live.pools.load()[0].clone();
+        let removed = pool
+            .find("http://127.0.0.1:9003")
+            .expect("still listed while it drains");
+        assert!(removed.is_draining());
+        assert!(!pool.find("http://127.0.0.1:9001").unwrap().is_draining());
+    }
+
     #[test]
     fn a_reload_that_would_empty_a_serving_service_is_refused_unless_meant() {
         let now = [("auth", 1), ("api", 2)];
