@@ -174,6 +174,23 @@ async fn alerts_that_do_not_apply_are_answered_with_the_reason() {
     if let Ok(r) = send(&c, "POST", &format!("http://{admin}/alerts"), &huge).await {
         assert_eq!(r.status, 413, "{}", r.body);
     }
+    // The 413 says the connection closes (the rest of the body is never read): a client that
+    // kept it in its pool sent its next request into the closing socket (CI saw it).
+    let mut s = tokio::net::TcpStream::connect(&admin).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(
+        b"POST /alerts HTTP/1.1\r\nhost: a\r\ncontent-type: application/json\r\n\
+          content-length: 20000000\r\n\r\n{\"alerts\": [",
+    )
+    .await
+    .unwrap();
+    // The server may stop reading (and close) before all of this is written.
+    let _ = s.write_all(&vec![b' '; 4 << 20]).await;
+    let mut head = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut head)).await;
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 413"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
     let r = post(r#"{"alerts": []}"#).await;
     assert_eq!(r.status, 200, "still serving: {}", r.body);
     // The one loop takes an alert without a service label; the floor is capped at max.

@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::Query;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 
@@ -51,16 +53,21 @@ pub fn routes(handles: &[&Handle]) -> Router {
                 async move {
                     match body {
                         Ok(Json(w)) => Ok(Json(receive(&receivers, &w))),
-                        // A body past the limit is 413; anything else that is not the
-                        // webhook's JSON, 400.
-                        Err(e) => Err((
-                            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                                e.status()
-                            } else {
-                                axum::http::StatusCode::BAD_REQUEST
-                            },
+                        // A body past the limit is 413 with `Connection: close` (the rest of
+                        // the body is not read, so the connection cannot carry another request:
+                        // a client that pooled it would send its next request into a closing
+                        // socket); anything else that is not the webhook's JSON, 400.
+                        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err((
+                            e.status(),
+                            [(header::CONNECTION, "close")],
                             Json(serde_json::json!({ "error": e.body_text() })),
-                        )),
+                        )
+                            .into_response()),
+                        Err(e) => Err((
+                            StatusCode::BAD_REQUEST,
+                            Json(serde_json::json!({ "error": e.body_text() })),
+                        )
+                            .into_response()),
                     }
                 }
             },
