@@ -66,6 +66,11 @@ pub struct ModelMeta {
     pub val_loss: f64,
     /// Epochs run.
     pub epochs_run: usize,
+    /// With `config.calibrate`: the shift (scaled units) added to each quantile curve at each
+    /// step ahead, curve after curve (`quantiles × horizon`); empty: none. See
+    /// [`conformal_shifts`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calibration: Vec<f32>,
 }
 
 /// One gap-free stretch of training input: per-step input rows and scaled targets.
@@ -333,6 +338,12 @@ impl Lstm {
             }
         }
         let (val_loss, tensors) = best.expect("at least one epoch");
+        let calibration = if cfg.calibrate && !cfg.quantiles.is_empty() {
+            let (pred, actual) = predict_on(&net_of(&tensors)?, val, &val_idx, cfg, &dev)?;
+            conformal_shifts(&pred, &actual, &cfg.quantiles, cfg.horizon)
+        } else {
+            Vec::new()
+        };
         let meta = ModelMeta {
             format_version: FORMAT_VERSION,
             config: cfg.clone(),
@@ -341,6 +352,7 @@ impl Lstm {
             features,
             val_loss,
             epochs_run,
+            calibration,
         };
         Lstm::from_parts(meta, tensors)
     }
@@ -424,6 +436,7 @@ impl Lstm {
             c.entry("hour_of_day_minute")
                 .or_insert(serde_json::json!(false));
             c.entry("day_harmonics").or_insert(serde_json::json!(1));
+            c.entry("calibrate").or_insert(serde_json::json!(false));
         }
         match probe.get("format_version").and_then(|v| v.as_u64()) {
             Some(v) if v == FORMAT_VERSION as u64 => {}
@@ -447,6 +460,20 @@ impl Lstm {
         meta.config
             .validate()
             .map_err(|e| file_err(&meta_path, e))?;
+        let (c, want) = (
+            &meta.calibration,
+            meta.config.curves() * meta.config.horizon,
+        );
+        if !c.is_empty() && (c.len() != want || c.iter().any(|v| !v.is_finite())) {
+            return Err(file_err(
+                &meta_path,
+                format!(
+                    "calibration must be {want} finite values (quantiles × horizon), got {} ({} not finite)",
+                    c.len(),
+                    c.iter().filter(|v| !v.is_finite()).count()
+                ),
+            ));
+        }
         let w = dir.join("model.safetensors");
         let bytes = std::fs::read(&w).map_err(|e| file_err(&w, e.to_string()))?;
         let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
@@ -496,6 +523,57 @@ impl Lstm {
         let x = Tensor::from_slice(rows, (1, self.meta.config.seq_len, inputs), &Device::Cpu)?;
         self.net.forward(&x)?.squeeze(0)?.to_vec1::<f32>()
     }
+}
+
+/// The net's outputs (`curves × horizon` per window) and the scaled values that came
+/// (`horizon` per window) on the windows `idx` of `data`.
+fn predict_on(
+    net: &Net,
+    data: &[Prepared],
+    idx: &[(usize, usize)],
+    cfg: &LstmConfig,
+    dev: &Device,
+) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
+    let (mut pred, mut actual) = (Vec::new(), Vec::new());
+    for chunk in idx.chunks(512) {
+        let (x, y) = batch(data, chunk, cfg.seq_len, cfg.horizon, dev)?;
+        pred.extend(net.forward(&x)?.flatten_all()?.to_vec1::<f32>()?);
+        actual.extend(y.flatten_all()?.to_vec1::<f32>()?);
+    }
+    Ok((pred, actual))
+}
+
+/// Split-conformal shifts for quantile curves (conformalised quantile regression, one-sided
+/// per curve): for the curve of quantile q at step h ahead, the ⌈(n + 1)·q⌉-th smallest of
+/// the n held-out errors `actual − curve`, so that the shifted curve covers at least q of
+/// such windows (exactly, up to ties, when the held-out windows are exchangeable with those
+/// forecast later). `pred` holds `quantiles.len() × horizon` values per window, curve after
+/// curve; `actual` `horizon`. Empty when there is no window.
+pub fn conformal_shifts(
+    pred: &[f32],
+    actual: &[f32],
+    quantiles: &[f64],
+    horizon: usize,
+) -> Vec<f32> {
+    let curves = quantiles.len();
+    let n = actual.len() / horizon.max(1);
+    if n == 0 || curves == 0 || pred.len() != n * curves * horizon {
+        return Vec::new();
+    }
+    let mut shifts = Vec::with_capacity(curves * horizon);
+    let mut errors = Vec::with_capacity(n);
+    for (j, q) in quantiles.iter().enumerate() {
+        let rank = (((n + 1) as f64 * q).ceil() as usize).clamp(1, n);
+        for h in 0..horizon {
+            errors.clear();
+            errors.extend(
+                (0..n).map(|w| actual[w * horizon + h] - pred[(w * curves + j) * horizon + h]),
+            );
+            let (_, kth, _) = errors.select_nth_unstable_by(rank - 1, f32::total_cmp);
+            shifts.push(*kth);
+        }
+    }
+    shifts
 }
 
 fn loss_on(
@@ -584,7 +662,19 @@ impl Lstm {
         }
         let h = cfg.horizon;
         self.window.make_contiguous();
-        let out = self.run(self.window.as_slices().0).ok()?;
+        let mut out = self.run(self.window.as_slices().0).ok()?;
+        let shifts = &self.meta.calibration;
+        if shifts.len() == out.len() {
+            for (v, s) in out.iter_mut().zip(shifts) {
+                *v += s;
+            }
+            // Shifted curves may cross: each quantile is at least the one below it.
+            for j in 1..out.len() / h {
+                for i in 0..h {
+                    out[j * h + i] = out[j * h + i].max(out[(j - 1) * h + i]);
+                }
+            }
+        }
         Some(
             out.chunks(h)
                 .map(|curve| {

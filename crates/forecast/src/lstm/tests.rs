@@ -257,8 +257,10 @@ fn models_saved_before_quantiles_load_as_point_forecasters() {
     c.remove("quantiles");
     c.remove("hour_of_day_minute");
     c.remove("day_harmonics");
+    c.remove("calibrate");
     std::fs::write(&path, v.to_string()).unwrap();
     let mut old = Lstm::load(&dir).unwrap();
+    assert!(!old.meta().config.calibrate && old.meta().calibration.is_empty());
     assert_eq!(
         old.meta().config.day_harmonics,
         1,
@@ -308,5 +310,94 @@ fn calendar_inputs_round_trip_through_a_model_file() {
         e.contains("model.safetensors") || e.contains("shape"),
         "{e}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn conformal_shifts_cover_their_quantile_of_the_held_out_windows() {
+    // 200 windows, 2 steps ahead, two curves (0.5 and 0.9) that forecast 0 where 0..200 came
+    // at step 0 and twice that at step 1.
+    let (n, horizon, q) = (200usize, 2usize, [0.5, 0.9]);
+    let actual: Vec<f32> = (0..n).flat_map(|w| [w as f32, 2.0 * w as f32]).collect();
+    let pred = vec![0f32; n * q.len() * horizon];
+    let s = conformal_shifts(&pred, &actual, &q, horizon);
+    assert_eq!(s.len(), q.len() * horizon);
+    for (j, q) in q.iter().enumerate() {
+        for h in 0..horizon {
+            let shift = s[j * horizon + h];
+            let covered =
+                (0..n).filter(|w| actual[w * horizon + h] <= shift).count() as f64 / n as f64;
+            // At least q, and by no more than one window beyond ⌈(n + 1)q⌉.
+            assert!(
+                covered >= *q && covered <= q + 2.0 / n as f64,
+                "{q} step {h}: {covered}"
+            );
+        }
+    }
+    // A curve that is too high is shifted down: the errors are negative.
+    let high = vec![1000f32; n * q.len() * horizon];
+    assert!(conformal_shifts(&high, &actual, &q, horizon)
+        .iter()
+        .all(|s| *s < 0.0));
+    assert!(conformal_shifts(&[], &[], &q, horizon).is_empty());
+}
+
+/// Share of the test part's actuals `ahead` steps ahead at or below the `curve`-th quantile.
+fn test_coverage(m: &mut Lstm, ds: &Dataset, curve: usize, ahead: usize) -> f64 {
+    let split = ds.report.split;
+    let values: Vec<f64> = ds.series.values.iter().map(|v| v.unwrap()).collect();
+    let (mut covered, mut n) = (0usize, 0usize);
+    for i in split.val_end - 20..values.len() {
+        if i >= split.val_end && i + ahead <= values.len() {
+            let curves = m.forecast_quantiles(ahead).expect("warm");
+            covered += usize::from(values[i + ahead - 1] <= curves[curve][ahead - 1]);
+            n += 1;
+        }
+        m.observe(ds.series.time(i), values[i], &[]);
+    }
+    covered as f64 / n as f64
+}
+
+#[test]
+fn a_calibrated_model_covers_its_quantiles_and_keeps_its_shifts_in_the_file() {
+    let ds = Dataset::new(series(), &PrepConfig::default()).unwrap();
+    // Two epochs: a quantile head far from its quantiles three steps ahead (0.74 covered).
+    let raw = LstmConfig {
+        quantiles: vec![0.5, 0.9],
+        epochs: 2,
+        calibrate: false,
+        ..small()
+    };
+    let cal = LstmConfig {
+        calibrate: true,
+        ..raw.clone()
+    };
+    let mut before = train(&raw, &ds);
+    let mut after = train(&cal, &ds);
+    assert!(before.meta().calibration.is_empty());
+    assert_eq!(after.meta().calibration.len(), 2 * cal.horizon);
+    let (b, a) = (
+        test_coverage(&mut before, &ds, 1, 3),
+        test_coverage(&mut after, &ds, 1, 3),
+    );
+    assert!(
+        (a - 0.9).abs() < (b - 0.9).abs() && (a - 0.9).abs() <= 0.05,
+        "0.9 curve: {b} uncalibrated, {a} calibrated"
+    );
+    let dir = std::env::temp_dir().join(format!("foresight-calibrated-{}", std::process::id()));
+    after.save(&dir).unwrap();
+    let loaded = Lstm::load(&dir).unwrap();
+    assert_eq!(loaded.meta().calibration, after.meta().calibration);
+    // Shifts that do not fit the curves are refused, naming the file.
+    let path = dir.join("model.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["calibration"] = serde_json::json!([0.1, 0.2]);
+    std::fs::write(&path, v.to_string()).unwrap();
+    let e = Lstm::load(&dir)
+        .err()
+        .expect("3 shifts for 2 × 3")
+        .to_string();
+    assert!(e.contains("model.json") && e.contains("calibration"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
