@@ -386,6 +386,64 @@ impl FastFloor {
     }
 }
 
+impl FastFloor {
+    /// While the pool shows overload (utilisation at or above the target, a queue, or refused
+    /// requests, with an instance ready to measure it): the demand it observes (requests per
+    /// second, the backlog worked off in [`BACKLOG_DRAIN_SECS`]) and the instances that serve
+    /// it at the target.
+    fn overload(&self, obs: &Observation) -> Option<(f64, usize)> {
+        let overloaded = obs.utilisation >= self.target || obs.queue >= 1.0 || obs.dropped > 0;
+        if !overloaded || obs.ready == 0 {
+            return None;
+        }
+        let demand = obs.rate + obs.queue.max(0.0) / BACKLOG_DRAIN_SECS;
+        let by_demand = (demand / (self.model.capacity() * self.target)).ceil() as usize;
+        Some((demand, by_demand))
+    }
+
+    /// The instances the observed request rate needs at the floor's target: what a forecast
+    /// the anomaly detector distrusts may not scale in below (a surge it did not see is
+    /// still under way).
+    pub fn observed(&self, obs: &Observation) -> Recommendation {
+        let replicas = (obs.rate.max(0.0) / (self.model.capacity() * self.target)).ceil() as usize;
+        Recommendation {
+            replicas,
+            reason: format!(
+                "floor: {:.1} req/s observed needs ceil({:.1} / ({:.1} × {:.2})) = {replicas}",
+                obs.rate,
+                obs.rate,
+                self.model.capacity(),
+                self.target
+            ),
+        }
+    }
+
+    /// The floor as a lower bound beside a forecast: what [`Policy::recommend`] says, but
+    /// while the pool is overloaded never less than the instances its observed demand needs,
+    /// also when as many are already launched (then `recommend` is silent). Without it, a
+    /// forecast that has not seen a surge coming scales in while the instances launched for
+    /// the surge are still starting, and they start again from the beginning.
+    pub fn bound(&mut self, obs: &Observation) -> Recommendation {
+        let r = self.recommend(obs);
+        match self.overload(obs) {
+            Some((demand, by_demand)) if by_demand > r.replicas => Recommendation {
+                replicas: by_demand,
+                reason: format!(
+                    "floor: overload (utilisation {:.0}%, {:.0} queued, {} refused): demand {:.1} req/s holds ceil({:.1} / ({:.1} × {:.2})) = {by_demand} (ready and starting)",
+                    100.0 * obs.utilisation,
+                    obs.queue,
+                    obs.dropped,
+                    demand,
+                    demand,
+                    self.model.capacity(),
+                    self.target
+                ),
+            },
+            _ => r,
+        }
+    }
+}
+
 impl Policy for FastFloor {
     fn name(&self) -> String {
         "floor".into()
@@ -400,16 +458,13 @@ impl Policy for FastFloor {
             reason: "floor: no overload".into(),
         };
         let hpa = self.hpa.recommend(obs);
-        let overloaded = obs.utilisation >= self.target || obs.queue >= 1.0 || obs.dropped > 0;
-        if !overloaded || obs.ready == 0 {
+        let Some((demand, by_demand)) = self.overload(obs) else {
             return if hpa.replicas > current {
                 hpa
             } else {
                 silent()
             };
-        }
-        let demand = obs.rate + obs.queue.max(0.0) / BACKLOG_DRAIN_SECS;
-        let by_demand = (demand / (self.model.capacity() * self.target)).ceil() as usize;
+        };
         if by_demand <= hpa.replicas {
             return if hpa.replicas > current {
                 hpa
@@ -472,12 +527,14 @@ impl Policy for Reactive {
     }
 }
 
-/// max(predictive, fast reactive floor). While the forecast is missing, only the floor and
-/// the HPA rule (`fallback`) act. While the anomaly detector distrusts the forecast, the
-/// maximum is unchanged and the reason says so: the floor is already the reactive capacity
-/// for what the forecast missed, and adding the HPA on top of it bought no attainment for its
-/// instance-hours on the validation traces (docs/results.md, "How the defaults were chosen").
-/// The hybrid is never below either of its parts.
+/// max(predictive, fast reactive floor), the floor as a lower bound ([`FastFloor::bound`]:
+/// under overload it holds the instances launched for the demand it observes). While the
+/// forecast is missing, only the floor and the HPA rule (`fallback`) act. While the anomaly
+/// detector distrusts the forecast, the reason says so and the forecast may not scale in
+/// below what the observed rate needs at the floor's target ([`FastFloor::observed`]); the
+/// HPA rule on top bought no attainment for its instance-hours on the validation traces
+/// (docs/results.md, "How the defaults were chosen"). The hybrid is never below either of its
+/// parts.
 pub struct Hybrid {
     name: String,
     predictive: Box<dyn Policy>,
@@ -508,7 +565,7 @@ impl Policy for Hybrid {
         self.name.clone()
     }
     fn recommend(&mut self, obs: &Observation) -> Recommendation {
-        let f = self.floor.recommend(obs);
+        let f = self.floor.bound(obs);
         let mut parts: Vec<(&str, Recommendation)> = vec![("reactive floor wins", f)];
         let mut state = "";
         if obs.forecast.is_none() {
@@ -517,6 +574,7 @@ impl Policy for Hybrid {
         } else {
             if !obs.trusted {
                 state = "forecast not trustworthy (anomaly), the floor is the safety net; ";
+                parts.push(("observed load holds", self.floor.observed(obs)));
             }
             parts.insert(0, ("", self.predictive.recommend(obs)));
         }

@@ -261,15 +261,45 @@ fn hybrid_takes_the_max_and_keeps_it_when_the_forecast_is_untrusted() {
         r.replicas, 11,
         "distrust never removes the forecast's capacity"
     );
-    // A quiet forecast, distrusted, at 90%: the forecast's 1 (the floor is silent at its own
-    // target; the governor's window holds scale-in), not the HPA at 60% (6). Distrust adds
-    // nothing the floor does not.
+    // A quiet forecast, distrusted, at 90% with no requests observed: the forecast's 1 (the
+    // floor at its own target sees no demand; the governor's window holds scale-in), not the
+    // HPA at 60% (6).
     let mut quiet_untrusted = with_forecast(obs(0.0, 4, 0, 0.9), &[(180.0, 10.0)]);
     quiet_untrusted.trusted = false;
     let r = h.recommend(&quiet_untrusted);
     assert_eq!(r.replicas, 1, "{}", r.reason);
     let r = h.recommend(&obs(0.0, 4, 0, 0.9));
     assert!(r.reason.contains("no forecast") && r.replicas == 6, "{r:?}");
+}
+
+#[test]
+fn a_surge_the_forecast_missed_keeps_the_instances_launched_for_it() {
+    let mut h = hybrid();
+    // A flash crowd: 3 instances ready and saturated, 11 launched for it and still starting,
+    // 220 req/s arriving and 300 queued; the forecast, which did not see it, says 60 req/s.
+    let mut crowd = with_forecast(obs(0.0, 3, 11, 1.0), &[(180.0, 60.0), (300.0, 60.0)]);
+    crowd.rate = 220.0;
+    crowd.queue = 300.0;
+    crowd.dropped = 2000;
+    // The floor alone asks for no more (as many are launched as the demand needs) ...
+    let mut floor = FastFloor::new(FLOOR, MODEL);
+    assert_eq!(floor.recommend(&crowd).replicas, 0);
+    // ... but as the forecast's lower bound it holds them: ceil((220 + 300 / 30) / 18) = 13.
+    let r = h.recommend(&crowd);
+    assert_eq!(r.replicas, 13, "{}", r.reason);
+    assert!(r.reason.contains("floor: overload"), "{}", r.reason);
+    crowd.trusted = false;
+    assert_eq!(h.recommend(&crowd).replicas, 13);
+    // The crowd served (60% of 18 ready, 194 req/s) while the forecast still says 100 req/s:
+    // trusted, the forecast's ceil(100 / 14) = 8; distrusted, not below what the observed
+    // load needs at the floor's target, ceil(194 / 18) = 11.
+    let mut after = with_forecast(obs(60.0, 18, 0, 0.6), &[(180.0, 100.0), (300.0, 100.0)]);
+    after.rate = 194.0;
+    assert_eq!(h.recommend(&after).replicas, 8);
+    after.trusted = false;
+    let r = h.recommend(&after);
+    assert_eq!(r.replicas, 11, "{}", r.reason);
+    assert!(r.reason.contains("observed load holds"), "{}", r.reason);
 }
 
 #[test]
