@@ -384,9 +384,12 @@ impl FastFloor {
             target: cfg.target,
         }
     }
-}
 
-impl FastFloor {
+    /// Instances that serve `rate` requests per second at the floor's target.
+    fn size(&self, rate: f64) -> usize {
+        (rate / (self.model.capacity() * self.target)).ceil() as usize
+    }
+
     /// While the pool shows overload (utilisation at or above the target, a queue, or refused
     /// requests, with an instance ready to measure it): the demand it observes (requests per
     /// second, the backlog worked off in [`BACKLOG_DRAIN_SECS`]) and the instances that serve
@@ -397,15 +400,14 @@ impl FastFloor {
             return None;
         }
         let demand = obs.rate + obs.queue.max(0.0) / BACKLOG_DRAIN_SECS;
-        let by_demand = (demand / (self.model.capacity() * self.target)).ceil() as usize;
-        Some((demand, by_demand))
+        Some((demand, self.size(demand)))
     }
 
     /// The instances the observed request rate needs at the floor's target: what a forecast
     /// the anomaly detector distrusts may not scale in below (a surge it did not see is
     /// still under way).
     pub fn observed(&self, obs: &Observation) -> Recommendation {
-        let replicas = (obs.rate.max(0.0) / (self.model.capacity() * self.target)).ceil() as usize;
+        let replicas = self.size(obs.rate.max(0.0));
         Recommendation {
             replicas,
             reason: format!(
