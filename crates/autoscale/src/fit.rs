@@ -4,7 +4,8 @@
 //! upper envelope of the best two) that plans best on the validation part.
 
 use foresight_forecast::lstm::Progress;
-use foresight_forecast::{Dataset, Envelope, ForecastConfig, Forecaster, HoltWinters, Lstm};
+use foresight_forecast::{Dataset, Envelope, ForecastConfig, Forecaster, HoltWinters, Lstm, Memo};
+use std::sync::Arc;
 
 use crate::select::{score, Planning, Score};
 use crate::ForecasterSpec;
@@ -29,6 +30,15 @@ pub enum Fitted {
         name: String,
         /// Every candidate's score, best first.
         scores: Vec<Score>,
+    },
+    /// Copies that share one forecaster's answers while fed the same steps ([`Memo`]).
+    Memo {
+        /// What forecasts.
+        inner: Box<Fitted>,
+        /// The answers so far, for copies of steps of `step` seconds.
+        memo: Arc<Memo>,
+        /// The step the memo's forecasters were made for.
+        step: i64,
     },
 }
 
@@ -172,6 +182,28 @@ impl Fitted {
                 *q,
             )),
             Fitted::Chosen { choice, .. } => choice.instance(step),
+            Fitted::Memo {
+                inner,
+                memo,
+                step: s,
+            } if *s == step => Box::new(memo.handle(inner.instance(step))),
+            Fitted::Memo { inner, .. } => inner.instance(step),
+        }
+    }
+
+    /// The same forecaster, its copies for steps of `step` seconds sharing their answers while
+    /// they are fed the same steps: for the runs that replay one stretch of a trace under
+    /// different policies, which would otherwise each compute the same forecasts (see
+    /// [`Memo`]). Its copies answer exactly as [`Fitted::instance`]'s would.
+    pub fn memoised(&self, step: i64) -> Fitted {
+        let inner = match self {
+            Fitted::Memo { inner, .. } => inner.clone(),
+            other => Box::new(other.clone()),
+        };
+        Fitted::Memo {
+            inner,
+            memo: Memo::new(),
+            step,
         }
     }
 
@@ -179,6 +211,7 @@ impl Fitted {
     pub fn choice(&self) -> Option<(&str, &[Score])> {
         match self {
             Fitted::Chosen { name, scores, .. } => Some((name, scores)),
+            Fitted::Memo { inner, .. } => inner.choice(),
             _ => None,
         }
     }
@@ -274,5 +307,33 @@ pub(crate) mod tests {
         // The next step is minute 0 of an hour: the burst is 10 steps ahead.
         assert!(fc[10] > 500.0 && fc[20] < 200.0, "{fc:?}");
         assert!(Fitted::fit(ForecasterSpec::None, &ds, &cfg, &plan, |_| {}).is_err());
+    }
+
+    #[test]
+    fn memoised_copies_answer_as_fresh_copies_do() {
+        let ds = hourly_bursts();
+        let (cfg, plan) = tiny();
+        let f = Fitted::fit(ForecasterSpec::Lstm, &ds, &cfg, &plan, |_| {}).unwrap();
+        let m = f.memoised(60);
+        let start = ds.series.start;
+        // A fresh copy, two memoised copies fed the same steps, one fed other steps from the
+        // 30th on: all four answer as fresh copies fed their steps would.
+        let drive = |inst: &mut Box<dyn Forecaster + Send>, bump: f64| {
+            (0..60)
+                .map(|i| {
+                    let v = ds.series.values[i].unwrap() + if i >= 30 { bump } else { 0.0 };
+                    inst.observe(start + i as i64 * 60, v, &[]);
+                    (inst.forecast(6), inst.forecast_quantiles(4))
+                })
+                .collect::<Vec<_>>()
+        };
+        let want = drive(&mut f.instance(60), 0.0);
+        assert!(want[59].0.is_some() && want[59].1.is_some());
+        assert_eq!(drive(&mut m.instance(60), 0.0), want);
+        assert_eq!(drive(&mut m.instance(60), 0.0), want);
+        let other = drive(&mut f.instance(60), 50.0);
+        assert_ne!(other, want);
+        assert_eq!(drive(&mut m.instance(60), 50.0), other);
+        assert_eq!(m.choice(), f.choice());
     }
 }

@@ -153,9 +153,12 @@ pub fn prepare(a: &Options, trace: &Path, observer: &dyn Observer) -> Result<Pre
             Widen::Auto => 0,
         },
     };
+    // The runs of one stretch feed their forecasters the same steps: one computes, the others
+    // replay its answers (the experiment's steps are minutes, `assemble::spec_for`).
     let tail_choice =
         if (a.tail_share == TailShare::Auto || a.widen == Widen::Auto) && a.forecasting() {
-            let c = tail_choice::on_validation(a, trace, &ds, &setup, &fitted, &fname, observer)?;
+            let val = fitted.memoised(60);
+            let c = tail_choice::on_validation(a, trace, &ds, &setup, &val, &fname, observer)?;
             setup.tail_share = c.chosen;
             setup.widen = c.widen;
             Some(c)
@@ -166,7 +169,7 @@ pub fn prepare(a: &Options, trace: &Path, observer: &dyn Observer) -> Result<Pre
         label: String::new(),
         jobs: jobs(a, &fname, static_mean, static_peak),
         setup,
-        fitted,
+        fitted: fitted.memoised(60),
         fname,
         tail_choice,
     })

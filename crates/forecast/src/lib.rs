@@ -10,7 +10,8 @@
 //!   a [`Dataset`] (which trains the LSTM: [`Dataset::train_lstm`])
 //! - [`model`]: the [`Forecaster`] trait; [`lstm`]: the LSTM (candle); [`online`]: retraining
 //! - [`baselines`], [`holt_winters`], [`seasonal_quantile`]: the other forecasters;
-//!   [`envelope`]: the highest plan of several
+//!   [`envelope`]: the highest plan of several; [`memo`]: one forecaster's answers shared by
+//!   copies fed the same steps
 //! - [`eval`]: scores (MAE … pinball, coverage); [`anomaly`]: the residual-based detector
 //! - [`config`]: the settings file of `foresight train`/`forecast`
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod envelope;
 pub mod eval;
 pub mod holt_winters;
 pub mod lstm;
+pub mod memo;
 pub mod model;
 pub mod online;
 pub mod pipeline;
@@ -37,6 +39,7 @@ pub use envelope::{plan_curve, Envelope};
 pub use eval::{evaluate, Evaluation, Score};
 pub use holt_winters::HoltWinters;
 pub use lstm::{Lstm, LstmConfig, ModelError};
+pub use memo::{Memo, Memoised};
 pub use model::{Candidate, Forecaster};
 pub use online::{OnlineLstm, RetrainPolicy};
 pub use pipeline::{Dataset, PrepConfig};

@@ -169,6 +169,9 @@ pub struct Lstm {
     window: std::collections::VecDeque<f32>,
     last_time: Option<i64>,
     row: Vec<f64>,
+    /// Every curve over the whole horizon for the window as it is, once worked out: the
+    /// planner asks for the median and for the planning quantile of the same step.
+    curves: Option<Vec<Vec<f64>>>,
 }
 
 impl Clone for Lstm {
@@ -386,6 +389,7 @@ impl Lstm {
             net,
             window: std::collections::VecDeque::with_capacity(meta.config.seq_len * inputs),
             row: Vec::with_capacity(inputs),
+            curves: None,
             meta,
             tensors,
             last_time: None,
@@ -600,6 +604,7 @@ impl Forecaster for Lstm {
     }
 
     fn observe(&mut self, time: i64, value: f64, features: &[f64]) {
+        self.curves = None;
         let cfg = &self.meta.config;
         let inputs = cfg.inputs(self.meta.features.len());
         let step = self.meta.step_secs;
@@ -660,7 +665,16 @@ impl Lstm {
         if self.window.len() < cfg.seq_len * inputs || horizon > cfg.horizon {
             return None;
         }
-        let h = cfg.horizon;
+        if self.curves.is_none() {
+            self.curves = Some(self.all_curves()?);
+        }
+        let all = self.curves.as_ref()?;
+        Some(all.iter().map(|c| c[..horizon].to_vec()).collect())
+    }
+
+    /// Every curve over the whole horizon for the current window, unscaled.
+    fn all_curves(&mut self) -> Option<Vec<Vec<f64>>> {
+        let h = self.meta.config.horizon;
         self.window.make_contiguous();
         let mut out = self.run(self.window.as_slices().0).ok()?;
         let shifts = &self.meta.calibration;
@@ -680,7 +694,6 @@ impl Lstm {
                 .map(|curve| {
                     curve
                         .iter()
-                        .take(horizon)
                         .map(|v| self.meta.value_scaler.unscale(*v as f64).max(0.0))
                         .collect()
                 })
