@@ -30,10 +30,13 @@ enum Call {
 
 impl Call {
     fn same(&self, other: &Call) -> bool {
-        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let same_bits = |a: &f64, b: &f64| a.to_bits() == b.to_bits();
         match (self, other) {
             (Call::Observe(t, v, f), Call::Observe(u, w, g)) => {
-                t == u && v.to_bits() == w.to_bits() && bits(f) == bits(g)
+                t == u
+                    && same_bits(v, w)
+                    && f.len() == g.len()
+                    && f.iter().zip(g).all(|(a, b)| same_bits(a, b))
             }
             (Call::Forecast(a), Call::Forecast(b)) | (Call::Quantiles(a), Call::Quantiles(b)) => {
                 a == b
@@ -281,6 +284,12 @@ mod tests {
         assert_eq!(other.forecast(5), Some(vec![1.0; 5]));
         assert!(other.is_alone());
         assert_eq!(memo.len(), 12, "the log is the first copy's alone");
+        // The same value with another feature row (or NaN, compared by its bits).
+        for feats in [&[1.0][..], &[f64::NAN][..]] {
+            let mut h = memo.handle(make());
+            h.observe(0, 1.0, feats);
+            assert!(h.is_alone(), "{feats:?}");
+        }
     }
 
     #[test]
