@@ -122,7 +122,11 @@ impl<T> Calendar<T> {
         self.top = ((t >> self.shift) + 1).saturating_mul(1 << self.shift);
     }
 
-    /// The smallest key and its place, turning the days forward to it.
+    /// The smallest key and its place, turning the days forward to it. Inlined into its
+    /// callers: returned through memory, its answer was read back by a wider load than the
+    /// stores that wrote it, which waited on them (the event loop's costliest instruction in
+    /// `perf annotate`).
+    #[inline(always)]
     fn find(&mut self) -> Option<(u128, usize, usize)> {
         if self.len == 0 {
             return None;
