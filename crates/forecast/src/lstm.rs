@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::Forecaster;
 use crate::prep::{calendar, hour_phase, MinMax};
 
+mod cell;
 mod config;
 mod net;
 pub use config::{pinball, Loss, LstmConfig};

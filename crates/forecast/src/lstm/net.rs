@@ -125,12 +125,7 @@ impl Net {
                     None => proj.narrow(1, s, 1)?.squeeze(1)?,
                 };
                 let g = (step + h.matmul(&l.w_hh)?)?;
-                let i = candle_nn::ops::sigmoid(&g.narrow(1, 0, hd)?)?;
-                let fg = candle_nn::ops::sigmoid(&g.narrow(1, hd, hd)?)?;
-                let cand = g.narrow(1, 2 * hd, hd)?.tanh()?;
-                let o = candle_nn::ops::sigmoid(&g.narrow(1, 3 * hd, hd)?)?;
-                c = ((fg * &c)? + (i * cand)?)?;
-                h = (o * c.tanh()?)?;
+                (h, c) = super::cell::step(&g, &c)?;
                 if li < last {
                     outs.push(h.clone());
                 }
