@@ -20,18 +20,22 @@ use std::sync::OnceLock;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
-/// `(gates, c) → c'`: the new cell state `f·c + i·g̃` from a step's gate pre-activations
-/// `(batch, 4·hidden)`, in the order input, forget, candidate, output, and the cell state
+/// Which half of a step an operation is. Both take the gate pre-activations
+/// `(batch, 4·hidden)`, in the order input, forget, candidate, output, and a cell state
 /// `(batch, hidden)`.
-struct CellState {
-    /// Per element: the input gate, the forget gate, the candidate (three `hidden` blocks per
-    /// row), for the backward pass.
-    acts: OnceLock<Vec<f32>>,
+#[derive(Clone, Copy)]
+enum Part {
+    /// `(gates, c) → c'`: the new cell state `f·c + i·g̃`.
+    State,
+    /// `(gates, c') → h`: the output `o·tanh(c')`.
+    Out,
 }
 
-/// `(gates, c') → h`: the output `o·tanh(c')`.
-struct CellOut {
-    /// Per element: the output gate and `tanh(c')` (two `hidden` blocks per row).
+/// One half of a step, applied once, keeping the activations its forward pass computed for
+/// its backward pass: per row, `i`, `f` and `g̃` for [`Part::State`]; `o` and `tanh(c')` for
+/// [`Part::Out`].
+struct Cell {
+    part: Part,
     acts: OnceLock<Vec<f32>>,
 }
 
@@ -50,15 +54,87 @@ fn rows<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<(&'a [f32], usi
     Ok((&v[from..to], b, w))
 }
 
-/// A tensor's values, with its two dimensions.
-fn values(t: &Tensor) -> Result<(Vec<f32>, usize, usize)> {
-    let (b, w) = t.dims2()?;
-    Ok((t.flatten_all()?.to_vec1::<f32>()?, b, w))
+/// A tensor's values, flattened.
+fn values(t: &Tensor) -> Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1::<f32>()
 }
 
-impl CustomOp2 for CellState {
+/// [`Part::State`] forward: `(activations, c')`.
+fn state(g: &[f32], c: &[f32], b: usize, h: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut acts = Vec::with_capacity(b * 3 * h);
+    let mut out = Vec::with_capacity(b * h);
+    for (g, c) in g.chunks_exact(4 * h).zip(c.chunks_exact(h)) {
+        let at = acts.len();
+        acts.extend(g[..2 * h].iter().map(|&v| sigmoid(v)));
+        acts.extend(g[2 * h..3 * h].iter().map(|v| v.tanh()));
+        let a = &acts[at..];
+        out.extend((0..h).map(|k| a[h + k] * c[k] + a[k] * a[2 * h + k]));
+    }
+    (acts, out)
+}
+
+/// [`Part::Out`] forward: `(activations, h)`.
+fn out(g: &[f32], c: &[f32], b: usize, h: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut acts = Vec::with_capacity(b * 2 * h);
+    let mut out = Vec::with_capacity(b * h);
+    for (g, c) in g.chunks_exact(4 * h).zip(c.chunks_exact(h)) {
+        let at = acts.len();
+        acts.extend(g[3 * h..].iter().map(|&v| sigmoid(v)));
+        acts.extend(c.iter().map(|v| v.tanh()));
+        let a = &acts[at..];
+        out.extend((0..h).map(|k| a[k] * a[h + k]));
+    }
+    (acts, out)
+}
+
+/// [`Part::State`] backward, from the gradient of `c'`: those of the gates and of `c`.
+fn state_grad(acts: &[f32], c: &[f32], grad: &[f32], h: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut d_gates = vec![0f32; grad.len() * 4];
+    let mut d_c = Vec::with_capacity(grad.len());
+    for (r, d) in d_gates.chunks_exact_mut(4 * h).enumerate() {
+        let a = &acts[r * 3 * h..(r + 1) * 3 * h];
+        for k in 0..h {
+            let (i, f, cand) = (a[k], a[h + k], a[2 * h + k]);
+            // c' = f·c + i·g̃: each product's gradient is the sum's, accumulated from zero.
+            let g_sum = 0.0 + grad[r * h + k];
+            let g_i = 0.0 + g_sum * cand;
+            let g_cand = 0.0 + g_sum * i;
+            let g_f = 0.0 + g_sum * c[r * h + k];
+            d_c.push(g_sum * f);
+            // Through the activations (candle's sigmoid and tanh derivatives).
+            d[k] = 0.0 + g_i * ((1.0 - i) * i);
+            d[h + k] = 0.0 + g_f * ((1.0 - f) * f);
+            d[2 * h + k] = 0.0 - g_cand * (cand * cand - 1.0);
+        }
+    }
+    (d_gates, d_c)
+}
+
+/// [`Part::Out`] backward, from the gradient of `h`: those of the gates and of `c'`.
+fn out_grad(acts: &[f32], grad: &[f32], h: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut d_gates = vec![0f32; grad.len() * 4];
+    let mut d_c = Vec::with_capacity(grad.len());
+    for (r, d) in d_gates.chunks_exact_mut(4 * h).enumerate() {
+        let a = &acts[r * 2 * h..(r + 1) * 2 * h];
+        for k in 0..h {
+            let (o, t) = (a[k], a[h + k]);
+            let g = grad[r * h + k];
+            // h = o·tanh(c').
+            let g_o = 0.0 + g * t;
+            let g_t = 0.0 + g * o;
+            d[3 * h + k] = 0.0 + g_o * ((1.0 - o) * o);
+            d_c.push(0.0 - g_t * (t * t - 1.0));
+        }
+    }
+    (d_gates, d_c)
+}
+
+impl CustomOp2 for Cell {
     fn name(&self) -> &'static str {
-        "lstm-cell-state"
+        match self.part {
+            Part::State => "lstm-cell-state",
+            Part::Out => "lstm-cell-out",
+        }
     }
 
     fn cpu_fwd(
@@ -70,20 +146,14 @@ impl CustomOp2 for CellState {
     ) -> Result<(CpuStorage, Shape)> {
         let (g, b, w) = rows(s1, l1, "the gates")?;
         let (c, cb, h) = rows(s2, l2, "the cell state")?;
-        if cb != b || w != 4 * h {
+        if cb != b || w != 4 * h || h == 0 {
             candle_core::bail!("lstm cell: gates {b}×{w} do not fit a cell state {cb}×{h}");
         }
-        let mut acts = Vec::with_capacity(b * 3 * h);
-        let mut out = Vec::with_capacity(b * h);
-        for r in 0..b {
-            let (g, c) = (&g[r * w..(r + 1) * w], &c[r * h..(r + 1) * h]);
-            let at = acts.len();
-            acts.extend(g[..2 * h].iter().map(|&v| sigmoid(v)));
-            acts.extend(g[2 * h..3 * h].iter().map(|v| v.tanh()));
-            let a = &acts[at..];
-            out.extend((0..h).map(|k| a[h + k] * c[k] + a[k] * a[2 * h + k]));
-        }
-        // A forward pass is run once per operation.
+        let (acts, out) = match self.part {
+            Part::State => state(g, c, b, h),
+            Part::Out => out(g, c, b, h),
+        };
+        // An operation's forward pass runs once.
         let _ = self.acts.set(acts);
         Ok((CpuStorage::F32(out), Shape::from((b, h))))
     }
@@ -96,91 +166,12 @@ impl CustomOp2 for CellState {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let acts = self.acts.get().expect("the forward pass ran");
-        let (c, b, h) = values(c)?;
-        let (grad, _, _) = values(grad)?;
-        let mut d_gates = vec![0f32; b * 4 * h];
-        let mut d_c = Vec::with_capacity(b * h);
-        for r in 0..b {
-            let a = &acts[r * 3 * h..(r + 1) * 3 * h];
-            let d = &mut d_gates[r * 4 * h..(r + 1) * 4 * h];
-            for k in 0..h {
-                let (i, f, cand) = (a[k], a[h + k], a[2 * h + k]);
-                let cell = c[r * h + k];
-                // c' = f·c + i·g̃: each product's gradient is the sum's, accumulated from zero.
-                let g_sum = 0.0 + grad[r * h + k];
-                let g_i = 0.0 + g_sum * cand;
-                let g_cand = 0.0 + g_sum * i;
-                let g_f = 0.0 + g_sum * cell;
-                d_c.push(g_sum * f);
-                // Through the activations (candle's sigmoid and tanh derivatives).
-                d[k] = 0.0 + g_i * ((1.0 - i) * i);
-                d[h + k] = 0.0 + g_f * ((1.0 - f) * f);
-                d[2 * h + k] = 0.0 - g_cand * (cand * cand - 1.0);
-            }
-        }
-        let dev = gates.device();
-        Ok((
-            Some(Tensor::from_vec(d_gates, (b, 4 * h), dev)?),
-            Some(Tensor::from_vec(d_c, (b, h), dev)?),
-        ))
-    }
-}
-
-impl CustomOp2 for CellOut {
-    fn name(&self) -> &'static str {
-        "lstm-cell-out"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (g, b, w) = rows(s1, l1, "the gates")?;
-        let (c, cb, h) = rows(s2, l2, "the cell state")?;
-        if cb != b || w != 4 * h {
-            candle_core::bail!("lstm cell: gates {b}×{w} do not fit a cell state {cb}×{h}");
-        }
-        let mut acts = Vec::with_capacity(b * 2 * h);
-        let mut out = Vec::with_capacity(b * h);
-        for r in 0..b {
-            let (g, c) = (&g[r * w + 3 * h..(r + 1) * w], &c[r * h..(r + 1) * h]);
-            let at = acts.len();
-            acts.extend(g.iter().map(|&v| sigmoid(v)));
-            acts.extend(c.iter().map(|v| v.tanh()));
-            let a = &acts[at..];
-            out.extend((0..h).map(|k| a[k] * a[h + k]));
-        }
-        let _ = self.acts.set(acts);
-        Ok((CpuStorage::F32(out), Shape::from((b, h))))
-    }
-
-    fn bwd(
-        &self,
-        gates: &Tensor,
-        _c: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let acts = self.acts.get().expect("the forward pass ran");
-        let (grad, b, h) = values(grad)?;
-        let mut d_gates = vec![0f32; b * 4 * h];
-        let mut d_c = Vec::with_capacity(b * h);
-        for r in 0..b {
-            let a = &acts[r * 2 * h..(r + 1) * 2 * h];
-            let d = &mut d_gates[r * 4 * h + 3 * h..(r + 1) * 4 * h];
-            for k in 0..h {
-                let (o, t) = (a[k], a[h + k]);
-                let g = grad[r * h + k];
-                // h = o·tanh(c').
-                let g_o = 0.0 + g * t;
-                let g_t = 0.0 + g * o;
-                d[k] = 0.0 + g_o * ((1.0 - o) * o);
-                d_c.push(0.0 - g_t * (t * t - 1.0));
-            }
-        }
+        let (b, h) = grad.dims2()?;
+        let grad = values(grad)?;
+        let (d_gates, d_c) = match self.part {
+            Part::State => state_grad(acts, &values(c)?, &grad, h),
+            Part::Out => out_grad(acts, &grad, h),
+        };
         let dev = gates.device();
         Ok((
             Some(Tensor::from_vec(d_gates, (b, 4 * h), dev)?),
@@ -193,18 +184,12 @@ impl CustomOp2 for CellOut {
 /// `(batch, hidden)`, the output and the new cell state `(h, c')`.
 pub(super) fn step(gates: &Tensor, c: &Tensor) -> Result<(Tensor, Tensor)> {
     let gates = gates.contiguous()?;
-    let c = gates.apply_op2(
-        &c.contiguous()?,
-        CellState {
-            acts: OnceLock::new(),
-        },
-    )?;
-    let h = gates.apply_op2(
-        &c,
-        CellOut {
-            acts: OnceLock::new(),
-        },
-    )?;
+    let half = |part| Cell {
+        part,
+        acts: OnceLock::new(),
+    };
+    let c = gates.apply_op2(&c.contiguous()?, half(Part::State))?;
+    let h = gates.apply_op2(&c, half(Part::Out))?;
     Ok((h, c))
 }
 
