@@ -8,6 +8,9 @@
 //!
 //! Saved as a directory: `model.safetensors` (weights) and `model.json` (format version,
 //! configuration, scalers, feature names, step and horizon), checked on load.
+//!
+//! Inside: `config` (the hyper-parameters and the losses), `net` (the layers and the head as
+//! candle tensors), `cell` (one step of the cell, fused, with its gradients written out).
 
 use std::collections::HashMap;
 use std::path::Path;
