@@ -1,6 +1,7 @@
 //! `h2_max_streams`: past that many streams in flight to an instance on one HTTP/2
-//! connection, the proxy opens another (up to 8), rather than leave requests waiting behind
-//! the instance's own stream limit. The instance here is h2's server allowing 2 streams per
+//! connection (by default: past the instance's own `SETTINGS_MAX_CONCURRENT_STREAMS`), the
+//! proxy opens another (up to 8), rather than leave requests waiting behind the instance's
+//! stream limit. The instance here is h2's server allowing 2 streams per
 //! connection and holding each for 300 ms; 6 requests at once reach it on more than one
 //! connection, more than 2 at a time. When the load falls, the extra connections are let go
 //! after `timeouts.upstream_idle` without a new stream.
@@ -98,6 +99,47 @@ async fn streams_past_the_limit_open_another_connection() {
     assert!((2..=3).contains(&connections), "{connections} connections");
     // On one connection the instance would take 2 at a time.
     assert!(most >= 3, "{most} streams at once");
+}
+
+/// Without `h2_max_streams` the instance's own `SETTINGS_MAX_CONCURRENT_STREAMS` decides:
+/// an instance allowing 2 gets more connections for 6 streams at once, one allowing 50 keeps
+/// them all on one (fewer connections carry more streams per write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_limit_of_its_own_the_instances_limit_decides() {
+    for (allowed, want) in [(2, 2..=3), (50, 1..=1)] {
+        let (instance, seen) = slow_instance(allowed).await;
+        let dir = tempdir("h2-streams-peer");
+        let config = format!(
+            "[health_check]\nenabled = false\n\n[[services]]\nname = \"h2\"\n\
+             protocol = \"h2c\"\nbackends = [{{ address = \"{instance}\" }}]\n"
+        );
+        let p = proxy(&dir, &config, &[]);
+        let url = format!("http://{}/", p.get("proxy"));
+        let http = client();
+        // The first request connects; the instance's SETTINGS come with its answer.
+        assert_eq!(get(&http, &url).await.status, 200);
+        let calls: Vec<_> = (0..6)
+            .map(|_| {
+                let (http, url) = (http.clone(), url.clone());
+                tokio::spawn(async move { get(&http, &url).await.status })
+            })
+            .collect();
+        for c in calls {
+            assert_eq!(c.await.unwrap(), 200);
+        }
+        let (connections, most) = (
+            seen.connections.load(Ordering::SeqCst),
+            seen.most.load(Ordering::SeqCst),
+        );
+        assert!(
+            want.contains(&connections),
+            "instance allowing {allowed}: {connections} connections"
+        );
+        assert!(
+            most >= 3,
+            "instance allowing {allowed}: {most} streams at once"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

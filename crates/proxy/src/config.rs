@@ -373,10 +373,10 @@ pub mod defaults {
     pub const MAX_EJECTION_PERCENT: u32 = 50;
     /// `retries.attempts`
     pub const RETRIES: u32 = 1;
-    /// `h2_max_streams`: below the streams common servers allow on one connection (NGINX
-    /// 128, hyper 200, Go 250), so that the proxy opens another connection before the
-    /// instance makes streams wait.
-    pub const H2_MAX_STREAMS: u32 = 100;
+    /// `h2_max_streams`: no limit of the proxy's own, so the instance's
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` decides when another connection is opened (as the
+    /// issue asked, and as HAProxy does); the most the key accepts.
+    pub const H2_MAX_STREAMS: u32 = 100_000;
     /// HTTP/2 connections to one instance at most, however many streams are in flight.
     pub const H2_MAX_CONNECTIONS: usize = 8;
     /// `retries.budget_ratio` (Linkerd's)

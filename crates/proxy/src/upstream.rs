@@ -101,8 +101,12 @@ struct H2Slot {
     /// The open connections, each with when it last got a stream.
     open: Mutex<Vec<(H2Sender, Instant)>>,
     connecting: tokio::sync::Mutex<()>,
-    /// Streams one connection carries before another is opened.
+    /// Streams one connection carries before another is opened (`h2_max_streams`), at most
+    /// the instance's own limit.
     max_streams: u32,
+    /// The instance's `SETTINGS_MAX_CONCURRENT_STREAMS`, as its newest connection last saw it
+    /// (h2's assumption, 100, until the instance's SETTINGS arrive; 0 before any connection).
+    peer_streams: Arc<std::sync::atomic::AtomicUsize>,
     /// Turns among the connections in use.
     next: std::sync::atomic::AtomicUsize,
     /// An extra connection (past the first) that has had no new stream for this long is let
@@ -112,9 +116,16 @@ struct H2Slot {
 
 impl H2Slot {
     /// Connections wanted for `in_flight` streams (this request's included): one per
-    /// `max_streams`, at most [`crate::config::defaults::H2_MAX_CONNECTIONS`].
+    /// `max_streams` or the instance's own limit, whichever is lower, at most
+    /// [`crate::config::defaults::H2_MAX_CONNECTIONS`].
     fn wanted(&self, in_flight: u32) -> usize {
-        (in_flight.max(1).div_ceil(self.max_streams.max(1)) as usize)
+        let per = match self.peer_streams.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => self.max_streams,
+            peer => self
+                .max_streams
+                .min(u32::try_from(peer).unwrap_or(u32::MAX)),
+        };
+        (in_flight.max(1).div_ceil(per.max(1)) as usize)
             .min(crate::config::defaults::H2_MAX_CONNECTIONS)
     }
 
@@ -142,8 +153,14 @@ impl H2Slot {
 }
 
 /// The HTTP/2 handshake over `io` (keep-alive PINGs on); the connection is driven by a task
-/// of its own until either side closes it.
-async fn h2_handshake<I>(io: I, upstream: Authority) -> std::io::Result<H2Sender>
+/// of its own until either side closes it, which keeps `peer_streams` at the instance's
+/// `SETTINGS_MAX_CONCURRENT_STREAMS` (h2 learns it from the instance's SETTINGS, after the
+/// handshake, and an instance may change it at any time).
+async fn h2_handshake<I>(
+    io: I,
+    upstream: Authority,
+    peer_streams: Arc<std::sync::atomic::AtomicUsize>,
+) -> std::io::Result<H2Sender>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -155,8 +172,18 @@ where
             .handshake(hyper_util::rt::TokioIo::new(io))
             .await
             .map_err(std::io::Error::other)?;
+    let mut conn = Box::pin(conn);
     tokio::spawn(async move {
-        if let Err(e) = conn.await {
+        let ended = std::future::poll_fn(|cx| {
+            let r = std::future::Future::poll(conn.as_mut(), cx);
+            peer_streams.store(
+                conn.current_max_send_streams(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            r
+        })
+        .await;
+        if let Err(e) = ended {
             tracing::debug!(%upstream, error = %e, "HTTP/2 connection to the instance ended");
         }
     });
@@ -236,7 +263,7 @@ impl Upstream {
             let tcp = TcpStream::connect(addr).await?;
             let _ = tcp.set_nodelay(true);
             match &self.tls {
-                None => h2_handshake(tcp, self.authority.clone()).await,
+                None => h2_handshake(tcp, self.authority.clone(), slot.peer_streams.clone()).await,
                 Some((connector, name)) => {
                     let tls = connector.connect(name.clone(), tcp).await?;
                     if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
@@ -244,7 +271,7 @@ impl Upstream {
                             "the instance did not agree to HTTP/2 (ALPN `h2`) in the TLS handshake",
                         ));
                     }
-                    h2_handshake(tls, self.authority.clone()).await
+                    h2_handshake(tls, self.authority.clone(), slot.peer_streams.clone()).await
                 }
             }
         };
