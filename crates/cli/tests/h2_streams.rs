@@ -71,6 +71,19 @@ async fn slow_instance(max_streams: u32) -> (String, Arc<Seen>) {
     (format!("http://{addr}"), seen)
 }
 
+/// `n` GET requests to `url` at once, each answered 200.
+async fn all_at_once(http: &HttpClient, url: &str, n: usize) {
+    let calls: Vec<_> = (0..n)
+        .map(|_| {
+            let (http, url) = (http.clone(), url.to_string());
+            tokio::spawn(async move { get(&http, &url).await.status })
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(c.await.unwrap(), 200);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_past_the_limit_open_another_connection() {
     let (instance, seen) = slow_instance(2).await;
@@ -80,17 +93,8 @@ async fn streams_past_the_limit_open_another_connection() {
          h2_max_streams = 2\nbackends = [{{ address = \"{instance}\" }}]\n"
     );
     let p = proxy(&dir, &config, &[]);
-    let url = p.get("proxy").to_string();
-    let http = client();
-    let calls: Vec<_> = (0..6)
-        .map(|_| {
-            let (http, url) = (http.clone(), url.clone());
-            tokio::spawn(async move { get(&http, &format!("http://{url}/")).await.status })
-        })
-        .collect();
-    for c in calls {
-        assert_eq!(c.await.unwrap(), 200);
-    }
+    let url = format!("http://{}/", p.get("proxy"));
+    all_at_once(&client(), &url, 6).await;
     let (connections, most) = (
         seen.connections.load(Ordering::SeqCst),
         seen.most.load(Ordering::SeqCst),
@@ -118,15 +122,7 @@ async fn without_a_limit_of_its_own_the_instances_limit_decides() {
         let http = client();
         // The first request connects; the instance's SETTINGS come with its answer.
         assert_eq!(get(&http, &url).await.status, 200);
-        let calls: Vec<_> = (0..6)
-            .map(|_| {
-                let (http, url) = (http.clone(), url.clone());
-                tokio::spawn(async move { get(&http, &url).await.status })
-            })
-            .collect();
-        for c in calls {
-            assert_eq!(c.await.unwrap(), 200);
-        }
+        all_at_once(&http, &url, 6).await;
         let (connections, most) = (
             seen.connections.load(Ordering::SeqCst),
             seen.most.load(Ordering::SeqCst),
@@ -154,15 +150,7 @@ async fn extra_connections_are_let_go_when_the_load_falls() {
     let p = proxy(&dir, &config, &[]);
     let url = format!("http://{}/", p.get("proxy"));
     let http = client();
-    let calls: Vec<_> = (0..4)
-        .map(|_| {
-            let (http, url) = (http.clone(), url.clone());
-            tokio::spawn(async move { get(&http, &url).await.status })
-        })
-        .collect();
-    for c in calls {
-        assert_eq!(c.await.unwrap(), 200);
-    }
+    all_at_once(&http, &url, 4).await;
     let burst = seen.open.load(Ordering::SeqCst);
     assert!(
         burst >= 3,
