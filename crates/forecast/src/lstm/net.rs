@@ -104,15 +104,23 @@ impl Net {
         let last = self.layers.len() - 1;
         for (li, l) in self.layers.iter().enumerate() {
             let f = input.dim(2)?;
-            let proj = input
-                .reshape((b * t, f))?
-                .matmul(&l.w_ih)?
+            let rows = input.reshape((b * t, f))?;
+            let cut_here = cut && li == 0;
+            // Cut: the weights' gradient is taken in a fixed order by `Cut::gradients`, so
+            // the product here leaves them out of the graph (the same numbers).
+            let w_ih = if cut_here {
+                l.w_ih.detach()
+            } else {
+                l.w_ih.clone()
+            };
+            let proj = rows
+                .matmul(&w_ih)?
                 .broadcast_add(&l.b)?
                 .reshape((b, t, 4 * hd))?;
             h = Tensor::zeros((b, hd), DType::F32, x.device())?;
             let mut c = h.clone();
             let mut outs = Vec::with_capacity(if li < last { t } else { 0 });
-            let steps: Option<Vec<Var>> = (cut && li == 0)
+            let steps: Option<Vec<Var>> = cut_here
                 .then(|| {
                     (0..t)
                         .map(|s| Var::from_tensor(&proj.narrow(1, s, 1)?.squeeze(1)?))
@@ -134,7 +142,12 @@ impl Net {
                 input = Tensor::stack(&outs, 1)?;
             }
             if let Some(steps) = steps {
-                leaves = Some(Cut { proj, steps });
+                leaves = Some(Cut {
+                    rows,
+                    w_ih: l.w_ih.clone(),
+                    proj,
+                    steps,
+                });
             }
         }
         let y = h.matmul(&self.head_w)?.broadcast_add(&self.head_b)?;
@@ -159,9 +172,16 @@ impl Net {
 /// to full size, then adds it): a cost quadratic in the window and a third of training. With
 /// a leaf variable per step, the recurrence's backward pass stops at the leaves; their
 /// gradients, stacked, are the projection's gradient, which a second backward pass takes to
-/// the first layer's weights. Every gradient is the same number as without the cut: each
-/// element of the projection's gradient came from one step, the rest of each sum were zeros.
+/// the first layer's bias; the first layer's input weights take theirs from
+/// [`t_matmul_fixed`]. Every gradient is the same number as without the cut (each element of
+/// the projection's gradient came from one step, the rest of each sum were zeros), except
+/// that the input weights' sum over the batch's rows is taken in an order of its own rather
+/// than the one gemm chooses from this CPU's caches.
 pub(super) struct Cut {
+    /// The first layer's input, one row per window and step: (batch · steps, inputs).
+    rows: Tensor,
+    /// The first layer's input weights (the variable's tensor, for its gradient's id).
+    w_ih: Tensor,
     proj: Tensor,
     steps: Vec<Var>,
 }
@@ -178,14 +198,50 @@ impl Cut {
             .collect::<candle_core::Result<Vec<_>>>()?;
         // Detached: a gradient computed from a variable records its operations too.
         let of_proj = Tensor::stack(&per_step, 1)?.detach();
-        let rest = (self.proj * of_proj)?.sum_all()?.backward()?;
+        let rest = (self.proj * &of_proj)?.sum_all()?.backward()?;
         for id in rest.get_ids().copied().collect::<Vec<_>>() {
             if let Some(g) = rest.get_id(id) {
                 grads.insert_id(id, g.clone());
             }
         }
+        let of_proj = of_proj.reshape((self.rows.dim(0)?, ()))?;
+        grads.insert(&self.w_ih, t_matmul_fixed(&self.rows, &of_proj)?);
         Ok(grads)
     }
+}
+
+/// The longest run of rows [`t_matmul_fixed`] sums in one product: gemm's shortest block
+/// along the summed dimension (it takes longer ones where the CPU's L1 cache allows, 1,024
+/// rows with a 48 KiB 12-way L1, 512 with a 32 KiB 8-way one).
+const FIXED_BLOCK: usize = 512;
+
+/// `lhsᵀ · rhs` for `lhs` (k, m) and `rhs` (k, n), summed over the k rows in a fixed order:
+/// `ceil(k / 512)` blocks of equal length (the last shorter), each block's product from zero
+/// and the blocks added first to last. gemm sums a long k in blocks whose length it derives
+/// from the L1 cache's size and associativity, so the same product rounded differently on
+/// another CPU, and the first layer's gradient (k = batch × steps, 3,840 rows by default)
+/// trained another network from the first epoch on (docs/results.md, "The same code on
+/// another machine"). The blocks are those gemm itself takes on a 32 KiB 8-way L1, so on
+/// such a CPU the numbers are unchanged.
+pub(super) fn t_matmul_fixed(lhs: &Tensor, rhs: &Tensor) -> candle_core::Result<Tensor> {
+    let k = lhs.dim(0)?;
+    if k == 0 {
+        return Tensor::zeros((lhs.dim(1)?, rhs.dim(1)?), lhs.dtype(), lhs.device());
+    }
+    let len = k.div_ceil(k.div_ceil(FIXED_BLOCK));
+    let mut sum: Option<Tensor> = None;
+    for start in (0..k).step_by(len) {
+        let n = len.min(k - start);
+        let part = lhs
+            .narrow(0, start, n)?
+            .t()?
+            .matmul(&rhs.narrow(0, start, n)?)?;
+        sum = Some(match sum {
+            None => part,
+            Some(s) => (s + part)?,
+        });
+    }
+    Ok(sum.expect("k > 0"))
 }
 
 #[cfg(test)]
@@ -195,6 +251,45 @@ mod tests {
     use candle_core::Device;
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
+
+    /// `t_matmul_fixed` is, bit for bit, one fixed order of sums: per block of at most 512
+    /// rows a fused multiply-add from zero row after row, the blocks added first to last. A
+    /// product whose blocks followed the CPU's L1 cache (gemm takes 1,024 rows with a 48 KiB
+    /// 12-way L1) fails this for 1,200 rows on such a CPU, whichever CPU the test runs on.
+    #[test]
+    fn the_weights_gradient_is_summed_in_the_same_order_on_every_cpu() {
+        let dev = Device::Cpu;
+        let mut rng = SmallRng::seed_from_u64(7);
+        for (k, blocks) in [(1200, 3), (513, 2), (512, 1), (100, 1)] {
+            let (m, n) = (5, 24);
+            let mut rand = |len: usize| -> Vec<f32> {
+                (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
+            };
+            let (a, g) = (rand(k * m), rand(k * n));
+            let lhs = Tensor::from_vec(a.clone(), (k, m), &dev).unwrap();
+            let rhs = Tensor::from_vec(g.clone(), (k, n), &dev).unwrap();
+            let got = t_matmul_fixed(&lhs, &rhs).unwrap();
+            let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let len = k.div_ceil(blocks);
+            for i in 0..m {
+                for j in 0..n {
+                    let mut want = 0f32;
+                    for start in (0..k).step_by(len) {
+                        let mut block = 0f32;
+                        for r in start..(start + len).min(k) {
+                            block = a[r * m + i].mul_add(g[r * n + j], block);
+                        }
+                        want = if start == 0 { block } else { want + block };
+                    }
+                    assert_eq!(
+                        got[i * n + j].to_bits(),
+                        want.to_bits(),
+                        "k {k}: ({i}, {j})"
+                    );
+                }
+            }
+        }
+    }
 
     /// Every variable's gradient is bit for bit what candle's own backward pass gives
     /// without the cut, for one and two layers and a quantile head.
