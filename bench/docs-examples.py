@@ -24,6 +24,7 @@ Usage: docs-examples.py [--all] [--profile release|debug] [--page README.md] REP
 Prints one line per block; exits 1 if any block or check failed.
 """
 import argparse
+import atexit
 import os
 import re
 import shutil
@@ -165,7 +166,15 @@ def main():
         os.path.join("docs", p) for p in os.listdir(os.path.join(repo, "docs")) if p.endswith(".md")
     )
     env = dict(os.environ)
-    env["PATH"] = os.path.join(repo, "target", a.profile) + os.pathsep + env["PATH"]
+    # A copy of the binary, so that a build may run beside the examples (CI builds the
+    # features' tests meanwhile) without relinking the binary they run.
+    bin_dir = tempfile.mkdtemp(prefix="foresight-docs-bin-")
+    atexit.register(shutil.rmtree, bin_dir, True)
+    built = os.path.join(repo, "target", a.profile, "foresight")
+    if not os.path.isfile(built):
+        sys.exit(f"error: {built} not found (build it first)")
+    shutil.copy2(built, os.path.join(bin_dir, "foresight"))
+    env["PATH"] = bin_dir + os.pathsep + env["PATH"]
     failed = 0
     counts = {"ran": 0, "skipped": 0, "slow": 0, "written": 0, "parsed": 0}
     for page in pages:

@@ -11,7 +11,10 @@
 # simulator's and forecaster's crates are optimised in the dev profile too, so the examples take
 # about as long (the NASA forecast evaluation: 97 s against 90).
 #
-# Usage: bench/docs-examples.sh [--all] [--debug] [--page docs/live.md]...
+# --no-build runs them against the build as it is, without asking cargo (which would wait for
+# a build running beside them: CI builds the features' tests meanwhile).
+#
+# Usage: bench/docs-examples.sh [--all] [--debug] [--no-build] [--page docs/live.md]...
 # Needs: python3 (3.11+), curl, jq; the datasets in ../shared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,9 +23,16 @@ for tool in python3 curl jq; do
 done
 [ -d ../shared/datasets ] || { echo "error: ../shared/datasets not found (the traces)" >&2; exit 1; }
 profile=release
+build=yes
 args=()
 for a in "$@"; do
-  if [ "$a" = --debug ]; then profile=debug; else args+=("$a"); fi
+  case "$a" in
+    --debug) profile=debug ;;
+    --no-build) build=no ;;
+    *) args+=("$a") ;;
+  esac
 done
-if [ "$profile" = debug ]; then cargo test --workspace --locked --no-run --quiet; else cargo build --release --locked --quiet; fi
+if [ "$build" = no ]; then :
+elif [ "$profile" = debug ]; then cargo test --workspace --locked --no-run --quiet
+else cargo build --release --locked --quiet; fi
 exec python3 bench/docs-examples.py --profile "$profile" "${args[@]}" . ../shared
